@@ -1,0 +1,3 @@
+import * as Command from "@effect/cli/Command"
+export const buildCommand = Command.make("build")
+export const imageCommand = Command.make("image")

@@ -1,0 +1,35 @@
+/**
+ * DiskImages: the qcow2 files a build works on (qemu-img in production).
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type { DiskImageError } from "../domain/errors.ts"
+
+export interface DiskImageInfo {
+  readonly path: string
+  readonly format: string
+  readonly virtualSize: number
+  readonly actualSize: number
+  readonly backingFile?: string
+}
+
+export interface DiskImagesShape {
+  /** A new, empty qcow2 of `sizeBytes`. */
+  readonly create: (
+    options: { readonly path: string; readonly sizeBytes: number },
+  ) => Effect.Effect<void, DiskImageError>
+  /** A qcow2 at `path` whose reads fall through to `backing`, which is never written. */
+  readonly overlay: (
+    options: { readonly path: string; readonly backing: string },
+  ) => Effect.Effect<void, DiskImageError>
+  /** Write `from` (any format qemu-img reads, backing chain included) as a standalone qcow2. */
+  readonly convert: (
+    options: { readonly from: string; readonly to: string; readonly fromFormat?: string },
+  ) => Effect.Effect<void, DiskImageError>
+  readonly info: (path: string) => Effect.Effect<DiskImageInfo, DiskImageError>
+}
+
+export class DiskImages extends Context.Tag("transient/DiskImages")<
+  DiskImages,
+  DiskImagesShape
+>() {}

@@ -1,0 +1,64 @@
+/**
+ * ImageStore: where base images come from and where built images go.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { DiskImageError, ImageExists, InvalidImageSpec, StoreError } from "../domain/errors.ts"
+
+/** An image held by the store. */
+export interface StoredImage {
+  readonly name: string
+  readonly path: string
+  readonly format: string
+  readonly virtualSize: number
+  readonly actualSize: number
+}
+
+/** Where a build publishes: the store, or `BUILD_DIR/NAME.qcow2` with `--local`. */
+export type PublishTarget =
+  | { readonly _tag: "Store"; readonly name: string }
+  | { readonly _tag: "Local"; readonly name: string; readonly path: string }
+
+/**
+ * A file being written for `target`. The file at `path` is private to this build; `commit`
+ * publishes it by atomic rename. When the scope closes without a commit, the file is removed
+ * and whatever was published under the name before is left as it was.
+ */
+export interface WorkingImage {
+  readonly path: string
+  readonly target: PublishTarget
+  readonly commit: Effect.Effect<StoredImage, StoreError | ImageExists | DiskImageError>
+}
+
+export interface ImageStoreShape {
+  /** The store's directory (for messages). */
+  readonly root: string
+  /**
+   * Resolve a FROM spec to a local, read-only qcow2, fetching it (with progress) when the store
+   * lacks it. Concurrent resolutions of the same name fetch once.
+   */
+  readonly resolve: (
+    spec: string,
+  ) => Effect.Effect<StoredImage, InvalidImageSpec | StoreError | DiskImageError>
+  /** Like `resolve`, but only looks: never downloads (used by `build --dry-run`). */
+  readonly lookup: (
+    spec: string,
+  ) => Effect.Effect<{ readonly name: string; readonly present: boolean }, InvalidImageSpec>
+  /**
+   * Start writing an image for `target`. Fails at once with ImageExists when the name is taken
+   * and `force` is false (and again at commit, if it was taken meanwhile).
+   */
+  readonly begin: (
+    target: PublishTarget,
+    options: { readonly force: boolean },
+  ) => Effect.Effect<WorkingImage, StoreError | ImageExists, Scope.Scope>
+  readonly list: Effect.Effect<ReadonlyArray<StoredImage>, StoreError | DiskImageError>
+  /** Remove one image by name; fails with StoreError naming it when it is not there. */
+  readonly remove: (name: string) => Effect.Effect<void, StoreError>
+}
+
+export class ImageStore extends Context.Tag("transient/ImageStore")<
+  ImageStore,
+  ImageStoreShape
+>() {}
