@@ -1,0 +1,20 @@
+/**
+ * The lexical rules for COPY/ADD sources, shared by validation and the build contexts: a
+ * source is relative and stays inside BUILD_DIR.
+ */
+
+/** The source normalised relative to BUILD_DIR (`.` for BUILD_DIR itself), or why it is refused. */
+export const confineSource = (
+  source: string,
+): { readonly path: string } | { readonly refused: string } => {
+  if (source.startsWith("/")) return { refused: "absolute paths are not allowed" }
+  const parts: Array<string> = []
+  for (const part of source.split("/")) {
+    if (part === "" || part === ".") continue
+    if (part === "..") {
+      if (parts.length === 0) return { refused: "'..' leaves the build directory" }
+      parts.pop()
+    } else parts.push(part)
+  }
+  return { path: parts.length === 0 ? "." : parts.join("/") }
+}

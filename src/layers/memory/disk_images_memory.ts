@@ -1,0 +1,63 @@
+/**
+ * DiskImages in memory: disks are SimDisk values in the MemoryWorld, keyed by path.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { DiskImageError } from "../../domain/errors.ts"
+import { DiskImages } from "../../services/disk_images.ts"
+import { cloneTree } from "./sim_fs.ts"
+import type { MemoryWorld, SimDisk } from "./world.ts"
+
+const cloneDisk = (disk: SimDisk): SimDisk => ({
+  sizeBytes: disk.sizeBytes,
+  ...(disk.table ? { table: disk.table } : {}),
+  partitions: disk.partitions.map((partition) => ({
+    layout: partition.layout,
+    ...(partition.filesystem
+      ? { filesystem: { ...partition.filesystem, tree: cloneTree(partition.filesystem.tree) } }
+      : {}),
+  })),
+})
+
+/** Bytes held by a disk's files, as a stand-in for the qcow2's allocated size. */
+export const usedBytes = (disk: SimDisk): number =>
+  disk.partitions.reduce((sum, partition) => {
+    let bytes = 0
+    for (const node of partition.filesystem?.tree.values() ?? []) {
+      bytes += node.kind === "file" ? node.content.length : 0
+    }
+    return sum + bytes
+  }, 0)
+
+export const DiskImagesMemory = (world: MemoryWorld) =>
+  Layer.succeed(DiskImages, {
+    create: ({ path, sizeBytes }) =>
+      Effect.sync(() => {
+        world.disks.set(path, { sizeBytes, partitions: [] })
+        world.record({ op: "create-disk", path, sizeBytes })
+      }),
+    overlay: ({ path, backing }) => copy(world, backing, path, "overlay"),
+    convert: ({ from, to }) => copy(world, from, to, "convert"),
+    info: (path) => {
+      const disk = world.disks.get(path)
+      return disk
+        ? Effect.succeed({
+          path,
+          format: "qcow2",
+          virtualSize: disk.sizeBytes,
+          actualSize: usedBytes(disk),
+        })
+        : Effect.fail(new DiskImageError({ operation: "inspect", path, reason: "no such image" }))
+    },
+  })
+
+const copy = (world: MemoryWorld, from: string, to: string, operation: string) => {
+  const disk = world.disks.get(from)
+  if (!disk) {
+    return Effect.fail(new DiskImageError({ operation, path: from, reason: "no such image" }))
+  }
+  return Effect.sync(() => {
+    world.disks.set(to, cloneDisk(disk))
+    world.record({ op: "convert", from, to })
+  })
+}

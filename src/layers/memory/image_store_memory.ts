@@ -1,0 +1,93 @@
+/**
+ * ImageStore in memory: names map to SimDisks in the MemoryWorld. Working images live under
+ * `.working/` and vanish when their scope closes without a commit, like the directory store's.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { ImageExists, StoreError } from "../../domain/errors.ts"
+import { ImageStore, type StoredImage } from "../../services/image_store.ts"
+import { usedBytes } from "./disk_images_memory.ts"
+import type { MemoryWorld } from "./world.ts"
+
+export const ImageStoreMemory = (world: MemoryWorld) => {
+  let counter = 0
+  const stored = (name: string, path: string): StoredImage => {
+    const disk = world.disks.get(path)
+    return {
+      name,
+      path,
+      format: "qcow2",
+      virtualSize: disk?.sizeBytes ?? 0,
+      actualSize: disk ? usedBytes(disk) : 0,
+    }
+  }
+  const nameOf = (spec: string) => spec.split(",")[0] ?? spec
+  const exists = (target: { _tag: string; name: string; path?: string }) =>
+    target._tag === "Store"
+      ? world.images.has(target.name)
+      : target.path !== undefined && world.disks.has(target.path)
+
+  return Layer.succeed(ImageStore, {
+    root: world.storeRoot,
+    resolve: (spec) => {
+      const path = world.images.get(nameOf(spec))
+      return path ? Effect.succeed(stored(nameOf(spec), path)) : Effect.fail(
+        new StoreError({ image: spec, reason: `No image named '${nameOf(spec)}' in the store` }),
+      )
+    },
+    lookup: (spec) =>
+      Effect.succeed({ name: nameOf(spec), present: world.images.has(nameOf(spec)) }),
+    begin: (target, { force }) =>
+      Effect.gen(function* () {
+        const finalPath = target._tag === "Store"
+          ? `${world.storeRoot}/${encodeURIComponent(target.name)}`
+          : target.path
+        if (exists(target) && !force) {
+          return yield* new ImageExists({ name: target.name, path: finalPath })
+        }
+        counter += 1
+        const path = `${world.storeRoot}/.working/${counter}-${encodeURIComponent(target.name)}`
+        let committed = false
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            if (committed) return
+            world.disks.delete(path)
+            world.record({ op: "discard", path })
+          })
+        )
+        const commit = Effect.suspend((): Effect.Effect<StoredImage, StoreError | ImageExists> => {
+          if (exists(target) && !force) {
+            return Effect.fail(new ImageExists({ name: target.name, path: finalPath }))
+          }
+          const disk = world.disks.get(path)
+          if (!disk) {
+            return Effect.fail(
+              new StoreError({ image: target.name, reason: "the working image was never written" }),
+            )
+          }
+          committed = true
+          world.disks.delete(path)
+          world.disks.set(finalPath, disk)
+          if (target._tag === "Store") world.images.set(target.name, finalPath)
+          world.record({ op: "publish", name: target.name, path: finalPath })
+          return Effect.succeed(stored(target.name, finalPath))
+        })
+        return { path, target, commit }
+      }),
+    list: Effect.sync(() =>
+      [...world.images].map(([name, path]) => stored(name, path)).sort((a, b) =>
+        a.name.localeCompare(b.name)
+      )
+    ),
+    remove: (name) => {
+      const path = world.images.get(name)
+      if (!path) {
+        return Effect.fail(new StoreError({ image: name, reason: `No image named '${name}'` }))
+      }
+      return Effect.sync(() => {
+        world.images.delete(name)
+        world.disks.delete(path)
+      })
+    },
+  })
+}
