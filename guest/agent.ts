@@ -1,0 +1,359 @@
+/**
+ * The guest agent: runs commands in the helper VM on the host's behalf, over the framed protocol
+ * of src/domain/frame.ts and src/domain/protocol.ts. It imports nothing but the framing, since
+ * the VM has no packages.
+ *
+ *   deno run -A --no-config guest/agent.ts --port /dev/vport0p1   (in the VM, started by init)
+ *   deno run -A --no-config guest/agent.ts --socket PATH          (connect to a unix socket)
+ *   deno run -A --no-config guest/agent.ts --stdio                (frames on stdin/stdout: tests)
+ *
+ * Execs run concurrently, each under the id the host gave it. Output is read in chunks of at most
+ * 64 KiB and each chunk is written to the channel before the next is read, so a command's output
+ * is throttled to what the host consumes. Stdin chunks from the host are written to the command
+ * before the next frame is read, which throttles the host the same way.
+ *
+ * A command that does not exist exits 127 (126 if it cannot be executed) with the reason on its
+ * stderr; a request the agent cannot serve gets an `error` message and the agent carries on; a
+ * frame longer than the limit ends the agent, since the stream cannot be resynchronised.
+ */
+import {
+  chunks,
+  decodePayload,
+  encodeDataFrame,
+  encodeJsonFrame,
+  FrameDecoder,
+  PROTOCOL_VERSION,
+  type StreamName,
+} from "../src/domain/frame.ts"
+
+/** A byte channel to the host: `read` returns null at end of input. */
+interface Channel {
+  read(buffer: Uint8Array): Promise<number | null>
+  write(bytes: Uint8Array): Promise<number>
+  /** In the VM, a read of 0 bytes means the host is not connected (yet): wait, don't stop. */
+  readonly retryOnEof: boolean
+  /** Only the agent of a real VM powers the machine off on `shutdown`. */
+  readonly powerOff: boolean
+}
+
+const usage = "usage: agent.ts (--port DEVICE | --socket PATH | --stdio)"
+
+const parseArgs = (args: ReadonlyArray<string>): { mode: string; path?: string } => {
+  const [mode, path] = args
+  if (mode === "--stdio" && path === undefined) return { mode }
+  if ((mode === "--port" || mode === "--socket") && path !== undefined && args.length === 2) {
+    return { mode, path }
+  }
+  throw new Error(usage)
+}
+
+const stdioChannel = (): Channel => ({
+  read: (buffer) => Deno.stdin.read(buffer),
+  write: (bytes) => Deno.stdout.write(bytes),
+  retryOnEof: false,
+  powerOff: false,
+})
+
+const socketChannel = async (path: string): Promise<Channel> => {
+  const conn = await Deno.connect({ transport: "unix", path })
+  return {
+    read: (buffer) => conn.read(buffer),
+    write: (bytes) => conn.write(bytes),
+    retryOnEof: false,
+    powerOff: false,
+  }
+}
+
+/**
+ * A virtio-serial port. It can be opened only once, and Deno runs the operations of one open
+ * file one at a time, so a pending read would block every write. libc's read and write, called
+ * on their own threads, let both directions flow at once on the single descriptor.
+ */
+const portChannel = (path: string): Channel => {
+  const libc = Deno.dlopen("libc.so.6", {
+    open: { parameters: ["buffer", "i32"], result: "i32" },
+    read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+    write: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  })
+  const O_RDWR = 0o2, O_NOCTTY = 0o400, O_CLOEXEC = 0o2000000
+  const fd = libc.symbols.open(
+    new TextEncoder().encode(`${path}\0`),
+    O_RDWR | O_NOCTTY | O_CLOEXEC,
+  )
+  if (fd < 0) throw new Error(`cannot open ${path}`)
+  return {
+    read: async (buffer) => {
+      const n = Number(await libc.symbols.read(fd, buffer, BigInt(buffer.length)))
+      if (n < 0) throw new Error(`cannot read ${path}`)
+      return n === 0 ? null : n
+    },
+    write: async (bytes) => {
+      const n = Number(await libc.symbols.write(fd, bytes, BigInt(bytes.length)))
+      if (n < 0) throw new Error(`cannot write ${path}`)
+      return n
+    },
+    retryOnEof: true,
+    powerOff: true,
+  }
+}
+
+const log = (message: string) => console.error(`transient-agent: ${message}`)
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+class Agent {
+  readonly #channel: Channel
+  readonly #running = new Map<number, Deno.ChildProcess>()
+  #writing: Promise<unknown> = Promise.resolve()
+  #stopping = false
+
+  constructor(channel: Channel) {
+    this.#channel = channel
+  }
+
+  /** Write one frame whole; frames from concurrent execs queue up and never interleave. */
+  send(frame: Uint8Array): Promise<void> {
+    const write = this.#writing.then(async () => {
+      for (let offset = 0; offset < frame.length;) {
+        offset += await this.#channel.write(frame.subarray(offset))
+      }
+    })
+    this.#writing = write.catch(() => {})
+    return write
+  }
+
+  sendMessage(message: Record<string, unknown>): Promise<void> {
+    return this.send(encodeJsonFrame(message))
+  }
+
+  async run(): Promise<void> {
+    await this.sendMessage({
+      _tag: "hello",
+      version: PROTOCOL_VERSION,
+      agent: `deno ${Deno.version.deno}`,
+      pid: Deno.pid,
+    })
+    const decoder = new FrameDecoder()
+    const buffer = new Uint8Array(256 * 1024)
+    while (!this.#stopping) {
+      const n = await this.#channel.read(buffer)
+      if (n === null) {
+        if (!this.#channel.retryOnEof) return
+        // The host is not connected; a partial frame from a previous connection is void.
+        decoder.reset()
+        await sleep(50)
+        continue
+      }
+      const { frames, oversize } = decoder.push(buffer.subarray(0, n))
+      for (const frame of frames) await this.#handle(frame)
+      if (oversize !== undefined) {
+        const message = `frame of ${oversize} bytes exceeds the limit; the agent stops`
+        log(message)
+        await this.sendMessage({ _tag: "error", message })
+        return
+      }
+    }
+  }
+
+  #handle(frame: Uint8Array): Promise<void> {
+    const payload = decodePayload(frame)
+    if (payload.kind === "invalid") {
+      return this.sendMessage({ _tag: "error", message: payload.reason })
+    }
+    if (payload.kind === "data") {
+      if (payload.stream !== "stdin") {
+        return this.sendMessage({ _tag: "error", message: `the host sent ${payload.stream} data` })
+      }
+      return this.#stdin(payload.id, payload.data)
+    }
+    let message: unknown
+    try {
+      message = JSON.parse(payload.text)
+    } catch {
+      return this.sendMessage({ _tag: "error", message: "message is not valid JSON" })
+    }
+    const tag = isRecord(message) ? message._tag : undefined
+    if (!isRecord(message) || typeof tag !== "string") {
+      return this.sendMessage({ _tag: "error", message: "message has no _tag" })
+    }
+    switch (tag) {
+      case "exec":
+        return this.#exec(message)
+      case "signal":
+        return this.#signal(message)
+      case "shutdown":
+        return this.#shutdown()
+      default:
+        return this.sendMessage({ _tag: "error", message: `unknown message '${tag}'` })
+    }
+  }
+
+  #exec(message: Record<string, unknown>): Promise<void> {
+    const { id, argv, env, cwd, stdin } = message
+    if (!isId(id)) return this.sendMessage({ _tag: "error", message: "exec without a valid id" })
+    const refuse = (reason: string) => this.sendMessage({ _tag: "error", id, message: reason })
+    if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === "string")) {
+      return refuse("exec argv must be a non-empty array of strings")
+    }
+    if (env !== undefined && !isStringRecord(env)) return refuse("exec env must map strings")
+    if (cwd !== undefined && typeof cwd !== "string") return refuse("exec cwd must be a string")
+    if (this.#running.has(id)) return refuse(`exec id ${id} is already running`)
+    if (cwd !== undefined && !isDirectory(cwd)) {
+      return refuse(`working directory ${cwd} does not exist`)
+    }
+    // Runs on its own; the read loop carries on with the next frame.
+    this.#supervise(id, argv as Array<string>, env, cwd, stdin === true).catch((error) =>
+      log(`exec ${id}: ${error}`)
+    )
+    return Promise.resolve()
+  }
+
+  async #supervise(
+    id: number,
+    argv: Array<string>,
+    env: Record<string, string> | undefined,
+    cwd: string | undefined,
+    withStdin: boolean,
+  ): Promise<void> {
+    const [program, ...args] = argv as [string, ...Array<string>]
+    let child: Deno.ChildProcess
+    try {
+      child = new Deno.Command(program, {
+        args,
+        ...(env === undefined ? {} : { env }),
+        ...(cwd === undefined ? {} : { cwd }),
+        stdin: withStdin ? "piped" : "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn()
+    } catch (error) {
+      const denied = error instanceof Deno.errors.PermissionDenied
+      const reason = denied ? "permission denied" : "command not found"
+      const text = new TextEncoder().encode(`transient-agent: ${program}: ${reason}\n`)
+      await this.send(encodeDataFrame("stderr", id, text))
+      return this.sendMessage({ _tag: "exit", id, code: denied ? 126 : 127 })
+    }
+    this.#running.set(id, child)
+    try {
+      const [status] = await Promise.all([
+        child.status,
+        this.#pump(id, "stdout", child.stdout),
+        this.#pump(id, "stderr", child.stderr),
+      ])
+      await this.sendMessage({ _tag: "exit", id, code: status.code })
+    } finally {
+      this.#running.delete(id)
+    }
+  }
+
+  async #pump(id: number, stream: StreamName, readable: ReadableStream<Uint8Array>) {
+    for await (const chunk of readable) {
+      for (const piece of chunks(chunk)) await this.send(encodeDataFrame(stream, id, piece))
+    }
+  }
+
+  async #stdin(id: number, data: Uint8Array): Promise<void> {
+    const child = this.#running.get(id)
+    // Input for a command that has ended (or was never asked for stdin) is dropped.
+    if (child === undefined) return
+    try {
+      if (data.length === 0) await child.stdin.close()
+      else {
+        const writer = child.stdin.getWriter()
+        try {
+          await writer.write(data)
+        } finally {
+          writer.releaseLock()
+        }
+      }
+    } catch {
+      // The command closed its stdin or has none; like a pipe, further input is discarded.
+    }
+  }
+
+  #signal(message: Record<string, unknown>): Promise<void> {
+    const { id, signal } = message
+    if (!isId(id) || (signal !== "SIGTERM" && signal !== "SIGKILL" && signal !== "SIGINT")) {
+      return this.sendMessage({ _tag: "error", message: "signal needs an id and a signal name" })
+    }
+    try {
+      this.#running.get(id)?.kill(signal)
+    } catch {
+      // Already gone: its exit message is on its way.
+    }
+    return Promise.resolve()
+  }
+
+  killAll(): void {
+    for (const child of this.#running.values()) {
+      try {
+        child.kill("SIGKILL")
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stopping = true
+    this.killAll()
+    try {
+      await new Deno.Command("sync", { stdin: "null", stdout: "null", stderr: "null" }).output()
+    } catch (error) {
+      log(`sync failed: ${error}`)
+    }
+    await this.sendMessage({ _tag: "goodbye" })
+    if (this.#channel.powerOff) await powerOff()
+  }
+}
+
+/** Power the VM off; the agent may be PID 1, so it must not simply exit. */
+const powerOff = async (): Promise<never> => {
+  try {
+    await Deno.writeTextFile("/proc/sysrq-trigger", "o")
+  } catch {
+    try {
+      await new Deno.Command("poweroff", { args: ["-f"] }).output()
+    } catch (error) {
+      log(`cannot power off: ${error}`)
+    }
+  }
+  await sleep(30_000)
+  Deno.exit(1)
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const isStringRecord = (value: unknown): value is Record<string, string> =>
+  isRecord(value) && Object.values(value).every((v) => typeof v === "string")
+
+const isId = (value: unknown): value is number =>
+  Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 0xffff_ffff
+
+const isDirectory = (path: string): boolean => {
+  try {
+    return Deno.statSync(path).isDirectory
+  } catch {
+    return false
+  }
+}
+
+if (import.meta.main) {
+  try {
+    const { mode, path } = parseArgs(Deno.args)
+    const channel = mode === "--stdio"
+      ? stdioChannel()
+      : mode === "--socket"
+      ? await socketChannel(path!)
+      : portChannel(path!)
+    const agent = new Agent(channel)
+    await agent.run()
+    // Without a host nobody waits for the commands still running.
+    agent.killAll()
+    Deno.exit(0)
+  } catch (error) {
+    log(error instanceof Error ? error.message : String(error))
+    Deno.exit(1)
+  }
+}
