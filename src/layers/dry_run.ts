@@ -1,0 +1,113 @@
+/**
+ * The layers of `build --dry-run`: every helper-VM and qemu-img operation is described through
+ * the Reporter instead of being done, and the image store is only consulted, never written.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { ImageExists, StoreError } from "../domain/errors.ts"
+import { describe, type GuestOperation, quoteArgv } from "../domain/guest_commands.ts"
+import { encodeImageName } from "../domain/image_spec.ts"
+import { BuildVm } from "../services/build_vm.ts"
+import { DiskImages } from "../services/disk_images.ts"
+import { ImageStore } from "../services/image_store.ts"
+import { Reporter } from "../services/reporter.ts"
+
+const detailAll = (reporter: typeof Reporter.Service, lines: ReadonlyArray<string>) =>
+  Effect.forEach(lines, (line) => reporter.detail(line), { discard: true })
+
+export const BuildVmDryRun = Layer.effect(
+  BuildVm,
+  Effect.map(Reporter, (reporter) => {
+    const show = (operation: GuestOperation) => detailAll(reporter, describe(operation))
+    return {
+      boot: (options) =>
+        Effect.as(
+          reporter.detail(
+            `boot the helper VM (accel ${options.accel}, ${options.cpus} CPU, ${options.memoryMiB} MiB, ${
+              options.network ? "user-mode network" : "no network"
+            })`,
+          ),
+          {
+            partitionDisk: (layout) => show({ _tag: "PartitionDisk", layout }),
+            format: (request) => show({ _tag: "Format", ...request }),
+            mountPartitions: (mounts) => show({ _tag: "MountPartitions", mounts }),
+            discoverRoot: show({ _tag: "DiscoverRoot" }),
+            prepareChroot: show({ _tag: "PrepareChroot" }),
+            copyIn: ({ sources, destination }) => show({ _tag: "CopyIn", sources, destination }),
+            extract: ({ source, destination }) => show({ _tag: "Extract", source, destination }),
+            run: ({ command }) => Effect.as(show({ _tag: "Run", command }), 0),
+            shell: Effect.as(reporter.detail("an interactive shell in the build root"), 0),
+            sync: show({ _tag: "Sync" }),
+          },
+        ),
+    }
+  }),
+)
+
+export const DiskImagesDryRun = Layer.effect(
+  DiskImages,
+  Effect.map(Reporter, (reporter) => {
+    const host = (argv: ReadonlyArray<string>) => reporter.detail(`(host) ${quoteArgv(argv)}`)
+    return {
+      create: ({ path, sizeBytes }) =>
+        host(["qemu-img", "create", "-f", "qcow2", path, String(sizeBytes)]),
+      overlay: ({ path, backing }) =>
+        host(["qemu-img", "create", "-f", "qcow2", "-b", backing, "-F", "qcow2", path]),
+      convert: ({ from, to }) => host(["qemu-img", "convert", "-O", "qcow2", from, to]),
+      info: (path) => Effect.succeed({ path, format: "qcow2", virtualSize: 0, actualSize: 0 }),
+    }
+  }),
+)
+
+/**
+ * The store as a dry run sees it: FROM specs must resolve (present, or fetchable from the source
+ * the spec names), an existing name without --force is still an error, and nothing is written.
+ */
+export const ImageStoreDryRun = Layer.effect(
+  ImageStore,
+  Effect.gen(function* () {
+    const store = yield* ImageStore
+    const reporter = yield* Reporter
+    return {
+      ...store,
+      resolve: (spec) =>
+        store.lookup(spec).pipe(
+          Effect.tap(({ name, present }) =>
+            reporter.detail(
+              present ? `(host) use '${name}' from the image store` : `(host) pull ${spec}`,
+            )
+          ),
+          Effect.map(({ name }) => ({
+            name,
+            path: `${store.root}/${encodeImageName(name)}`,
+            format: "qcow2",
+            virtualSize: 0,
+            actualSize: 0,
+          })),
+        ),
+      begin: (target, { force }) =>
+        Effect.gen(function* () {
+          const taken = target._tag === "Store"
+            ? (yield* store.list).some((image) => image.name === target.name)
+            : yield* Effect.promise(() => Deno.lstat(target.path).then(() => true, () => false))
+          const path = target._tag === "Store" ? `${store.root}/${encodeImageName(target.name)}` : target.path
+          if (taken && !force) return yield* new ImageExists({ name: target.name, path })
+          return {
+            path: `${path} (working copy)`,
+            target,
+            commit: Effect.succeed({
+              name: target.name,
+              path,
+              format: "qcow2",
+              virtualSize: 0,
+              actualSize: 0,
+            }),
+          }
+        }).pipe(Effect.mapError((error) =>
+          error._tag === "ImageExists"
+            ? error
+            : new StoreError({ image: target.name, reason: error.message })
+        )),
+    }
+  }),
+)
