@@ -1,2 +1,67 @@
+/**
+ * `transient check [FILE] [--json]`: parse and validate an Imagefile without building it.
+ */
+import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
-export const checkCommand = Command.make("check")
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import {
+  analyzeImagefile,
+  hasErrors,
+  renderDiagnostics,
+  summarizeImagefile,
+} from "../domain/imagefile/mod.ts"
+import { InvalidImagefile } from "../domain/errors.ts"
+import { EXIT_FAILURE, ExitWith } from "./exit.ts"
+import { readImagefile } from "./load_imagefile.ts"
+
+const file = Args.path({ name: "FILE" }).pipe(
+  // Otherwise a mistyped option would be taken for the file name.
+  Args.mapEffect((path) =>
+    path.startsWith("-")
+      ? Effect.fail(HelpDoc.p(`Unknown option '${path}' (write ./${path} for a file of that name)`))
+      : Effect.succeed(path)
+  ),
+  Args.withDescription("The Imagefile to check (default: ./Imagefile)"),
+  Args.withDefault("Imagefile"),
+)
+
+const json = Options.boolean("json").pipe(
+  Options.withDescription(
+    "Print the diagnostics as a JSON array of " +
+      "{file,line,column,endLine,endColumn,severity,code,message} on stdout ([] when valid)",
+  ),
+)
+
+export const checkCommand = Command.make(
+  "check",
+  { file, json },
+  ({ file, json }) =>
+    Effect.gen(function* () {
+      const text = yield* readImagefile(file)
+      const { imagefile, diagnostics } = analyzeImagefile(text, file)
+      const invalid = hasErrors(diagnostics)
+      if (json) {
+        yield* Console.log(JSON.stringify(diagnostics, null, 2))
+      } else {
+        if (diagnostics.length > 0) yield* Console.error(renderDiagnostics(diagnostics, text))
+        if (invalid) {
+          const count = diagnostics.filter((diagnostic) => diagnostic.severity === "error").length
+          yield* Console.error(
+            `error: ${new InvalidImagefile({ file, count, rendered: "" }).message}`,
+          )
+        } else {
+          yield* Console.log(summarizeImagefile(imagefile))
+        }
+      }
+      if (invalid) return yield* new ExitWith({ code: EXIT_FAILURE })
+    }),
+).pipe(
+  Command.withDescription(
+    "Parse and validate an Imagefile, printing every problem with its line and column, like " +
+      "a compiler. Exits 0 with a one-line summary when the file is valid, 1 when it is not.\n" +
+      "Example: transient check images/alpine/Imagefile --json",
+  ),
+)

@@ -1,0 +1,53 @@
+/**
+ * Reading an Imagefile from disk for the commands that need a valid one.
+ */
+import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import { FileUnreadable, InvalidImagefile } from "../domain/errors.ts"
+import { analyzeImagefile, type Imagefile, renderDiagnostics } from "../domain/imagefile/mod.ts"
+
+const REASONS: Record<string, string> = {
+  NotFound: "no such file",
+  PermissionDenied: "permission denied",
+}
+
+const unreadable = (path: string) => (error: PlatformError): FileUnreadable =>
+  new FileUnreadable({
+    path,
+    reason: error._tag === "SystemError" ? REASONS[error.reason] ?? error.message : error.message,
+  })
+
+/** The text of the file at `path`; a missing or unreadable file is a FileUnreadable. */
+export const readImagefile = Effect.fn("Imagefile.read")(function* (path: string) {
+  const fs = yield* FileSystem.FileSystem
+  const info = yield* fs.stat(path).pipe(
+    Effect.mapError(unreadable(path)),
+  )
+  if (info.type === "Directory") {
+    return yield* new FileUnreadable({ path, reason: "it is a directory" })
+  }
+  return yield* fs.readFileString(path).pipe(
+    Effect.mapError(unreadable(path)),
+  )
+})
+
+/**
+ * Read, parse and validate the Imagefile at `path`. Errors fail with InvalidImagefile carrying
+ * the rendered diagnostics; warnings of a valid file go to stderr.
+ */
+export const loadImagefile = Effect.fn("Imagefile.load")(function* (path: string) {
+  const text = yield* readImagefile(path)
+  const { imagefile, diagnostics } = analyzeImagefile(text, path)
+  const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error")
+  if (errors.length > 0) {
+    return yield* new InvalidImagefile({
+      file: path,
+      count: errors.length,
+      rendered: renderDiagnostics(diagnostics, text),
+    })
+  }
+  if (diagnostics.length > 0) yield* Console.error(renderDiagnostics(diagnostics, text))
+  return imagefile as Imagefile
+})
