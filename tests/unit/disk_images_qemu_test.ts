@@ -1,0 +1,127 @@
+/**
+ * DiskImagesQemu against the real qemu-img; what it did is checked with qemu-io and qemu-img
+ * directly.
+ */
+import assert from "node:assert/strict"
+import * as Effect from "effect/Effect"
+import { DiskImageError } from "../../src/domain/errors.ts"
+import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
+import { DiskImages } from "../../src/services/disk_images.ts"
+import { runFailure, runTest } from "../effect_test.ts"
+
+const MiB = 1024 * 1024
+
+const tool = async (...argv: [string, ...Array<string>]) => {
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output()
+  const text = new TextDecoder()
+  assert.equal(output.code, 0, `${argv.join(" ")}: ${text.decode(output.stderr)}`)
+  return text.decode(output.stdout)
+}
+
+const sha256 = async (path: string) =>
+  Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path))))
+    .map((byte) => byte.toString(16).padStart(2, "0")).join("")
+
+const withImages = <A, E>(
+  body: (images: typeof DiskImages.Service, dir: string) => Effect.Effect<A, E>,
+) =>
+  Effect.acquireUseRelease(
+    Effect.promise(() => Deno.makeTempDir()),
+    (dir) => Effect.flatMap(DiskImages, (images) => body(images, dir)),
+    (dir) => Effect.promise(() => Deno.remove(dir, { recursive: true })),
+  ).pipe(Effect.provide(DiskImagesQemu))
+
+Deno.test("create makes an empty qcow2 of the size asked for", async () => {
+  await runTest(withImages((images, dir) =>
+    Effect.gen(function* () {
+      yield* images.create({ path: `${dir}/a.qcow2`, sizeBytes: 64 * MiB })
+      const raw = JSON.parse(
+        yield* Effect.promise(() => tool("qemu-img", "info", "--output=json", `${dir}/a.qcow2`)),
+      )
+      assert.equal(raw.format, "qcow2")
+      assert.equal(raw["virtual-size"], 64 * MiB)
+      const info = yield* images.info(`${dir}/a.qcow2`)
+      assert.equal(info.format, "qcow2")
+      assert.equal(info.virtualSize, 64 * MiB)
+      assert.ok(info.actualSize > 0)
+      assert.equal(info.backingFile, undefined)
+    })
+  ))
+})
+
+Deno.test("an overlay reads through to its backing file and never writes it; convert flattens", async () => {
+  await runTest(withImages((images, dir) =>
+    Effect.gen(function* () {
+      const base = `${dir}/base.qcow2`
+      yield* images.create({ path: base, sizeBytes: 16 * MiB })
+      yield* Effect.promise(() => tool("qemu-io", "-c", "write -P 0xab 0 1M", base))
+      const before = yield* Effect.promise(() => sha256(base))
+
+      yield* images.overlay({ path: `${dir}/work.qcow2`, backing: base })
+      yield* Effect.promise(() => tool("qemu-io", "-c", "write -P 0xcd 1M 1M", `${dir}/work.qcow2`))
+      assert.equal((yield* images.info(`${dir}/work.qcow2`)).backingFile, base)
+      assert.equal(yield* Effect.promise(() => sha256(base)), before)
+
+      yield* images.convert({ from: `${dir}/work.qcow2`, to: `${dir}/flat.qcow2` })
+      const flat = yield* images.info(`${dir}/flat.qcow2`)
+      assert.equal(flat.backingFile, undefined)
+      assert.equal(flat.virtualSize, 16 * MiB)
+      // Both writes are in the standalone copy.
+      yield* Effect.promise(() =>
+        tool(
+          "qemu-io",
+          "-r",
+          "-c",
+          "read -P 0xab 0 1M",
+          "-c",
+          "read -P 0xcd 1M 1M",
+          `${dir}/flat.qcow2`,
+        )
+      )
+    })
+  ))
+})
+
+Deno.test("convert reads other formats, and a raw file given as such", async () => {
+  await runTest(withImages((images, dir) =>
+    Effect.gen(function* () {
+      yield* Effect.promise(() =>
+        tool("qemu-img", "create", "-q", "-f", "raw", `${dir}/disk.raw`, "4M")
+      )
+      yield* images.convert({ from: `${dir}/disk.raw`, to: `${dir}/disk.qcow2`, fromFormat: "raw" })
+      const info = yield* images.info(`${dir}/disk.qcow2`)
+      assert.equal(info.format, "qcow2")
+      assert.equal(info.virtualSize, 4 * MiB)
+    })
+  ))
+})
+
+Deno.test("a failure carries qemu-img's explanation", async () => {
+  const cause = await runFailure(withImages((images, dir) => images.info(`${dir}/missing.qcow2`)))
+  const error = cause._tag === "Fail" ? cause.error : undefined
+  assert.ok(error instanceof DiskImageError)
+  assert.equal(error.operation, "inspect")
+  assert.match(error.message, /missing\.qcow2.*No such file or directory/)
+})
+
+Deno.test("a missing qemu-img says which package to install", async () => {
+  const path = Deno.env.get("PATH") ?? ""
+  Deno.env.set("PATH", "/nonexistent")
+  try {
+    const cause = await runFailure(
+      withImages((images, dir) => images.create({ path: `${dir}/x.qcow2`, sizeBytes: MiB })),
+    )
+    assert.equal(cause._tag, "Fail")
+    assert.match(
+      cause._tag === "Fail" ? cause.error.message : "",
+      /qemu-img is not installed \(install qemu-utils/,
+    )
+  } finally {
+    Deno.env.set("PATH", path)
+  }
+})
