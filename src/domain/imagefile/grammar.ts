@@ -46,12 +46,15 @@ const anyWord = (description: string) => token("[^ \\t\\f\\v]+", description)
 /** The body of a double-quoted string: `\"` and `\\` are escapes, other backslashes stay. */
 const unescape = (body: string): string => body.replace(/\\(["\\])/g, "$1")
 
-const doubleQuoted = P.seqMap(
-  P.string('"'),
-  P.regexp(/(?:[^"\\]|\\[^])*/),
-  P.string('"').desc('a closing "'),
-  (_open, body) => unescape(body),
-)
+/** A double-quoted string; `opening` describes what was expected where the quote is missing. */
+const quotedString = (opening: string) =>
+  P.seqMap(
+    P.string('"').desc(opening),
+    P.regexp(/(?:[^"\\]|\\[^])*/),
+    P.string('"').desc('a closing "'),
+    (_open, body) => unescape(body),
+  )
+const doubleQuoted = quotedString("a path")
 const singleQuoted = P.seqMap(
   P.string("'"),
   P.regexp(/[^']*/),
@@ -96,8 +99,9 @@ type Clause =
   }
 
 const optionsString = lexeme(
-  doubleQuoted.skip(P.lookahead(/(?:[ \t\f\v]|$)/).desc("a blank after the closing quote"))
-    .desc('a double-quoted string such as "-m crc=0"').mark(),
+  quotedString('a double-quoted string such as "-m crc=0"')
+    .skip(P.lookahead(/(?:[ \t\f\v]|$)/).desc("a blank after the closing quote"))
+    .mark(),
 )
 
 const clause: P.Parser<Clause> = P.alt<Clause>(
