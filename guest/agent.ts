@@ -32,7 +32,7 @@ interface Channel {
   write(bytes: Uint8Array): Promise<number>
   /** In the VM, a read of 0 bytes means the host is not connected (yet): wait, don't stop. */
   readonly retryOnEof: boolean
-  /** Only the agent of a real VM powers the machine off on `shutdown`. */
+  /** Only the agent of a helper VM powers the machine off on `shutdown`; others just exit. */
   readonly powerOff: boolean
 }
 
@@ -93,7 +93,8 @@ const portChannel = (path: string): Channel => {
       return n
     },
     retryOnEof: true,
-    powerOff: true,
+    // In the VM the agent is init or its child; anywhere else, never power the machine off.
+    powerOff: Deno.pid === 1 || Deno.ppid === 1,
   }
 }
 
@@ -158,7 +159,7 @@ class Agent {
   #handle(frame: Uint8Array): Promise<void> {
     const payload = decodePayload(frame)
     if (payload.kind === "invalid") {
-      return this.sendMessage({ _tag: "error", message: payload.reason })
+      return this.sendMessage({ _tag: "error", message: `the host sent ${payload.reason}` })
     }
     if (payload.kind === "data") {
       if (payload.stream !== "stdin") {
@@ -170,11 +171,14 @@ class Agent {
     try {
       message = JSON.parse(payload.text)
     } catch {
-      return this.sendMessage({ _tag: "error", message: "message is not valid JSON" })
+      return this.sendMessage({
+        _tag: "error",
+        message: "the host sent a message that is not valid JSON",
+      })
     }
     const tag = isRecord(message) ? message._tag : undefined
     if (!isRecord(message) || typeof tag !== "string") {
-      return this.sendMessage({ _tag: "error", message: "message has no _tag" })
+      return this.sendMessage({ _tag: "error", message: "the host sent a message without a _tag" })
     }
     switch (tag) {
       case "exec":
@@ -184,7 +188,10 @@ class Agent {
       case "shutdown":
         return this.#shutdown()
       default:
-        return this.sendMessage({ _tag: "error", message: `unknown message '${tag}'` })
+        return this.sendMessage({
+          _tag: "error",
+          message: `the host sent an unknown message '${tag}'`,
+        })
     }
   }
 

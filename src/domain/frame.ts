@@ -87,24 +87,27 @@ export const chunks = (data: Uint8Array, size = MAX_CHUNK_BYTES): Array<Uint8Arr
   return pieces
 }
 
-/** Interpret one payload. Never throws: anything malformed becomes `invalid` with a reason. */
+/**
+ * Interpret one payload. Never throws: anything malformed becomes `invalid`, with a reason that
+ * reads after "the peer sent".
+ */
 export const decodePayload = (payload: Uint8Array): Payload => {
-  if (payload.length === 0) return { kind: "invalid", reason: "empty frame" }
+  if (payload.length === 0) return { kind: "invalid", reason: "an empty frame" }
   const kind = payload[0]
   if (kind === KIND_JSON) {
     try {
       return { kind: "json", text: strictDecoder.decode(payload.subarray(1)) }
     } catch {
-      return { kind: "invalid", reason: "message is not valid UTF-8" }
+      return { kind: "invalid", reason: "a message that is not valid UTF-8" }
     }
   }
   if (kind === KIND_DATA) {
     if (payload.length < DATA_HEADER_BYTES) {
-      return { kind: "invalid", reason: "data frame shorter than its header" }
+      return { kind: "invalid", reason: "a data frame shorter than its header" }
     }
     const stream = streamNames[payload[1]!]
     if (stream === undefined) {
-      return { kind: "invalid", reason: `unknown stream ${payload[1]} in data frame` }
+      return { kind: "invalid", reason: `a data frame for unknown stream ${payload[1]}` }
     }
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
     return {
@@ -114,7 +117,7 @@ export const decodePayload = (payload: Uint8Array): Payload => {
       data: payload.subarray(DATA_HEADER_BYTES),
     }
   }
-  return { kind: "invalid", reason: `unknown frame kind ${kind}` }
+  return { kind: "invalid", reason: `a frame of unknown kind ${kind}` }
 }
 
 /** What `FrameDecoder.push` found: the complete payloads, and an error once the stream is bad. */

@@ -55,6 +55,7 @@ export const ErrorMessage = Schema.TaggedStruct("error", {
 export const Goodbye = Schema.TaggedStruct("goodbye", {})
 
 export const GuestMessage = Schema.Union(Hello, Stdout, Stderr, Exit, ErrorMessage, Goodbye)
+  .annotations({ identifier: "GuestMessage" })
 export type GuestMessage = typeof GuestMessage.Type
 
 // Host -> guest
@@ -80,16 +81,14 @@ export const Signal = Schema.TaggedStruct("signal", {
 export const Shutdown = Schema.TaggedStruct("shutdown", {})
 
 export const HostMessage = Schema.Union(Exec, Stdin, Signal, Shutdown)
+  .annotations({ identifier: "HostMessage" })
 export type HostMessage = typeof HostMessage.Type
 
-const decodeGuestJson = Schema.decodeUnknownEither(Schema.parseJson(GuestMessage), {
-  onExcessProperty: "ignore",
-})
-const decodeGuestData = Schema.decodeUnknownEither(Schema.Union(Stdout, Stderr))
+const decodeGuestMessage = Schema.decodeUnknownEither(GuestMessage)
 
 /**
- * Decode one frame payload from the guest. Left is a sentence fragment saying what was wrong,
- * e.g. `message is not valid JSON`.
+ * Decode one frame payload from the guest. Left says what was wrong as a noun phrase that reads
+ * after "the agent sent", e.g. `a message that is not valid JSON`.
  */
 export const decodeGuestPayload = (payload: Uint8Array): Either.Either<GuestMessage, string> => {
   const decoded = decodePayload(payload)
@@ -97,18 +96,29 @@ export const decodeGuestPayload = (payload: Uint8Array): Either.Either<GuestMess
     case "invalid":
       return Either.left(decoded.reason)
     case "data":
-      if (decoded.stream === "stdin") return Either.left("the guest sent a stdin chunk")
-      return decodeGuestData({ _tag: decoded.stream, id: decoded.id, data: decoded.data }).pipe(
+      if (decoded.stream === "stdin") return Either.left("a stdin chunk")
+      return decodeGuestMessage({ _tag: decoded.stream, id: decoded.id, data: decoded.data }).pipe(
         Either.mapLeft(describe),
       )
     case "json": {
-      return decodeGuestJson(decoded.text).pipe(Either.mapLeft(describe))
+      let value: unknown
+      try {
+        value = JSON.parse(decoded.text)
+      } catch {
+        return Either.left("a message that is not valid JSON")
+      }
+      return decodeGuestMessage(value).pipe(Either.mapLeft(describe))
     }
   }
 }
 
-const describe = (error: ParseResult.ParseError): string =>
-  `invalid message (${ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s+/g, " ")})`
+/** The first issue only: enough to act on, short enough for one line. */
+const describe = (error: ParseResult.ParseError): string => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  if (issue === undefined) return "an invalid message"
+  const where = issue.path.length > 0 ? ` (at ${issue.path.join(".")})` : ""
+  return `an invalid message${where}: ${issue.message}`
+}
 
 /** The frames of one host message (stdin chunks are binary data frames). */
 export const encodeHostMessage = (message: HostMessage): Uint8Array =>

@@ -112,16 +112,16 @@ Deno.test("chunks cuts data into frame-sized pieces without losing bytes", () =>
 Deno.test("malformed payloads are reported, never thrown", () => {
   assert.deepStrictEqual(decodePayload(new Uint8Array(0)), {
     kind: "invalid",
-    reason: "empty frame",
+    reason: "an empty frame",
   })
   assert.deepStrictEqual(decodePayload(Uint8Array.of(9, 1)).kind, "invalid")
   assert.deepStrictEqual(decodePayload(Uint8Array.of(1, 0xff, 0xfe)), {
     kind: "invalid",
-    reason: "message is not valid UTF-8",
+    reason: "a message that is not valid UTF-8",
   })
   assert.deepStrictEqual(decodePayload(Uint8Array.of(2, 1, 0)).kind, "invalid")
   assert.deepStrictEqual(decodePayload(Uint8Array.of(2, 7, 0, 0, 0, 1)), {
     kind: "invalid",
-    reason: "unknown stream 7 in data frame",
+    reason: "a data frame for unknown stream 7",
   })
 })

@@ -1,0 +1,444 @@
+/**
+ * The guest agent driven by AgentClient, on the host without a VM: the agent runs as a child
+ * process with the frames on its stdin/stdout. A scripted fake guest covers the ways a guest can
+ * misbehave.
+ */
+import assert from "node:assert/strict"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { VmError } from "../../src/domain/errors.ts"
+import {
+  decodePayload,
+  encodeDataFrame,
+  encodeJsonFrame,
+  FrameDecoder,
+  MAX_FRAME_BYTES,
+  type Payload,
+  PROTOCOL_VERSION,
+} from "../../src/domain/frame.ts"
+import { type AgentClient, connectAgent } from "../../src/layers/qemu/agent_client.ts"
+import type { OutputStream } from "../../src/services/reporter.ts"
+import { runTest } from "../effect_test.ts"
+
+const agentPath = new URL("../../guest/agent.ts", import.meta.url).pathname
+
+const spawnAgent = Effect.acquireRelease(
+  Effect.sync(() =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", agentPath, "--stdio"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn()
+  ),
+  (child) =>
+    Effect.promise(async () => {
+      try {
+        child.kill("SIGKILL")
+      } catch {
+        // Already exited.
+      }
+      await child.status
+    }),
+)
+
+/** Run `use` against a fresh agent process. */
+const withAgent = <A, E>(
+  use: (client: AgentClient, child: Deno.ChildProcess) => Effect.Effect<A, E, Scope.Scope>,
+) =>
+  Effect.scoped(Effect.gen(function* () {
+    const child = yield* spawnAgent
+    const client = yield* connectAgent(
+      { readable: child.stdout, writable: child.stdin },
+      { helloTimeout: "30 seconds" },
+    )
+    return yield* use(client, child)
+  }))
+
+const collector = () => {
+  const chunks: Record<OutputStream, Array<Uint8Array>> = { stdout: [], stderr: [] }
+  return {
+    onOutput: (stream: OutputStream, chunk: Uint8Array) =>
+      Effect.sync(() => void chunks[stream].push(chunk)),
+    bytes: (stream: OutputStream) => concat(chunks[stream]),
+    text: (stream: OutputStream) => new TextDecoder().decode(concat(chunks[stream])),
+  }
+}
+
+const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+/** The VmError an effect failed with (a defect or interruption fails the test). */
+const vmErrorOf = <A>(effect: Effect.Effect<A, VmError, Scope.Scope>) =>
+  Effect.gen(function* () {
+    const exit = yield* Effect.exit(Effect.scoped(effect))
+    if (Exit.isSuccess(exit)) throw new Error(`expected a VmError, got ${String(exit.value)}`)
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "None") throw new Error(`expected a VmError:\n${Cause.pretty(exit.cause)}`)
+    assert.ok(failure.value instanceof VmError)
+    return failure.value
+  })
+
+Deno.test("agent: hello, echo and exit statuses", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      assert.equal(client.hello.version, PROTOCOL_VERSION)
+      const out = collector()
+      assert.equal(yield* client.exec({ argv: ["echo", "hello", "world"], ...out }), 0)
+      assert.equal(out.text("stdout"), "hello world\n")
+      assert.equal(yield* client.exec({ argv: ["sh", "-c", "exit 3"] }), 3)
+      assert.equal(yield* client.exec({ argv: ["true"] }), 0)
+      assert.equal(yield* client.exec({ argv: ["sh", "-c", "kill -TERM $$"] }), 128 + 15)
+    })
+  )))
+
+Deno.test("agent: stdout and stderr stay apart, env and cwd apply", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const dir = Deno.makeTempDirSync()
+      try {
+        const out = collector()
+        const code = yield* client.exec({
+          argv: ["sh", "-c", 'echo "out $GREETING"; pwd; echo oops >&2; exit 1'],
+          env: { GREETING: "hi there; $(not expanded)" },
+          cwd: dir,
+          ...out,
+        })
+        assert.equal(code, 1)
+        assert.equal(
+          out.text("stdout"),
+          `out hi there; $(not expanded)\n${Deno.realPathSync(dir)}\n`,
+        )
+        assert.equal(out.text("stderr"), "oops\n")
+      } finally {
+        Deno.removeSync(dir)
+      }
+    })
+  )))
+
+Deno.test("agent: argv reaches the command verbatim, without a shell", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const out = collector()
+      const args = ["$HOME", "a b", "'q'", "*", "; rm -rf /", ""]
+      assert.equal(yield* client.exec({ argv: ["printf", "[%s]", ...args], ...out }), 0)
+      assert.equal(out.text("stdout"), args.map((a) => `[${a}]`).join(""))
+    })
+  )))
+
+Deno.test("agent: all 256 byte values round-trip exactly", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const file = Deno.makeTempFileSync()
+      const data = new Uint8Array(256 * 1024).map((_, i) => (i * 7 + (i >> 8)) & 0xff)
+      Deno.writeFileSync(file, data)
+      try {
+        const out = collector()
+        assert.equal(yield* client.exec({ argv: ["cat", file], ...out }), 0)
+        assert.deepStrictEqual(out.bytes("stdout"), data)
+        // And back through stdin, split into awkward chunks.
+        const echoed = collector()
+        const cuts = [0, 1, 1000, 70_000, data.length]
+        const stdin = Stream.fromIterable(
+          cuts.slice(1).map((end, i) => data.subarray(cuts[i], end)),
+        )
+        assert.equal(yield* client.exec({ argv: ["cat"], stdin, ...echoed }), 0)
+        assert.deepStrictEqual(echoed.bytes("stdout"), data)
+      } finally {
+        Deno.removeSync(file)
+      }
+    })
+  )))
+
+Deno.test("agent: a command that does not exist exits 127 and says so on stderr", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const out = collector()
+      assert.equal(yield* client.exec({ argv: ["/nonexistent/tool", "x"], ...out }), 127)
+      assert.match(out.text("stderr"), /\/nonexistent\/tool: command not found/)
+      const notExecutable = Deno.makeTempFileSync()
+      try {
+        assert.equal(yield* client.exec({ argv: [notExecutable] }), 126)
+      } finally {
+        Deno.removeSync(notExecutable)
+      }
+      // A missing working directory is a refused request, not a missing command.
+      const error = yield* vmErrorOf(client.exec({ argv: ["true"], cwd: "/nonexistent/dir" }))
+      assert.match(error.message, /working directory \/nonexistent\/dir does not exist/)
+      // The agent carries on.
+      assert.equal(yield* client.exec({ argv: ["true"] }), 0)
+    })
+  )))
+
+Deno.test("agent: 100 MB of output streams through with bounded memory", () =>
+  runTest(withAgent((client, child) =>
+    Effect.gen(function* () {
+      const total = 100 * 1024 * 1024
+      let received = 0
+      let nonZero = 0
+      // Per isolate (the test runner may share the process): JS heap plus array buffers.
+      const used = () => {
+        const { heapUsed, external } = Deno.memoryUsage()
+        return heapUsed + external
+      }
+      const baseline = used()
+      let hostPeak = 0
+      const started = performance.now()
+      const code = yield* client.exec({
+        argv: ["head", "-c", String(total), "/dev/zero"],
+        onOutput: (_, chunk) =>
+          Effect.sync(() => {
+            received += chunk.length
+            if (chunk[0] !== 0 || chunk[chunk.length - 1] !== 0) nonZero++
+            if (received % (4 * 2 ** 20) < chunk.length) hostPeak = Math.max(hostPeak, used())
+          }),
+      })
+      const seconds = (performance.now() - started) / 1000
+      assert.equal(code, 0)
+      assert.equal(received, total)
+      assert.equal(nonZero, 0)
+      const hostGrowth = (hostPeak - baseline) / 2 ** 20
+      const agentPeak = Number(
+        /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`))?.[1],
+      ) / 1024
+      const mib = total / 2 ** 20
+      console.log(
+        `${mib} MiB in ${seconds.toFixed(2)} s = ${(mib / seconds).toFixed(0)} MiB/s; ` +
+          `host memory peak +${hostGrowth.toFixed(0)} MiB, agent peak RSS ${
+            agentPeak.toFixed(0)
+          } MiB`,
+      )
+      // Garbage awaiting collection levels off near 70 MiB however much flows (400 MiB: the
+      // same); holding the output would take more than all of it.
+      assert.ok(hostGrowth < 0.9 * mib, `host memory grew by ${hostGrowth} MiB`)
+      assert.ok(agentPeak < 250, `agent peak RSS ${agentPeak} MiB`)
+    })
+  )))
+
+Deno.test("agent: execs run concurrently and keep their output apart", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const a = collector()
+      const b = collector()
+      const started = performance.now()
+      const codes = yield* Effect.all([
+        client.exec({ argv: ["sh", "-c", "sleep 0.5; seq 1 2000; exit 4"], ...a }),
+        client.exec({ argv: ["sh", "-c", "sleep 0.5; seq 5000 7000"], ...b }),
+      ], { concurrency: "unbounded" })
+      assert.deepStrictEqual(codes, [4, 0])
+      assert.ok(performance.now() - started < 1500, "the two sleeps overlapped")
+      const seq = (from: number, to: number) =>
+        Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join("")
+      assert.equal(a.text("stdout"), seq(1, 2000))
+      assert.equal(b.text("stdout"), seq(5000, 7000))
+    })
+  )))
+
+Deno.test("agent: interrupting an exec kills the command in the guest", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const out = collector()
+      const fiber = yield* Effect.fork(
+        client.exec({ argv: ["sh", "-c", "echo $$; exec sleep 60"], ...out }),
+      )
+      while (!out.text("stdout").includes("\n")) yield* Effect.sleep("20 millis")
+      const pid = Number(out.text("stdout").trim())
+      const started = performance.now()
+      yield* Fiber.interrupt(fiber)
+      assert.ok(performance.now() - started < 3000, "interruption waited for the kill only")
+      assert.throws(() => Deno.statSync(`/proc/${pid}/cmdline`))
+      assert.equal(yield* client.exec({ argv: ["true"] }), 0)
+    })
+  )))
+
+Deno.test("agent: shutdown syncs and the agent exits", () =>
+  runTest(withAgent((client, child) =>
+    Effect.gen(function* () {
+      yield* client.shutdown
+      const status = yield* Effect.promise(() => child.status)
+      assert.equal(status.code, 0)
+      // The channel is gone: later requests fail clearly instead of hanging.
+      const error = yield* vmErrorOf(client.exec({ argv: ["true"] }))
+      assert.match(error.message, /channel closed/)
+    })
+  )))
+
+Deno.test("agent: garbage from the host gets an error reply and the agent carries on", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-config", agentPath, "--stdio"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn()
+  const writer = child.stdin.getWriter()
+  const reader = child.stdout.getReader()
+  const decoder = new FrameDecoder()
+  const pending: Array<Payload> = []
+  const next = async (): Promise<Payload> => {
+    while (pending.length === 0) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error("agent closed its stdout")
+      pending.push(...decoder.push(value).frames.map(decodePayload))
+    }
+    return pending.shift()!
+  }
+  const nextJson = async () => {
+    const payload = await next()
+    assert.equal(payload.kind, "json")
+    return JSON.parse((payload as { text: string }).text)
+  }
+  try {
+    assert.equal((await nextJson())._tag, "hello")
+    const raw = (bytes: Array<number>) => Uint8Array.of(0, 0, 0, bytes.length, ...bytes)
+    await writer.write(raw([1, ...new TextEncoder().encode("{nope")]))
+    assert.match((await nextJson()).message, /not valid JSON/)
+    await writer.write(encodeJsonFrame({ _tag: "launch" }))
+    assert.match((await nextJson()).message, /unknown message 'launch'/)
+    await writer.write(raw([42]))
+    assert.match((await nextJson()).message, /unknown kind 42/)
+    await writer.write(encodeJsonFrame({ _tag: "exec", id: 5, argv: [] }))
+    assert.deepStrictEqual(await nextJson(), {
+      _tag: "error",
+      id: 5,
+      message: "exec argv must be a non-empty array of strings",
+    })
+    await writer.write(encodeDataFrame("stdout", 5, Uint8Array.of(1)))
+    assert.match((await nextJson()).message, /the host sent stdout data/)
+    await writer.write(encodeJsonFrame({ _tag: "exec", id: 6, argv: ["true"] }))
+    assert.deepStrictEqual(await nextJson(), { _tag: "exit", id: 6, code: 0 })
+    // An oversize frame cannot be skipped: the agent says why and stops.
+    await writer.write(Uint8Array.of(0xff, 0xff, 0xff, 0xff))
+    assert.match((await nextJson()).message, /exceeds the limit/)
+    assert.equal((await child.status).code, 0)
+  } finally {
+    await writer.close().catch(() => {})
+    await reader.cancel().catch(() => {})
+    try {
+      child.kill("SIGKILL")
+    } catch {
+      // Exited.
+    }
+    await child.status
+  }
+})
+
+/** A scripted guest: the test writes its frames and reads what the host sent. */
+const fakeGuest = () => {
+  let controller!: ReadableStreamDefaultController<Uint8Array>
+  const readable = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
+  const decoder = new FrameDecoder()
+  const received: Array<Payload> = []
+  const writable = new WritableStream<Uint8Array>({
+    write: (chunk) => void received.push(...decoder.push(chunk).frames.map(decodePayload)),
+  })
+  const hello = encodeJsonFrame({ _tag: "hello", version: PROTOCOL_VERSION })
+  return {
+    channel: { readable, writable },
+    send: (bytes: Uint8Array) => Effect.sync(() => controller.enqueue(bytes)),
+    close: Effect.sync(() => controller.close()),
+    hello: Effect.sync(() => controller.enqueue(hello)),
+    /** Wait until the host has sent `count` frames. */
+    received: (count: number) =>
+      Effect.gen(function* () {
+        while (received.length < count) yield* Effect.sleep("5 millis")
+        return received
+      }),
+  }
+}
+
+const connectFake = (guest: ReturnType<typeof fakeGuest>) =>
+  connectAgent(guest.channel, { helloTimeout: "2 seconds" })
+
+Deno.test("client: a channel closed mid-exec fails the exec and later calls", () =>
+  runTest(Effect.scoped(Effect.gen(function* () {
+    const guest = fakeGuest()
+    yield* guest.hello
+    const client = yield* connectFake(guest)
+    const fiber = yield* Effect.fork(client.exec({ argv: ["sleep", "60"] }))
+    const [exec] = yield* guest.received(1)
+    assert.equal(exec?.kind, "json")
+    yield* guest.close
+    const error = yield* vmErrorOf(Fiber.join(fiber))
+    assert.equal(error.message, "Helper VM failed to talk to its agent: the channel closed")
+    yield* vmErrorOf(client.exec({ argv: ["true"] }))
+    yield* vmErrorOf(client.shutdown)
+  }))))
+
+Deno.test("client: garbage from the guest fails pending execs with the reason", () =>
+  runTest(Effect.scoped(Effect.gen(function* () {
+    const guest = fakeGuest()
+    yield* guest.hello
+    const client = yield* connectFake(guest)
+    const fiber = yield* Effect.fork(client.exec({ argv: ["true"] }))
+    yield* guest.received(1)
+    yield* guest.send(encodeJsonFrame({ _tag: "exit", id: 1, code: "zero" }))
+    const error = yield* vmErrorOf(Fiber.join(fiber))
+    assert.match(error.message, /the agent sent an invalid message \(at code\)/)
+  }))))
+
+Deno.test("client: an oversize frame from the guest is refused before it is read", () =>
+  runTest(Effect.scoped(Effect.gen(function* () {
+    const guest = fakeGuest()
+    yield* guest.hello
+    const client = yield* connectFake(guest)
+    const fiber = yield* Effect.fork(client.exec({ argv: ["true"] }))
+    yield* guest.received(1)
+    yield* guest.send(Uint8Array.of(0x7f, 0, 0, 0))
+    const error = yield* vmErrorOf(Fiber.join(fiber))
+    assert.match(error.message, new RegExp(`frame of ${0x7f000000} bytes .*${MAX_FRAME_BYTES}`))
+  }))))
+
+Deno.test("client: output is delivered in order and exit codes to the right exec", () =>
+  runTest(Effect.scoped(Effect.gen(function* () {
+    const guest = fakeGuest()
+    yield* guest.hello
+    const client = yield* connectFake(guest)
+    const out = collector()
+    const fiber = yield* Effect.fork(client.exec({ argv: ["x"], ...out }))
+    yield* guest.received(1)
+    yield* guest.send(concat([
+      encodeDataFrame("stdout", 1, Uint8Array.of(1, 2)),
+      encodeDataFrame("stderr", 1, Uint8Array.of(3)),
+      encodeDataFrame("stdout", 99, Uint8Array.of(9)), // an exec nobody waits for
+      encodeDataFrame("stdout", 1, Uint8Array.of(4)),
+      encodeJsonFrame({ _tag: "exit", id: 1, code: 42 }),
+    ]))
+    assert.equal(yield* Fiber.join(fiber), 42)
+    assert.deepStrictEqual(out.bytes("stdout"), Uint8Array.of(1, 2, 4))
+    assert.deepStrictEqual(out.bytes("stderr"), Uint8Array.of(3))
+  }))))
+
+Deno.test("client: no hello, a wrong version or a silent close fail the connection clearly", () =>
+  runTest(Effect.gen(function* () {
+    const silent = fakeGuest()
+    const timeout = yield* vmErrorOf(connectAgent(silent.channel, { helloTimeout: "100 millis" }))
+    assert.equal(
+      timeout.message,
+      "Helper VM failed to start its agent: the agent did not say hello in time",
+    )
+
+    const old = fakeGuest()
+    yield* old.send(encodeJsonFrame({ _tag: "hello", version: PROTOCOL_VERSION + 1 }))
+    const mismatch = yield* vmErrorOf(connectFake(old))
+    assert.match(mismatch.message, /protocol version 2, this transient speaks 1/)
+
+    const closed = fakeGuest()
+    yield* closed.close
+    const gone = yield* vmErrorOf(connectFake(closed))
+    assert.match(gone.message, /channel closed/)
+
+    const noisy = fakeGuest()
+    yield* noisy.send(Uint8Array.of(0, 0, 0, 2, 1, 0x7b))
+    const garbage = yield* vmErrorOf(connectFake(noisy))
+    assert.match(garbage.message, /not valid JSON/)
+  })))
