@@ -56,8 +56,10 @@ export const denoSink = (): ConsoleSink => ({
   now: () => performance.now(),
 })
 
-/** Plain progress lines: at most one per this many ms, or per tenth of the total. */
+/** Plain progress lines: one per this many ms, or per tenth of the total... */
 const PLAIN_INTERVAL_MS = 5000
+/** ...but never closer together than this. */
+const PLAIN_MINIMUM_MS = 1000
 /** JSON progress events: at most one per this many ms, or per tenth of the total. */
 const JSON_INTERVAL_MS = 1000
 /** Terminal redraws: often enough to look live, rarely enough to cost nothing. */
@@ -109,26 +111,30 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
       total,
       elapsedMs: sink.now() - started,
     })
-    // Whether enough time or enough of the total went by since the last report.
-    const due = (intervalMs: number): boolean => {
+    // Due after `intervalMs`, or sooner at each new tenth of the total (but not more than
+    // `minimumMs` apart, so a fast transfer does not flood the log).
+    const due = (intervalMs: number, minimumMs: number): boolean => {
       const now = sink.now()
       const fraction = fractionOf(snapshot())
       const tenth = fraction === undefined ? lastTenth : Math.floor(fraction * 10)
-      if (now - lastAt < intervalMs && tenth === lastTenth) return false
+      const elapsed = now - lastAt
+      if (elapsed < intervalMs && (tenth === lastTenth || elapsed < minimumMs)) return false
       lastAt = now
       lastTenth = tenth
       return true
     }
     const report = () => {
       if (json) {
-        if (due(JSON_INTERVAL_MS)) event({ event: "progress", label, bytes, total: total ?? null })
+        if (due(JSON_INTERVAL_MS, 0)) {
+          event({ event: "progress", label, bytes, total: total ?? null })
+        }
       } else if (bar) {
         if (sink.now() - lastAt >= BAR_INTERVAL_MS || !barShown) {
           lastAt = sink.now()
           sink.stderr(encoder.encode(`\r${renderBar(snapshot(), sink.columns())}\x1b[K`))
           barShown = true
         }
-      } else if (due(PLAIN_INTERVAL_MS)) {
+      } else if (due(PLAIN_INTERVAL_MS, PLAIN_MINIMUM_MS)) {
         err(`${renderLine(snapshot())}\n`)
       }
     }

@@ -1,0 +1,165 @@
+/**
+ * `transient image ls|rm|pull|build`: the image store from the command line.
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import { formatBytes } from "../domain/byte_size.ts"
+import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
+import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
+import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
+import { ImageStore, type StoredImage } from "../services/image_store.ts"
+import { Reporter } from "../services/reporter.ts"
+import { imageBuildCommand } from "./build.ts"
+import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
+import { backendDirOf, imageBackendOption, type ProgressMode, progressOption } from "./options.ts"
+
+/** The store on the chosen backend directory, reporting in `progress` mode. */
+const storeLayer = (backend: Option.Option<string>, progress: ProgressMode) =>
+  Layer.provideMerge(
+    ImageStoreDirectory(backendDirOf(backend)),
+    Layer.merge(DiskImagesQemu, ReporterConsole(progress)),
+  )
+
+/** `NAME  VIRT SIZE  REAL SIZE`, columns aligned, in the original's size format. */
+export const imageTable = (images: ReadonlyArray<StoredImage>): string => {
+  const rows = [
+    ["NAME", "VIRT SIZE", "REAL SIZE"],
+    ...images.map((image) => [
+      image.name,
+      formatBytes(image.virtualSize),
+      formatBytes(image.actualSize),
+    ]),
+  ]
+  const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)))
+  return rows.map((row) =>
+    row.map((cell, column) => column === row.length - 1 ? cell : cell.padEnd(widths[column]!))
+      .join("  ")
+  ).join("\n")
+}
+
+const json = Options.boolean("json").pipe(
+  Options.withDescription(
+    "Print a JSON array of {name,path,virtualSize,actualSize,format} instead of a table",
+  ),
+)
+
+const lsCommand = Command.make(
+  "ls",
+  { backend: imageBackendOption, json },
+  ({ backend, json }) =>
+    Effect.gen(function* () {
+      const store = yield* ImageStore
+      const images = yield* store.list
+      if (json) {
+        const rows = images.map(({ name, path, virtualSize, actualSize, format }) => ({
+          name,
+          path,
+          virtualSize,
+          actualSize,
+          format,
+        }))
+        yield* Console.log(JSON.stringify(rows, null, 2))
+      } else {
+        yield* Console.log(imageTable(images))
+      }
+    }).pipe(Effect.provide(storeLayer(backend, "plain"))),
+).pipe(
+  Command.withDescription(
+    "List the images in the store, sorted by name, with their virtual and on-disk sizes.\n" +
+      "Example: transient image ls --json",
+  ),
+)
+
+const names = Args.text({ name: "NAME" }).pipe(
+  Args.withDescription("The name of an image in the store (as `image ls` shows it)"),
+  Args.atLeast(1),
+)
+
+const rmCommand = Command.make(
+  "rm",
+  { backend: imageBackendOption, names },
+  ({ backend, names }) =>
+    Effect.gen(function* () {
+      const store = yield* ImageStore
+      let failed = false
+      // Every name is tried: one unknown name does not keep the others.
+      for (const name of names) {
+        yield* store.remove(name).pipe(
+          Effect.zipRight(Console.log(`Removed ${name}`)),
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              Console.error(`error: ${describeError(error)}`),
+              Effect.sync(() => failed = true),
+            )
+          ),
+        )
+      }
+      if (failed) return yield* new ExitWith({ code: EXIT_FAILURE })
+    }).pipe(Effect.provide(storeLayer(backend, "plain"))),
+).pipe(
+  Command.withDescription(
+    "Remove images from the store. An unknown name is an error (exit status 1); the other " +
+      "names are still removed.\nExample: transient image rm alpine-base old%2Dname",
+  ),
+)
+
+const spec = Args.text({ name: "SPEC" }).pipe(
+  Args.withDescription(
+    "NAME (owner/box:version for a Vagrant box), NAME,file=PATH, NAME,http=URL, " +
+      "NAME,https=URL or NAME,vagrant=owner/box:version, optionally followed by ,sha256=HEX",
+  ),
+)
+
+const pullCommand = Command.make(
+  "pull",
+  { backend: imageBackendOption, progress: progressOption, spec },
+  ({ backend, progress, spec }) =>
+    Effect.gen(function* () {
+      const store = yield* ImageStore
+      const reporter = yield* Reporter
+      const pulled = Effect.gen(function* () {
+        const before = yield* store.lookup(spec)
+        const image = yield* store.resolve(spec)
+        if (progress === "json") {
+          yield* Console.log(JSON.stringify({ event: "result", present: before.present, ...image }))
+        } else if (before.present) {
+          yield* Console.log(`Image '${image.name}' is already in the store: ${image.path}`)
+        } else {
+          yield* Console.log(
+            `Pulled '${image.name}' (${formatBytes(image.virtualSize)} virtual, ` +
+              `${formatBytes(image.actualSize)} on disk): ${image.path}`,
+          )
+        }
+      })
+      if (progress !== "json") return yield* pulled
+      // JSON consumers read the error as an event too.
+      return yield* pulled.pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            reporter.failure(describeError(error)),
+            new ExitWith({ code: EXIT_FAILURE }),
+          )
+        ),
+      )
+    }).pipe(Effect.provide(storeLayer(backend, progress))),
+).pipe(
+  Command.withDescription(
+    "Fetch an image into the store (unless it is there already): from a file, an HTTP(S) URL " +
+      "or a Vagrant box, decompressed (gzip, bzip2, xz, zstd), converted to qcow2 and, when a " +
+      "checksum is known, verified.\n" +
+      "Example: transient image pull alpine,https=https://example.org/alpine.qcow2.xz",
+  ),
+)
+
+export const imageCommand = Command.make("image").pipe(
+  Command.withDescription(
+    "Manage the image store: the base images builds start FROM and the images they produce.\n" +
+      "Example: transient image pull generic/alpine38:v3.0.2",
+  ),
+  Command.withSubcommands([lsCommand, rmCommand, pullCommand, imageBuildCommand]),
+)
