@@ -229,19 +229,33 @@ Deno.test("agent: 100 MB of output streams through with bounded memory", () =>
 Deno.test("agent: execs run concurrently and keep their output apart", () =>
   runTest(withAgent((client) =>
     Effect.gen(function* () {
-      const a = collector()
-      const b = collector()
-      const started = performance.now()
-      const codes = yield* Effect.all([
-        client.exec({ argv: ["sh", "-c", "sleep 0.5; seq 1 2000; exit 4"], ...a }),
-        client.exec({ argv: ["sh", "-c", "sleep 0.5; seq 5000 7000"], ...b }),
-      ], { concurrency: "unbounded" })
-      assert.deepStrictEqual(codes, [4, 0])
-      assert.ok(performance.now() - started < 1500, "the two sleeps overlapped")
-      const seq = (from: number, to: number) =>
-        Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join("")
-      assert.equal(a.text("stdout"), seq(1, 2000))
-      assert.equal(b.text("stdout"), seq(5000, 7000))
+      const dir = Deno.makeTempDirSync()
+      try {
+        const a = collector()
+        const b = collector()
+        // The first waits for a file only the second creates: run one after the other, they
+        // would never finish.
+        const codes = yield* Effect.all([
+          client.exec({
+            argv: [
+              "sh",
+              "-c",
+              'until [ -e "$1" ]; do sleep 0.01; done; seq 1 2000; exit 4',
+              "sh",
+              `${dir}/go`,
+            ],
+            ...a,
+          }),
+          client.exec({ argv: ["sh", "-c", 'seq 5000 7000; touch "$1"', "sh", `${dir}/go`], ...b }),
+        ], { concurrency: "unbounded" }).pipe(Effect.timeout("20 seconds"))
+        assert.deepStrictEqual(codes, [4, 0])
+        const seq = (from: number, to: number) =>
+          Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join("")
+        assert.equal(a.text("stdout"), seq(1, 2000))
+        assert.equal(b.text("stdout"), seq(5000, 7000))
+      } finally {
+        Deno.removeSync(dir, { recursive: true })
+      }
     })
   )))
 
@@ -259,6 +273,18 @@ Deno.test("agent: interrupting an exec kills the command in the guest", () =>
       assert.ok(performance.now() - started < 3000, "interruption waited for the kill only")
       assert.throws(() => Deno.statSync(`/proc/${pid}/cmdline`))
       assert.equal(yield* client.exec({ argv: ["true"] }), 0)
+    })
+  )))
+
+Deno.test("agent: an agent that dies mid-exec fails the exec instead of hanging it", () =>
+  runTest(withAgent((client, child) =>
+    Effect.gen(function* () {
+      // Short, since the killed agent leaves it behind.
+      const fiber = yield* Effect.fork(client.exec({ argv: ["sleep", "3"] }))
+      yield* Effect.sleep("100 millis")
+      child.kill("SIGKILL")
+      const error = yield* vmErrorOf(Fiber.join(fiber))
+      assert.equal(error.message, "Helper VM failed to talk to its agent: the channel closed")
     })
   )))
 
