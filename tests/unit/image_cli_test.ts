@@ -1,0 +1,93 @@
+/**
+ * `transient image ls|rm|pull` as a user runs them: the real entry point in a subprocess, on a
+ * store laid out as the original transient lays it out.
+ */
+import assert from "node:assert/strict"
+import { fileURLToPath } from "node:url"
+
+const MiB = 1024 * 1024
+const repo = fileURLToPath(new URL("../../", import.meta.url))
+
+const transient = async (args: ReadonlyArray<string>) => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${repo}/main.ts`, ...args],
+    cwd: repo,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output()
+  const decoder = new TextDecoder()
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  }
+}
+
+const place = async (file: string, size: number) => {
+  const status = await new Deno.Command("qemu-img", {
+    args: ["create", "-q", "-f", "qcow2", file, String(size)],
+  }).output()
+  assert.ok(status.success)
+  await Deno.chmod(file, 0o444)
+}
+
+Deno.test("image ls, ls --json, rm and pull from the command line", async () => {
+  const root = await Deno.makeTempDir({ prefix: "transient-cli-" })
+  await place(`${root}/with%2Ddash`, 20 * 1024 * MiB)
+  await place(`${root}/alpine`, 19 * 512)
+
+  const ls = await transient(["image", "ls", "--image-backend", root])
+  assert.equal(ls.code, 0, ls.stderr)
+  const [header, ...rows] = ls.stdout.trimEnd().split("\n")
+  assert.match(header!, /^NAME +VIRT SIZE +REAL SIZE$/)
+  assert.equal(rows.length, 2)
+  assert.match(rows[0]!, /^alpine {4,}9\.50 KiB +\d+\.\d\d KiB$/)
+  assert.match(rows[1]!, /^with-dash +20\.00 GiB +\d+\.\d\d KiB$/)
+  // The columns line up under the header.
+  assert.equal(rows[1]!.indexOf("20.00 GiB"), header!.indexOf("VIRT SIZE"))
+
+  const json = await transient(["image", "ls", "--json", "--image-backend", root])
+  assert.equal(json.code, 0, json.stderr)
+  const listed = JSON.parse(json.stdout)
+  assert.deepEqual(listed.map((image: { name: string }) => image.name), ["alpine", "with-dash"])
+  assert.deepEqual(Object.keys(listed[1]).sort(), [
+    "actualSize",
+    "format",
+    "name",
+    "path",
+    "virtualSize",
+  ])
+  assert.equal(listed[1].path, `${root}/with%2Ddash`)
+  assert.equal(listed[1].virtualSize, 20 * 1024 * MiB)
+  assert.equal(listed[1].format, "qcow2")
+
+  const source = `${root}.source.qcow2`
+  await place(source, 2 * MiB)
+  const pull = await transient(["image", "pull", `copied,file=${source}`, "--image-backend", root])
+  assert.equal(pull.code, 0, pull.stderr)
+  assert.match(pull.stdout, new RegExp(`Pulled 'copied' .*: ${root}/copied`))
+  assert.equal((await Deno.stat(`${root}/copied`)).mode! & 0o777, 0o444)
+
+  const bad = await transient(["image", "pull", ",nothing", "--image-backend", root])
+  assert.equal(bad.code, 1)
+  assert.equal(bad.stderr.trim(), "error: Invalid image spec ',nothing'")
+
+  const rm = await transient([
+    "image",
+    "rm",
+    "with-dash",
+    "unknown",
+    "copied",
+    "--image-backend",
+    root,
+  ])
+  assert.equal(rm.code, 1)
+  assert.match(rm.stderr, /error: No image named 'unknown'/)
+  assert.deepEqual([...Deno.readDirSync(root)].map((entry) => entry.name).sort(), [
+    ".working",
+    "alpine",
+  ])
+  await Deno.remove(root, { recursive: true })
+  await Deno.remove(source)
+})
