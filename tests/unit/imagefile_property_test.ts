@@ -118,3 +118,15 @@ Deno.test("the valid seeds are valid", () => {
     assert.deepEqual(analyzeImagefile(text, "Imagefile").diagnostics, [])
   }
 })
+
+Deno.test("inputs named like Object.prototype members are ordinary text", () => {
+  for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+    analyzable(name)
+    analyzable(`FROM ${name}\nCOPY ${name} /${name}\n${name}`)
+    const partition =
+      `FROM scratch\nDISK 1GB GPT\nPARTITION 1 FORMAT ext4 OPTIONS "${name}" MOUNT /`
+    const { imagefile } = analyzeImagefile(partition, "Imagefile")
+    const found = imagefile.instructions[2]
+    assert.deepEqual(found?._tag === "Partition" && found.format?.options?.value, [name])
+  }
+})

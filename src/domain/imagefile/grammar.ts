@@ -31,13 +31,46 @@ export interface LineResult {
 // ---------------------------------------------------------------------------------------------
 // Tokens. Each token skips the blanks after it; a token ends at a blank or at the end of line.
 
-type Mark<T> = P.Mark<T>
+/** A value and the offsets of the text it was read from (end exclusive). */
+interface Mark<T> {
+  readonly start: number
+  readonly end: number
+  readonly value: T
+}
+
+// Offsets only: parsimmon's own `mark()`, `index` and `parse()` compute lines and columns through
+// a global cache keyed by every input (which grows without bound, and breaks on the input
+// `__proto__` under Deno). Logical lines map offsets to file positions themselves.
+const position: P.Parser<number> = P((_input, i) => P.makeSuccess(i, i))
+const mark = <T>(parser: P.Parser<T>): P.Parser<Mark<T>> =>
+  P.seqMap(position, parser, position, (start, value, end) => ({ start, value, end }))
+
+type Outcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly offset: number; readonly expected: ReadonlyArray<string> }
+
+/** The raw reply of a parsimmon parser (stable across parsimmon 1.x, which is pinned). */
+interface Reply<T> {
+  readonly status: boolean
+  readonly value: T
+  readonly furthest: number
+  readonly expected: ReadonlyArray<string>
+}
+
+/** Run `parser` over the whole of `text`. */
+const run = <T>(parser: P.Parser<T>, text: string): Outcome<T> => {
+  const whole = parser.skip(P.eof) as unknown as { _: (input: string, i: number) => Reply<T> }
+  const reply = whole._(text, 0)
+  return reply.status
+    ? { ok: true, value: reply.value }
+    : { ok: false, offset: reply.furthest, expected: reply.expected }
+}
 
 const blanks = P.regexp(/[ \t\f\v]*/)
 const lexeme = <T>(parser: P.Parser<T>): P.Parser<T> => parser.skip(blanks)
 const endOfWord = "(?![^ \\t\\f\\v])"
 const token = (pattern: string, description: string, flags = ""): P.Parser<Mark<string>> =>
-  lexeme(P.regexp(new RegExp(pattern + endOfWord, flags)).desc(description).mark())
+  lexeme(mark(P.regexp(new RegExp(pattern + endOfWord, flags)).desc(description)))
 const keyword = (word: string) => token(word, word, "i")
 const endOfLine = P.eof.desc("end of line")
 
@@ -65,12 +98,12 @@ const bare = P.regexp(/[^ \t\f\v"']+/).desc("a path")
 
 /** A shell-like word: bare text and quoted parts, glued together. */
 const shellWord = P.alt(bare, doubleQuoted, singleQuoted).atLeast(1).map((parts) => parts.join(""))
-const shellWords = blanks.then(lexeme(shellWord).many()).skip(P.eof)
+const shellWords = blanks.then(lexeme(shellWord).many())
 
 /** Split `text` into words like a shell would, or undefined for an unterminated quote. */
 export const splitWords = (text: string): ReadonlyArray<string> | undefined => {
-  const result = shellWords.parse(text)
-  return result.status ? result.value : undefined
+  const result = run(shellWords, text)
+  return result.ok ? result.value : undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -82,7 +115,7 @@ interface RawSize {
 }
 
 const size: P.Parser<RawSize> = P.seqMap(
-  lexeme(P.regexp(/\d+/).desc("a size (a whole number of MB or GB)").mark()),
+  lexeme(mark(P.regexp(/\d+/).desc("a size (a whole number of MB or GB)"))),
   token("[MG]B", "MB or GB", "i"),
   (amount, unit) => ({ amount, unit }),
 )
@@ -98,11 +131,10 @@ type Clause =
     readonly flags: ReadonlyArray<Mark<string>>
   }
 
-const optionsString = lexeme(
+const optionsString = lexeme(mark(
   quotedString('a double-quoted string such as "-m crc=0"')
-    .skip(P.lookahead(/(?:[ \t\f\v]|$)/).desc("a blank after the closing quote"))
-    .mark(),
-)
+    .skip(P.lookahead(/(?:[ \t\f\v]|$)/).desc("a blank after the closing quote")),
+))
 
 const clause: P.Parser<Clause> = P.alt<Clause>(
   P.seqMap(keyword("SIZE"), size, (kw, size) => ({ kind: "SIZE", keyword: kw, size })),
@@ -123,7 +155,7 @@ const clause: P.Parser<Clause> = P.alt<Clause>(
   ),
   P.seqMap(
     keyword("FLAGS"),
-    lexeme(P.regexp(/[^ \t\f\v,]+/).desc("a flag (boot, efi or bios_grub)").mark())
+    lexeme(mark(P.regexp(/[^ \t\f\v,]+/).desc("a flag (boot, efi or bios_grub)")))
       .sepBy1(lexeme(P.string(","))),
     (kw, flags) => ({ kind: "FLAGS", keyword: kw, flags }),
   ),
@@ -156,13 +188,13 @@ const bodies: Record<Keyword, P.Parser<Body>> = {
     clause.many(),
     (number, clauses): Body => ({ kind: "PARTITION", number, clauses }),
   ).skip(endOfLine.desc(["SIZE", "FORMAT", "OPTIONS", "MOUNT", "FLAGS", "end of line"])),
-  COPY: lexeme(shellWord.mark()).many().skip(endOfLine).map((words) => ({ kind: "COPY", words })),
-  ADD: lexeme(shellWord.mark()).many().skip(endOfLine).map((words) => ({ kind: "ADD", words })),
-  RUN: P.regexp(/[^]*/).mark().map((command) => ({ kind: "RUN", command })),
+  COPY: lexeme(mark(shellWord)).many().skip(endOfLine).map((words) => ({ kind: "COPY", words })),
+  ADD: lexeme(mark(shellWord)).many().skip(endOfLine).map((words) => ({ kind: "ADD", words })),
+  RUN: mark(P.regexp(/[^]*/)).map((command) => ({ kind: "RUN", command })),
   INSPECT: endOfLine.map(() => ({ kind: "INSPECT" })),
 }
 
-const head = P.seq(blanks, lexeme(P.regexp(/[^ \t\f\v]+/).mark())).map(([, word]) => word)
+const head = P.seq(blanks, lexeme(mark(P.regexp(/[^ \t\f\v]+/)))).map(([, word]) => word)
 
 // ---------------------------------------------------------------------------------------------
 // From parse results to the AST.
@@ -185,15 +217,15 @@ export const parseLine = (file: string, line: LogicalLine): LineResult => {
   const span = line.span(start, end)
   const located = <A>(mark: Mark<unknown>, value: A) => ({
     value,
-    span: line.span(mark.start.offset, mark.end.offset),
+    span: line.span(mark.start, mark.end),
   })
-  const wordSpan = (mark: Mark<string>) => line.span(mark.start.offset, mark.end.offset)
+  const wordSpan = (mark: Mark<string>) => line.span(mark.start, mark.end)
   const diagnostics: Array<Diagnostic> = []
   const report = (at: Ast.Span, code: string, message: string) =>
     diagnostics.push(makeDiagnostic(file, at, code, message))
 
-  const word = head.skip(P.all).parse(text)
-  if (!word.status) return { line: undefined, diagnostics }
+  const word = run(head.skip(P.all), text)
+  if (!word.ok) return { line: undefined, diagnostics }
   const written = word.value.value
   const name = written.toUpperCase()
   if (!isKeyword(name)) {
@@ -208,9 +240,9 @@ export const parseLine = (file: string, line: LogicalLine): LineResult => {
     return { line: undefined, diagnostics }
   }
 
-  const parsed = head.then(bodies[name]).parse(text)
-  if (!parsed.status) {
-    const offset = parsed.index.offset
+  const parsed = run(head.then(bodies[name]), text)
+  if (!parsed.ok) {
+    const offset = parsed.offset
     const found = /^[^ \t\f\v]+/.exec(text.slice(offset))?.[0]
     const at = line.span(offset, offset + (found?.length ?? 0))
     if (name === "INSPECT") {
@@ -236,7 +268,7 @@ export const parseLine = (file: string, line: LogicalLine): LineResult => {
       amount,
       unit,
       bytes: amount * UNITS[unit],
-      span: line.span(raw.amount.start.offset, raw.unit.end.offset),
+      span: line.span(raw.amount.start, raw.unit.end),
     }
   }
 
@@ -279,7 +311,7 @@ export const parseLine = (file: string, line: LogicalLine): LineResult => {
       }
       case "RUN": {
         const command = body.command.value.trimEnd()
-        const from = body.command.start.offset
+        const from = body.command.start
         if (command.length === 0) {
           report(line.span(from, from), "missing-argument", "RUN needs a command")
           return undefined
@@ -347,7 +379,7 @@ export const parseLine = (file: string, line: LogicalLine): LineResult => {
           const last = clause.flags[clause.flags.length - 1]!
           flags = {
             value: clause.flags.map((flag) => located(flag, flag.value.toLowerCase())),
-            span: line.span(first.start.offset, last.end.offset),
+            span: line.span(first.start, last.end),
           }
           break
         }
