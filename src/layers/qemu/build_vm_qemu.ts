@@ -255,6 +255,22 @@ const bootOnce = (
               `the guest did not come up within ${timeoutSeconds} s under ${machine.engine.toUpperCase()}`,
             log,
           }))),
+      // The agent channel closing usually means the guest stopped: say so, with its console.
+      Effect.catchIf(
+        (error) =>
+          error.operation !== "boot",
+        (error) =>
+          Effect.gen(function* () {
+            const stopped = yield* awaitExit(process, "2 seconds")
+            return yield* new VmError({
+              operation: "boot",
+              reason: stopped
+                ? "the guest stopped before its agent started"
+                : `the guest's agent did not start (${error.reason})`,
+              log: yield* consoleTail(machine.consoleLog),
+            })
+          }),
+      ),
     )
     return { process, client, machine }
   })
