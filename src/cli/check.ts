@@ -42,21 +42,17 @@ export const checkCommand = Command.make(
     Effect.gen(function* () {
       const text = yield* readImagefile(file)
       const { imagefile, diagnostics } = analyzeImagefile(text, file)
-      const invalid = hasErrors(diagnostics)
       if (json) {
         yield* Console.log(JSON.stringify(diagnostics, null, 2))
-      } else {
-        if (diagnostics.length > 0) yield* Console.error(renderDiagnostics(diagnostics, text))
-        if (invalid) {
-          const count = diagnostics.filter((diagnostic) => diagnostic.severity === "error").length
-          yield* Console.error(
-            `error: ${new InvalidImagefile({ file, count, rendered: "" }).message}`,
-          )
-        } else {
-          yield* Console.log(summarizeImagefile(imagefile))
-        }
+        if (hasErrors(diagnostics)) return yield* new ExitWith({ code: EXIT_FAILURE })
+        return
       }
-      if (invalid) return yield* new ExitWith({ code: EXIT_FAILURE })
+      const rendered = renderDiagnostics(diagnostics, text)
+      const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error").length
+      // The CLI edge prints the diagnostics of an InvalidImagefile, then how many there are.
+      if (errors > 0) return yield* new InvalidImagefile({ file, count: errors, rendered })
+      if (diagnostics.length > 0) yield* Console.error(rendered)
+      yield* Console.log(summarizeImagefile(imagefile))
     }),
 ).pipe(
   Command.withDescription(

@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as ValidationError from "@effect/cli/ValidationError"
+import { InvalidImagefile } from "../domain/errors.ts"
 
 /** A command already told the user what went wrong; exit with `code` and print nothing more. */
 export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
@@ -42,6 +43,8 @@ export const exitCodeOf = <E>(
     if (error instanceof ExitWith) return error.code
     // @effect/cli has already printed usage errors with the help that fits them.
     if (ValidationError.isValidationError(error)) return EXIT_USAGE
+    // The diagnostics say what is wrong and where; the last line counts them.
+    if (error instanceof InvalidImagefile) console.error(error.rendered)
     console.error(`error: ${describeError(error)}`)
     if (options.verbose) console.error(Cause.pretty(cause))
     return EXIT_FAILURE
