@@ -10,8 +10,8 @@ import type { DiskLayout, MountPoint, PartitionLayout, PartitionType } from "./p
 
 /** Where the image's root filesystem is mounted in the guest. */
 export const BUILD_ROOT = "/mnt/root"
-/** Where the guest mounts BUILD_DIR (read-only). */
-export const CONTEXT_DIR = "/mnt/context"
+/** Where the guest mounts BUILD_DIR (read-only; guest/init). */
+export const CONTEXT_DIR = "/context"
 /** The working disk: the first virtio disk. */
 export const TARGET_DISK = "/dev/vda"
 
@@ -191,12 +191,15 @@ export const mountCommands = (mounts: ReadonlyArray<MountPoint>): ReadonlyArray<
 // the others as that fstab says. The fstab is read here rather than by `chroot mount -a`, which
 // would need the image's own mount and a populated /dev in the chroot.
 const DISCOVER_SCRIPT = `root=$1
+mkdir -p "$root"
 vgchange -ay >/dev/null 2>&1 || true
 found=
 for dev in $(blkid -o device); do
   case "$(blkid -o value -s TYPE "$dev")" in
     swap|LVM2_member|crypto_LUKS|iso9660|squashfs|"") continue ;;
   esac
+  # The helper VM's own disks are mounted already.
+  grep -q "^$dev " /proc/mounts && continue
   mount "$dev" "$root" 2>/dev/null || continue
   if [ -f "$root/etc/fstab" ]; then found=$dev; break; fi
   umount "$root"

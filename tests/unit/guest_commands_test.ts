@@ -5,11 +5,13 @@
 import assert from "node:assert/strict"
 import {
   BUILD_ROOT,
+  commandsFor,
   CONTEXT_DIR,
   copyCommands,
   describe,
   extractCommands,
   type GuestCommand,
+  type GuestOperation,
   mkfsArgv,
   mountCommands,
   partitionCommands,
@@ -395,4 +397,27 @@ Deno.test("describe shows every operation as readable lines", () => {
     },
   })
   assert.ok(partition.join("\n").includes("start=2048, size=10, type=0FC63DAF"))
+})
+
+Deno.test("every guest script is valid POSIX shell", async () => {
+  const operations: ReadonlyArray<GuestOperation> = [
+    {
+      _tag: "PartitionDisk",
+      layout: { table: "mbr", sizeBytes: MiB, partitions: [] },
+    },
+    { _tag: "DiscoverRoot" },
+    { _tag: "PrepareChroot" },
+    { _tag: "CopyIn", sources: [{ path: "a", kind: "file" }], destination: "/a" },
+    { _tag: "Extract", source: { path: "a.tar", kind: "file" }, destination: "/" },
+    { _tag: "Shell", console: "/dev/hvc0", rows: 24, columns: 80 },
+    { _tag: "Release" },
+  ]
+  const scripts = operations.flatMap((operation) => commandsFor(operation))
+    .filter((command) => command.argv[0] === "/bin/sh")
+    .map((command) => command.argv[2]!)
+  assert.equal(scripts.length, operations.length)
+  for (const script of scripts) {
+    const checked = await run(["sh", "-n", "-c", script])
+    assert.equal(checked.code, 0, `${checked.stderr}\n${script}`)
+  }
 })
