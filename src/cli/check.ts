@@ -58,6 +58,8 @@ export const checkCommand = Command.make(
   Command.withDescription(
     "Parse and validate an Imagefile, printing every problem with its line and column, like " +
       "a compiler. Exits 0 with a one-line summary when the file is valid, 1 when it is not.\n" +
-      "Example: transient check images/alpine/Imagefile --json",
+      "Examples:\n" +
+      "  transient check                                  # checks ./Imagefile\n" +
+      "  transient check --json images/alpine/Imagefile   # diagnostics as JSON, for editors and CI",
   ),
 )
