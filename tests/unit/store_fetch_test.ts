@@ -319,9 +319,9 @@ Deno.test("an interrupted pull leaves no working file behind", async () => {
   let sawPartial = false
   const watch = Effect.promise(async () => {
     while (!sawPartial) {
-      for await (const entry of Deno.readDir(`${h.root}/.working`)) {
-        if (entry.name.endsWith(".part")) sawPartial = true
-      }
+      // The store creates .working/ when it opens, which may be after this first looks.
+      const entries = await Array.fromAsync(Deno.readDir(`${h.root}/.working`)).catch(() => [])
+      sawPartial = entries.some((entry) => entry.name.endsWith(".part"))
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
   })
