@@ -48,7 +48,9 @@ export const denoSink = (): ConsoleSink => ({
   isTerminal: Deno.stderr.isTerminal(),
   columns: () => {
     try {
-      return Deno.consoleSize().columns
+      // A terminal may report no size at all (a bare pty).
+      const { columns } = Deno.consoleSize()
+      return columns >= 20 ? columns : 80
     } catch {
       return 80
     }
