@@ -281,8 +281,8 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
   const lookup: ImageStoreShape["lookup"] = Effect.fn("ImageStore.lookup")(
     function* (text: string) {
       const spec = yield* parseImageSpec(text)
-      const present = yield* Effect.promise(() => isPresent(pathOf(spec.name)).catch(() => false))
-      return { name: spec.name, present }
+      const found = yield* Effect.promise(() => isPresent(pathOf(spec.name)).catch(() => false))
+      return { name: spec.name, present: found }
     },
   )
 
