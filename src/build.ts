@@ -11,14 +11,13 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import type {
-  ContextSourceError,
   DiskImageError,
   ImageExists,
   InvalidImageSpec,
   StoreError,
   VmError,
 } from "./domain/errors.ts"
-import { StepFailed } from "./domain/errors.ts"
+import { ContextSourceError, StepFailed } from "./domain/errors.ts"
 import type { Action, BuildPlan, PlanStep } from "./domain/plan.ts"
 import { BuildContext, type ContextEntry } from "./services/build_context.ts"
 import { type BootOptions, BuildVm, type VmSession } from "./services/build_vm.ts"
@@ -80,7 +79,15 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
 
   // Fail on a missing or escaping source before anything is created or booted.
   const entries = new Map<string, ContextEntry>()
-  for (const source of plan.sources) entries.set(source, yield* context.resolve(source))
+  for (const source of plan.sources) {
+    const location = plan.sourceLocations.get(source)
+    const resolved = yield* context.resolve(source).pipe(
+      Effect.mapError((error) =>
+        location === undefined ? error : new ContextSourceError({ ...error, location })
+      ),
+    )
+    entries.set(source, resolved)
+  }
   const entry = (source: string) => entries.get(source)!
 
   const working = yield* store.begin(options.target, { force: options.force })

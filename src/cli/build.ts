@@ -1,4 +1,196 @@
+/**
+ * `transient build` (and its older spelling `transient image build`): build an image from an
+ * Imagefile in a helper VM, or describe the build with `--dry-run`.
+ */
+import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
-export const buildCommand = Command.make("build")
-export const imageCommand = Command.make("image")
-export const imageBuildCommand = Command.make("build")
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { build, type BuildOptions } from "../build.ts"
+import { planBuild } from "../domain/plan.ts"
+import { BuildContextDirectory } from "../layers/build_context_directory.ts"
+import { BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun } from "../layers/dry_run.ts"
+import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
+import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
+import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
+import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
+import type { Accel } from "../services/build_vm.ts"
+import type { PublishTarget } from "../services/image_store.ts"
+import { Reporter } from "../services/reporter.ts"
+import { describeError, ExitWith } from "./exit.ts"
+import { loadImagefile } from "./load_imagefile.ts"
+import { VmError } from "../domain/errors.ts"
+
+// TEMPORARY until the guest artifact loader lands.
+const loadGuestImages = Effect.fail(new VmError({ operation: "boot", reason: "pending" }))
+import { backendDirOf, imageBackendOption, progressOption } from "./options.ts"
+
+const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
+  Args.withDescription("The build directory: COPY and ADD sources are relative to it"),
+  Args.withDefault("."),
+)
+
+const name = Options.text("name").pipe(
+  Options.withAlias("n"),
+  Options.withDescription("The name of the image to build"),
+)
+
+const file = Options.file("file", { exists: "yes" }).pipe(
+  Options.withAlias("f"),
+  Options.withDescription("The Imagefile (default: BUILD_DIR/Imagefile)"),
+  Options.optional,
+)
+
+const local = Options.boolean("local").pipe(
+  Options.withDescription("Write BUILD_DIR/NAME.qcow2 instead of publishing to the image store"),
+)
+
+const force = Options.boolean("force").pipe(
+  Options.withDescription("Replace an existing image of the same name"),
+)
+
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription(
+    "Check the sources and the base image, and print what each step would do; start no VM, " +
+      "write nothing",
+  ),
+)
+
+const accel = Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
+  Options.withDescription(
+    "How QEMU runs the helper VM: kvm, tcg (software emulation), or auto (KVM when it works, " +
+      "else TCG)",
+  ),
+  Options.withDefault("auto" as Accel),
+)
+
+const cpus = Options.integer("cpus").pipe(
+  Options.withDescription("Virtual CPUs of the helper VM"),
+  Options.withDefault(2),
+)
+
+const memory = Options.integer("memory").pipe(
+  Options.withDescription("Memory of the helper VM, in MiB"),
+  Options.withDefault(1024),
+)
+
+const noNetwork = Options.boolean("no-network").pipe(
+  Options.withDescription("Give the helper VM no network (RUN cannot download anything)"),
+)
+
+const bootTimeout = Options.integer("boot-timeout").pipe(
+  Options.withDescription("Seconds to wait for the helper VM to come up"),
+  Options.withDefault(60),
+)
+
+const buildOptions = {
+  buildDir,
+  name,
+  file,
+  local,
+  force,
+  dryRun,
+  imageBackend: imageBackendOption,
+  accel,
+  cpus,
+  memory,
+  noNetwork,
+  bootTimeout,
+  progress: progressOption,
+}
+
+type BuildArgs = Command.Command.ParseConfig<typeof buildOptions>
+
+const positive = (flag: string, value: number) =>
+  value >= 1
+    ? Effect.void
+    : Console.error(`error: --${flag} must be at least 1 (got ${value})`).pipe(
+      Effect.zipRight(new ExitWith({ code: 2 })),
+    )
+
+const runBuild = Effect.fn("cli.build")(function* (args: BuildArgs) {
+  yield* positive("cpus", args.cpus)
+  yield* positive("memory", args.memory)
+  yield* positive("boot-timeout", args.bootTimeout)
+  if (args.name.trim() === "" || (args.local && args.name.includes("/"))) {
+    yield* Console.error(`error: '${args.name}' cannot be used as an image name`)
+    return yield* new ExitWith({ code: 2 })
+  }
+  const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
+  const imagefile = yield* loadImagefile(imagefilePath).pipe(
+    Effect.catchTag(
+      "InvalidImagefile",
+      (error) => Console.error(error.rendered).pipe(Effect.zipRight(new ExitWith({ code: 1 }))),
+    ),
+  )
+  const target: PublishTarget = args.local
+    ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
+    : { _tag: "Store", name: args.name }
+  const options: BuildOptions = {
+    target,
+    force: args.force,
+    interactive: Deno.stdin.isTerminal() && Deno.stdout.isTerminal(),
+    vm: {
+      context: args.buildDir,
+      network: !args.noNetwork,
+      accel: args.accel,
+      cpus: args.cpus,
+      memoryMiB: args.memory,
+      bootTimeoutSeconds: args.bootTimeout,
+    },
+  }
+
+  const reporter = ReporterConsole(args.progress)
+  const store = ImageStoreDirectory(backendDirOf(args.imageBackend)).pipe(
+    Layer.provide(Layer.merge(DiskImagesQemu, reporter)),
+  )
+  const services = args.dryRun
+    ? Layer.mergeAll(
+      BuildVmDryRun,
+      DiskImagesDryRun,
+      ImageStoreDryRun.pipe(Layer.provide(store)),
+    )
+    : Layer.mergeAll(makeBuildVmQemu(loadGuestImages), DiskImagesQemu, store)
+  const layer = Layer.mergeAll(
+    services.pipe(Layer.provide(reporter)),
+    BuildContextDirectory(args.buildDir),
+    reporter,
+  )
+
+  yield* Effect.gen(function* () {
+    const reporter = yield* Reporter
+    const result = yield* build(planBuild(imagefile), options).pipe(
+      Effect.tapError((error) => reporter.failure(describeError(error))),
+      Effect.mapError(() => new ExitWith({ code: 1 })),
+    )
+    if (args.dryRun) {
+      yield* reporter.info(`Dry run: nothing was built; the image would be ${result.image.path}`)
+      return
+    }
+    yield* reporter.result({
+      name: result.image.name,
+      path: result.image.path,
+      virtualSize: result.image.virtualSize,
+      actualSize: result.image.actualSize,
+      durationMs: result.durationMs,
+      steps: result.steps,
+    })
+  }).pipe(Effect.provide(layer))
+})
+
+const describeBuild = (command: string) =>
+  "Build a qcow2 image from BUILD_DIR/Imagefile inside a helper VM, then publish it to the " +
+  "image store (or to BUILD_DIR/NAME.qcow2 with --local).\n\n" +
+  `Example: ${command} --name web --accel tcg ./web`
+
+export const buildCommand = Command.make("build", buildOptions, runBuild).pipe(
+  Command.withDescription(describeBuild("transient build")),
+)
+
+/** `transient image build`: the older spelling of `transient build`. */
+export const imageBuildCommand = Command.make("build", buildOptions, runBuild).pipe(
+  Command.withDescription(describeBuild("transient image build")),
+)

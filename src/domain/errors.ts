@@ -30,6 +30,8 @@ export class ContextSourceError extends Data.TaggedError("ContextSourceError")<{
   readonly source: string
   readonly reason: "missing" | "escapes" | "unreadable"
   readonly detail?: string
+  /** `file:line:column` of the instruction that names the source, when known. */
+  readonly location?: string
 }> {
   override get message() {
     const detail = this.detail ? ` (${this.detail})` : ""
@@ -38,7 +40,8 @@ export class ContextSourceError extends Data.TaggedError("ContextSourceError")<{
       : this.reason === "escapes"
       ? "points outside the build directory"
       : "cannot be read"
-    return `COPY/ADD source '${this.source}' ${what}${detail}`
+    const where = this.location ? `${this.location}: ` : ""
+    return `${where}COPY/ADD source '${this.source}' ${what}${detail}`
   }
 }
 

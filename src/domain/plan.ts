@@ -81,6 +81,8 @@ export interface BuildPlan {
   readonly steps: ReadonlyArray<PlanStep>
   /** Every COPY/ADD source, in order of first use, to be checked before anything starts. */
   readonly sources: ReadonlyArray<string>
+  /** Where each source is first named, as `file:line:column`, for error messages. */
+  readonly sourceLocations: ReadonlyMap<string, string>
 }
 
 const partitionType = (partition: Partition): PartitionType => {
@@ -137,8 +139,13 @@ export const planBuild = (imagefile: Imagefile): BuildPlan => {
   const layout = disk ? diskLayout(disk, partitions) : undefined
   const lastPartition = partitions[partitions.length - 1]
   const sources: Array<string> = []
-  const addSources = (list: ReadonlyArray<{ readonly value: string }>) => {
-    for (const { value } of list) if (!sources.includes(value)) sources.push(value)
+  const sourceLocations = new Map<string, string>()
+  const addSources = (list: ReadonlyArray<{ readonly value: string; readonly span: Span }>) => {
+    for (const { value, span } of list) {
+      if (sourceLocations.has(value)) continue
+      sources.push(value)
+      sourceLocations.set(value, `${imagefile.file}:${span.line}:${span.column}`)
+    }
   }
 
   const actionsOf = (instruction: Instruction): ReadonlyArray<Action> => {
@@ -189,5 +196,5 @@ export const planBuild = (imagefile: Imagefile): BuildPlan => {
   const base = layout
     ? { _tag: "Scratch" as const, layout }
     : { _tag: "Image" as const, spec: from?.image.value ?? "" }
-  return { base, steps, sources }
+  return { base, steps, sources, sourceLocations }
 }

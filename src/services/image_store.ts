@@ -41,10 +41,16 @@ export interface ImageStoreShape {
   readonly resolve: (
     spec: string,
   ) => Effect.Effect<StoredImage, InvalidImageSpec | StoreError | DiskImageError>
-  /** Like `resolve`, but only looks: never downloads (used by `build --dry-run`). */
+  /**
+   * Like `resolve`, but only looks: never downloads (used by `build --dry-run`). Fails when the
+   * store lacks the image and the spec names no source it could be fetched from.
+   */
   readonly lookup: (
     spec: string,
-  ) => Effect.Effect<{ readonly name: string; readonly present: boolean }, InvalidImageSpec>
+  ) => Effect.Effect<
+    { readonly name: string; readonly present: boolean },
+    InvalidImageSpec | StoreError
+  >
   /**
    * Start writing an image for `target`. Fails at once with ImageExists when the name is taken
    * and `force` is false (and again at commit, if it was taken meanwhile).

@@ -282,6 +282,16 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     function* (text: string) {
       const spec = yield* parseImageSpec(text)
       const found = yield* Effect.promise(() => isPresent(pathOf(spec.name)).catch(() => false))
+      if (!found) {
+        // Only what can be checked without fetching: a name that spells no source, a missing file.
+        const source = yield* fetchSourceOf(spec)
+        if (source._tag === "File" && !(yield* Effect.promise(() => isPresent(source.path)))) {
+          return yield* new StoreError({
+            image: spec.name,
+            reason: `Image file '${source.path}' does not exist`,
+          })
+        }
+      }
       return { name: spec.name, present: found }
     },
   )
