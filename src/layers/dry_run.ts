@@ -90,7 +90,9 @@ export const ImageStoreDryRun = Layer.effect(
           const taken = target._tag === "Store"
             ? (yield* store.list).some((image) => image.name === target.name)
             : yield* Effect.promise(() => Deno.lstat(target.path).then(() => true, () => false))
-          const path = target._tag === "Store" ? `${store.root}/${encodeImageName(target.name)}` : target.path
+          const path = target._tag === "Store"
+            ? `${store.root}/${encodeImageName(target.name)}`
+            : target.path
           if (taken && !force) return yield* new ImageExists({ name: target.name, path })
           return {
             path: `${path} (working copy)`,

@@ -3,30 +3,7 @@ import assert from "node:assert/strict"
 import * as Schema from "effect/Schema"
 import { Diagnostic } from "../../src/domain/imagefile/mod.ts"
 
-const ROOT = new URL("../../", import.meta.url).pathname
-const MAIN = `${ROOT}main.ts`
-
-interface Outcome {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const transient = async (args: ReadonlyArray<string>, cwd = ROOT): Promise<Outcome> => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output()
-  const decoder = new TextDecoder()
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  }
-}
+import { ROOT, transient } from "../run_transient.ts"
 
 Deno.test("transient check", async (t) => {
   // Each run starts a Deno process (about a second), so they run side by side.
@@ -37,7 +14,7 @@ Deno.test("transient check", async (t) => {
     transient(["check", "--json", "testdata/scratch-xfs/Imagefile"]),
     transient(["check", "testdata/no-such/Imagefile"]),
     transient(["check", "--no-such-option", "testdata/alpine-gpt/Imagefile"]),
-    transient(["check"], `${ROOT}testdata/alpine-mbr`),
+    transient(["check"], { cwd: `${ROOT}testdata/alpine-mbr` }),
   ])
 
   await t.step("a valid file: exit 0 and a one-line summary", () => {

@@ -3,26 +3,9 @@
  * store laid out as the original transient lays it out.
  */
 import assert from "node:assert/strict"
-import { fileURLToPath } from "node:url"
+import { transient } from "../run_transient.ts"
 
 const MiB = 1024 * 1024
-const repo = fileURLToPath(new URL("../../", import.meta.url))
-
-const transient = async (args: ReadonlyArray<string>) => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${repo}/main.ts`, ...args],
-    cwd: repo,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output()
-  const decoder = new TextDecoder()
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  }
-}
 
 const place = async (file: string, size: number) => {
   const status = await new Deno.Command("qemu-img", {
