@@ -25,7 +25,7 @@ Deno.test("transient build", async (t) => {
 
   await t.step(
     "--dry-run prints every step and the guest commands, and writes nothing",
-    async () => {
+    () => {
       assert.equal(dryRun.code, 0, dryRun.stderr)
       const lines = dryRun.stdout.split("\n")
       assert.deepEqual(lines.filter((line) => line.startsWith("Step ")), [
