@@ -15,6 +15,16 @@ export const CONTEXT_DIR = "/context"
 /** The working disk: the first virtio disk. */
 export const TARGET_DISK = "/dev/vda"
 
+/**
+ * The guest's /bin/sh is busybox, whose ash runs its own applets in preference to PATH (and
+ * busybox tar, mount or cp lack what is needed here): scripts name these tools by path.
+ */
+const TAR = "/usr/bin/tar"
+const MOUNT = "/usr/bin/mount"
+const UMOUNT = "/usr/bin/umount"
+const BLKID = "/usr/bin/blkid"
+const CP = "/usr/bin/cp"
+
 /** The PATH of RUN and INSPECT, as Docker sets it. */
 export const CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -194,15 +204,15 @@ const DISCOVER_SCRIPT = `root=$1
 mkdir -p "$root"
 vgchange -ay >/dev/null 2>&1 || true
 found=
-for dev in $(blkid -o device); do
-  case "$(blkid -o value -s TYPE "$dev")" in
+for dev in $(${BLKID} -o device); do
+  case "$(${BLKID} -o value -s TYPE "$dev")" in
     swap|LVM2_member|crypto_LUKS|iso9660|squashfs|"") continue ;;
   esac
   # The helper VM's own disks are mounted already.
   grep -q "^$dev " /proc/mounts && continue
-  mount "$dev" "$root" 2>/dev/null || continue
+  ${MOUNT} "$dev" "$root" 2>/dev/null || continue
   if [ -f "$root/etc/fstab" ]; then found=$dev; break; fi
-  umount "$root"
+  ${UMOUNT} "$root"
 done
 if [ -z "$found" ]; then
   echo "no filesystem of the image holds /etc/fstab" >&2
@@ -218,7 +228,7 @@ while read -r spec target type options rest; do
   esac
   case ",$options," in *,noauto,*|*,bind,*) continue ;; esac
   echo "mount $spec $target"
-  if ! mount -t "$type" -o "$options" "$spec" "$root$target"; then
+  if ! ${MOUNT} -t "$type" -o "$options" "$spec" "$root$target"; then
     case ",$options," in *,nofail,*) ;; *) status=1 ;; esac
   fi
 done < "$root/etc/fstab"
@@ -268,7 +278,7 @@ done
 if [ ! -e "$root$p" ]; then
   mkdir -p "$(dirname "$root$p")" && : > "$root$p" && echo "$root$p" > /run/transient-resolv
 fi
-mount --bind /etc/resolv.conf "$root$p"`
+${MOUNT} --bind /etc/resolv.conf "$root$p"`
 
 export const prepareChrootCommands = (): ReadonlyArray<GuestCommand> => [
   ...CHROOT_MOUNTS.flatMap((mount) => [
@@ -316,10 +326,11 @@ export const runCommand = (command: string): GuestCommand => ({
 })
 
 // The shell gets the guest terminal "$1" as its controlling terminal (`setsid -c` takes it from
-// stdin), sized as the user's terminal ("$2" rows, "$3" columns).
+// stdin), sized as the user's terminal ("$2" rows, "$3" columns). setsid runs in a child of this
+// shell, which is no process-group leader, so it does not fork again and the shell waits for it.
 const SHELL_SCRIPT = `tty=$1 rows=$2 cols=$3; shift 3
 stty -F "$tty" rows "$rows" cols "$cols" 2>/dev/null || true
-exec setsid -w -c "$@" <"$tty" >"$tty" 2>&1`
+setsid -c "$@" <"$tty" >"$tty" 2>&1`
 
 /** INSPECT: an interactive login shell in the image, on the guest terminal `console`. */
 export const shellCommand = (
@@ -357,7 +368,7 @@ const COPY_FUNCTION = `copy_in() {
   mode=$1 dest=$2; shift 2
   if [ "$mode" = file ]; then
     mkdir -p "$(dirname "$dest")"
-    cp -a -H "$1" "$dest"
+    ${CP} -a -H "$1" "$dest"
     if [ -d "$dest" ] && [ ! -L "$dest" ]; then
       chown -R -h 0:0 "$dest/\${1##*/}"
     else
@@ -368,11 +379,11 @@ const COPY_FUNCTION = `copy_in() {
   mkdir -p "$dest"
   for src; do
     if [ -d "$src" ]; then
-      cp -a -H "$src/." "$dest/"
+      ${CP} -a -H "$src/." "$dest/"
       find "$src/" -mindepth 1 -maxdepth 1 -exec sh -c \\
         'd=$1; shift; for e; do chown -R -h 0:0 "$d/\${e##*/}"; done' sh "$dest" {} +
     else
-      cp -a -H "$src" "$dest/"
+      ${CP} -a -H "$src" "$dest/"
       chown -R -h 0:0 "$dest/\${src##*/}"
     fi
   done
@@ -450,9 +461,9 @@ export const TAR_EXTRACT_OPTIONS: ReadonlyArray<string> = [
 const EXTRACT_SCRIPT = `set -e
 ${COPY_FUNCTION}
 mode=$1 src=$2 dest=$3; shift 3
-if [ -n "$(tar -t -f "$src" 2>/dev/null | head -n 1)" ]; then
+if [ -n "$(${TAR} -t -f "$src" 2>/dev/null | head -n 1)" ]; then
   mkdir -p "$dest"
-  exec tar -x -f "$src" -C "$dest" "$@"
+  exec ${TAR} -x -f "$src" -C "$dest" "$@"
 fi
 copy_in "$mode" "$dest" "$src"`
 
@@ -487,10 +498,10 @@ const RELEASE_SCRIPT = `root=$1
 sync
 if [ -f /run/transient-resolv ]; then
   created=$(cat /run/transient-resolv)
-  umount "$created" && rm -f "$created" && rm -f /run/transient-resolv
+  ${UMOUNT} "$created" && rm -f "$created" && rm -f /run/transient-resolv
 fi
-if mountpoint -q "$root"; then
-  umount -R "$root" || { echo "unmounting lazily" >&2; umount -R -l "$root"; }
+if grep -q " $root " /proc/mounts; then
+  ${UMOUNT} -R "$root" || { echo "unmounting lazily" >&2; ${UMOUNT} -R -l "$root"; }
 fi
 vgchange -an >/dev/null 2>&1 || true
 sync`
