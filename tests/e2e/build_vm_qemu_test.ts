@@ -91,7 +91,11 @@ const makeRootfs = async (context: string) => {
     for (const applet of ["sh", "echo", "cat", "ls", "ps"]) {
       await Deno.symlink("busybox", `${rootfs}/bin/${applet}`)
     }
-    await Deno.writeTextFile(`${rootfs}/etc/fstab`, "/dev/vda1 / ext4 defaults 0 1\n")
+    await Deno.writeTextFile(
+      `${rootfs}/etc/fstab`,
+      "# root first\n/dev/vda1 / ext4 defaults 0 1\nLABEL=e2e-data /data ext2 defaults 0 2\n" +
+        "proc /proc proc defaults 0 0\n",
+    )
     await tool(
       "tar",
       "-C",
@@ -152,16 +156,23 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
           yield* session.partitionDisk({
             table: "gpt",
             sizeBytes: 64 * MiB,
-            partitions: [{
-              number: 1,
-              startSector: 2048,
-              sizeSectors: sectors - 2048 - 34,
-              type: "linux",
-              bootable: true,
-            }],
+            partitions: [
+              { number: 1, startSector: 2048, sizeSectors: 98304, type: "linux", bootable: true },
+              {
+                number: 2,
+                startSector: 100352,
+                sizeSectors: sectors - 100352 - 34,
+                type: "linux",
+                bootable: false,
+              },
+            ],
           })
           yield* session.format({ partition: 1, fs: "ext4", options: ["-L", "e2e root"] })
-          yield* session.mountPartitions([{ partition: 1, path: "/" }])
+          yield* session.format({ partition: 2, fs: "ext2", options: ["-L", "e2e-data"] })
+          yield* session.mountPartitions([{ partition: 1, path: "/" }, {
+            partition: 2,
+            path: "/data",
+          }])
           yield* session.extract({ source: entry("rootfs.tar.gz", "file"), destination: "/" })
           yield* session.copyIn({
             sources: [entry("tool.sh", "file")],
@@ -172,7 +183,8 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
           const onOutput = (_stream: string, chunk: Uint8Array) =>
             Effect.sync(() => void output.push(new TextDecoder().decode(chunk)))
           const pid = yield* session.run({
-            command: "echo hi > /hello && ln -s hello /hello.link && echo $$",
+            command:
+              "echo hi > /hello && ln -s hello /hello.link && echo m > /data/marker && echo $$",
             onOutput,
           })
           const status = yield* session.run({ command: "exit 7", onOutput })
@@ -198,11 +210,19 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
     await tool("qemu-img", "convert", "-O", "raw", `${dir}/disk.qcow2`, `${dir}/disk.raw`)
     const table = JSON.parse(await tool("sfdisk", "--json", `${dir}/disk.raw`)).partitiontable
     assert.equal(table.label, "gpt")
-    assert.equal(table.partitions.length, 1)
+    assert.equal(table.partitions.length, 2)
     assert.equal(table.partitions[0].start, 2048)
     assert.equal(table.partitions[0].type, "0FC63DAF-8483-4772-8E79-3D69D8477DE4")
     assert.equal(table.partitions[0].attrs, "LegacyBIOSBootable")
-    await tool("dd", `if=${dir}/disk.raw`, `of=${dir}/part.raw`, "bs=1M", "skip=1", "status=none")
+    await tool(
+      "dd",
+      `if=${dir}/disk.raw`,
+      `of=${dir}/part.raw`,
+      "bs=1M",
+      "skip=1",
+      "count=48",
+      "status=none",
+    )
     const part = `${dir}/part.raw`
     assert.equal((await tool("blkid", "-p", "-o", "value", "-s", "LABEL", part)).trim(), "e2e root")
     assert.equal((await tool("blkid", "-p", "-o", "value", "-s", "TYPE", part)).trim(), "ext4")
@@ -219,6 +239,25 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
     assert.equal((await debugfs("ls /proc")).includes("self"), false)
     // Unmounted cleanly: no journal recovery needed.
     assert.match(await tool("dumpe2fs", "-h", part), /Filesystem state:\s+clean/)
+
+    // Boot again on the same disk, as FROM <image> does: the root is found by its /etc/fstab,
+    // and /data mounted as that fstab says (by label).
+    const seen: Array<string> = []
+    const again = await runTest(
+      Effect.flatMap(BuildVm, (vm) =>
+        Effect.scoped(Effect.gen(function* () {
+          const session = yield* vm.boot(bootOptions(dir))
+          yield* session.discoverRoot
+          yield* session.prepareChroot
+          return yield* session.run({
+            command: "cat /hello /data/marker",
+            onOutput: (_stream, chunk) =>
+              Effect.sync(() => void seen.push(new TextDecoder().decode(chunk))),
+          })
+        }))).pipe(Effect.provide(layer)),
+    )
+    assert.equal(again, 0, seen.join(""))
+    assert.equal(seen.join(""), "hi\nm\n")
   })
 })
 
