@@ -66,7 +66,7 @@ export const GUEST_DEVICES = {
 export const KERNEL_CMDLINE = "console=ttyS0 panic=-1 quiet loglevel=4"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
-const KVM_PROBE_SECONDS = 20
+const KVM_PROBE_SECONDS = 10
 const CONSOLE_LINES = 20
 const OUTPUT_TAIL_BYTES = 64 * 1024
 
@@ -155,16 +155,16 @@ const consoleTail = (path: string): Effect.Effect<ReadonlyArray<string>> =>
     Effect.map((text) => lastLines(text.replaceAll("\r", ""), CONSOLE_LINES)),
   )
 
-/** Connect to a unix socket QEMU is about to create. */
+/** Connect to a unix socket QEMU is about to create (retrying, interruptibly, meanwhile). */
 const connectUnix = (path: string): Effect.Effect<Deno.UnixConn, VmError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () => Deno.connect({ transport: "unix", path }),
       catch: (error) =>
         new VmError({ operation: "boot", reason: `cannot connect to ${path} (${String(error)})` }),
-    }).pipe(Effect.retry({ times: 250, schedule: Schedule.spaced("20 millis") })),
+    }),
     (conn) => Effect.sync(() => closeQuietly(conn)),
-  )
+  ).pipe(Effect.retry({ times: 250, schedule: Schedule.spaced("20 millis") }))
 
 const closeQuietly = (conn: Deno.Conn) => {
   try {
@@ -475,7 +475,7 @@ export const makeBuildVmQemu = (
           yield* Scope.close(attempt, Exit.fail(booted.left))
           if (isLast) return yield* booted.left
           yield* reporter.warn(
-            `The helper VM did not come up under KVM within ${timeout} s; retrying with TCG ` +
+            `The helper VM failed under KVM (${booted.left.reason}); retrying with TCG ` +
               "(slower; use --accel tcg to skip KVM)",
           )
         }
