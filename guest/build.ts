@@ -7,7 +7,7 @@
  *   --out DIR                        write the artifacts to DIR instead of guest/dist
  *   --agent FILE                     package FILE as the agent instead of guest/agent.ts
  *   --deno-in-initramfs              put Deno and the agent in the initramfs, no runtime disk
- *   --compression gzip|zstd          how the initramfs is compressed (zstd by default)
+ *   --compression gzip|zstd          how the initramfs is compressed (gzip by default)
  *
  * Every program is taken from the pinned packages, and so are the tools the recipe runs
  * (depmod, mke2fs, debugfs, zstd, gzip, through the pinned dynamic loader), so the output
@@ -30,6 +30,7 @@ export const PACKAGES = [
   "libc6",
   "libgcc-s1",
   "busybox-static",
+  "dash",
   "coreutils",
   "util-linux",
   "mount",
@@ -85,6 +86,9 @@ export const PACKAGES = [
 
 /** Programs taken from the packages into /usr/bin (symlinks are kept as symlinks). */
 const TOOLS = [
+  // /bin/sh: busybox's shell runs its own applets before anything on PATH (Debian builds it
+  // "standalone"), which would put busybox mount, cp and tar in front of the real ones.
+  "/bin/dash",
   // util-linux, mount, fdisk
   "/sbin/sfdisk",
   "/sbin/blkid",
@@ -178,6 +182,7 @@ const ON_DEMAND_MODULES = [
   "xfs",
   "vfat",
   "nls_cp437",
+  "nls_ascii",
   "nls_iso8859_1",
   "nls_utf8",
   "dm_mod",
@@ -211,7 +216,7 @@ const parseOptions = (args: ReadonlyArray<string>): Options => {
   let out = `${GUEST_DIR}/dist`
   let agent = `${GUEST_DIR}/agent.ts`
   let denoInInitramfs = false
-  let compression: "gzip" | "zstd" = "zstd"
+  let compression: "gzip" | "zstd" = "gzip"
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!
     const value = () => args[++index] ?? fail(`${arg} needs a value`)
@@ -369,6 +374,7 @@ const addTools = async (tree: Tree, sysroot: string): Promise<Array<string>> => 
     const target = Deno.readLinkSync(`${sysroot}/sbin/${entry.name}`)
     if (target === "lvm") await take(`/sbin/${entry.name}`)
   }
+  tree.symlink("usr/bin/sh", "dash")
   await take("/bin/busybox")
   const applets = await run([`${sysroot}/bin/busybox`, "--list"])
   for (const applet of applets.split("\n").filter((line) => line !== "")) {

@@ -89,7 +89,9 @@ Deno.test("without the variable, guest/dist beside the sources is used", async (
   const moduleUrl = `file://${root}/src/layers/qemu/guest_artifacts.ts`
   const found = await runTest(find({}, moduleUrl))
   assert.equal(found.kernel, `${root}/guest/dist/vmlinux`)
-  const message = failureMessage(await runFailure(find({}, `file://${root}/elsewhere/src/layers/qemu/a.ts`)))
+  const message = failureMessage(
+    await runFailure(find({}, `file://${root}/elsewhere/src/layers/qemu/a.ts`)),
+  )
   assert.match(message, /deno task guest/)
   await Deno.remove(root, { recursive: true })
 })
