@@ -3,6 +3,7 @@
  * Imagefile in a helper VM, or describe the build with `--dry-run`.
  */
 import * as Args from "@effect/cli/Args"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
@@ -14,18 +15,15 @@ import { planBuild } from "../domain/plan.ts"
 import { BuildContextDirectory } from "../layers/build_context_directory.ts"
 import { BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun } from "../layers/dry_run.ts"
 import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
+import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
 import type { Accel } from "../services/build_vm.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
-import { describeError, ExitWith } from "./exit.ts"
+import { describeFailure, ExitWith } from "./exit.ts"
 import { loadImagefile } from "./load_imagefile.ts"
-import { VmError } from "../domain/errors.ts"
-
-// TEMPORARY until the guest artifact loader lands.
-const loadGuestImages = Effect.fail(new VmError({ operation: "boot", reason: "pending" }))
 import { backendDirOf, imageBackendOption, progressOption } from "./options.ts"
 
 const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
@@ -153,7 +151,11 @@ const runBuild = Effect.fn("cli.build")(function* (args: BuildArgs) {
       DiskImagesDryRun,
       ImageStoreDryRun.pipe(Layer.provide(store)),
     )
-    : Layer.mergeAll(makeBuildVmQemu(loadGuestImages), DiskImagesQemu, store)
+    : Layer.mergeAll(
+      makeBuildVmQemu(findGuestArtifacts().pipe(Effect.provide(NodeContext.layer))),
+      DiskImagesQemu,
+      store,
+    )
   const layer = Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
     BuildContextDirectory(args.buildDir),
@@ -163,7 +165,7 @@ const runBuild = Effect.fn("cli.build")(function* (args: BuildArgs) {
   yield* Effect.gen(function* () {
     const reporter = yield* Reporter
     const result = yield* build(planBuild(imagefile), options).pipe(
-      Effect.tapError((error) => reporter.failure(describeError(error))),
+      Effect.tapError((error) => reporter.failure(describeFailure(error))),
       Effect.mapError(() => new ExitWith({ code: 1 })),
     )
     if (args.dryRun) {

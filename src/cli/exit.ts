@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { InvalidImagefile } from "../domain/errors.ts"
+import { InvalidImagefile, VmError } from "../domain/errors.ts"
 
 /** A command already told the user what went wrong; exit with `code` and print nothing more. */
 export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
@@ -24,6 +24,15 @@ export const describeError = (error: unknown): string => {
     return String((error as { message: unknown }).message)
   }
   return String(error)
+}
+
+/**
+ * An error's line, followed by the helper VM's last console or command output when the error
+ * carries it: what a user needs to see why the VM failed.
+ */
+export const describeFailure = (error: unknown): string => {
+  const log = error instanceof VmError ? error.log ?? [] : []
+  return [describeError(error), ...log.map((line) => `  | ${line}`)].join("\n")
 }
 
 /** Decide the exit status of a finished command, printing its error line when it failed. */

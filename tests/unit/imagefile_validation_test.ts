@@ -211,6 +211,24 @@ Deno.test("sizes fit the disk: 1 MiB at the start, 33 sectors of backup GPT at t
   ])
 })
 
+Deno.test("an xfs partition below mkfs.xfs's 300 MiB minimum is refused where it is sized", () => {
+  const sized = errors(scratch("GPT", "PARTITION 1 SIZE 299 MB FORMAT xfs MOUNT /"))
+  assert.deepEqual(sized.map(where), [
+    { code: "filesystem-too-small", line: 3, column: 18, endLine: 3, endColumn: 24 },
+  ])
+  assert.equal(
+    sized[0]?.message,
+    "partition 1 is 299 MiB, but mkfs.xfs refuses filesystems smaller than 300 MiB",
+  )
+  assert.deepEqual(errors(scratch("GPT", "PARTITION 1 SIZE 300 MB FORMAT xfs MOUNT /")), [])
+  // A SIZE-less partition is measured by what the disk leaves it: 127 MiB of a 128 MB disk.
+  const rest = errors("FROM scratch\nDISK 128 MB MBR\nPARTITION 1 FORMAT xfs MOUNT /\n")
+  assert.deepEqual(rest.map(where), [
+    { code: "filesystem-too-small", line: 3, column: 20, endLine: 3, endColumn: 23 },
+  ])
+  assert.deepEqual(errors("FROM scratch\nDISK 128 MB MBR\nPARTITION 1 FORMAT ext4 MOUNT /\n"), [])
+})
+
 Deno.test("sizes are greater than zero", () => {
   const found = errors("FROM scratch\nDISK 0 GB GPT\nPARTITION 1 SIZE 0MB FORMAT ext4 MOUNT /\n")
   assert.deepEqual(found.map(where), [

@@ -8,7 +8,14 @@ import type * as Ast from "./ast.ts"
 import { type Diagnostic, makeDiagnostic, type Severity } from "./diagnostic.ts"
 import { joinOr, type Keyword, type ParsedLine } from "./grammar.ts"
 import { closestWord } from "./suggest.ts"
-import { FIRST_SECTOR, GPT_BACKUP_SECTORS, MiB, SECTOR } from "../plan.ts"
+import {
+  diskLayout,
+  FIRST_SECTOR,
+  GPT_BACKUP_SECTORS,
+  MiB,
+  type PartitionLayout,
+  SECTOR,
+} from "../plan.ts"
 import { confineSource } from "../source_path.ts"
 
 const START_OF_FILE: Ast.Span = { line: 1, column: 1, endLine: 1, endColumn: 1 }
@@ -332,8 +339,9 @@ const checkLayout = (
           `partition ${partition.number.value} has no SIZE and there is no space left for it ` +
             `on the ${diskName} (${reserved})`,
         )
+        return
       }
-      return
+      break
     }
     if (!Number.isSafeInteger(partition.size.bytes)) return
     needed += partition.size.bytes
@@ -347,4 +355,28 @@ const checkLayout = (
       return
     }
   }
+  checkMinimumSizes(diskLayout(disk, partitions).partitions, partitions, report)
+}
+
+/** The smallest filesystems the helper VM's mkfs tools create. */
+const MINIMUM_SIZES: Partial<Record<string, number>> = { xfs: 300 * MiB }
+
+const checkMinimumSizes = (
+  layouts: ReadonlyArray<PartitionLayout>,
+  partitions: ReadonlyArray<Ast.Partition>,
+  report: Report,
+) => {
+  partitions.forEach((partition, index) => {
+    const fs = partition.format?.fs
+    const minimum = fs && MINIMUM_SIZES[fs.value]
+    const bytes = (layouts[index]?.sizeSectors ?? 0) * SECTOR
+    if (fs && minimum !== undefined && bytes < minimum) {
+      report(
+        partition.size?.span ?? fs.span,
+        "filesystem-too-small",
+        `partition ${partition.number.value} is ${mebibytes(bytes)}, but mkfs.${fs.value} ` +
+          `refuses filesystems smaller than ${mebibytes(minimum)}`,
+      )
+    }
+  })
 }

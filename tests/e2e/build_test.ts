@@ -1,0 +1,164 @@
+/**
+ * Real builds: `transient build` under TCG, as a user runs it. The images are read back on the
+ * host with qemu-img, sfdisk, debugfs and xfs_db, never through transient's own code.
+ */
+import assert from "node:assert/strict"
+import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
+import { transient } from "../run_transient.ts"
+import {
+  extCat,
+  extractPartition,
+  extStat,
+  qemuProcessesWith,
+  rawDisk,
+  sha256File,
+  tool,
+} from "./host.ts"
+
+const GPT_LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+const GPT_BIOS_BOOT = "21686148-6449-6E6F-744E-656564454649"
+
+const work = await Deno.makeTempDir({ prefix: "transient-e2e-build-" })
+const store = `${work}/store`
+const env = { TRANSIENT_IMAGE_BACKEND: store }
+const build = (dir: string, ...args: Array<string>) =>
+  transient(["build", "--accel", "tcg", "--no-network", "--progress", "plain", ...args, dir], {
+    env,
+  })
+
+const context = async (name: string, imagefile: string) => {
+  const dir = `${work}/${name}`
+  await Deno.mkdir(dir, { recursive: true })
+  await Deno.writeTextFile(`${dir}/Imagefile`, imagefile)
+  return dir
+}
+
+const scratch = await context(
+  "scratch",
+  [
+    "FROM scratch",
+    "DISK 256 MB GPT",
+    "PARTITION 1 SIZE 8 MB FLAGS bios_grub",
+    "PARTITION 2 FORMAT ext4 MOUNT /",
+    "ADD rootfs.tar.gz /",
+    "COPY tool.sh /usr/local/bin/tool",
+    "COPY conf /etc/app",
+    "RUN echo hello > /etc/motd && ln -s motd /etc/motd.link",
+  ].join("\n"),
+)
+await makeBusyboxRootfs(`${scratch}/rootfs.tar.gz`)
+await Deno.writeTextFile(`${scratch}/tool.sh`, "#!/bin/sh\necho tool\n")
+await Deno.chmod(`${scratch}/tool.sh`, 0o755)
+await Deno.mkdir(`${scratch}/conf/sub`, { recursive: true })
+await Deno.writeTextFile(`${scratch}/conf/app.conf`, "key=value\n")
+await Deno.writeTextFile(`${scratch}/conf/sub/deep.txt`, "deep\n")
+
+Deno.test("FROM scratch on GPT: partition types, files, modes and a symlink", async () => {
+  const result = await build(scratch, "--local", "--name", "scratch")
+  assert.equal(result.code, 0, result.stderr + result.stdout)
+  assert.match(result.stdout, /^Step 8\/8 : RUN echo hello > \/etc\/motd && ln -s motd/m)
+  assert.match(result.stdout, /Successfully built scratch/)
+
+  const disk = await rawDisk(`${scratch}/scratch.qcow2`, `${work}/scratch.raw`)
+  assert.equal(disk.label, "gpt")
+  const [grub, root] = disk.partitions
+  assert.equal(grub?.type, GPT_BIOS_BOOT)
+  assert.equal(grub?.start, 2048)
+  assert.equal(grub?.size, 8 * 2048)
+  assert.equal(root?.type, GPT_LINUX)
+  assert.ok(root)
+  await extractPartition(`${work}/scratch.raw`, root, `${work}/scratch-root.ext4`)
+  const fs = `${work}/scratch-root.ext4`
+  assert.match(await tool("blkid", "-o", "value", "-s", "TYPE", fs), /^ext4$/m)
+
+  assert.equal(await extCat(fs, "/etc/motd"), "hello\n")
+  const link = await extStat(fs, "/etc/motd.link")
+  assert.equal(link.type, "symlink")
+  assert.match(link.raw, /Fast link dest: "motd"/)
+  const toolStat = await extStat(fs, "/usr/local/bin/tool")
+  assert.equal(toolStat.type, "regular")
+  assert.equal((toolStat.mode ?? 0) & 0o7777, 0o755)
+  assert.equal(await extCat(fs, "/etc/app/app.conf"), "key=value\n")
+  assert.equal(await extCat(fs, "/etc/app/sub/deep.txt"), "deep\n")
+  assert.equal((await extStat(fs, "/bin/busybox")).type, "regular", "the rootfs was extracted")
+})
+
+// 512 MB: mkfs.xfs (xfsprogs 6) refuses filesystems smaller than 300 MiB.
+Deno.test("FROM scratch on MBR with xfs: the boot flag and the mkfs OPTIONS hold", async () => {
+  const dir = await context(
+    "xfs",
+    'FROM scratch\nDISK 512 MB MBR\nPARTITION 1 FORMAT xfs OPTIONS "-m crc=0" MOUNT / FLAGS boot\n',
+  )
+  const result = await build(dir, "--local", "--name", "xfs")
+  assert.equal(result.code, 0, result.stderr + result.stdout)
+  const disk = await rawDisk(`${dir}/xfs.qcow2`, `${work}/xfs.raw`)
+  assert.equal(disk.label, "dos")
+  const [root] = disk.partitions
+  assert.ok(root)
+  assert.equal(root.bootable, true)
+  assert.equal(root.type, "83")
+  await extractPartition(`${work}/xfs.raw`, root, `${work}/xfs-root.img`)
+  const version = await tool("xfs_db", "-r", "-c", "version", `${work}/xfs-root.img`)
+  // `-m crc=0` makes a V4 filesystem: no CRC feature.
+  assert.match(version, /= V4,/)
+  assert.doesNotMatch(version, /CRC/)
+})
+
+Deno.test("FROM an image in the store: the base gains a file and stays byte-for-byte unchanged", async () => {
+  const pulled = await transient(
+    ["image", "pull", `base,file=${scratch}/scratch.qcow2`, "--progress", "plain"],
+    { env },
+  )
+  assert.equal(pulled.code, 0, pulled.stderr)
+  const listed = JSON.parse((await transient(["image", "ls", "--json"], { env })).stdout) as Array<
+    { name: string; path: string }
+  >
+  const base = listed.find((image) => image.name === "base")
+  assert.ok(base, "the base was stored")
+  const before = await sha256File(base.path)
+
+  const dir = await context("derived", "FROM base\nRUN touch /foobar\n")
+  const result = await build(dir, "--name", "derived")
+  assert.equal(result.code, 0, result.stderr + result.stdout)
+  assert.equal(await sha256File(base.path), before, "the base image is unchanged")
+
+  const images = JSON.parse((await transient(["image", "ls", "--json"], { env })).stdout) as Array<
+    { name: string; path: string }
+  >
+  const derived = images.find((image) => image.name === "derived")
+  assert.ok(derived)
+  const disk = await rawDisk(derived.path, `${work}/derived.raw`)
+  const root = disk.partitions[1]
+  assert.ok(root)
+  await extractPartition(`${work}/derived.raw`, root, `${work}/derived-root.ext4`)
+  assert.equal((await extStat(`${work}/derived-root.ext4`, "/foobar")).type, "regular")
+  assert.equal(await extCat(`${work}/derived-root.ext4`, "/etc/motd"), "hello\n")
+})
+
+Deno.test("a RUN that fails: exit 1, the step and status on stderr, nothing left behind", async () => {
+  const dir = await context(
+    "failing",
+    "FROM scratch\nDISK 64 MB MBR\nPARTITION 1 FORMAT ext4 MOUNT /\nADD rootfs.tar.gz /\nRUN echo about to fail; exit 3\n",
+  )
+  await Deno.copyFile(`${scratch}/rootfs.tar.gz`, `${dir}/rootfs.tar.gz`)
+  const result = await build(dir, "--name", "failing")
+  assert.equal(result.code, 1)
+  assert.match(
+    result.stderr,
+    /Step 5\/5 : RUN echo about to fail; exit 3 failed: the command exited with status 3/,
+  )
+  assert.match(result.stdout, /about to fail/)
+  const working = [...Deno.readDirSync(`${store}/.working`)].filter((e) =>
+    !e.name.endsWith(".lock")
+  )
+  assert.deepEqual(working, [], "no working file is left")
+  assert.deepEqual(
+    [...Deno.readDirSync(store)].map((e) => e.name).filter((n) => !n.startsWith(".")).sort(),
+    ["base", "derived"],
+  )
+  assert.deepEqual(await qemuProcessesWith("transient-vm-"), [], "no QEMU process is left")
+})
+
+globalThis.addEventListener("unload", () => {
+  Deno.removeSync(work, { recursive: true })
+})
