@@ -12,6 +12,7 @@ import { type BootOptions, BuildVm } from "../../src/services/build_vm.ts"
 import type { ContextEntry } from "../../src/services/build_context.ts"
 import { Reporter, type ReporterShape } from "../../src/services/reporter.ts"
 import { runFailure, runTest } from "../effect_test.ts"
+import { qemuProcessesWith, tool } from "./host.ts"
 
 const MiB = 1024 * 1024
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "")
@@ -31,28 +32,6 @@ const guestImages = async (): Promise<GuestImages> => {
 }
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false)
-
-const tool = async (...argv: [string, ...Array<string>]): Promise<string> => {
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output()
-  const text = new TextDecoder()
-  assert.equal(output.code, 0, `${argv.join(" ")}: ${text.decode(output.stderr)}`)
-  return text.decode(output.stdout)
-}
-
-/** PIDs of the QEMU processes whose command line mentions `needle`. */
-const qemuProcessesWith = async (needle: string): Promise<ReadonlyArray<string>> => {
-  const found: Array<string> = []
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue
-    const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "")
-    if (cmdline.startsWith("qemu-system") && cmdline.includes(needle)) found.push(entry.name)
-  }
-  return found
-}
 
 /** A Reporter that keeps the warnings. */
 const recordingReporter = (warnings: Array<string>): Layer.Layer<Reporter> =>

@@ -3,27 +3,10 @@
  * same bytes, and a build over up-to-date artifacts does nothing and says so.
  */
 import assert from "node:assert/strict"
+import { buildStandInGuest } from "./stand_in_guest.ts"
 
-const REPO = new URL("../..", import.meta.url).pathname
 
-const buildGuest = async (out: string) => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${REPO}guest/build.ts`,
-      "--agent",
-      `${REPO}tests/e2e/fixtures/stand_in_agent.ts`,
-      "--out",
-      out,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output()
-  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr)
-  assert.ok(output.success, text)
-  return text.trim()
-}
+const buildGuest = buildStandInGuest
 
 const sha256 = async (path: string) =>
   Array.from(

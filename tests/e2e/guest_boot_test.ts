@@ -5,29 +5,13 @@
  * Prints the boot-to-agent time (target: 6 s under TCG here).
  */
 import assert from "node:assert/strict"
+import { buildStandInGuest } from "./stand_in_guest.ts"
 
 const REPO = new URL("../..", import.meta.url).pathname
 /** Built once and then reused: `deno task guest` does nothing when nothing changed. */
 const DIST = `${REPO}guest/cache/test-dist`
 
-const buildGuest = async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${REPO}guest/build.ts`,
-      "--agent",
-      `${REPO}tests/e2e/fixtures/stand_in_agent.ts`,
-      "--out",
-      DIST,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output()
-  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr)
-  assert.ok(output.success, text)
-  console.log(text.trim())
-}
+const buildGuest = async () => console.log(await buildStandInGuest(DIST))
 
 Deno.test("the helper VM boots to its agent under TCG", async () => {
   await buildGuest()
