@@ -5,7 +5,6 @@
 import assert from "node:assert/strict"
 import { buildStandInGuest } from "./stand_in_guest.ts"
 
-
 const buildGuest = buildStandInGuest
 
 const sha256 = async (path: string) =>
