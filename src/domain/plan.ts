@@ -61,7 +61,7 @@ export type Action = Data.TaggedEnum<{
   Copy: { readonly sources: ReadonlyArray<string>; readonly destination: string }
   Add: { readonly sources: ReadonlyArray<string>; readonly destination: string }
   Run: { readonly command: string }
-  Inspect: {}
+  Inspect: Record<never, never>
 }>
 export const Action = Data.taggedEnum<Action>()
 
