@@ -178,7 +178,13 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
       return Effect.flatMap(frame, (bytes) =>
         Effect.tryPromise({
           try: () => writer.write(bytes),
-          catch: (error) => channelError(`writing failed (${String(error)})`),
+          // A broken pipe is the guest's end gone: the same event as reading the end of it.
+          catch: (error) =>
+            channelError(
+              error instanceof Deno.errors.BrokenPipe
+                ? "the channel closed"
+                : `writing failed (${String(error)})`,
+            ),
         })).pipe(Effect.tapError(breakWith))
     })
 
