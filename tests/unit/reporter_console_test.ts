@@ -41,17 +41,23 @@ Deno.test("text mode prints step lines, live output, warnings and the result", (
     reporter.result({
       name: "base",
       path: "/store/base",
-      virtualSize: 1,
-      actualSize: 1,
-      durationMs: 5,
-      steps: [],
+      virtualSize: 256 * MiB,
+      actualSize: 3 * MiB + 512 * 1024,
+      durationMs: 12345,
+      steps: [
+        { index: 1, text: "FROM scratch", durationMs: 0 },
+        { index: 2, text: "RUN apk add openssh", durationMs: 9876 },
+      ],
     }),
     reporter.failure("Step 4/7 : RUN false failed: exit status 1"),
   ]))
   assert.equal(
     written.stdout,
     "Step 3/7 : RUN apk add openssh\nfetch http://...\nOK: 12 MiB\n" +
-      "Successfully built base\n/store/base\n",
+      "Successfully built base\n/store/base\n" +
+      "  virtual size 256.00 MiB, on disk 3.50 MiB, built in 12.3 s\n" +
+      "  Step 1/2    0.0 s  FROM scratch\n" +
+      "  Step 2/2    9.9 s  RUN apk add openssh\n",
   )
   assert.equal(
     written.stderr,

@@ -6,6 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { encodeBase64 } from "effect/Encoding"
+import { formatBytes } from "../../domain/byte_size.ts"
 import {
   type BuildSummary,
   type OutputStream,
@@ -69,6 +70,22 @@ const BAR_INTERVAL_MS = 100
 
 const encoder = new TextEncoder()
 const strictDecoder = new TextDecoder("utf-8", { fatal: true })
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
+/** What follows `Successfully built`: the image's sizes, then the time each step took. */
+export const buildSummary = (summary: BuildSummary): string => {
+  const total = summary.steps.length
+  const width = `Step ${total}/${total}`.length
+  const steps = summary.steps.map((step) =>
+    `  ${`Step ${step.index}/${total}`.padEnd(width)}  ${
+      seconds(step.durationMs).padStart(7)
+    }  ${step.text}\n`
+  )
+  return `  virtual size ${formatBytes(summary.virtualSize)}, on disk ${
+    formatBytes(summary.actualSize)
+  }, built in ${seconds(summary.durationMs)}\n${steps.join("")}`
+}
 
 /** Build the reporter's operations over `sink` (the layer below wraps this). */
 export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): ReporterShape => {
@@ -202,7 +219,7 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
       Effect.sync(() =>
         json
           ? event({ event: "result", ...summary })
-          : out(`Successfully built ${summary.name}\n${summary.path}\n`)
+          : out(`Successfully built ${summary.name}\n${summary.path}\n${buildSummary(summary)}`)
       ),
     failure: (message) =>
       Effect.sync(() => json ? event({ event: "error", message }) : err(`error: ${message}\n`)),
