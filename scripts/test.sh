@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up what is missing (scripts/setup.sh), then runs the checks and both test suites: the fast
+# one, and the end-to-end one that builds real images in the helper VM under QEMU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+npx --no-install deno task check
+npx --no-install deno task test
+npx --no-install deno task test:e2e
