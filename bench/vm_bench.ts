@@ -1,0 +1,401 @@
+/**
+ * The helper VM under TCG, in one run: boot-to-agent, `FROM base` + `RUN true`, a FROM-scratch
+ * build, COPY throughput of a 1 GiB file and, where libguestfs is installed, the same work by
+ * virt-customize and virt-make-fs, as ratios. Builds go through the CLI, as a user runs them.
+ *
+ *   deno task bench:vm        (part of `deno task bench`; needs `deno task guest` first)
+ *
+ * These are multi-second runs, each timed once: `Deno.bench` would repeat them, so this is a
+ * script. The machine's load average is printed with the figures: other work on the host's
+ * cores slows the emulated guest directly.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { makeBusyboxRootfs } from "../examples/hello/make_rootfs.ts"
+import { makeBuildVmQemu } from "../src/layers/qemu/build_vm_qemu.ts"
+import { findGuestArtifacts } from "../src/layers/qemu/guest_artifacts.ts"
+import { BuildVm } from "../src/services/build_vm.ts"
+import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
+import { qemuProcessesWith } from "../tests/e2e/host.ts"
+import { transient } from "../tests/run_transient.ts"
+
+const CPUS = 2
+/** The CLI's default, so that the in-process boot matches the builds. */
+const MEMORY_MIB = 1024
+const BOOTS = 3
+const BIG_FILE_MIB = 1024
+/** TCG, and its overlays under `work`, so that the check for stray QEMU processes sees its own. */
+const libguestfsEnv = (work: string) => ({
+  LIBGUESTFS_BACKEND: "direct",
+  LIBGUESTFS_BACKEND_SETTINGS: "force_tcg",
+  LIBGUESTFS_TMPDIR: work,
+})
+
+const TARGETS = { boot: 6, fromBase: 0.5, scratch: 0.6 } as const
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+const now = () => performance.now()
+const median = (values: ReadonlyArray<number>) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
+
+const log = (line: string) => console.log(line)
+const loadAverage = () => Deno.loadavg()[0]!.toFixed(2)
+
+/** Run a host tool; it must succeed. */
+const tool = async (argv: readonly [string, ...Array<string>], env?: Record<string, string>) => {
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    ...(env === undefined ? {} : { env }),
+  }).output()
+  if (!output.success) {
+    const text = new TextDecoder()
+    throw new Error(
+      `${argv.join(" ")} exited with status ${output.code}: ${text.decode(output.stderr)}`,
+    )
+  }
+}
+
+/** Wall time of `argv`, which must succeed. */
+const timed = async (argv: readonly [string, ...Array<string>], env?: Record<string, string>) => {
+  const started = now()
+  await tool(argv, env)
+  return now() - started
+}
+
+const onPath = async (program: string): Promise<boolean> => {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir !== "" && (await Deno.stat(`${dir}/${program}`).catch(() => undefined))?.isFile) {
+      return true
+    }
+  }
+  return false
+}
+
+// --- transient --------------------------------------------------------------------------------
+
+const silentReporter: Layer.Layer<Reporter> = Layer.succeed(
+  Reporter,
+  {
+    stepStart: () => Effect.void,
+    stepEnd: () => Effect.void,
+    detail: () => Effect.void,
+    output: () => Effect.void,
+    warn: (message) => Effect.sync(() => console.error(`warning: ${message}`)),
+    info: () => Effect.void,
+    progress: () => Effect.succeed({ advance: () => Effect.void, done: Effect.void }),
+    result: () => Effect.void,
+    failure: () => Effect.void,
+  } satisfies ReporterShape,
+)
+
+interface BootFigures {
+  /** From `boot` to the session being ready (the agent said hello). */
+  readonly ready: number
+  /** From the end of the session to QEMU's exit (unmount, sync, power off). */
+  readonly shutdown: number
+}
+
+/** Boot the helper VM on an empty disk and stop it cleanly, as a build does. */
+const bootOnce = async (work: string): Promise<BootFigures> => {
+  const dir = await Deno.makeTempDir({ dir: work, prefix: "boot-" })
+  await tool(["qemu-img", "create", "-q", "-f", "qcow2", `${dir}/disk.qcow2`, "64M"])
+  await Deno.mkdir(`${dir}/context`)
+  const layer = makeBuildVmQemu(findGuestArtifacts().pipe(Effect.provide(NodeContext.layer))).pipe(
+    Layer.provide(silentReporter),
+  )
+  let ready = 0
+  const started = now()
+  await Effect.runPromise(
+    Effect.flatMap(BuildVm, (vm) =>
+      Effect.scoped(
+        vm.boot({
+          disk: `${dir}/disk.qcow2`,
+          context: `${dir}/context`,
+          network: false,
+          accel: "tcg",
+          cpus: CPUS,
+          memoryMiB: MEMORY_MIB,
+          bootTimeoutSeconds: 60,
+        }).pipe(Effect.tap(() => Effect.sync(() => void (ready = now())))),
+      )).pipe(Effect.provide(layer)),
+  )
+  const stopped = now()
+  await Deno.remove(dir, { recursive: true })
+  return { ready: ready - started, shutdown: stopped - ready }
+}
+
+interface BuildFigures {
+  readonly wall: number
+  /** `Step N/M  12.3 s  TEXT` lines of the build's summary, when it prints them. */
+  readonly steps: ReadonlyArray<string>
+}
+
+/** Wall time of `transient build --accel tcg --no-network ARGS`, which must succeed. */
+const transientBuild = async (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+): Promise<BuildFigures> => {
+  const started = now()
+  const result = await transient(
+    ["build", "--accel", "tcg", "--no-network", "--progress", "plain", ...args],
+    { env },
+  )
+  const wall = now() - started
+  if (result.code !== 0) {
+    throw new Error(`transient build ${args.join(" ")} failed:\n${result.stderr}${result.stdout}`)
+  }
+  const steps = result.stdout.split("\n").filter((line) => /^\s+Step \d+\/\d+\s/.test(line))
+  return { wall, steps: steps.map((line) => line.trim()) }
+}
+
+const writeImagefile = (dir: string, name: string, lines: ReadonlyArray<string>) =>
+  Deno.writeTextFile(`${dir}/${name}`, lines.join("\n") + "\n")
+
+/** The e2e FROM-scratch build: its context, with the rootfs, a file and a directory. */
+const scratchContext = async (dir: string) => {
+  await Deno.mkdir(`${dir}/conf/sub`, { recursive: true })
+  await makeBusyboxRootfs(`${dir}/rootfs.tar.gz`)
+  await Deno.writeTextFile(`${dir}/tool.sh`, "#!/bin/sh\necho tool\n")
+  await Deno.chmod(`${dir}/tool.sh`, 0o755)
+  await Deno.writeTextFile(`${dir}/conf/app.conf`, "key=value\n")
+  await Deno.writeTextFile(`${dir}/conf/sub/deep.txt`, "deep\n")
+  await writeImagefile(dir, "Imagefile", [
+    "FROM scratch",
+    "DISK 256 MB GPT",
+    "PARTITION 1 SIZE 8 MB FLAGS bios_grub",
+    "PARTITION 2 FORMAT ext4 MOUNT /",
+    "ADD rootfs.tar.gz /",
+    "COPY tool.sh /usr/local/bin/tool",
+    "COPY conf /etc/app",
+    "RUN echo hello > /etc/motd && ln -s motd /etc/motd.link",
+  ])
+}
+
+// --- libguestfs -------------------------------------------------------------------------------
+
+/**
+ * The scratch build's input for virt-make-fs, which takes one directory or archive: the rootfs
+ * with the file and the directory already in place, as a tar.gz it extracts in its appliance.
+ */
+const makeFsInput = async (scratch: string, work: string) => {
+  const tree = `${work}/make-fs-tree`
+  await Deno.mkdir(`${tree}/usr/local/bin`, { recursive: true })
+  await tool(["tar", "-C", tree, "-xzf", `${scratch}/rootfs.tar.gz`])
+  await tool(["cp", "-a", `${scratch}/tool.sh`, `${tree}/usr/local/bin/tool`])
+  await tool(["cp", "-a", `${scratch}/conf`, `${tree}/etc/app`])
+  const archive = `${work}/make-fs-input.tar.gz`
+  await tool([
+    "tar",
+    "-C",
+    tree,
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "-czf",
+    archive,
+    ".",
+  ])
+  await Deno.remove(tree, { recursive: true })
+  return archive
+}
+
+// --- the run ----------------------------------------------------------------------------------
+
+interface Row {
+  readonly figure: string
+  readonly value: string
+  readonly target?: string
+  readonly met?: boolean
+}
+
+const printTable = (rows: ReadonlyArray<Row>) => {
+  const cells = rows.map((row) => [
+    row.figure,
+    row.value,
+    row.target ?? "",
+    row.met === undefined ? "" : row.met ? "yes" : "NO",
+  ])
+  const header = ["figure", "value", "target", "met"]
+  const widths = header.map((title, i) =>
+    Math.max(title.length, ...cells.map((cell) => cell[i]!.length))
+  )
+  const line = (cell: ReadonlyArray<string>) =>
+    `| ${cell.map((text, i) => text.padEnd(widths[i]!)).join(" | ")} |`
+  log(line(header))
+  log(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`)
+  for (const cell of cells) log(line(cell))
+}
+
+const main = async () => {
+  const work = await Deno.makeTempDir({ prefix: "transient-bench-" })
+  const store = `${work}/store`
+  const env = { TRANSIENT_IMAGE_BACKEND: store }
+  const rows: Array<Row> = []
+  try {
+    log(
+      `transient helper VM under TCG: ${CPUS} vCPUs, ${MEMORY_MIB} MiB, no network; ` +
+        `${navigator.hardwareConcurrency} host CPUs, load average ${loadAverage()}`,
+    )
+
+    // 1. Boot to the agent's hello, then a clean shutdown.
+    const boots: Array<BootFigures> = []
+    for (let i = 1; i <= BOOTS; i++) {
+      const figures = await bootOnce(work)
+      boots.push(figures)
+      log(
+        `boot ${i}/${BOOTS}: ready in ${seconds(figures.ready)}, stopped in ${
+          seconds(figures.shutdown)
+        }`,
+      )
+    }
+    const bootReady = median(boots.map((b) => b.ready))
+    rows.push({
+      figure: `boot to agent (median of ${BOOTS})`,
+      value: `${seconds(bootReady)} (${boots.map((b) => (b.ready / 1000).toFixed(2)).join(", ")})`,
+      target: `<= ${TARGETS.boot} s`,
+      met: bootReady <= TARGETS.boot * 1000,
+    })
+    rows.push({
+      figure: "clean shutdown (median)",
+      value: seconds(median(boots.map((b) => b.shutdown))),
+    })
+
+    // 2. The FROM-scratch build, whose image is then the base.
+    const scratch = `${work}/scratch`
+    await Deno.mkdir(scratch)
+    await scratchContext(scratch)
+    const scratchBuild = await transientBuild(["--local", "--name", "base", scratch], env)
+    log(`FROM scratch build: ${seconds(scratchBuild.wall)}`)
+    for (const step of scratchBuild.steps) log(`  ${step}`)
+
+    // 3. FROM base + RUN true.
+    await tool(
+      [
+        Deno.execPath(),
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "image",
+        "pull",
+        `base,file=${scratch}/base.qcow2`,
+        "--progress",
+        "plain",
+      ],
+      { ...env, NO_COLOR: "1" },
+    )
+    const derived = `${work}/derived`
+    await Deno.mkdir(derived)
+    await writeImagefile(derived, "Imagefile", ["FROM base", "RUN true"])
+    const derivedBuild = await transientBuild(["--name", "derived", derived], env)
+    log(`FROM base + RUN true: ${seconds(derivedBuild.wall)}`)
+    for (const step of derivedBuild.steps) log(`  ${step}`)
+
+    // 4. COPY of a 1 GiB file, less the same build without it.
+    const big = `${work}/big`
+    await Deno.mkdir(big)
+    await tool([
+      "dd",
+      "if=/dev/urandom",
+      `of=${big}/big.bin`,
+      "bs=1M",
+      `count=${BIG_FILE_MIB}`,
+      "status=none",
+    ])
+    const disk = ["FROM scratch", "DISK 2 GB GPT", "PARTITION 1 FORMAT ext4 MOUNT /"]
+    await writeImagefile(big, "Imagefile.baseline", disk)
+    await writeImagefile(big, "Imagefile.copy", [...disk, "COPY big.bin /big.bin"])
+    const baseline = await transientBuild(
+      ["--local", "--name", "baseline", "--file", `${big}/Imagefile.baseline`, big],
+      env,
+    )
+    await Deno.remove(`${big}/baseline.qcow2`)
+    log(`2 GB disk, no COPY: ${seconds(baseline.wall)}`)
+    const copy = await transientBuild(
+      ["--local", "--name", "copy", "--file", `${big}/Imagefile.copy`, big],
+      env,
+    )
+    await Deno.remove(`${big}/copy.qcow2`)
+    log(`2 GB disk + COPY 1 GiB: ${seconds(copy.wall)}`)
+    for (const step of copy.steps) log(`  ${step}`)
+    const copyMs = copy.wall - baseline.wall
+
+    rows.push({ figure: "FROM base + RUN true", value: seconds(derivedBuild.wall) })
+    rows.push({ figure: "FROM scratch build (8 steps)", value: seconds(scratchBuild.wall) })
+    rows.push({ figure: "2 GB disk, no COPY (baseline)", value: seconds(baseline.wall) })
+    rows.push({ figure: "2 GB disk + COPY 1 GiB", value: seconds(copy.wall) })
+    rows.push({
+      figure: "COPY 1 GiB (difference)",
+      value: `${seconds(copyMs)} = ${(BIG_FILE_MIB / (copyMs / 1000)).toFixed(0)} MiB/s`,
+    })
+
+    // 5. The same work by libguestfs.
+    const missing = []
+    for (const program of ["virt-customize", "virt-make-fs", "guestfish"]) {
+      if (!(await onPath(program))) missing.push(program)
+    }
+    if (missing.length > 0) {
+      const why = `${missing.join(", ")} not on PATH (apt-get install libguestfs-tools)`
+      log(`libguestfs comparison skipped: ${why}`)
+      rows.push({ figure: "libguestfs comparison", value: `skipped: ${why}` })
+    } else {
+      const guestfsEnv = libguestfsEnv(work)
+      // The appliance is built once and cached; build it outside the timings.
+      const warm = await timed(["guestfish", "-a", "/dev/null", "run"], guestfsEnv)
+      log(`libguestfs appliance warm-up (not counted): ${seconds(warm)}`)
+
+      const copyOfBase = `${work}/virt-customize.qcow2`
+      await Deno.copyFile(`${scratch}/base.qcow2`, copyOfBase)
+      const customize = await timed(
+        ["virt-customize", "-a", copyOfBase, "--no-network", "--run-command", "true"],
+        guestfsEnv,
+      )
+      log(`virt-customize --run-command true: ${seconds(customize)}`)
+
+      const input = await makeFsInput(scratch, work)
+      const makeFs = await timed(
+        [
+          "virt-make-fs",
+          "--partition=gpt",
+          "--type=ext4",
+          "--size=256M",
+          "--format=qcow2",
+          input,
+          `${work}/virt-make-fs.qcow2`,
+        ],
+        guestfsEnv,
+      )
+      log(`virt-make-fs (rootfs + file + directory, one tar.gz): ${seconds(makeFs)}`)
+
+      const fromBaseRatio = derivedBuild.wall / customize
+      const scratchRatio = scratchBuild.wall / makeFs
+      rows.push({ figure: "virt-customize --run-command true", value: seconds(customize) })
+      rows.push({
+        figure: "  FROM base + RUN true / virt-customize",
+        value: `${fromBaseRatio.toFixed(2)}x`,
+        target: `<= ${TARGETS.fromBase}x`,
+        met: fromBaseRatio <= TARGETS.fromBase,
+      })
+      rows.push({ figure: "virt-make-fs --partition=gpt --type=ext4", value: seconds(makeFs) })
+      rows.push({
+        figure: "  FROM scratch build / virt-make-fs",
+        value: `${scratchRatio.toFixed(2)}x`,
+        target: `<= ${TARGETS.scratch}x`,
+        met: scratchRatio <= TARGETS.scratch,
+      })
+    }
+
+    log("")
+    rows.push({ figure: "load average at the end (1 min)", value: loadAverage() })
+    printTable(rows)
+    const left = await qemuProcessesWith(work)
+    if (left.length > 0) throw new Error(`QEMU processes were left running: ${left.join(", ")}`)
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {})
+  }
+}
+
+if (import.meta.main) await main()
