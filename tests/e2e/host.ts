@@ -2,19 +2,9 @@
  * Reading images back on the host, independently of transient's own code: qemu-img, sfdisk,
  * debugfs and xfs_db, plus a look at the process table for stray QEMU processes.
  */
-import assert from "node:assert/strict"
+import { tool } from "../host_tool.ts"
 
-/** Run a host tool; it must succeed. Returns its stdout. */
-export const tool = async (...argv: [string, ...Array<string>]): Promise<string> => {
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output()
-  const text = new TextDecoder()
-  assert.equal(output.code, 0, `${argv.join(" ")}: ${text.decode(output.stderr)}`)
-  return text.decode(output.stdout)
-}
+export { tool }
 
 /** PIDs of the QEMU processes whose command line mentions `needle`. */
 export const qemuProcessesWith = async (needle: string): Promise<ReadonlyArray<string>> => {

@@ -8,20 +8,9 @@ import { DiskImageError } from "../../src/domain/errors.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { runFailure, runTest } from "../effect_test.ts"
+import { tool } from "../host_tool.ts"
 
 const MiB = 1024 * 1024
-
-const tool = async (...argv: [string, ...Array<string>]) => {
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output()
-  const text = new TextDecoder()
-  assert.equal(output.code, 0, `${argv.join(" ")}: ${text.decode(output.stderr)}`)
-  return text.decode(output.stdout)
-}
 
 const sha256 = async (path: string) =>
   Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path))))
@@ -124,4 +113,32 @@ Deno.test("a missing qemu-img says which package to install", async () => {
   } finally {
     Deno.env.set("PATH", path)
   }
+})
+
+Deno.test("info works while another process holds the image open for writing", async () => {
+  await runTest(withImages((images, dir) =>
+    Effect.gen(function* () {
+      const path = `${dir}/busy.qcow2`
+      yield* images.create({ path, sizeBytes: 16 * MiB })
+      // qemu-io takes QEMU's write lock on the image, as a running helper VM does.
+      const holder = new Deno.Command("qemu-io", {
+        args: ["-f", "qcow2", path, "-c", "sleep 5000"],
+        stdout: "null",
+        stderr: "null",
+      }).spawn()
+      yield* Effect.addFinalizer(() => Effect.promise(() => (holder.kill(), holder.status)))
+      // Wait until the lock is really held: a plain `qemu-img info` is refused.
+      const locked = () =>
+        new Deno.Command("qemu-img", { args: ["info", path], stdout: "null", stderr: "null" })
+          .output().then((output) => !output.success)
+      let held = false
+      for (let tries = 0; tries < 50 && !held; tries++) {
+        held = yield* Effect.promise(locked)
+        if (!held) yield* Effect.sleep("100 millis")
+      }
+      assert.ok(held, "qemu-io took the image's write lock")
+      const info = yield* images.info(path)
+      assert.equal(info.virtualSize, 16 * MiB)
+    }).pipe(Effect.scoped)
+  ))
 })

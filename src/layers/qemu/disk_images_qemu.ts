@@ -92,7 +92,13 @@ export const DiskImagesQemu: Layer.Layer<DiskImages> = Layer.succeed(
       ])
     }),
     info: Effect.fn("DiskImages.info")(function* (path) {
-      const result = yield* qemuImg("inspect", path, ["info", "--output=json", path])
+      // --force-share: listing must work while a running VM holds the image open.
+      const result = yield* qemuImg("inspect", path, [
+        "info",
+        "--force-share",
+        "--output=json",
+        path,
+      ])
       return yield* parseInfo(path, result.stdout)
     }),
   }),
