@@ -12,16 +12,20 @@ Deno.test("transient build", async (t) => {
   await Deno.writeTextFile(`${context}/present`, "x")
   const env = { TRANSIENT_IMAGE_BACKEND: store }
   // Each run starts a Deno process (about a second), so they run side by side.
-  const [dryRun, missingSource, missingBase, badCpus, noName, invalid] = await Promise.all([
-    transient(["build", "--name", "xfs", "--dry-run", "testdata/scratch-xfs"], { env }),
-    transient(["build", "--name", "m", "--dry-run", context], { env }),
-    transient(["build", "--name", "d", "--dry-run", "testdata/from-image"], { env }),
-    transient(["build", "--name", "c", "--cpus", "0", "testdata/scratch-xfs"], { env }),
-    transient(["build", "testdata/scratch-xfs"], { env }),
-    transient(["image", "build", "--name", "i", "-f", "testdata/invalid/order.Imagefile", "."], {
-      env,
-    }),
-  ])
+  const [dryRun, missingSource, missingBase, badCpus, noName, invalid, noGuest] = await Promise
+    .all([
+      transient(["build", "--name", "xfs", "--dry-run", "testdata/scratch-xfs"], { env }),
+      transient(["build", "--name", "m", "--dry-run", context], { env }),
+      transient(["build", "--name", "d", "--dry-run", "testdata/from-image"], { env }),
+      transient(["build", "--name", "c", "--cpus", "0", "testdata/scratch-xfs"], { env }),
+      transient(["build", "testdata/scratch-xfs"], { env }),
+      transient(["image", "build", "--name", "i", "-f", "testdata/invalid/order.Imagefile", "."], {
+        env,
+      }),
+      transient(["build", "--name", "g", "--local", context], {
+        env: { ...env, TRANSIENT_GUEST_DIR: `${context}/no-guest` },
+      }),
+    ])
 
   await t.step(
     "--dry-run prints every step and the guest commands, and writes nothing",
@@ -68,6 +72,22 @@ Deno.test("transient build", async (t) => {
     assert.match(invalid.stderr, /^testdata\/invalid\/order\.Imagefile:\d+:\d+: error: /m)
     assert.equal(invalid.stdout, "")
   })
+
+  await t.step(
+    "missing guest artifacts stop the build before it starts, naming the fix",
+    async () => {
+      assert.equal(noGuest.code, 1)
+      assert.match(
+        noGuest.stderr,
+        /manifest\.json does not exist; build them with `deno task guest`/,
+      )
+      assert.equal(noGuest.stdout, "")
+      assert.deepEqual(
+        (await Array.fromAsync(Deno.readDir(context))).map((e) => e.name).sort(),
+        ["Imagefile", "present"],
+      )
+    },
+  )
 
   await Deno.remove(store, { recursive: true })
   await Deno.remove(context, { recursive: true })

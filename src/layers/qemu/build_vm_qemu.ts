@@ -433,14 +433,15 @@ const makeTempDirectory = Effect.acquireRelease(
 /** BuildVm over QEMU, booting the guest files that `images` finds. */
 export const makeBuildVmQemu = (
   images: Effect.Effect<GuestImages, VmError>,
-): Layer.Layer<BuildVm, never, Reporter> =>
+): Layer.Layer<BuildVm, VmError, Reporter> =>
   Layer.effect(
     BuildVm,
     Effect.gen(function* () {
       const reporter = yield* Reporter
+      // Found when the layer is built, so a missing artifact stops a build before it starts.
+      const guest = yield* images
       const boot = Effect.fn("BuildVm.boot")(function* (options: BootOptions) {
         const scope = yield* Effect.scope
-        const guest = yield* images
         const dir = yield* makeTempDirectory
         const kvm = yield* kvmUsable
         if (options.accel === "kvm" && !kvm) {
