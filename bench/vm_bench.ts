@@ -3,7 +3,7 @@
  * build, COPY throughput of a 1 GiB file and, where libguestfs is installed, the same work by
  * virt-customize and virt-make-fs, as ratios. Builds go through the CLI, as a user runs them.
  *
- *   deno task bench:vm        (part of `deno task bench`; needs `deno task guest` first)
+ *   deno task bench:vm [--cpus N]   (part of `deno task bench`; needs `deno task guest` first)
  *
  * These are multi-second runs, each timed once: `Deno.bench` would repeat them, so this is a
  * script. The machine's load average is printed with the figures: other work on the host's
@@ -20,7 +20,13 @@ import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
 import { qemuProcessesWith } from "../tests/e2e/host.ts"
 import { transient } from "../tests/run_transient.ts"
 
-const CPUS = 2
+/** `--cpus N` (default: the CLI's 2) for the helper VM of every scenario. */
+const CPUS = (() => {
+  const at = Deno.args.indexOf("--cpus")
+  const value = at === -1 ? 2 : Number(Deno.args[at + 1])
+  if (!Number.isInteger(value) || value < 1) throw new Error("usage: vm_bench.ts [--cpus N]")
+  return value
+})()
 /** The CLI's default, so that the in-process boot matches the builds. */
 const MEMORY_MIB = 1024
 const BOOTS = 3
@@ -141,7 +147,17 @@ const transientBuild = async (
 ): Promise<BuildFigures> => {
   const started = now()
   const result = await transient(
-    ["build", "--accel", "tcg", "--no-network", "--progress", "plain", ...args],
+    [
+      "build",
+      "--accel",
+      "tcg",
+      "--no-network",
+      "--cpus",
+      String(CPUS),
+      "--progress",
+      "plain",
+      ...args,
+    ],
     { env },
   )
   const wall = now() - started
