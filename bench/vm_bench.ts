@@ -20,10 +20,11 @@ import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
 import { qemuProcessesWith } from "../tests/e2e/host.ts"
 import { transient } from "../tests/run_transient.ts"
 
-/** `--cpus N` (default: the CLI's 2) for the helper VM of every scenario. */
-const CPUS = (() => {
+/** `--cpus N` for the helper VM of every scenario; without it, the CLI's default. */
+const CPUS: number | undefined = (() => {
   const at = Deno.args.indexOf("--cpus")
-  const value = at === -1 ? 2 : Number(Deno.args[at + 1])
+  if (at === -1) return undefined
+  const value = Number(Deno.args[at + 1])
   if (!Number.isInteger(value) || value < 1) throw new Error("usage: vm_bench.ts [--cpus N]")
   return value
 })()
@@ -123,7 +124,7 @@ const bootOnce = async (work: string): Promise<BootFigures> => {
           context: `${dir}/context`,
           network: false,
           accel: "tcg",
-          cpus: CPUS,
+          ...(CPUS === undefined ? {} : { cpus: CPUS }),
           memoryMiB: MEMORY_MIB,
           bootTimeoutSeconds: 60,
         }).pipe(Effect.tap(() => Effect.sync(() => void (ready = now())))),
@@ -152,8 +153,7 @@ const transientBuild = async (
       "--accel",
       "tcg",
       "--no-network",
-      "--cpus",
-      String(CPUS),
+      ...(CPUS === undefined ? [] : ["--cpus", String(CPUS)]),
       "--progress",
       "plain",
       ...args,
@@ -253,7 +253,9 @@ const main = async () => {
   const rows: Array<Row> = []
   try {
     log(
-      `transient helper VM under TCG: ${CPUS} vCPUs, ${MEMORY_MIB} MiB, no network; ` +
+      `transient helper VM under TCG: ${
+        CPUS ?? "default (1 under TCG)"
+      } vCPUs, ${MEMORY_MIB} MiB, no network; ` +
         `${navigator.hardwareConcurrency} host CPUs, load average ${loadAverage()}`,
     )
 

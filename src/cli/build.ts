@@ -66,8 +66,10 @@ const accel = Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
 )
 
 const cpus = Options.integer("cpus").pipe(
-  Options.withDescription("Virtual CPUs of the helper VM"),
-  Options.withDefault(2),
+  Options.withDescription(
+    "Virtual CPUs of the helper VM (default: 2 under KVM, 1 under TCG, where more are slower)",
+  ),
+  Options.optional,
 )
 
 const memory = Options.integer("memory").pipe(
@@ -110,7 +112,7 @@ const positive = (flag: string, value: number) =>
     )
 
 const runBuild = Effect.fn("cli.build")(function* (args: BuildArgs) {
-  yield* positive("cpus", args.cpus)
+  if (Option.isSome(args.cpus)) yield* positive("cpus", args.cpus.value)
   yield* positive("memory", args.memory)
   yield* positive("boot-timeout", args.bootTimeout)
   if (args.name.trim() === "" || (args.local && args.name.includes("/"))) {
@@ -135,7 +137,7 @@ const runBuild = Effect.fn("cli.build")(function* (args: BuildArgs) {
       context: args.buildDir,
       network: !args.noNetwork,
       accel: args.accel,
-      cpus: args.cpus,
+      ...(Option.isSome(args.cpus) ? { cpus: args.cpus.value } : {}),
       memoryMiB: args.memory,
       bootTimeoutSeconds: args.bootTimeout,
     },

@@ -23,7 +23,9 @@ export const BuildVmDryRun = Layer.effect(
       boot: (options) =>
         Effect.as(
           reporter.detail(
-            `boot the helper VM (accel ${options.accel}, ${options.cpus} CPU, ${options.memoryMiB} MiB, ${
+            `boot the helper VM (accel ${options.accel}, ${
+              options.cpus ?? "default"
+            } CPU, ${options.memoryMiB} MiB, ${
               options.network ? "user-mode network" : "no network"
             })`,
           ),

@@ -21,7 +21,8 @@ export interface BootOptions {
   readonly context: string
   readonly network: boolean
   readonly accel: Accel
-  readonly cpus: number
+  /** Virtual CPUs; by default 2 under KVM and 1 under TCG, where more slow emulation down. */
+  readonly cpus?: number
   readonly memoryMiB: number
   readonly bootTimeoutSeconds: number
 }

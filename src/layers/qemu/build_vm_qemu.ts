@@ -33,7 +33,7 @@ import {
 } from "../../services/build_vm.ts"
 import type { ContextEntry } from "../../services/build_context.ts"
 import { Reporter, type ReporterShape } from "../../services/reporter.ts"
-import { type Engine, enginesFor, kvmUsable } from "./accel.ts"
+import { defaultCpus, type Engine, enginesFor, kvmUsable } from "./accel.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
 import { qmpQuit } from "./qmp.ts"
 import {
@@ -454,7 +454,7 @@ export const makeBuildVmQemu = (
         for (const [index, engine] of engines.entries()) {
           const machine: Machine = {
             engine,
-            cpus: options.cpus,
+            cpus: options.cpus ?? defaultCpus(engine),
             memoryMiB: options.memoryMiB,
             images: guest,
             disk: options.disk,
