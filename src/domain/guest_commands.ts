@@ -280,16 +280,34 @@ if [ ! -e "$root$p" ]; then
 fi
 ${MOUNT} --bind /etc/resolv.conf "$root$p"`
 
-export const prepareChrootCommands = (): ReadonlyArray<GuestCommand> => [
-  ...CHROOT_MOUNTS.flatMap((mount) => [
-    { argv: ["mkdir", "-p", inRoot(mount.path)] },
-    { argv: ["mount", "-t", mount.type, "-o", mount.options, mount.source, inRoot(mount.path)] },
-  ]),
-  {
-    argv: ["/bin/sh", "-c", RESOLV_SCRIPT, "sh", BUILD_ROOT],
-    summary: `mount --bind /etc/resolv.conf ${inRoot("/etc/resolv.conf")}`,
-  },
-]
+// Every API filesystem, then resolv.conf, in one guest command: each agent round trip costs
+// about 80 ms under TCG, and there are fifteen steps. Arguments: the build root, then
+// path/type/options/source for each mount.
+const CHROOT_SCRIPT = `root=$1
+shift
+while [ $# -ge 4 ]; do
+  mkdir -p "$root$1" && ${MOUNT} -t "$2" -o "$3" "$4" "$root$1" || exit 1
+  shift 4
+done
+${RESOLV_SCRIPT.replace("root=$1\n", "")}`
+
+export const prepareChrootCommands = (): ReadonlyArray<GuestCommand> => [{
+  argv: [
+    "/bin/sh",
+    "-c",
+    CHROOT_SCRIPT,
+    "sh",
+    BUILD_ROOT,
+    ...CHROOT_MOUNTS.flatMap((mount) => [mount.path, mount.type, mount.options, mount.source]),
+  ],
+  summary: [
+    ...CHROOT_MOUNTS.flatMap((mount) => [
+      quoteArgv(["mkdir", "-p", inRoot(mount.path)]),
+      quoteArgv(["mount", "-t", mount.type, "-o", mount.options, mount.source, inRoot(mount.path)]),
+    ]),
+    `mount --bind /etc/resolv.conf ${inRoot("/etc/resolv.conf")}`,
+  ].join("\n"),
+}]
 
 /**
  * RUN and INSPECT run chrooted into the image, each in its own PID namespace so stray daemons

@@ -209,12 +209,26 @@ Deno.test("mounts create each mount point and go under the build root in the giv
 })
 
 Deno.test("the chroot gets dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf", () => {
-  const mounted = prepareChrootCommands()
-    .filter((command) => command.argv[0] === "mount")
-    .map((command) => command.argv.at(-1))
-  assert.deepEqual(
-    mounted,
-    ["dev", "dev/pts", "dev/shm", "proc", "sys", "run", "tmp"].map((p) => `${BUILD_ROOT}/${p}`),
+  // One guest command: the build root, then path/type/options/source for each mount.
+  const [command, ...others] = prepareChrootCommands()
+  assert.deepEqual(others, [])
+  assert.equal(command?.argv[4], BUILD_ROOT)
+  const quads = command?.argv.slice(5) ?? []
+  const paths = quads.filter((_, i) => i % 4 === 0)
+  assert.deepEqual(paths, ["/dev", "/dev/pts", "/dev/shm", "/proc", "/sys", "/run", "/tmp"])
+  assert.deepEqual(quads.filter((_, i) => i % 4 === 1), [
+    "devtmpfs",
+    "devpts",
+    "tmpfs",
+    "proc",
+    "sysfs",
+    "tmpfs",
+    "tmpfs",
+  ])
+  assert.ok(
+    describe({ _tag: "PrepareChroot" }).includes(
+      `mount -t proc -o nosuid,noexec,nodev proc ${BUILD_ROOT}/proc`,
+    ),
   )
   assert.ok(describe({ _tag: "PrepareChroot" }).join("\n").includes("resolv.conf"))
 })
