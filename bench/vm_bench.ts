@@ -12,12 +12,12 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { makeBusyboxRootfs } from "../examples/hello/make_rootfs.ts"
 import { makeBuildVmQemu } from "../src/layers/qemu/build_vm_qemu.ts"
 import { findGuestArtifacts } from "../src/layers/qemu/guest_artifacts.ts"
 import { BuildVm } from "../src/services/build_vm.ts"
 import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
 import { qemuProcessesWith } from "../tests/e2e/host.ts"
+import { writeScratchContext } from "../tests/e2e/scratch_context.ts"
 import { transient } from "../tests/run_transient.ts"
 
 /** `--cpus N` for the helper VM of every scenario; without it, the CLI's default. */
@@ -172,24 +172,6 @@ const writeImagefile = (dir: string, name: string, lines: ReadonlyArray<string>)
   Deno.writeTextFile(`${dir}/${name}`, lines.join("\n") + "\n")
 
 /** The e2e FROM-scratch build: its context, with the rootfs, a file and a directory. */
-const scratchContext = async (dir: string) => {
-  await Deno.mkdir(`${dir}/conf/sub`, { recursive: true })
-  await makeBusyboxRootfs(`${dir}/rootfs.tar.gz`)
-  await Deno.writeTextFile(`${dir}/tool.sh`, "#!/bin/sh\necho tool\n")
-  await Deno.chmod(`${dir}/tool.sh`, 0o755)
-  await Deno.writeTextFile(`${dir}/conf/app.conf`, "key=value\n")
-  await Deno.writeTextFile(`${dir}/conf/sub/deep.txt`, "deep\n")
-  await writeImagefile(dir, "Imagefile", [
-    "FROM scratch",
-    "DISK 256 MB GPT",
-    "PARTITION 1 SIZE 8 MB FLAGS bios_grub",
-    "PARTITION 2 FORMAT ext4 MOUNT /",
-    "ADD rootfs.tar.gz /",
-    "COPY tool.sh /usr/local/bin/tool",
-    "COPY conf /etc/app",
-    "RUN echo hello > /etc/motd && ln -s motd /etc/motd.link",
-  ])
-}
 
 // --- libguestfs -------------------------------------------------------------------------------
 
@@ -285,7 +267,7 @@ const main = async () => {
     // 2. The FROM-scratch build, whose image is then the base.
     const scratch = `${work}/scratch`
     await Deno.mkdir(scratch)
-    await scratchContext(scratch)
+    await writeScratchContext(scratch)
     const scratchBuild = await transientBuild(["--local", "--name", "base", scratch], env)
     log(`FROM scratch build: ${seconds(scratchBuild.wall)}`)
     for (const step of scratchBuild.steps) log(`  ${step}`)

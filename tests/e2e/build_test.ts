@@ -3,8 +3,8 @@
  * host with qemu-img, sfdisk, debugfs and xfs_db, never through transient's own code.
  */
 import assert from "node:assert/strict"
-import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { transient } from "../run_transient.ts"
+import { writeScratchContext } from "./scratch_context.ts"
 import {
   extCat,
   extractPartition,
@@ -33,25 +33,8 @@ const context = async (name: string, imagefile: string) => {
   return dir
 }
 
-const scratch = await context(
-  "scratch",
-  [
-    "FROM scratch",
-    "DISK 256 MB GPT",
-    "PARTITION 1 SIZE 8 MB FLAGS bios_grub",
-    "PARTITION 2 FORMAT ext4 MOUNT /",
-    "ADD rootfs.tar.gz /",
-    "COPY tool.sh /usr/local/bin/tool",
-    "COPY conf /etc/app",
-    "RUN echo hello > /etc/motd && ln -s motd /etc/motd.link",
-  ].join("\n"),
-)
-await makeBusyboxRootfs(`${scratch}/rootfs.tar.gz`)
-await Deno.writeTextFile(`${scratch}/tool.sh`, "#!/bin/sh\necho tool\n")
-await Deno.chmod(`${scratch}/tool.sh`, 0o755)
-await Deno.mkdir(`${scratch}/conf/sub`, { recursive: true })
-await Deno.writeTextFile(`${scratch}/conf/app.conf`, "key=value\n")
-await Deno.writeTextFile(`${scratch}/conf/sub/deep.txt`, "deep\n")
+const scratch = `${work}/scratch`
+await writeScratchContext(scratch)
 
 Deno.test("FROM scratch on GPT: partition types, files, modes and a symlink", async () => {
   const result = await build(scratch, "--local", "--name", "scratch")

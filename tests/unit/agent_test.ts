@@ -23,6 +23,7 @@ import {
 import { type AgentClient, connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import type { OutputStream } from "../../src/services/reporter.ts"
 import { runTest } from "../effect_test.ts"
+import { concat } from "../bytes.ts"
 
 const agentPath = new URL("../../guest/agent.ts", import.meta.url).pathname
 
@@ -67,16 +68,6 @@ const collector = () => {
     bytes: (stream: OutputStream) => concat(chunks[stream]),
     text: (stream: OutputStream) => new TextDecoder().decode(concat(chunks[stream])),
   }
-}
-
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
 }
 
 /** The VmError an effect failed with (a defect or interruption fails the test). */

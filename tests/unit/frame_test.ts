@@ -10,16 +10,7 @@ import {
   MAX_CHUNK_BYTES,
   MAX_FRAME_BYTES,
 } from "../../src/domain/frame.ts"
-
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
+import { concat } from "../bytes.ts"
 
 const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i)
 

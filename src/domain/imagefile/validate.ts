@@ -16,23 +16,12 @@ import {
   type PartitionLayout,
   SECTOR,
 } from "../plan.ts"
-import { confineSource } from "../source_path.ts"
+import { confineSource, normalizeAbsolute } from "../source_path.ts"
 
 const START_OF_FILE: Ast.Span = { line: 1, column: 1, endLine: 1, endColumn: 1 }
 
 const isPartition = (instruction: Ast.Instruction | undefined): instruction is Ast.Partition =>
   instruction?._tag === "Partition"
-
-/** `/a//b/` and `/a/b` are the same mount point. */
-const normalizeMount = (path: string): string => {
-  const parts: Array<string> = []
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue
-    if (part === "..") parts.pop()
-    else parts.push(part)
-  }
-  return "/" + parts.join("/")
-}
 
 const mebibytes = (bytes: number): string => {
   const value = bytes / MiB
@@ -119,7 +108,7 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
     // A partition that did not parse may have been the one mounted at /: don't guess.
     if (parsed.length > 0 && parsed.length === partitions.length) {
       const root = parsed.some((p) =>
-        p.mount !== undefined && normalizeMount(p.mount.value) === "/"
+        p.mount !== undefined && normalizeAbsolute(p.mount.value) === "/"
       )
       if (!root) {
         report(
@@ -154,7 +143,7 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
   const mounts = new Map<string, number>()
   for (const partition of partitions.map((line) => line.instruction).filter(isPartition)) {
     if (partition.mount === undefined) continue
-    const path = normalizeMount(partition.mount.value)
+    const path = normalizeAbsolute(partition.mount.value)
     const owner = mounts.get(path)
     if (owner === undefined) mounts.set(path, partition.number.value)
     else {

@@ -2,6 +2,7 @@
  * A filesystem as a tree in memory: the simulated guest's partitions and the memory build
  * context are made of these.
  */
+import { normalizeAbsolute } from "../../domain/source_path.ts"
 
 export type SimNode =
   | {
@@ -33,15 +34,7 @@ export const rootDirectory = (): SimNode => ({ kind: "directory", mode: 0o755, u
 export const newTree = (): SimTree => new Map([["/", rootDirectory()]])
 
 /** `/a//b/./c/` -> `/a/b/c`; `..` climbs but never above `/`. */
-export const normalize = (path: string): string => {
-  const parts: Array<string> = []
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue
-    if (part === "..") parts.pop()
-    else parts.push(part)
-  }
-  return "/" + parts.join("/")
-}
+export const normalize = normalizeAbsolute
 
 export const join = (base: string, relative: string): string => normalize(`${base}/${relative}`)
 
