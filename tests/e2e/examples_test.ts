@@ -1,0 +1,225 @@
+/**
+ * The examples of examples/, built as their READMEs say, under TCG, into a temporary store:
+ * hello (offline), debian-bootable (which must then boot to a login prompt on its serial
+ * console) and derived (FROM debian-bootable). Results are read back on the host with qemu-img,
+ * sfdisk and debugfs, and by booting the image with plain QEMU.
+ *
+ * The Debian examples need root (debootstrap), debootstrap itself and Debian's mirror; they are
+ * skipped only when the mirror cannot be reached.
+ */
+import assert from "node:assert/strict"
+import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
+import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
+import { ROOT, transient } from "../run_transient.ts"
+import { extCat, extractPartition, extStat, rawDisk, tool } from "./host.ts"
+
+const EXAMPLES = `${ROOT}examples`
+const BOOT_TIMEOUT_MS = 5 * 60_000
+const SHELL_TIMEOUT_MS = 60_000
+
+const work = await Deno.makeTempDir({ prefix: "transient-e2e-examples-" })
+const env = { TRANSIENT_IMAGE_BACKEND: `${work}/store` }
+
+const mirror = await configuredMirror()
+const mirrorProblem = await fetch(`${mirror}/dists/bookworm/InRelease`, {
+  method: "HEAD",
+  signal: AbortSignal.timeout(15_000),
+}).then(
+  (response) => response.ok ? undefined : `${mirror} answers ${response.status}`,
+  (error) => `${mirror} is unreachable (${error instanceof Error ? error.message : error})`,
+)
+if (mirrorProblem) console.warn(`Skipping the Debian examples: ${mirrorProblem}`)
+
+const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
+
+const build = async (example: string, ...args: Array<string>) => {
+  const started = performance.now()
+  const result = await transient(
+    [
+      "build",
+      "--accel",
+      "tcg",
+      "--progress",
+      "plain",
+      ...args,
+      "--name",
+      example,
+      `${EXAMPLES}/${example}`,
+    ],
+    { env },
+  )
+  assert.equal(result.code, 0, result.stderr + result.stdout.slice(-4000))
+  assert.match(result.stdout, new RegExp(`Successfully built ${example}`))
+  console.log(`${example}: built in ${seconds(started)}`)
+  return result
+}
+
+const storedPath = async (name: string): Promise<string> => {
+  const listed = await transient(["image", "ls", "--json"], { env })
+  const image = (JSON.parse(listed.stdout) as Array<{ name: string; path: string }>)
+    .find((entry) => entry.name === name)
+  assert.ok(image, `${name} is in the store`)
+  return image.path
+}
+
+/** The root filesystem of a stored image, extracted to a file debugfs reads. */
+const rootFilesystem = async (name: string, partition: number) => {
+  const disk = await rawDisk(await storedPath(name), `${work}/${name}.raw`)
+  const root = disk.partitions[partition - 1]
+  assert.ok(root, `${name} has partition ${partition}`)
+  const fs = `${work}/${name}-root.img`
+  await extractPartition(`${work}/${name}.raw`, root, fs)
+  await Deno.remove(`${work}/${name}.raw`)
+  return { disk, root, fs }
+}
+
+Deno.test("examples/hello builds offline and says hello", async () => {
+  await makeBusyboxRootfs(`${EXAMPLES}/hello/rootfs.tar.gz`)
+  await build("hello", "--no-network")
+  const { fs } = await rootFilesystem("hello", 2)
+  const motd = await extCat(fs, "/etc/motd")
+  assert.match(motd, /^Hello from an image built by transient\.\nbuilt \d{4}-\d\d-\d\d\n$/)
+  assert.equal((await extStat(fs, "/bin/ls")).type, "symlink", "busybox --install ran")
+})
+
+/** Type into the serial console once `prompt` shows up; fails after `ms` with the console. */
+class SerialConsole {
+  #text = ""
+  #decoder = new TextDecoder()
+  #writer: WritableStreamDefaultWriter<Uint8Array>
+  #reading: Promise<void>
+
+  constructor(child: Deno.ChildProcess) {
+    this.#writer = child.stdin.getWriter()
+    this.#reading = (async () => {
+      for await (const chunk of child.stdout) this.#text += this.#decoder.decode(chunk)
+    })()
+  }
+
+  get text() {
+    return this.#text
+  }
+
+  async waitFor(pattern: RegExp, ms: number, from = 0): Promise<number> {
+    const deadline = performance.now() + ms
+    while (performance.now() < deadline) {
+      const match = pattern.exec(this.#text.slice(from))
+      if (match) return from + match.index + match[0].length
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    throw new Error(
+      `no ${pattern} on the serial console within ${ms / 1000} s; it ends with:\n` +
+        this.#text.slice(-3000),
+    )
+  }
+
+  type(text: string) {
+    return this.#writer.write(new TextEncoder().encode(text))
+  }
+
+  async close() {
+    await this.#writer.close().catch(() => {})
+    await this.#reading.catch(() => {})
+  }
+}
+
+Deno.test({
+  name: "examples/debian-bootable builds and boots to a login prompt on its serial console",
+  ignore: mirrorProblem !== undefined,
+  fn: async () => {
+    let started = performance.now()
+    const rootfs = await makeDebianRootfs(`${EXAMPLES}/debian-bootable/rootfs.tar.gz`, mirror)
+    console.log(
+      `debian-bootable: root filesystem ${rootfs.cached ? "from the cache" : "debootstrapped"} ` +
+        `in ${seconds(started)}`,
+    )
+    await build("debian-bootable")
+
+    const { disk, root, fs } = await rootFilesystem("debian-bootable", 1)
+    assert.equal(disk.label, "dos")
+    assert.equal(root.bootable, true)
+    const uuid = (await tool("blkid", "-o", "value", "-s", "UUID", fs)).trim()
+    assert.match(uuid, /^[0-9a-f-]{36}$/)
+    const grubCfg = await extCat(fs, "/boot/grub/grub.cfg")
+    assert.match(
+      grubCfg,
+      new RegExp(`linux\\s+/boot/vmlinuz-\\S+ root=UUID=${uuid} .*console=ttyS0`),
+    )
+    assert.match(grubCfg, /terminal_output serial/)
+    await Deno.remove(fs)
+
+    // An overlay, so the stored image stays as built.
+    const overlay = `${work}/boot.qcow2`
+    await tool(
+      "qemu-img",
+      "create",
+      "-q",
+      "-f",
+      "qcow2",
+      "-F",
+      "qcow2",
+      "-b",
+      await storedPath("debian-bootable"),
+      overlay,
+    )
+    const qemu = new Deno.Command("qemu-system-x86_64", {
+      args: [
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-accel",
+        "tcg",
+        "-smp",
+        "2",
+        "-m",
+        "1024",
+        "-drive",
+        `file=${overlay},format=qcow2,if=virtio`,
+        "-serial",
+        "stdio",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn()
+    const serial = new SerialConsole(qemu)
+    try {
+      started = performance.now()
+      const login = await serial.waitFor(/^debian login: /m, BOOT_TIMEOUT_MS)
+      console.log(`debian-bootable: boot to the login prompt in ${seconds(started)}`)
+      assert.match(serial.text, /GNU GRUB/, "GRUB drew its menu on the serial console")
+      await serial.type("root\n")
+      const shell = await serial.waitFor(/root@debian:~# $/m, SHELL_TIMEOUT_MS, login)
+      await serial.type("echo logged-in-$((6 * 7)) $(findmnt -no SOURCE /)\n")
+      await serial.waitFor(/logged-in-42 \/dev\/vda1/, SHELL_TIMEOUT_MS, shell)
+    } finally {
+      qemu.kill("SIGKILL")
+      await qemu.status
+      await serial.close()
+    }
+  },
+})
+
+Deno.test({
+  name: "examples/derived builds FROM debian-bootable with curl and its own motd",
+  ignore: mirrorProblem !== undefined,
+  fn: async () => {
+    await build("derived")
+    const { fs } = await rootFilesystem("derived", 1)
+    assert.equal((await extStat(fs, "/usr/bin/curl")).type, "regular")
+    assert.match(
+      await extCat(fs, "/var/lib/dpkg/status"),
+      /^Package: curl\nStatus: install ok installed$/m,
+    )
+    assert.equal(
+      await extCat(fs, "/etc/motd"),
+      await Deno.readTextFile(`${EXAMPLES}/derived/motd`),
+    )
+    assert.equal((await extStat(fs, "/boot/grub/grub.cfg")).type, "regular", "still bootable")
+  },
+})
+
+globalThis.addEventListener("unload", () => {
+  Deno.removeSync(work, { recursive: true })
+})
