@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { ImageExists, StoreError } from "../../domain/errors.ts"
+import { encodeImageName } from "../../domain/image_spec.ts"
 import { ImageStore, type StoredImage } from "../../services/image_store.ts"
 import { usedBytes } from "./disk_images_memory.ts"
 import type { MemoryWorld } from "./world.ts"
@@ -40,13 +41,13 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
     begin: (target, { force }) =>
       Effect.gen(function* () {
         const finalPath = target._tag === "Store"
-          ? `${world.storeRoot}/${encodeURIComponent(target.name)}`
+          ? `${world.storeRoot}/${encodeImageName(target.name)}`
           : target.path
         if (exists(target) && !force) {
           return yield* new ImageExists({ name: target.name, path: finalPath })
         }
         counter += 1
-        const path = `${world.storeRoot}/.working/${counter}-${encodeURIComponent(target.name)}`
+        const path = `${world.storeRoot}/.working/${counter}-${encodeImageName(target.name)}`
         let committed = false
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {
