@@ -35,6 +35,7 @@ import type { ContextEntry } from "../../services/build_context.ts"
 import { Reporter, type ReporterShape } from "../../services/reporter.ts"
 import { defaultCpus, type Engine, enginesFor, kvmUsable } from "./accel.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
+import { fastFirmware } from "./firmware.ts"
 import { qmpQuit } from "./qmp.ts"
 import {
   awaitExit,
@@ -64,10 +65,10 @@ export const GUEST_DEVICES = {
 
 /**
  * Quiet boot on the serial console; a panic ends QEMU at once (`panic=-1` + `-no-reboot`). The
- * rest skips boot work a throwaway build VM has no use for, which under TCG costs about two
- * seconds: the crypto self-tests (the SP800-108 KDF's runs even with `notests` and alone takes
- * 0.7 s), audit, probing three more UARTs and a PS/2 mouse, the kprobe tracer and the
- * encrypted-keys key type.
+ * rest skips boot work a throwaway build VM has no use for, which under TCG costs about a second
+ * and a half: the crypto self-tests (the SP800-108 KDF's runs even with `notests` and alone takes
+ * 0.7 s), the kprobe tracer, the encrypted-keys key type, audit, IPv6 (QEMU's user-mode network
+ * is set up for IPv4), probing three more UARTs and a PS/2 mouse.
  */
 export const KERNEL_CMDLINE = [
   "console=ttyS0",
@@ -77,6 +78,7 @@ export const KERNEL_CMDLINE = [
   "cryptomgr.notests",
   "initcall_blacklist=crypto_kdf108_init,init_kprobe_trace,init_encrypted",
   "audit=0",
+  "ipv6.disable=1",
   "8250.nr_uarts=1",
   "i8042.noaux",
 ].join(" ")
@@ -88,6 +90,8 @@ const OUTPUT_TAIL_BYTES = 64 * 1024
 
 export interface Machine {
   readonly engine: Engine
+  /** `-bios`: a firmware file in QEMU's data directories; absent, QEMU's default. */
+  readonly firmware?: string
   readonly cpus: number
   readonly memoryMiB: number
   readonly images: GuestImages
@@ -102,14 +106,18 @@ export interface Machine {
   readonly consoleLog: string
 }
 
+/** The emulator of the helper VM. */
+const QEMU_SYSTEM = "qemu-system-x86_64"
+
 /** The qemu-system-x86_64 command line of `machine`. */
 export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] => [
-  "qemu-system-x86_64",
+  QEMU_SYSTEM,
   "-nodefaults",
   "-no-user-config",
   "-no-reboot",
   "-display",
   "none",
+  ...(machine.firmware === undefined ? [] : ["-bios", machine.firmware]),
   "-machine",
   `q35,accel=${machine.engine}`,
   "-cpu",
@@ -157,7 +165,9 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   `socket,id=shell,path=${option(machine.shellSocket)},server=on,wait=off`,
   "-device",
   `virtconsole,bus=serial0.0,chardev=shell,name=${GUEST_DEVICES.shellPort}`,
-  ...(machine.network ? ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"] : []),
+  ...(machine.network
+    ? ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="]
+    : []),
 ]
 
 /** A value inside a QEMU `key=value,...` option: commas are doubled. */
@@ -234,7 +244,7 @@ const bootOnce = (
   Effect.gen(function* () {
     const process = yield* spawnScoped(qemuArgv(machine), { gracePeriod: "3 seconds" }).pipe(
       Effect.mapError(() =>
-        new VmError({ operation: "boot", reason: missingToolReason("qemu-system-x86_64") })
+        new VmError({ operation: "boot", reason: missingToolReason(QEMU_SYSTEM) })
       ),
     )
     // Runs before the kill of spawnScoped: ask QEMU to quit, which closes the disk cleanly.
@@ -451,6 +461,7 @@ export const makeBuildVmQemu = (
       const reporter = yield* Reporter
       // Found when the layer is built, so a missing artifact stops a build before it starts.
       const guest = yield* images
+      const firmware = yield* fastFirmware(QEMU_SYSTEM)
       const boot = Effect.fn("BuildVm.boot")(function* (options: BootOptions) {
         const scope = yield* Effect.scope
         const dir = yield* makeTempDirectory
@@ -465,6 +476,7 @@ export const makeBuildVmQemu = (
         for (const [index, engine] of engines.entries()) {
           const machine: Machine = {
             engine,
+            ...(firmware === undefined ? {} : { firmware }),
             cpus: options.cpus ?? defaultCpus(engine),
             memoryMiB: options.memoryMiB,
             images: guest,
