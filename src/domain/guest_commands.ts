@@ -16,8 +16,9 @@ export const CONTEXT_DIR = "/context"
 export const TARGET_DISK = "/dev/vda"
 
 /**
- * The guest's /bin/sh is busybox, whose ash runs its own applets in preference to PATH (and
- * busybox tar, mount or cp lack what is needed here): scripts name these tools by path.
+ * The guest has busybox and the full tools side by side, and busybox's ash would run its own
+ * applets before PATH: scripts name each tool by path (busybox tar, mount or cp lack what most
+ * steps need), or call busybox explicitly where its static applet is enough and faster.
  */
 const TAR = "/usr/bin/tar"
 const MOUNT = "/usr/bin/mount"
