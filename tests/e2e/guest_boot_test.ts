@@ -5,6 +5,7 @@
  * Prints the boot-to-agent time (target: 6 s under TCG here).
  */
 import assert from "node:assert/strict"
+import { KERNEL_CMDLINE } from "../../src/layers/qemu/build_vm_qemu.ts"
 import { buildStandInGuest } from "./stand_in_guest.ts"
 
 const REPO = new URL("../..", import.meta.url).pathname
@@ -39,7 +40,7 @@ Deno.test("the helper VM boots to its agent under TCG", async () => {
       "-initrd",
       `${DIST}/initramfs.img`,
       "-append",
-      "console=ttyS0 panic=-1 quiet",
+      KERNEL_CMDLINE,
       "-serial",
       `file:${dir}/console.log`,
       "-device",
