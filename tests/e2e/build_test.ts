@@ -3,7 +3,7 @@
  * host with qemu-img, sfdisk, debugfs and xfs_db, never through transient's own code.
  */
 import assert from "node:assert/strict"
-import { transient } from "../run_transient.ts"
+import { MAIN, transient } from "../run_transient.ts"
 import { writeScratchContext } from "./scratch_context.ts"
 import {
   extCat,
@@ -140,6 +140,52 @@ Deno.test("a RUN that fails: exit 1, the step and status on stderr, nothing left
     ["base", "derived"],
   )
   assert.deepEqual(await qemuProcessesWith("transient-vm-"), [], "no QEMU process is left")
+})
+
+/** A word for the `sh -c` of script(1): the test's own paths, single-quoted. */
+const shellWord = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`
+
+Deno.test("INSPECT: a shell in the image on the user's terminal, and the build goes on after it", async () => {
+  const dir = await context(
+    "inspect",
+    "FROM scratch\nDISK 64 MB GPT\nPARTITION 1 FORMAT ext4 MOUNT /\nADD rootfs.tar.gz /\nINSPECT\n" +
+      "RUN test -f /inspected && echo after-inspect\n",
+  )
+  await Deno.copyFile(`${scratch}/rootfs.tar.gz`, `${dir}/rootfs.tar.gz`)
+  // script(1) gives the build a pseudo-terminal, as a user's terminal would be.
+  const argv = [Deno.execPath(), "run", "-A", MAIN, "build", "--accel", "tcg", "--no-network"]
+  argv.push("--progress", "plain", "--local", "--name", "inspected", dir)
+  const child = new Deno.Command("script", {
+    args: ["-q", "-e", "-c", argv.map(shellWord).join(" "), "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { ...env, NO_COLOR: "1" },
+  }).spawn()
+  const killer = setTimeout(() => child.kill("SIGKILL"), 180_000)
+  const input = child.stdin.getWriter()
+  let output = ""
+  let typed = false
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    output += chunk
+    if (!typed && output.includes("(transient) / # ")) {
+      typed = true
+      await input.write(new TextEncoder().encode("touch /inspected; echo in-$((6*7)); exit\r"))
+    }
+  }
+  const status = await child.status
+  clearTimeout(killer)
+  await input.close().catch(() => {})
+  await child.stderr.cancel()
+  assert.ok(typed, `no shell prompt:\n${output}`)
+  assert.equal(status.code, 0, output)
+  // The command ran in the image's shell, and the step after INSPECT still wrote its output.
+  assert.match(output, /^in-42\r?$/m)
+  assert.match(output, /^after-inspect\r?$/m)
+  assert.match(output, /Successfully built inspected/)
+  const disk = await rawDisk(`${dir}/inspected.qcow2`, `${work}/inspected.raw`)
+  await extractPartition(`${work}/inspected.raw`, disk.partitions[0]!, `${work}/inspected.ext4`)
+  assert.equal((await extStat(`${work}/inspected.ext4`, "/inspected")).type, "regular")
 })
 
 globalThis.addEventListener("unload", () => {

@@ -390,9 +390,18 @@ const interactiveShell = (client: AgentClient, machine: Machine) =>
       Effect.sync(() => Deno.stdin.setRaw(true)),
       () => Effect.sync(() => Deno.stdin.setRaw(false)),
     )
-    const toTerminal = yield* Effect.promise(() =>
-      conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true }).catch(() => {})
-    ).pipe(Effect.forkScoped)
+    // Chunk by chunk rather than through Deno.stdout.writable: a pipe into that stream would
+    // close the process's stdout when the console's socket closes, and the build goes on after.
+    const toTerminal = yield* Effect.promise(async () => {
+      const buffer = new Uint8Array(16 * 1024)
+      for (;;) {
+        const n = await conn.read(buffer).catch(() => null)
+        if (n === null) return
+        for (let offset = 0; offset < n;) {
+          offset += await Deno.stdout.write(buffer.subarray(offset, n))
+        }
+      }
+    }).pipe(Effect.forkScoped)
     // A read of stdin cannot be cancelled: the one pending when the shell ends is dropped.
     const fromTerminal = yield* Effect.promise(async () => {
       const writer = conn.writable.getWriter()
