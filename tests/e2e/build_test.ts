@@ -142,6 +142,41 @@ Deno.test("a RUN that fails: exit 1, the step and status on stderr, nothing left
   assert.deepEqual(await qemuProcessesWith("transient-vm-"), [], "no QEMU process is left")
 })
 
+Deno.test("the network: on by default through QEMU's user mode, off with --no-network", async () => {
+  // The host's loopback is 10.0.2.2 from inside the helper VM.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("served by the host\n"),
+  )
+  try {
+    const url = `http://10.0.2.2:${server.addr.port}/file`
+    const dir = await context(
+      "network",
+      "FROM scratch\nDISK 64 MB GPT\nPARTITION 1 FORMAT ext4 MOUNT /\nADD rootfs.tar.gz /\n" +
+        `RUN busybox wget -q -O /fetched ${url} && cat /etc/resolv.conf\n`,
+    )
+    await Deno.copyFile(`${scratch}/rootfs.tar.gz`, `${dir}/rootfs.tar.gz`)
+    const online = await transient(
+      ["build", "--accel", "tcg", "--progress", "plain", "--local", "--name", "online", dir],
+      { env },
+    )
+    assert.equal(online.code, 0, online.stderr + online.stdout)
+    // The guest's resolver, bound over the image's for the step (QEMU's DNS is 10.0.2.3).
+    assert.match(online.stdout, /^nameserver 10\.0\.2\.3$/m)
+    const disk = await rawDisk(`${dir}/online.qcow2`, `${work}/online.raw`)
+    await extractPartition(`${work}/online.raw`, disk.partitions[0]!, `${work}/online.ext4`)
+    assert.equal(await extCat(`${work}/online.ext4`, "/fetched"), "served by the host\n")
+    // The resolv.conf made for the step is gone again: the image had none.
+    assert.equal((await extStat(`${work}/online.ext4`, "/etc/resolv.conf")).type, undefined)
+
+    const offline = await build(dir, "--local", "--name", "offline")
+    assert.equal(offline.code, 1, offline.stderr + offline.stdout)
+    assert.match(offline.stderr, /Step 5\/5 : RUN busybox wget .* failed: the command exited/)
+  } finally {
+    await server.shutdown()
+  }
+})
+
 /** A word for the `sh -c` of script(1): the test's own paths, single-quoted. */
 const shellWord = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`
 
