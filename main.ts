@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import { buildCommand } from "./src/cli/build.ts"
 import { imageCommand } from "./src/cli/image.ts"
 import { checkCommand } from "./src/cli/check.ts"
-import { runCli } from "./src/cli/exit.ts"
+import { runCli, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
 import { VERSION } from "./src/version.ts"
 
 const transient = Command.make("transient").pipe(
@@ -25,4 +25,9 @@ const cli = Command.run(transient, { name: "transient", version: VERSION })
 const verbose = Deno.args.includes("--verbose") || Deno.args.includes("-v")
 const args = Deno.args.filter((arg) => arg !== "--verbose" && arg !== "-v")
 
-runCli(cli(["deno", "transient", ...args]).pipe(Effect.provide(NodeContext.layer)), { verbose })
+runCli(
+  withColourOnlyOnTerminals(cli(["deno", "transient", ...args])).pipe(
+    Effect.provide(NodeContext.layer),
+  ),
+  { verbose },
+)

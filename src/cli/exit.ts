@@ -3,6 +3,7 @@
  * on stderr (a stack trace only with --verbose).
  */
 import * as Cause from "effect/Cause"
+import type * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -64,6 +65,38 @@ export const exitCodeOf = <E>(
   else console.error("(run again with --verbose for the details)")
   return EXIT_FAILURE
 }
+
+/** SGR escapes (colours, bold), the only ones @effect/cli writes into its help and usage errors. */
+// deno-lint-ignore no-control-regex -- ESC is the very character to match.
+const SGR = /\x1b\[[0-9;]*m/g
+
+const plain = (args: ReadonlyArray<unknown>) =>
+  args.map((arg) => (typeof arg === "string" ? arg.replace(SGR, "") : arg))
+
+/**
+ * `program` with its Console's log and error free of colour codes when they go to a pipe or a
+ * file, or when NO_COLOR is set (https://no-color.org): help read by a script or saved to a file
+ * should be plain text.
+ */
+export const withColourOnlyOnTerminals = <A, E, R>(
+  program: Effect.Effect<A, E, R>,
+  terminals: { readonly stdout: boolean; readonly stderr: boolean; readonly noColor: boolean } = {
+    stdout: Deno.stdout.isTerminal(),
+    stderr: Deno.stderr.isTerminal(),
+    noColor: (Deno.env.get("NO_COLOR") ?? "") !== "",
+  },
+): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.console, (console) => {
+    const colourOut = terminals.stdout && !terminals.noColor
+    const colourErr = terminals.stderr && !terminals.noColor
+    if (colourOut && colourErr) return program
+    const adjusted: Console.Console = {
+      ...console,
+      log: (...args) => console.log(...(colourOut ? args : plain(args))),
+      error: (...args) => console.error(...(colourErr ? args : plain(args))),
+    }
+    return Effect.withConsole(program, adjusted)
+  })
 
 /** Run the CLI program and exit the process with its status; Ctrl-C interrupts it cleanly. */
 export const runCli = <E>(
