@@ -177,6 +177,26 @@ Deno.test("the network: on by default through QEMU's user mode, off with --no-ne
   }
 })
 
+Deno.test("--accel auto builds under KVM, or on TCG after a warning when KVM does not come up", async () => {
+  const dir = await context(
+    "auto",
+    "FROM scratch\nDISK 64 MB GPT\nPARTITION 1 FORMAT ext4 MOUNT /\nADD rootfs.tar.gz /\nRUN echo auto-ok\n",
+  )
+  await Deno.copyFile(`${scratch}/rootfs.tar.gz`, `${dir}/rootfs.tar.gz`)
+  const result = await transient(
+    ["build", "--accel", "auto", "--no-network", "--local", "--name", "auto", dir],
+    { env },
+  )
+  assert.equal(result.code, 0, result.stderr + result.stdout)
+  assert.match(result.stdout, /^auto-ok$/m)
+  // Where KVM hangs (as on some nested hosts), the one warning says why TCG took over.
+  const warnings = result.stderr.split("\n").filter((line) => line.startsWith("warning:"))
+  for (const warning of warnings) {
+    assert.match(warning, /failed under KVM \(.+\); retrying with TCG/)
+  }
+  assert.deepEqual(await qemuProcessesWith("transient-vm-"), [], "no QEMU process is left")
+})
+
 /** A word for the `sh -c` of script(1): the test's own paths, single-quoted. */
 const shellWord = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`
 

@@ -85,6 +85,11 @@ export const KERNEL_CMDLINE = [
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
 const KVM_PROBE_SECONDS = 10
+/**
+ * Under `--accel auto`, how long a KVM guest may stay silent: init writes its first console line
+ * well within a second when KVM works, while a guest that hangs under KVM writes nothing at all.
+ */
+const KVM_SILENCE_SECONDS = 4
 const CONSOLE_LINES = 20
 const OUTPUT_TAIL_BYTES = 64 * 1024
 
@@ -237,9 +242,29 @@ interface Booted {
   readonly machine: Machine
 }
 
+/** Fails when the guest's console is still empty after `seconds`; otherwise never ends. */
+const silentConsole = (machine: Machine, seconds: number): Effect.Effect<never, VmError> =>
+  Effect.sleep(Duration.seconds(seconds)).pipe(
+    Effect.zipRight(
+      Effect.promise(() => Deno.stat(machine.consoleLog).then((info) => info.size, () => 0)),
+    ),
+    Effect.flatMap((size) =>
+      size > 0 ? Effect.never : new VmError({
+        operation: "boot",
+        reason: `the guest wrote nothing on its console within ${seconds} s under ` +
+          machine.engine.toUpperCase(),
+      })
+    ),
+  )
+
+/**
+ * Start QEMU and wait for the agent's hello, for `timeoutSeconds` at most; with
+ * `silenceSeconds`, give up early on a guest that has written nothing on its console by then.
+ */
 const bootOnce = (
   machine: Machine,
   timeoutSeconds: number,
+  silenceSeconds?: number,
 ): Effect.Effect<Booted, VmError, Scope.Scope> =>
   Effect.gen(function* () {
     const process = yield* spawnScoped(qemuArgv(machine), { gracePeriod: "3 seconds" }).pipe(
@@ -271,7 +296,11 @@ const bootOnce = (
       // The agent's own limit is a little longer, so that the boot timeout below speaks first.
       return yield* connectAgent(conn, { helloTimeout: Duration.seconds(timeoutSeconds + 1) })
     })
-    const client = yield* Effect.raceFirst(hello, exited).pipe(
+    // The first to end, success or failure, decides (raceAll would wait for a success).
+    const stopped = silenceSeconds === undefined
+      ? exited
+      : Effect.raceFirst(exited, silentConsole(machine, silenceSeconds))
+    const client = yield* Effect.raceFirst(hello, stopped).pipe(
       Effect.timeout(Duration.seconds(timeoutSeconds)),
       Effect.catchTag("TimeoutException", () =>
         Effect.flatMap(consoleTail(machine.consoleLog), (log) =>
@@ -502,10 +531,11 @@ export const makeBuildVmQemu = (
             ? options.bootTimeoutSeconds
             : Math.min(options.bootTimeoutSeconds, KVM_PROBE_SECONDS)
           const attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-          const booted = yield* bootOnce(machine, timeout).pipe(
-            Scope.extend(attempt),
-            Effect.either,
-          )
+          const booted = yield* bootOnce(machine, timeout, isLast ? undefined : KVM_SILENCE_SECONDS)
+            .pipe(
+              Scope.extend(attempt),
+              Effect.either,
+            )
           if (booted._tag === "Right") {
             yield* Scope.addFinalizerExit(attempt, (exit) => stop(booted.right, exit, reporter))
             return yield* makeSession(booted.right)
