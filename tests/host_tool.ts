@@ -1,14 +1,36 @@
-/** Run a host tool (qemu-img, sfdisk, debugfs...) with an argument array; it must succeed. */
+/** Run a host program (qemu-img, sfdisk, debugfs, transient itself...) with an argument array. */
 import assert from "node:assert/strict"
 
-/** Returns the tool's stdout; a non-zero exit fails the test with its stderr. */
-export const tool = async (...argv: [string, ...Array<string>]): Promise<string> => {
-  const output = await new Deno.Command(argv[0], {
+export interface Outcome {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Run `argv` to completion with stdin closed; its exit status and decoded output. */
+export const runHost = async (
+  argv: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly env?: Record<string, string> } = {},
+): Promise<Outcome> => {
+  const output = await new Deno.Command(argv[0]!, {
     args: argv.slice(1),
     stdout: "piped",
     stderr: "piped",
+    stdin: "null",
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.env === undefined ? {} : { env: options.env }),
   }).output()
   const text = new TextDecoder()
-  assert.equal(output.code, 0, `${argv.join(" ")}: ${text.decode(output.stderr)}`)
-  return text.decode(output.stdout)
+  return {
+    code: output.code,
+    stdout: text.decode(output.stdout),
+    stderr: text.decode(output.stderr),
+  }
+}
+
+/** Returns the tool's stdout; a non-zero exit fails the test with its stderr. */
+export const tool = async (...argv: [string, ...Array<string>]): Promise<string> => {
+  const result = await runHost(argv)
+  assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`)
+  return result.stdout
 }

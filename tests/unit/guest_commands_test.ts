@@ -22,23 +22,9 @@ import {
   sfdiskScript,
 } from "../../src/domain/guest_commands.ts"
 import type { DiskLayout } from "../../src/domain/plan.ts"
+import { runHost as run } from "../host_tool.ts"
 
 const MiB = 1024 * 1024
-
-const run = async (argv: ReadonlyArray<string>, cwd?: string) => {
-  const output = await new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-    ...(cwd ? { cwd } : {}),
-  }).output()
-  const text = new TextDecoder()
-  return {
-    code: output.code,
-    stdout: text.decode(output.stdout),
-    stderr: text.decode(output.stderr),
-  }
-}
 
 const mustRun = async (argv: ReadonlyArray<string>) => {
   const result = await run(argv)

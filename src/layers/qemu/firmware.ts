@@ -12,20 +12,18 @@ export const FAST_FIRMWARE = "qboot.rom"
  * `FAST_FIRMWARE` when this QEMU has it in one of its data directories (`-L help` lists them),
  * else `undefined`: QEMU's default firmware. Never fails; a missing QEMU is reported at boot.
  */
-export const fastFirmware = (
-  qemu: string,
-): Effect.Effect<string | undefined> =>
+export const fastFirmware = (qemu: string): Effect.Effect<string | undefined> =>
   runTool([qemu, "-L", "help"]).pipe(
     Effect.flatMap((result) =>
-      result.code !== 0 ? Effect.succeed(false) : Effect.promise(async () => {
-        for (const dir of result.stdout.split("\n").map((line) => line.trim())) {
-          if (dir === "") continue
+      Effect.promise(async () => {
+        if (result.code !== 0) return undefined
+        const dirs = result.stdout.split("\n").map((line) => line.trim()).filter(Boolean)
+        for (const dir of dirs) {
           const info = await Deno.stat(`${dir}/${FAST_FIRMWARE}`).catch(() => undefined)
-          if (info?.isFile) return true
+          if (info?.isFile) return FAST_FIRMWARE
         }
-        return false
+        return undefined
       })
     ),
-    Effect.map((found) => (found ? FAST_FIRMWARE : undefined)),
     Effect.orElseSucceed(() => undefined),
   )
