@@ -13,12 +13,7 @@ import type {
   Span,
 } from "./imagefile/ast.ts"
 
-export const SECTOR = 512
-export const MiB = 1024 * 1024
-/** The first partition starts 1 MiB into the disk, as partitioning tools align by default. */
-export const FIRST_SECTOR = MiB / SECTOR
-/** Sectors kept at the end of a GPT disk for the backup header and partition entries. */
-export const GPT_BACKUP_SECTORS = 33
+import { sectorsIn, usableSectors } from "./disk_geometry.ts"
 
 /** What a partition is for, from its FLAGS and FORMAT. */
 export type PartitionType = "linux" | "efi" | "bios_grub" | "swap"
@@ -95,15 +90,12 @@ const partitionType = (partition: Partition): PartitionType => {
 
 /** Lay partitions out back to back from 1 MiB; a SIZE-less (last) one takes the rest. */
 export const diskLayout = (disk: Disk, partitions: ReadonlyArray<Partition>): DiskLayout => {
-  const totalSectors = Math.floor(disk.size.bytes / SECTOR)
-  const lastUsable = totalSectors - 1 - (disk.table.value === "gpt" ? GPT_BACKUP_SECTORS : 0)
-  let start = FIRST_SECTOR
+  const usable = usableSectors(disk.size.bytes, disk.table.value)
+  let start = usable.first
   const layouts = [...partitions]
     .sort((a, b) => a.number.value - b.number.value)
     .map((partition): PartitionLayout => {
-      const sizeSectors = partition.size
-        ? Math.floor(partition.size.bytes / SECTOR)
-        : lastUsable - start + 1
+      const sizeSectors = partition.size ? sectorsIn(partition.size.bytes) : usable.end - start
       const layout = {
         number: partition.number.value,
         startSector: start,

@@ -8,14 +8,8 @@ import type * as Ast from "./ast.ts"
 import { type Diagnostic, makeDiagnostic, type Severity } from "./diagnostic.ts"
 import { joinOr, type Keyword, type ParsedLine } from "./grammar.ts"
 import { closestWord } from "./suggest.ts"
-import {
-  diskLayout,
-  FIRST_SECTOR,
-  GPT_BACKUP_SECTORS,
-  MiB,
-  type PartitionLayout,
-  SECTOR,
-} from "../plan.ts"
+import { MiB, reservedSpace, SECTOR, usableBytes } from "../disk_geometry.ts"
+import { diskLayout, type PartitionLayout } from "../plan.ts"
 import { confineSource, normalizeAbsolute } from "../source_path.ts"
 
 const START_OF_FILE: Ast.Span = { line: 1, column: 1, endLine: 1, endColumn: 1 }
@@ -311,12 +305,8 @@ const checkLayout = (
   if (disk === undefined || partitions.length !== lines.length) return
   if (!Number.isSafeInteger(disk.size.bytes) || disk.size.bytes === 0) return
   const gpt = disk.table.value === "gpt"
-  const totalSectors = Math.floor(disk.size.bytes / SECTOR)
-  const endSector = totalSectors - (gpt ? GPT_BACKUP_SECTORS : 0)
-  const usable = Math.max(endSector - FIRST_SECTOR, 0) * SECTOR
-  const reserved = gpt
-    ? "1 MiB at the start and 33 sectors at the end for the backup GPT are kept free"
-    : "1 MiB at the start is kept free"
+  const usable = usableBytes(disk.size.bytes, disk.table.value)
+  const reserved = reservedSpace(disk.table.value)
   const diskName = `${disk.size.amount} ${disk.size.unit} ${gpt ? "GPT" : "MBR"} disk`
   let needed = 0
   for (const partition of partitions) {
