@@ -1,26 +1,24 @@
 /**
  * Reporter: what a build tells its user — step lines, the steps' live output, warnings, download
- * progress and the final summary — as text on a terminal or as JSON events for CI.
+ * progress and the final summary — as text on a terminal or as JSON events for CI. The events
+ * themselves are src/domain/report_event.ts.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type {
+  BuildSummary,
+  OutputStream,
+  ProgressPhase,
+  PulledImage,
+} from "../domain/report_event.ts"
 
-export type OutputStream = "stdout" | "stderr"
-
-export interface StepSummary {
-  readonly index: number
-  readonly text: string
-  readonly durationMs: number
-}
-
-export interface BuildSummary {
-  readonly name: string
-  readonly path: string
-  readonly virtualSize: number
-  readonly actualSize: number
-  readonly durationMs: number
-  readonly steps: ReadonlyArray<StepSummary>
-}
+export type {
+  BuildSummary,
+  OutputStream,
+  ProgressPhase,
+  PulledImage,
+  StepSummary,
+} from "../domain/report_event.ts"
 
 /** A long transfer (a download, a conversion). `total` is unknown for some servers. */
 export interface Progress {
@@ -28,19 +26,41 @@ export interface Progress {
   readonly done: Effect.Effect<void>
 }
 
+/** How a step ended, beyond its duration. */
+export interface StepEndOptions {
+  /** Served from the step cache instead of being run. */
+  readonly cached?: boolean
+  /** Where a cached step came from (the `--cache-from` REF); absent for the local cache. */
+  readonly cacheSource?: string
+}
+
 export interface ReporterShape {
   /** `Step i/N : TEXT` */
   readonly stepStart: (index: number, total: number, text: string) => Effect.Effect<void>
-  readonly stepEnd: (index: number, total: number, durationMs: number) => Effect.Effect<void>
+  /** ` ---> Using cache` when `cached`; nothing else in text mode. */
+  readonly stepEnd: (
+    index: number,
+    total: number,
+    durationMs: number,
+    options?: StepEndOptions,
+  ) => Effect.Effect<void>
   /** What the helper VM does for a step (shown by `--dry-run`, logged with `--verbose`). */
   readonly detail: (line: string) => Effect.Effect<void>
   /** A chunk of a step's own output, streamed as it comes. */
   readonly output: (stream: OutputStream, chunk: Uint8Array) => Effect.Effect<void>
   readonly warn: (message: string) => Effect.Effect<void>
   readonly info: (message: string) => Effect.Effect<void>
-  readonly progress: (label: string, total: number | undefined) => Effect.Effect<Progress>
+  readonly progress: (
+    label: string,
+    total: number | undefined,
+    options?: { readonly phase?: ProgressPhase },
+  ) => Effect.Effect<Progress>
+  /** The end of a build: `Successfully built NAME`. */
   readonly result: (summary: BuildSummary) => Effect.Effect<void>
-  readonly failure: (message: string) => Effect.Effect<void>
+  /** The end of `image pull`: the image, and whether it was in the store already. */
+  readonly pulled: (image: PulledImage) => Effect.Effect<void>
+  /** `tag` is the error's `_tag`, for JSON consumers that branch on it. */
+  readonly failure: (message: string, tag?: string) => Effect.Effect<void>
 }
 
 export class Reporter extends Context.Tag("transient/Reporter")<Reporter, ReporterShape>() {}

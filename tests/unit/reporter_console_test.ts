@@ -1,15 +1,19 @@
 /**
- * ReporterConsole over an injected sink and clock: the exact text lines, the JSON events, and
- * how progress is paced on a terminal and in logs.
+ * ReporterConsole over an injected sink and clock: the exact text lines, the JSON events (each
+ * one a ReportEvent, as docs/progress-events.md describes them), and how progress is paced on a
+ * terminal and in logs.
  */
 import assert from "node:assert/strict"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { ReportEvent } from "../../src/domain/report_event.ts"
 import {
   type ConsoleSink,
   makeReporterConsole,
   type ProgressMode,
 } from "../../src/layers/reporter/reporter_console.ts"
 import { renderBar, renderLine } from "../../src/layers/reporter/progress_format.ts"
+import type { ReporterShape } from "../../src/services/reporter.ts"
 
 const MiB = 1024 * 1024
 
@@ -153,4 +157,131 @@ Deno.test("bars and lines cope with unknown totals", () => {
   const snapshot = { label: "x", bytes: 3 * MiB, total: undefined, elapsedMs: 1000 }
   assert.equal(renderBar(snapshot, 80), "x  3.00 MiB  3.00 MiB/s")
   assert.equal(renderLine(snapshot), "x: 3.00 MiB, 3.00 MiB/s")
+})
+
+const summary = {
+  name: "base",
+  path: "/store/base",
+  virtualSize: 256 * MiB,
+  actualSize: 3 * MiB,
+  durationMs: 12345,
+  steps: [{ index: 1, text: "FROM scratch", durationMs: 0 }],
+}
+
+const pulledImage = {
+  present: false,
+  name: "alpine",
+  path: "/store/alpine",
+  format: "qcow2",
+  virtualSize: 256 * MiB,
+  actualSize: 3 * MiB,
+}
+
+/** Every operation of the reporter once, with every optional field somewhere. */
+const everything = (reporter: ReporterShape, tick: (ms: number) => void) =>
+  Effect.gen(function* () {
+    yield* reporter.stepStart(1, 2, "FROM scratch")
+    yield* reporter.stepEnd(1, 2, 0)
+    yield* reporter.stepStart(2, 2, "RUN make")
+    yield* reporter.detail("(host) qemu-img create")
+    yield* reporter.output("stdout", new TextEncoder().encode("ok\n"))
+    yield* reporter.output("stderr", new Uint8Array([0xff]))
+    yield* reporter.stepEnd(2, 2, 10, { cached: true, cacheSource: "registry.example/cache:1" })
+    yield* reporter.warn("careful")
+    yield* reporter.info("note")
+    const progress = yield* reporter.progress("Downloading", 2 * MiB, { phase: "download" })
+    tick(1500)
+    yield* progress.advance(MiB)
+    yield* progress.done
+    const unknown = yield* reporter.progress("Converting", undefined)
+    yield* unknown.done
+    yield* reporter.result(summary)
+    yield* reporter.pulled(pulledImage)
+    yield* reporter.pulled({ ...pulledImage, present: true })
+    yield* reporter.failure("it broke", "StepFailed")
+    yield* reporter.failure("it broke again")
+  })
+
+Deno.test("every JSON line decodes as a ReportEvent, with no field the schema lacks", () => {
+  const { reporter, written, tick } = capture("json")
+  Effect.runSync(everything(reporter, tick))
+  const decode = Schema.decodeUnknownSync(ReportEvent, { onExcessProperty: "error" })
+  const lines = events(written.stdout)
+  assert.equal(lines.length, 19)
+  for (const line of lines) {
+    // Decoding and encoding again gives the very line: the schema describes all of it.
+    assert.deepEqual(Schema.encodeSync(ReportEvent)(decode(line)), line)
+  }
+  const kinds = new Set(lines.map((line) => line.event))
+  assert.deepEqual([...kinds].sort(), [
+    "detail",
+    "error",
+    "info",
+    "output",
+    "progress",
+    "result",
+    "step-end",
+    "step-start",
+    "warning",
+  ])
+  assert.deepEqual(lines.filter((line) => line.event === "result").slice(1), [
+    { event: "result", ...pulledImage },
+    { event: "result", ...pulledImage, present: true },
+  ])
+  assert.deepEqual(lines.filter((line) => line.event === "error"), [
+    { event: "error", message: "it broke", _tag: "StepFailed" },
+    { event: "error", message: "it broke again" },
+  ])
+  assert.deepEqual(lines.find((line) => line.done && line.label === "Downloading"), {
+    event: "progress",
+    label: "Downloading",
+    bytes: MiB,
+    total: 2 * MiB,
+    done: true,
+    durationMs: 1500,
+    phase: "download",
+  })
+})
+
+Deno.test("a cached step prints Using cache under its step line, and cached in JSON", () => {
+  const text = capture("plain")
+  Effect.runSync(Effect.all([
+    text.reporter.stepStart(2, 3, "RUN apk add openssh"),
+    text.reporter.stepEnd(2, 3, 3, { cached: true }),
+    text.reporter.stepStart(3, 3, "RUN make"),
+    text.reporter.stepEnd(3, 3, 5, { cached: true, cacheSource: "registry.example/cache:1" }),
+  ]))
+  assert.equal(
+    text.written.stdout,
+    "Step 2/3 : RUN apk add openssh\n ---> Using cache\n" +
+      "Step 3/3 : RUN make\n ---> Using cache (from registry.example/cache:1)\n",
+  )
+  const json = capture("json")
+  Effect.runSync(json.reporter.stepEnd(2, 3, 3, { cached: true }))
+  assert.deepEqual(events(json.written.stdout), [
+    { event: "step-end", step: 2, total: 3, durationMs: 3, cached: true },
+  ])
+  assert.match(json.written.stdout, /"cached":true/)
+})
+
+Deno.test("the text of a pull says whether the image was fetched or already there", () => {
+  const { reporter, written } = capture("plain")
+  Effect.runSync(Effect.all([
+    reporter.pulled(pulledImage),
+    reporter.pulled({ ...pulledImage, present: true }),
+  ]))
+  assert.equal(
+    written.stdout,
+    "Pulled 'alpine' (256.00 MiB virtual, 3.00 MiB on disk): /store/alpine\n" +
+      "Image 'alpine' is already in the store: /store/alpine\n",
+  )
+})
+
+Deno.test("the transcripts in docs/progress-events.md are ReportEvents", async () => {
+  const docs = await Deno.readTextFile(new URL("../../docs/progress-events.md", import.meta.url))
+  const blocks = [...docs.matchAll(/```jsonl\n([\s\S]*?)```/g)].map((match) => match[1]!)
+  const lines = blocks.flatMap((block) => block.trimEnd().split("\n"))
+  assert.ok(lines.length >= 15, `got ${lines.length} lines`)
+  const decode = Schema.decodeUnknownSync(ReportEvent, { onExcessProperty: "error" })
+  for (const line of lines) decode(JSON.parse(line))
 })

@@ -1,23 +1,16 @@
 /**
- * A Reporter that records what it is told, for tests.
+ * A Reporter that records what it is told, for tests: the same events the console reporter
+ * prints with `--progress json`.
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import { decodeBase64 } from "effect/Encoding"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import { Reporter, type StepSummary } from "../../services/reporter.ts"
+import { outputEvent, type ReportEvent } from "../../domain/report_event.ts"
+import { Reporter } from "../../services/reporter.ts"
 
-export type ReportEvent =
-  | {
-    readonly event: "step-start"
-    readonly step: number
-    readonly total: number
-    readonly text: string
-  }
-  | { readonly event: "step-end"; readonly step: number; readonly durationMs: number }
-  | { readonly event: "detail"; readonly line: string }
-  | { readonly event: "output"; readonly stream: string; readonly text: string }
-  | { readonly event: "warning" | "info" | "failure"; readonly message: string }
-  | { readonly event: "progress"; readonly label: string; readonly bytes: number }
-  | { readonly event: "result"; readonly name: string; readonly steps: ReadonlyArray<StepSummary> }
+export type { ReportEvent }
 
 export class ReportLog {
   readonly events: Array<ReportEvent> = []
@@ -27,30 +20,54 @@ export class ReportLog {
       e.event === "step-start" ? [`Step ${e.step}/${e.total} : ${e.text}`] : []
     )
   }
+  /** The steps' output, both streams as they came, decoded as a whole. */
   output(): string {
-    return this.events.map((e) => (e.event === "output" ? e.text : "")).join("")
+    const encoder = new TextEncoder()
+    const chunks = this.events.flatMap((e) => {
+      if (e.event !== "output") return []
+      return ["text" in e ? encoder.encode(e.text) : Either.getOrThrow(decodeBase64(e.base64))]
+    })
+    const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0))
+    let offset = 0
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset)
+      offset += chunk.length
+    }
+    return new TextDecoder().decode(bytes)
   }
 }
 
 export const ReporterMemory = (log: ReportLog) => {
-  const decoder = new TextDecoder()
   const record = (event: ReportEvent) => Effect.sync(() => void log.events.push(event))
   return Layer.succeed(Reporter, {
     stepStart: (step, total, text) => record({ event: "step-start", step, total, text }),
-    stepEnd: (step, _total, durationMs) => record({ event: "step-end", step, durationMs }),
-    detail: (line) => record({ event: "detail", line }),
-    output: (stream, chunk) => record({ event: "output", stream, text: decoder.decode(chunk) }),
+    stepEnd: (step, total, durationMs, options = {}) =>
+      record({ event: "step-end", step, total, durationMs: Math.round(durationMs), ...options }),
+    detail: (text) => record({ event: "detail", text }),
+    output: (stream, chunk) => record(outputEvent(stream, chunk)),
     warn: (message) => record({ event: "warning", message }),
     info: (message) => record({ event: "info", message }),
-    progress: (label) =>
-      Effect.sync(() => {
+    // The first and the last event of each transfer (the console paces the ones between).
+    progress: (label, total, options) =>
+      Effect.gen(function* () {
+        const started = yield* Clock.currentTimeMillis
+        const fields = { label, total: total ?? null, ...options }
+        yield* record({ event: "progress", ...fields, bytes: 0 })
         let bytes = 0
+        let finished = false
         return {
           advance: (n: number) => Effect.sync(() => void (bytes += n)),
-          done: record({ event: "progress", label, bytes }),
+          done: Effect.gen(function* () {
+            if (finished) return
+            finished = true
+            const durationMs = (yield* Clock.currentTimeMillis) - started
+            yield* record({ event: "progress", ...fields, bytes, done: true, durationMs })
+          }),
         }
       }),
-    result: (summary) => record({ event: "result", name: summary.name, steps: summary.steps }),
-    failure: (message) => record({ event: "failure", message }),
+    result: (summary) => record({ event: "result", ...summary }),
+    pulled: (image) => record({ event: "result", ...image }),
+    failure: (message, tag) =>
+      record({ event: "error", message, ...(tag === undefined ? {} : { _tag: tag }) }),
   })
 }

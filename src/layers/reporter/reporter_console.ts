@@ -1,15 +1,22 @@
 /**
  * ReporterConsole: the Reporter on the process's stdout/stderr. Text for people (`Step i/N : ...`
  * lines, live output, a progress bar on a terminal or periodic progress lines in logs), or one
- * JSON object per line and event with `--progress json`, for CI systems.
+ * JSON object per line and event with `--progress json`, for CI systems: the events of
+ * src/domain/report_event.ts, encoded with their Schema (docs/progress-events.md).
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { encodeBase64 } from "effect/Encoding"
 import { formatBytes } from "../../domain/byte_size.ts"
 import {
+  encodeReportEvent,
+  isPullResult,
+  outputEvent,
+  type ProgressPhase,
+  type PulledImage,
+  type ReportEvent,
+} from "../../domain/report_event.ts"
+import {
   type BuildSummary,
-  type OutputStream,
   type Progress,
   Reporter,
   type ReporterShape,
@@ -69,7 +76,6 @@ const JSON_INTERVAL_MS = 1000
 const BAR_INTERVAL_MS = 100
 
 const encoder = new TextEncoder()
-const strictDecoder = new TextDecoder("utf-8", { fatal: true })
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
@@ -85,6 +91,52 @@ export const buildSummary = (summary: BuildSummary): string => {
   return `  virtual size ${formatBytes(summary.virtualSize)}, on disk ${
     formatBytes(summary.actualSize)
   }, built in ${seconds(summary.durationMs)}\n${steps.join("")}`
+}
+
+const pulledLine = (image: PulledImage): string =>
+  image.present
+    ? `Image '${image.name}' is already in the store: ${image.path}`
+    : `Pulled '${image.name}' (${formatBytes(image.virtualSize)} virtual, ` +
+      `${formatBytes(image.actualSize)} on disk): ${image.path}`
+
+/** The events that are one piece of text each; output and progress are streamed live. */
+type DiscreteEvent = Exclude<ReportEvent, { readonly event: "output" | "progress" }>
+
+/** An event's text, and the stream it goes to (nothing for a step that ran). */
+export const renderEvent = (
+  event: DiscreteEvent,
+): { readonly to: "stdout" | "stderr"; readonly text: string } | undefined => {
+  switch (event.event) {
+    case "step-start":
+      return { to: "stdout", text: `Step ${event.step}/${event.total} : ${event.text}\n` }
+    case "step-end":
+      if (event.cached !== true) return undefined
+      return {
+        to: "stdout",
+        text: event.cacheSource === undefined
+          ? " ---> Using cache\n"
+          : ` ---> Using cache (from ${event.cacheSource})\n`,
+      }
+    case "detail":
+      // A command with a multi-line argument (an sfdisk script) keeps the arrow on every line.
+      return {
+        to: "stdout",
+        text: event.text.split("\n").map((line) => ` ---> ${line}\n`).join(""),
+      }
+    case "warning":
+      return { to: "stderr", text: `warning: ${event.message}\n` }
+    case "info":
+      return { to: "stdout", text: `${event.message}\n` }
+    case "result":
+      return {
+        to: "stdout",
+        text: isPullResult(event)
+          ? `${pulledLine(event)}\n`
+          : `Successfully built ${event.name}\n${event.path}\n${buildSummary(event)}`,
+      }
+    case "error":
+      return { to: "stderr", text: `error: ${event.message}\n` }
+  }
 }
 
 /** Build the reporter's operations over `sink` (the layer below wraps this). */
@@ -108,17 +160,20 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
     clearBar()
     sink.stderr(encoder.encode(text))
   }
-  const event = (fields: Record<string, unknown>) => out(`${JSON.stringify(fields)}\n`)
+  /** One JSON object per line, on stdout. */
+  const line = (event: ReportEvent) => out(`${JSON.stringify(encodeReportEvent(event))}\n`)
+  const report = (event: DiscreteEvent) =>
+    Effect.sync(() => {
+      if (json) return line(event)
+      const rendered = renderEvent(event)
+      if (rendered !== undefined) (rendered.to === "stdout" ? out : err)(rendered.text)
+    })
 
-  const outputEvent = (stream: OutputStream, chunk: Uint8Array) => {
-    try {
-      event({ event: "output", stream, text: strictDecoder.decode(chunk) })
-    } catch {
-      event({ event: "output", stream, base64: encodeBase64(chunk) })
-    }
-  }
-
-  const startProgress = (label: string, total: number | undefined): Progress => {
+  const startProgress = (
+    label: string,
+    total: number | undefined,
+    phase: ProgressPhase | undefined,
+  ): Progress => {
     const started = sink.now()
     let bytes = 0
     let lastAt = started
@@ -129,6 +184,14 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
       bytes,
       total,
       elapsedMs: sink.now() - started,
+    })
+    const progressEvent = (end?: { readonly durationMs: number }): ReportEvent => ({
+      event: "progress",
+      label,
+      bytes,
+      total: total ?? null,
+      ...(end === undefined ? {} : { done: true, durationMs: Math.round(end.durationMs) }),
+      ...(phase === undefined ? {} : { phase }),
     })
     // Due after `intervalMs`, or sooner at each new tenth of the total (but not more than
     // `minimumMs` apart, so a fast transfer does not flood the log).
@@ -142,11 +205,9 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
       lastTenth = tenth
       return true
     }
-    const report = () => {
+    const advanced = () => {
       if (json) {
-        if (due(JSON_INTERVAL_MS, 0)) {
-          event({ event: "progress", label, bytes, total: total ?? null })
-        }
+        if (due(JSON_INTERVAL_MS, 0)) line(progressEvent())
       } else if (bar) {
         if (sink.now() - lastAt >= BAR_INTERVAL_MS || !barShown) {
           lastAt = sink.now()
@@ -157,72 +218,48 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
         err(`${renderLine(snapshot())}\n`)
       }
     }
-    if (json) event({ event: "progress", label, bytes: 0, total: total ?? null })
+    if (json) line(progressEvent())
     else if (!bar) err(`${label}...\n`)
     return {
       advance: (count) =>
         Effect.sync(() => {
           if (finished) return
           bytes += count
-          report()
+          advanced()
         }),
       done: Effect.sync(() => {
         if (finished) return
         finished = true
         const final = snapshot()
-        if (json) {
-          event({
-            event: "progress",
-            label,
-            bytes,
-            total: total ?? null,
-            done: true,
-            durationMs: Math.round(final.elapsedMs),
-          })
-        } else {
-          err(`${renderDone(final)}\n`)
-        }
+        if (json) line(progressEvent({ durationMs: final.elapsedMs }))
+        else err(`${renderDone(final)}\n`)
       }),
     }
   }
 
   return {
-    stepStart: (index, total, text) =>
-      Effect.sync(() =>
-        json
-          ? event({ event: "step-start", step: index, total, text })
-          : out(`Step ${index}/${total} : ${text}\n`)
-      ),
-    stepEnd: (index, total, durationMs) =>
-      Effect.sync(() => {
-        if (json) {
-          event({ event: "step-end", step: index, total, durationMs: Math.round(durationMs) })
-        }
-      }),
-    detail: (line) =>
-      Effect.sync(() => json ? event({ event: "detail", text: line }) : out(` ---> ${line}\n`)),
+    stepStart: (step, total, text) => report({ event: "step-start", step, total, text }),
+    stepEnd: (step, total, durationMs, options = {}) =>
+      report({ event: "step-end", step, total, durationMs: Math.round(durationMs), ...options }),
+    detail: (text) => report({ event: "detail", text }),
     output: (stream, chunk) =>
       Effect.sync(() => {
-        if (json) outputEvent(stream, chunk)
+        if (json) line(outputEvent(stream, chunk))
         else {
-          // Both streams go to stdout, interleaved as they came, like `docker build`.
+          // The chunk's own bytes, whatever their encoding. Both streams go to stdout,
+          // interleaved as they came, like `docker build`.
           clearBar()
           sink.stdout(chunk)
         }
       }),
-    warn: (message) =>
-      Effect.sync(() => json ? event({ event: "warning", message }) : err(`warning: ${message}\n`)),
-    info: (message) =>
-      Effect.sync(() => json ? event({ event: "info", message }) : out(`${message}\n`)),
-    progress: (label, total) => Effect.sync(() => startProgress(label, total)),
-    result: (summary: BuildSummary) =>
-      Effect.sync(() =>
-        json
-          ? event({ event: "result", ...summary })
-          : out(`Successfully built ${summary.name}\n${summary.path}\n${buildSummary(summary)}`)
-      ),
-    failure: (message) =>
-      Effect.sync(() => json ? event({ event: "error", message }) : err(`error: ${message}\n`)),
+    warn: (message) => report({ event: "warning", message }),
+    info: (message) => report({ event: "info", message }),
+    progress: (label, total, options) =>
+      Effect.sync(() => startProgress(label, total, options?.phase)),
+    result: (summary) => report({ event: "result", ...summary }),
+    pulled: (image) => report({ event: "result", ...image }),
+    failure: (message, tag) =>
+      report({ event: "error", message, ...(tag === undefined ? {} : { _tag: tag }) }),
   }
 }
 
