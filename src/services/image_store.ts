@@ -4,7 +4,15 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { DiskImageError, ImageExists, InvalidImageSpec, StoreError } from "../domain/errors.ts"
+import type { DiskImageError, ImageExists, InvalidImageSpec } from "../domain/errors.ts"
+import type {
+  ImageNotFound,
+  ImageNotInStore,
+  InvalidImageName,
+  SourceFileMissing,
+  StoreError,
+  StoreIoError,
+} from "../domain/store_errors.ts"
 
 /** An image held by the store. */
 export interface StoredImage {
@@ -28,7 +36,7 @@ export type PublishTarget =
 export interface WorkingImage {
   readonly path: string
   readonly target: PublishTarget
-  readonly commit: Effect.Effect<StoredImage, StoreError | ImageExists | DiskImageError>
+  readonly commit: Effect.Effect<StoredImage, StoreIoError | ImageExists | DiskImageError>
 }
 
 export interface ImageStoreShape {
@@ -49,7 +57,7 @@ export interface ImageStoreShape {
     spec: string,
   ) => Effect.Effect<
     { readonly name: string; readonly present: boolean },
-    InvalidImageSpec | StoreError
+    InvalidImageSpec | ImageNotFound | SourceFileMissing
   >
   /**
    * Start writing an image for `target`. Fails at once with ImageExists when the name is taken
@@ -58,10 +66,10 @@ export interface ImageStoreShape {
   readonly begin: (
     target: PublishTarget,
     options: { readonly force: boolean },
-  ) => Effect.Effect<WorkingImage, StoreError | ImageExists, Scope.Scope>
-  readonly list: Effect.Effect<ReadonlyArray<StoredImage>, StoreError | DiskImageError>
-  /** Remove one image by name; fails with StoreError naming it when it is not there. */
-  readonly remove: (name: string) => Effect.Effect<void, StoreError>
+  ) => Effect.Effect<WorkingImage, InvalidImageName | ImageExists | StoreIoError, Scope.Scope>
+  readonly list: Effect.Effect<ReadonlyArray<StoredImage>, StoreIoError | DiskImageError>
+  /** Remove one image by name; fails with ImageNotInStore when it is not there. */
+  readonly remove: (name: string) => Effect.Effect<void, ImageNotInStore | StoreIoError>
 }
 
 export class ImageStore extends Context.Tag("transient/ImageStore")<

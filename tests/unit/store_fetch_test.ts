@@ -5,6 +5,8 @@
 import assert from "node:assert/strict"
 import { createHash } from "node:crypto"
 import * as zlib from "node:zlib"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
@@ -186,6 +188,8 @@ const harness = async (): Promise<Harness> => {
   const layer = ImageStoreDirectory(root, { vagrantUrl: base }).pipe(
     Layer.provide(DiskImagesQemu),
     Layer.provide(ReporterConsole("json", sink)),
+    Layer.provide(NodeContext.layer),
+    Layer.provide(FetchHttpClient.layer),
   )
   const events = () => out.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
   return { root, events, layer }

@@ -3,6 +3,8 @@
  * removing, looking up, and cleaning what killed processes left in `.working/`.
  */
 import assert from "node:assert/strict"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
@@ -26,8 +28,8 @@ const silent: ConsoleSink = {
 const storeAt = (root: string) =>
   Layer.provideMerge(
     ImageStoreDirectory(root),
-    Layer.merge(DiskImagesQemu, ReporterConsole("plain", silent)),
-  )
+    Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silent), FetchHttpClient.layer),
+  ).pipe(Layer.provide(NodeContext.layer))
 
 const withStore = <A, E>(
   root: string,

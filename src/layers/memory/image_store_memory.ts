@@ -4,7 +4,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { ImageExists, StoreError } from "../../domain/errors.ts"
+import { ImageExists } from "../../domain/errors.ts"
+import { ImageNotInStore, StoreIoError } from "../../domain/store_errors.ts"
 import { encodeImageName } from "../../domain/image_spec.ts"
 import { ImageStore, type StoredImage } from "../../services/image_store.ts"
 import { usedBytes } from "./disk_images_memory.ts"
@@ -33,7 +34,7 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
     resolve: (spec) => {
       const path = world.images.get(nameOf(spec))
       return path ? Effect.succeed(stored(nameOf(spec), path)) : Effect.fail(
-        new StoreError({ image: spec, reason: `No image named '${nameOf(spec)}' in the store` }),
+        new ImageNotInStore({ image: nameOf(spec), store: world.storeRoot }),
       )
     },
     lookup: (spec) =>
@@ -56,23 +57,30 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
             world.record({ op: "discard", path })
           })
         )
-        const commit = Effect.suspend((): Effect.Effect<StoredImage, StoreError | ImageExists> => {
-          if (exists(target) && !force) {
-            return Effect.fail(new ImageExists({ name: target.name, path: finalPath }))
-          }
-          const disk = world.disks.get(path)
-          if (!disk) {
-            return Effect.fail(
-              new StoreError({ image: target.name, reason: "the working image was never written" }),
-            )
-          }
-          committed = true
-          world.disks.delete(path)
-          world.disks.set(finalPath, disk)
-          if (target._tag === "Store") world.images.set(target.name, finalPath)
-          world.record({ op: "publish", name: target.name, path: finalPath })
-          return Effect.succeed(stored(target.name, finalPath))
-        })
+        const commit = Effect.suspend(
+          (): Effect.Effect<StoredImage, StoreIoError | ImageExists> => {
+            if (exists(target) && !force) {
+              return Effect.fail(new ImageExists({ name: target.name, path: finalPath }))
+            }
+            const disk = world.disks.get(path)
+            if (!disk) {
+              return Effect.fail(
+                new StoreIoError({
+                  operation: "publish",
+                  image: target.name,
+                  path: finalPath,
+                  cause: "the working image was never written",
+                }),
+              )
+            }
+            committed = true
+            world.disks.delete(path)
+            world.disks.set(finalPath, disk)
+            if (target._tag === "Store") world.images.set(target.name, finalPath)
+            world.record({ op: "publish", name: target.name, path: finalPath })
+            return Effect.succeed(stored(target.name, finalPath))
+          },
+        )
         return { path, target, commit }
       }),
     list: Effect.sync(() =>
@@ -83,7 +91,7 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
     remove: (name) => {
       const path = world.images.get(name)
       if (!path) {
-        return Effect.fail(new StoreError({ image: name, reason: `No image named '${name}'` }))
+        return Effect.fail(new ImageNotInStore({ image: name, store: world.storeRoot }))
       }
       return Effect.sync(() => {
         world.images.delete(name)

@@ -1,14 +1,23 @@
 /**
  * On-the-fly decompression of fetched images, chosen by the content's magic bytes, never by the
- * name. gzip and zstd use Deno's built-in zlib; xz uses xz-decompress (xz-embedded compiled to
- * WebAssembly, so no native code); bzip2 uses the host's `bzip2`, because the JavaScript
- * decoders are several times slower and do not apply back-pressure.
+ * name. gzip and zstd use node:zlib; xz uses xz-decompress (xz-embedded compiled to WebAssembly,
+ * so no native code); bzip2 uses the host's `bzip2`.
  */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { Duplex } from "node:stream"
 import * as zlib from "node:zlib"
 import xzDecompress from "xz-decompress"
-
-export type Compression = "gzip" | "bzip2" | "xz" | "zstd"
+import {
+  type Compression,
+  DecompressionFailed,
+  type DecompressorMissing,
+} from "../../domain/store_errors.ts"
+import { throughBzip2 } from "./bzip2_process.ts"
+import { throughWebTransform } from "./web_transform.ts"
 
 const MAGIC: ReadonlyArray<readonly [Compression, ReadonlyArray<number>]> = [
   ["gzip", [0x1f, 0x8b]],
@@ -17,121 +26,97 @@ const MAGIC: ReadonlyArray<readonly [Compression, ReadonlyArray<number>]> = [
   ["zstd", [0x28, 0xb5, 0x2f, 0xfd]],
 ]
 
+const MAGIC_LENGTH = 6
+
 /** The compression that `head` (the first bytes of a stream) starts with, if any. */
 export const sniffCompression = (head: Uint8Array): Compression | undefined =>
   MAGIC.find(([, magic]) => magic.every((byte, i) => head[i] === byte))?.[0]
 
-/** A failure whose message is fit for the user as it is. */
-export class SourceError extends Error {}
+interface Head {
+  readonly chunks: ReadonlyArray<Uint8Array>
+  readonly length: number
+  /** The stream ended within them. */
+  readonly ended: boolean
+}
 
-/** Read the first `count` bytes of `stream` without consuming them: returns them and the whole. */
-export const peek = async (
-  stream: ReadableStream<Uint8Array>,
-  count: number,
-): Promise<{ readonly head: Uint8Array; readonly stream: ReadableStream<Uint8Array> }> => {
-  const reader = stream.getReader()
-  const chunks: Array<Uint8Array> = []
-  let length = 0
-  let ended = false
-  while (length < count) {
-    const { done, value } = await reader.read()
-    if (done) {
-      ended = true
-      break
-    }
-    chunks.push(value)
-    length += value.length
-  }
-  const head = new Uint8Array(length)
+/** The first chunks from `pull`, enough to hold the magic bytes (or all of a shorter stream). */
+const readHead = <E, R>(
+  pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E>, R>,
+  head: Head = { chunks: [], length: 0, ended: false },
+): Effect.Effect<Head, E, R> =>
+  head.length >= MAGIC_LENGTH ? Effect.succeed(head) : Effect.matchEffect(pull, {
+    onFailure: Option.match({
+      onNone: () => Effect.succeed({ ...head, ended: true }),
+      onSome: (error) => Effect.fail(error),
+    }),
+    onSuccess: (chunk) =>
+      readHead(pull, {
+        chunks: [...head.chunks, ...chunk],
+        length: Chunk.reduce(chunk, head.length, (length, bytes) => length + bytes.length),
+        ended: false,
+      }),
+  })
+
+const firstBytes = ({ chunks, length }: Head): Uint8Array => {
+  const bytes = new Uint8Array(Math.min(length, MAGIC_LENGTH))
   let offset = 0
   for (const chunk of chunks) {
-    head.set(chunk, offset)
-    offset += chunk.length
+    if (offset === bytes.length) break
+    const part = chunk.subarray(0, bytes.length - offset)
+    bytes.set(part, offset)
+    offset += part.length
   }
-  const whole = new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (head.length > 0) controller.enqueue(head)
-      if (ended) controller.close()
-    },
-    async pull(controller) {
-      const { done, value } = await reader.read()
-      if (done) controller.close()
-      else controller.enqueue(value)
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 })
-  return { head, stream: whole }
+  return bytes
 }
 
-const throughNode = (
-  stream: ReadableStream<Uint8Array>,
-  transform: Duplex,
-): ReadableStream<Uint8Array> =>
-  stream.pipeThrough(
-    Duplex.toWeb(transform) as unknown as TransformStream<Uint8Array, Uint8Array>,
+/** Larger than zlib's 16 KiB: each chunk costs a trip through the Stream. */
+const ZLIB_CHUNK = 256 * 1024
+
+const throughNode = (transform: () => Duplex) => (input: ReadableStream<Uint8Array>) =>
+  input.pipeThrough(
+    Duplex.toWeb(transform()) as unknown as TransformStream<Uint8Array, Uint8Array>,
   )
 
-/** `bzip2 -dc` as a stream transform; a missing tool or a failed exit errors the output. */
-const throughBzip2 = (stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> => {
-  let child: Deno.ChildProcess
-  try {
-    child = new Deno.Command("bzip2", {
-      args: ["-dc"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn()
-  } catch (error) {
-    throw error instanceof Deno.errors.NotFound
-      ? new SourceError("The image is bzip2-compressed but 'bzip2' is not installed")
-      : error
-  }
-  const feeding = stream.pipeTo(child.stdin).catch((error) => {
-    try {
-      child.kill()
-    } catch { /* already gone */ }
-    throw error
-  })
-  const reader = child.stdout.getReader()
-  const stderr = new Response(child.stderr).text()
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { done, value } = await reader.read()
-      if (!done) return controller.enqueue(value)
-      await feeding
-      const status = await child.status
-      if (!status.success) {
-        const message = (await stderr).trim()
-        controller.error(new SourceError(`bzip2 could not decompress the image: ${message}`))
-      } else controller.close()
-    },
-    async cancel() {
-      try {
-        child.kill()
-      } catch { /* already gone */ }
-      await reader.cancel().catch(() => {})
-    },
-  }, { highWaterMark: 0 })
-}
-
-/** `stream`, decompressed when its content is compressed (once: nested layers are left alone). */
-export const decompressed = async (
-  stream: ReadableStream<Uint8Array>,
-): Promise<
-  { readonly compression: Compression | undefined; stream: ReadableStream<Uint8Array> }
-> => {
-  const peeked = await peek(stream, 6)
-  const compression = sniffCompression(peeked.head)
-  switch (compression) {
-    case undefined:
-      return { compression, stream: peeked.stream }
-    case "gzip":
-      return { compression, stream: throughNode(peeked.stream, zlib.createGunzip()) }
-    case "zstd":
-      return { compression, stream: throughNode(peeked.stream, zlib.createZstdDecompress()) }
-    case "xz":
-      return { compression, stream: new xzDecompress.XzReadableStream(peeked.stream) }
-    case "bzip2":
-      return { compression, stream: throughBzip2(peeked.stream) }
-  }
-}
+/** `self`, decompressed when its content is compressed (once: nested layers are left alone). */
+export const decompressed = (about: { readonly image: string; readonly source: string }) =>
+<E, R>(
+  self: Stream.Stream<Uint8Array, E, R>,
+): Stream.Stream<
+  Uint8Array,
+  E | DecompressionFailed | DecompressorMissing,
+  R | CommandExecutor.CommandExecutor
+> =>
+  Stream.unwrapScoped(Effect.gen(function* () {
+    // Not Stream.peel: it turns failures of the rest of the stream into defects.
+    const pull = yield* Stream.toPull(self)
+    const head = yield* readHead(pull)
+    const rest = head.ended ? Stream.empty : Stream.repeatEffectChunkOption(pull)
+    const whole = Stream.concat(Stream.fromIterable(head.chunks), rest)
+    const compression = sniffCompression(firstBytes(head))
+    const failed = (compression: Compression) => (cause: unknown) =>
+      new DecompressionFailed({ ...about, compression, cause })
+    switch (compression) {
+      case undefined:
+        return whole
+      case "gzip":
+        return throughWebTransform(
+          whole,
+          throughNode(() => zlib.createGunzip({ chunkSize: ZLIB_CHUNK })),
+          failed("gzip"),
+        )
+      case "zstd":
+        return throughWebTransform(
+          whole,
+          throughNode(() => zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK })),
+          failed("zstd"),
+        )
+      case "xz":
+        return throughWebTransform(
+          whole,
+          (input) => new xzDecompress.XzReadableStream(input),
+          failed("xz"),
+        )
+      case "bzip2":
+        return throughBzip2(whole, about)
+    }
+  }))

@@ -1,60 +1,15 @@
 /**
- * Stream one file out of a tar archive (a Vagrant box's `box.img`), without holding the archive.
- * Reads ustar, GNU (long names, base-256 sizes) and pax (path, size) headers.
+ * One file out of a tar archive (a Vagrant box's `box.img`), as a Stream transform that never
+ * holds the archive. Reads ustar, GNU (long names, base-256 sizes) and pax (path, size) headers.
  */
-import { SourceError } from "./decompress.ts"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Stream from "effect/Stream"
 
 const BLOCK = 512
 
-/** Pulls exact byte counts out of a stream of arbitrary chunks. */
-class ByteReader {
-  #buffered: Uint8Array = new Uint8Array(0)
-  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
-
-  /** Up to `max` bytes (fewer when the stream is ending); empty at the end. */
-  async upTo(max: number): Promise<Uint8Array> {
-    if (this.#buffered.length === 0) {
-      const { done, value } = await this.reader.read()
-      if (done) return new Uint8Array(0)
-      this.#buffered = value
-    }
-    const out = this.#buffered.subarray(0, max)
-    this.#buffered = this.#buffered.subarray(out.length)
-    return out
-  }
-
-  /** Exactly `count` bytes, or undefined when the stream ends first. */
-  async exactly(count: number): Promise<Uint8Array | undefined> {
-    const out = new Uint8Array(count)
-    let filled = 0
-    while (filled < count) {
-      const chunk = await this.upTo(count - filled)
-      if (chunk.length === 0) return undefined
-      out.set(chunk, filled)
-      filled += chunk.length
-    }
-    return out
-  }
-
-  async skip(count: number): Promise<boolean> {
-    let left = count
-    while (left > 0) {
-      const chunk = await this.upTo(Math.min(left, 1 << 20))
-      if (chunk.length === 0) return false
-      left -= chunk.length
-    }
-    return true
-  }
-
-  /** Read to the end (so that whoever observes the stream sees all of it). */
-  async drain(): Promise<void> {
-    while ((await this.upTo(1 << 20)).length > 0) { /* discard */ }
-  }
-
-  cancel(reason?: unknown): Promise<void> {
-    return this.reader.cancel(reason)
-  }
-}
+/** Why the archive does not yield the entry: it has none that fits, or it ends too soon. */
+export type TarProblem = "Missing" | "Truncated"
 
 const decoder = new TextDecoder()
 
@@ -88,59 +43,137 @@ const paxRecords = (data: Uint8Array): Map<string, string> => {
 
 const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK
 
-/**
- * The contents of the first regular file in the archive `stream` whose path `wanted` accepts.
- * After that file, the rest of the archive is read and discarded, so that a checksum computed
- * on the way in covers the whole archive.
- */
-export const tarEntry = (
-  stream: ReadableStream<Uint8Array>,
-  wanted: (path: string) => boolean,
-  describe: string,
-): ReadableStream<Uint8Array> => {
-  const bytes = new ByteReader(stream.getReader())
-  let remaining = -1
+type State =
+  /** Collecting `into` (a header, or a long name or pax record of `size` bytes). */
+  | { readonly _tag: "Collect"; readonly into: Uint8Array; filled: number; readonly meta?: Meta }
+  | { readonly _tag: "Skip"; left: number }
+  | { readonly _tag: "Entry"; left: number }
+  /** After the entry: read the rest, so that a checksum computed on the way in covers it all. */
+  | { readonly _tag: "Drain" }
 
-  const findEntry = async (): Promise<number> => {
-    let longName: string | undefined
-    let pax = new Map<string, string>()
-    for (;;) {
-      const header = await bytes.exactly(BLOCK)
-      if (header === undefined || header.every((byte) => byte === 0)) {
-        throw new SourceError(`${describe} holds no box.img`)
-      }
-      const type = String.fromCharCode(header[156] ?? 0)
-      const size = pax.has("size") ? Number(pax.get("size")) : number(header, 124, 12)
-      const prefix = text(header, 345, 155)
-      const name = pax.get("path") ?? longName ??
-        (prefix && text(header, 257, 5) === "ustar" ? `${prefix}/` : "") + text(header, 0, 100)
-      if (type === "L" || type === "x") {
-        const data = await bytes.exactly(padded(size))
-        if (data === undefined) throw new SourceError(`${describe} is truncated`)
-        if (type === "L") longName = text(data, 0, size)
-        else pax = paxRecords(data.subarray(0, size))
-        continue
-      }
-      longName = undefined
-      pax = new Map()
-      const regular = type === "0" || type === "\0" || type === "7"
-      if (regular && wanted(name)) return size
-      if (!(await bytes.skip(padded(size)))) throw new SourceError(`${describe} is truncated`)
-    }
+interface Meta {
+  readonly type: "L" | "x"
+  readonly size: number
+}
+
+/**
+ * A push parser: fed the archive chunk by chunk, it returns the parts of the wanted entry's
+ * contents each chunk holds.
+ */
+class TarEntryReader {
+  #state: State = TarEntryReader.header()
+  #longName: string | undefined
+  #pax = new Map<string, string>()
+
+  constructor(private readonly wanted: (path: string) => boolean) {}
+
+  static header(): State {
+    return { _tag: "Collect", into: new Uint8Array(BLOCK), filled: 0 }
   }
 
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (remaining < 0) remaining = await findEntry()
-      if (remaining === 0) {
-        await bytes.drain()
-        return controller.close()
+  push(chunk: Uint8Array): Either.Either<ReadonlyArray<Uint8Array>, TarProblem> {
+    const out: Array<Uint8Array> = []
+    let offset = 0
+    while (offset < chunk.length) {
+      const state = this.#state
+      const available = chunk.length - offset
+      switch (state._tag) {
+        case "Drain":
+          return Either.right(out)
+        case "Entry": {
+          const take = Math.min(state.left, available)
+          out.push(chunk.subarray(offset, offset + take))
+          offset += take
+          state.left -= take
+          if (state.left === 0) this.#state = { _tag: "Drain" }
+          break
+        }
+        case "Skip": {
+          const take = Math.min(state.left, available)
+          offset += take
+          state.left -= take
+          if (state.left === 0) this.#state = TarEntryReader.header()
+          break
+        }
+        case "Collect": {
+          const take = Math.min(state.into.length - state.filled, available)
+          state.into.set(chunk.subarray(offset, offset + take), state.filled)
+          offset += take
+          state.filled += take
+          if (state.filled === state.into.length) {
+            const problem = state.meta
+              ? this.#record(state.meta, state.into)
+              : this.#header(state.into)
+            if (problem) return Either.left(problem)
+          }
+        }
       }
-      const chunk = await bytes.upTo(Math.min(remaining, 1 << 20))
-      if (chunk.length === 0) throw new SourceError(`${describe} is truncated`)
-      remaining -= chunk.length
-      controller.enqueue(chunk)
-    },
-    cancel: (reason) => bytes.cancel(reason),
-  }, { highWaterMark: 0 })
+    }
+    return Either.right(out)
+  }
+
+  /** The archive ended: fine only once the entry is complete. */
+  end(): Either.Either<void, TarProblem> {
+    const state = this.#state
+    if (state._tag === "Drain") return Either.void
+    return Either.left(state._tag === "Collect" && !state.meta ? "Missing" : "Truncated")
+  }
+
+  #record(meta: Meta, data: Uint8Array): undefined {
+    if (meta.type === "L") this.#longName = text(data, 0, meta.size)
+    else this.#pax = paxRecords(data.subarray(0, meta.size))
+    this.#state = TarEntryReader.header()
+  }
+
+  #header(header: Uint8Array): TarProblem | undefined {
+    if (header.every((byte) => byte === 0)) return "Missing"
+    const type = String.fromCharCode(header[156] ?? 0)
+    const size = this.#pax.has("size") ? Number(this.#pax.get("size")) : number(header, 124, 12)
+    const prefix = text(header, 345, 155)
+    const name = this.#pax.get("path") ?? this.#longName ??
+      (prefix && text(header, 257, 5) === "ustar" ? `${prefix}/` : "") + text(header, 0, 100)
+    if (type === "L" || type === "x") {
+      this.#state = {
+        _tag: "Collect",
+        into: new Uint8Array(padded(size)),
+        filled: 0,
+        meta: { type, size },
+      }
+      if (size === 0) this.#record({ type, size }, new Uint8Array(0))
+      return undefined
+    }
+    this.#longName = undefined
+    this.#pax = new Map()
+    const regular = type === "0" || type === "\0" || type === "7"
+    if (regular && this.wanted(name)) {
+      this.#state = size === 0 ? { _tag: "Drain" } : { _tag: "Entry", left: size }
+    } else {
+      this.#state = padded(size) === 0
+        ? TarEntryReader.header()
+        : { _tag: "Skip", left: padded(size) }
+    }
+    return undefined
+  }
 }
+
+/**
+ * The contents of the first regular file in the archive whose path `wanted` accepts. After that
+ * file, the rest of the archive is read and discarded.
+ */
+export const tarEntry = <E2>(
+  wanted: (path: string) => boolean,
+  onProblem: (problem: TarProblem) => E2,
+) =>
+<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | E2, R> =>
+  Stream.suspend(() => {
+    const reader = new TarEntryReader(wanted)
+    return self.pipe(
+      Stream.mapEffect((chunk) => Either.mapLeft(reader.push(chunk), onProblem)),
+      Stream.flattenIterables,
+      Stream.concat(
+        Stream.drain(
+          Stream.fromEffect(Effect.suspend(() => Either.mapLeft(reader.end(), onProblem))),
+        ),
+      ),
+    )
+  })

@@ -6,12 +6,23 @@
  * only uses the files it created itself, and removes them when its scope closes; files of
  * processes that no longer run (killed, crashed) are removed by the next store that opens.
  */
+import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Effect from "effect/Effect"
 
 export const WORKING = ".working"
 
+// @effect/platform has no process id; working-file names carry this one.
+const OWN_PID = Deno.pid
+
 /** A fresh working-file name for `encodedName`, owned by this process. */
 export const workingFileName = (encodedName: string, kind: string): string =>
-  `${encodedName}.${Deno.pid}.${crypto.randomUUID()}.${kind}`
+  `${encodedName}.${OWN_PID}.${crypto.randomUUID()}.${kind}`
+
+/** A fresh hidden name beside `fileName` (a `--local` build's target), owned by this process. */
+export const besideFileName = (fileName: string): string =>
+  `.${fileName}.${OWN_PID}.${crypto.randomUUID()}.tmp`
 
 export const lockFileName = (encodedName: string): string => `${encodedName}.lock`
 
@@ -21,37 +32,43 @@ export const ownerOf = (fileName: string): number | undefined => {
   return match ? Number(match[1]) : undefined
 }
 
-const isRunning = (pid: number): boolean => {
-  if (pid === Deno.pid) return true
-  try {
-    Deno.statSync(`/proc/${pid}`)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** Remove the working files whose process is gone; returns their names. */
-export const sweepStale = async (workingDir: string): Promise<ReadonlyArray<string>> => {
-  const removed: Array<string> = []
-  for await (const entry of Deno.readDir(workingDir)) {
-    const owner = ownerOf(entry.name)
-    if (owner === undefined || isRunning(owner)) continue
-    try {
-      await Deno.remove(`${workingDir}/${entry.name}`)
-      removed.push(entry.name)
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error
-    }
-  }
-  return removed
-}
+export const isNotFound = (error: PlatformError): boolean =>
+  error._tag === "SystemError" && error.reason === "NotFound"
 
 /** Remove a file if it is there. */
-export const removeIfPresent = async (path: string): Promise<void> => {
-  try {
-    await Deno.remove(path)
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error
-  }
-}
+export const removeIfPresent = (
+  file: string,
+): Effect.Effect<void, PlatformError, FileSystem.FileSystem> =>
+  Effect.flatMap(
+    FileSystem.FileSystem,
+    (fs) => fs.remove(file).pipe(Effect.catchIf(isNotFound, () => Effect.void)),
+  )
+
+const isRunning = (pid: number): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  pid === OWN_PID ? Effect.succeed(true) : Effect.flatMap(
+    FileSystem.FileSystem,
+    (fs) => fs.exists(`/proc/${pid}`).pipe(Effect.orElseSucceed(() => false)),
+  )
+
+/** Remove the working files whose process is gone; returns their names. */
+export const sweepStale = (
+  workingDir: string,
+): Effect.Effect<ReadonlyArray<string>, PlatformError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const stale = yield* Effect.filter(yield* fs.readDirectory(workingDir), (name) => {
+      const owner = ownerOf(name)
+      return owner === undefined ? Effect.succeed(false) : Effect.map(isRunning(owner), (up) => !up)
+    })
+    yield* Effect.forEach(stale, (name) => removeIfPresent(path.join(workingDir, name)))
+    return stale
+  })
+
+/** A path in `workingDir` for this process, removed when the scope closes. */
+export const workingFile = (workingDir: string, encodedName: string, kind: string) =>
+  Effect.flatMap(Path.Path, (path) =>
+    Effect.acquireRelease(
+      Effect.sync(() => path.join(workingDir, workingFileName(encodedName, kind))),
+      (file) => Effect.ignore(removeIfPresent(file)),
+    ))

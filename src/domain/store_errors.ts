@@ -1,0 +1,272 @@
+/**
+ * The image store's errors. They cross a boundary (`--progress json`), so they are Schema values;
+ * each renders as the one sentence users and scripts already know (`message`), and keeps what
+ * caused it (`cause`) where something did.
+ */
+import * as Schema from "effect/Schema"
+
+/** The OS's own words, for @effect/platform's errors (whose message repeats the call). */
+const systemDescription = (cause: Error): string | undefined =>
+  "_tag" in cause && cause._tag === "SystemError" && "description" in cause &&
+    typeof cause.description === "string"
+    ? cause.description
+    : undefined
+
+/** An error's text, with the text of the error under it when that adds something. */
+const reasonOf = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  const description = systemDescription(cause)
+  if (description !== undefined) return description
+  const inner = cause.cause instanceof Error && !cause.message.includes(cause.cause.message)
+    ? `: ${cause.cause.message}`
+    : ""
+  return `${cause.message}${inner}`
+}
+
+/** `HTTP 404 Not Found` when the server answered, else what went wrong. */
+const failureOf = (failure: {
+  readonly status?: number | undefined
+  readonly statusText?: string | undefined
+  readonly detail?: string | undefined
+  readonly cause?: unknown
+}): string =>
+  failure.status !== undefined
+    ? `HTTP ${failure.status} ${failure.statusText ?? ""}`.trimEnd()
+    : failure.detail ?? reasonOf(failure.cause)
+
+/** The compressions the store decompresses on the fly. */
+export const Compression = Schema.Literal("gzip", "bzip2", "xz", "zstd")
+export type Compression = typeof Compression.Type
+
+/** A name the store cannot hold (empty, or a hidden file's). */
+export class InvalidImageName extends Schema.TaggedError<InvalidImageName>()("InvalidImageName", {
+  name: Schema.String,
+}) {
+  override get message() {
+    return `Invalid image name '${this.name}'`
+  }
+}
+
+/** A bare name the store lacks and that spells no source (no Vagrant box version). */
+export class ImageNotFound extends Schema.TaggedError<ImageNotFound>()("ImageNotFound", {
+  image: Schema.String,
+}) {
+  override get message() {
+    return `No image named '${this.image}' found in the store, and no version provided, ` +
+      `so it cannot be downloaded (a Vagrant box is named owner/box:version)`
+  }
+}
+
+/** A name to remove that the store does not hold. */
+export class ImageNotInStore extends Schema.TaggedError<ImageNotInStore>()("ImageNotInStore", {
+  image: Schema.String,
+  store: Schema.String,
+}) {
+  override get message() {
+    return `No image named '${this.image}' in ${this.store}`
+  }
+}
+
+/** A `file=` source that does not exist (found without fetching, by `lookup`). */
+export class SourceFileMissing
+  extends Schema.TaggedError<SourceFileMissing>()("SourceFileMissing", {
+    image: Schema.String,
+    path: Schema.String,
+  }) {
+  override get message() {
+    return `Image file '${this.path}' does not exist`
+  }
+}
+
+/** A file that cannot be opened, or a URL whose server fails or answers with an error status. */
+export class SourceUnavailable
+  extends Schema.TaggedError<SourceUnavailable>()("SourceUnavailable", {
+    image: Schema.String,
+    protocol: Schema.Literal("file", "http"),
+    /** The path or URL. */
+    location: Schema.String,
+    /** The HTTP status, when the server answered. */
+    status: Schema.optional(Schema.Number),
+    statusText: Schema.optional(Schema.String),
+    /** What is wrong when nothing failed as such (`not a regular file`, `empty response`). */
+    detail: Schema.optional(Schema.String),
+    cause: Schema.optional(Schema.Defect),
+  }) {
+  override get message() {
+    const verb = this.protocol === "file" ? "Cannot read" : "Cannot download"
+    return `${verb} ${this.location}: ${failureOf(this)}`
+  }
+}
+
+/** The Vagrant API's description of a box cannot be had, or is not what the API returns. */
+export class VagrantMetadataUnavailable
+  extends Schema.TaggedError<VagrantMetadataUnavailable>()("VagrantMetadataUnavailable", {
+    image: Schema.String,
+    box: Schema.String,
+    problem: Schema.Literal("Download", "NotJson", "Malformed"),
+    status: Schema.optional(Schema.Number),
+    statusText: Schema.optional(Schema.String),
+    cause: Schema.optional(Schema.Defect),
+  }) {
+  override get message() {
+    if (this.problem === "Download") {
+      return `Unable to download Vagrant box '${this.box}' info (${
+        failureOf(this)
+      }). Maybe invalid image?`
+    }
+    return this.problem === "NotJson"
+      ? `Vagrant box '${this.box}' info is not JSON: ${reasonOf(this.cause)}`
+      : `Vagrant box '${this.box}' info is not in the expected form`
+  }
+}
+
+/** The Vagrant box has no such version, or none for libvirt or qemu. */
+export class VagrantVersionNotFound
+  extends Schema.TaggedError<VagrantVersionNotFound>()("VagrantVersionNotFound", {
+    image: Schema.String,
+    /** The box as the API names it. */
+    box: Schema.String,
+    version: Schema.String,
+  }) {
+  override get message() {
+    return `No version '${this.version}' available for ${this.box} with provider libvirt`
+  }
+}
+
+/** The source's bytes stopped before their end: a read failed, or fewer came than announced. */
+export class TransferIncomplete
+  extends Schema.TaggedError<TransferIncomplete>()("TransferIncomplete", {
+    image: Schema.String,
+    /** The source, as the user named it. */
+    source: Schema.String,
+    received: Schema.Number,
+    expected: Schema.optional(Schema.Number),
+    cause: Schema.optional(Schema.Defect),
+  }) {
+  override get message() {
+    const what = this.cause !== undefined
+      ? reasonOf(this.cause)
+      : `the transfer ended after ${this.received} of ${this.expected} bytes`
+    return `Cannot fetch ${this.source}: ${what}`
+  }
+}
+
+/** The fetched bytes do not have the checksum given in the spec or published with the box. */
+export class ChecksumMismatch extends Schema.TaggedError<ChecksumMismatch>()("ChecksumMismatch", {
+  image: Schema.String,
+  source: Schema.String,
+  algorithm: Schema.String,
+  expected: Schema.String,
+  actual: Schema.String,
+}) {
+  override get message() {
+    return `Checksum mismatch for ${this.source}: expected ${this.algorithm} ${this.expected}, ` +
+      `got ${this.actual}`
+  }
+}
+
+/** Compressed content that does not decompress. */
+export class DecompressionFailed
+  extends Schema.TaggedError<DecompressionFailed>()("DecompressionFailed", {
+    image: Schema.String,
+    source: Schema.String,
+    compression: Compression,
+    /** What the decompressing tool reported, when a tool did it. */
+    detail: Schema.optional(Schema.String),
+    cause: Schema.optional(Schema.Defect),
+  }) {
+  override get message() {
+    return this.detail !== undefined
+      ? `${this.compression} could not decompress the image: ${this.detail}`
+      : `Cannot fetch ${this.source}: ${reasonOf(this.cause)}`
+  }
+}
+
+/** The host lacks the tool that decompresses this content. */
+export class DecompressorMissing
+  extends Schema.TaggedError<DecompressorMissing>()("DecompressorMissing", {
+    image: Schema.String,
+    compression: Compression,
+    tool: Schema.String,
+  }) {
+  override get message() {
+    return `The image is ${this.compression}-compressed but '${this.tool}' is not installed`
+  }
+}
+
+/** A Vagrant box archive without a `box.img`, or cut short. */
+export class BoxArchiveInvalid
+  extends Schema.TaggedError<BoxArchiveInvalid>()("BoxArchiveInvalid", {
+    image: Schema.String,
+    source: Schema.String,
+    problem: Schema.Literal("Missing", "Truncated"),
+  }) {
+  override get message() {
+    const what = this.problem === "Missing" ? "holds no box.img" : "is truncated"
+    return `The Vagrant box archive of ${this.source} ${what}`
+  }
+}
+
+/** A fetched image with a backing file: following it would read whatever host file it names. */
+export class ImageRefersToFile
+  extends Schema.TaggedError<ImageRefersToFile>()("ImageRefersToFile", {
+    image: Schema.String,
+    source: Schema.String,
+    file: Schema.String,
+  }) {
+  override get message() {
+    return `The image from ${this.source} refers to a backing file (${this.file})`
+  }
+}
+
+/** The store's own files or directory cannot be read or written. */
+export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoError", {
+  operation: Schema.Literal(
+    "open",
+    "look up",
+    "lock",
+    "clean",
+    "write",
+    "publish",
+    "list",
+    "remove",
+  ),
+  image: Schema.optional(Schema.String),
+  /** The store, or the file the operation was on. */
+  path: Schema.String,
+  cause: Schema.Defect,
+}) {
+  override get message() {
+    const image = `image '${this.image ?? ""}'`
+    const what = {
+      "open": `open the image store at ${this.path}`,
+      "look up": `look up ${image} in ${this.path}`,
+      "lock": `lock ${image}`,
+      "clean": `clean ${this.path}`,
+      "write": `write ${image} to ${this.path}`,
+      "publish": `publish ${image} at ${this.path}`,
+      "list": `list ${this.path}`,
+      "remove": `remove ${image}`,
+    }[this.operation]
+    return `Cannot ${what}: ${reasonOf(this.cause)}`
+  }
+}
+
+/** Every way the image store can fail. */
+export const StoreError = Schema.Union(
+  InvalidImageName,
+  ImageNotFound,
+  ImageNotInStore,
+  SourceFileMissing,
+  SourceUnavailable,
+  VagrantMetadataUnavailable,
+  VagrantVersionNotFound,
+  TransferIncomplete,
+  ChecksumMismatch,
+  DecompressionFailed,
+  DecompressorMissing,
+  BoxArchiveInvalid,
+  ImageRefersToFile,
+  StoreIoError,
+)
+export type StoreError = typeof StoreError.Type

@@ -1,0 +1,58 @@
+/**
+ * bzip2 decompression by the host's `bzip2 -dc`, as a Stream transform: the JavaScript decoders
+ * are several times slower and do not apply back-pressure. The process is killed when the stream
+ * ends or is interrupted.
+ */
+import * as Command from "@effect/platform/Command"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import { DecompressionFailed, DecompressorMissing } from "../../domain/store_errors.ts"
+
+/** bzip2 stopped reading its input: its exit status says why, not the closed pipe. */
+class InputClosed extends Data.TaggedError("InputClosed") {}
+
+export const throughBzip2 = <E, R>(
+  self: Stream.Stream<Uint8Array, E, R>,
+  about: { readonly image: string; readonly source: string },
+): Stream.Stream<
+  Uint8Array,
+  E | DecompressionFailed | DecompressorMissing,
+  R | CommandExecutor.CommandExecutor
+> =>
+  Stream.unwrapScoped(Effect.gen(function* () {
+    const failed = (fields: { readonly cause?: unknown; readonly detail?: string }) =>
+      new DecompressionFailed({ ...about, compression: "bzip2", ...fields })
+    const process = yield* Command.start(Command.make("bzip2", "-dc")).pipe(
+      Effect.mapError((cause) =>
+        cause._tag === "SystemError" && cause.reason === "NotFound"
+          ? new DecompressorMissing({ image: about.image, compression: "bzip2", tool: "bzip2" })
+          : failed({ cause })
+      ),
+    )
+    const stderr = yield* process.stderr.pipe(
+      Stream.decodeText(),
+      Stream.mkString,
+      Effect.forkScoped,
+    )
+    const feed = Stream.run(self, Sink.mapError(process.stdin, () => new InputClosed())).pipe(
+      Effect.catchIf(
+        (error): error is InputClosed => error instanceof InputClosed,
+        () => Effect.void,
+      ),
+    )
+    const exited = Effect.gen(function* () {
+      const code = yield* process.exitCode.pipe(Effect.mapError((cause) => failed({ cause })))
+      if (code === 0) return
+      const report = yield* Fiber.join(stderr).pipe(Effect.orElseSucceed(() => ""))
+      return yield* failed({ detail: report.trim() })
+    })
+    return process.stdout.pipe(
+      Stream.mapError((cause) => failed({ cause })),
+      Stream.merge(Stream.drain(Stream.fromEffect(feed)), { haltStrategy: "left" }),
+      Stream.concat(Stream.drain(Stream.fromEffect(exited))),
+    )
+  }))

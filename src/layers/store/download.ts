@@ -1,0 +1,146 @@
+/**
+ * The fetch of an image's bytes into a working file, as one Stream: the source's bytes →
+ * progress → hashing → decompression → `box.img` out of a Vagrant box archive → the sparse file.
+ * Memory stays bounded whatever the image size. The size and checksum are verified at the end.
+ */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import type { PlatformError } from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type { ResponseError } from "@effect/platform/HttpClientError"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import { createHash, getHashes, type Hash } from "node:crypto"
+import type { ImageSpec } from "../../domain/image_spec.ts"
+import {
+  BoxArchiveInvalid,
+  ChecksumMismatch,
+  type SourceUnavailable,
+  type StoreError,
+  StoreIoError,
+  TransferIncomplete,
+} from "../../domain/store_errors.ts"
+import type { Progress } from "../../services/reporter.ts"
+import { Reporter } from "../../services/reporter.ts"
+import { decompressed } from "./decompress.ts"
+import type { FetchSource } from "./fetch_source.ts"
+import { type OpenedSource, openFile, openUrl } from "./sources.ts"
+import { sparseFile } from "./sparse_file.ts"
+import { tarEntry } from "./tar_entry.ts"
+import { openVagrantBox } from "./vagrant_source.ts"
+
+const open = (image: string, source: FetchSource, vagrantUrl: string) => {
+  switch (source._tag) {
+    case "File":
+      return openFile(image, source.path)
+    case "Http":
+      return openUrl(image, source.url)
+    case "Vagrant":
+      return openVagrantBox(image, vagrantUrl, source.box)
+  }
+}
+
+/** The progress stage: each chunk advances the bar and the count of bytes received. */
+const reported =
+  (progress: Progress, received: Ref.Ref<number>) =>
+  <E, R>(self: Stream.Stream<Uint8Array, E, R>) =>
+    Stream.tap(self, (chunk) =>
+      Effect.zipRight(
+        Ref.update(received, (count) => count + chunk.length),
+        progress.advance(chunk.length),
+      ))
+
+/** The hashing stage: every byte of the source goes through `hash`. */
+const hashed = (hash: Hash) => <E, R>(self: Stream.Stream<Uint8Array, E, R>) =>
+  Stream.tap(self, (chunk) => Effect.sync(() => hash.update(chunk)))
+
+/** A hash of the `type` the source's checksum is in; none (and a warning) for unknown types. */
+const hashFor = (type: string, describe: string) =>
+  getHashes().includes(type) ? Effect.succeed(createHash(type)) : Effect.as(
+    Effect.flatMap(
+      Reporter,
+      (reporter) => reporter.warn(`Cannot verify ${describe}: unknown checksum type '${type}'`),
+    ),
+    undefined,
+  )
+
+/** Stream `source` into the new file `destination`: decompressed, box.img extracted, verified. */
+export const download = (
+  spec: ImageSpec,
+  source: FetchSource,
+  destination: string,
+  vagrantUrl: string,
+): Effect.Effect<
+  void,
+  StoreError,
+  | FileSystem.FileSystem
+  | HttpClient.HttpClient
+  | CommandExecutor.CommandExecutor
+  | Reporter
+  | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const reporter = yield* Reporter
+    const image = spec.name
+    const about = { image, source: source.describe }
+    const opened: OpenedSource = yield* open(image, source, vagrantUrl)
+    const expected = spec.sha256 !== undefined
+      ? { type: "sha256", value: spec.sha256 }
+      : opened.checksum
+    const hash = expected === undefined ? undefined : yield* hashFor(expected.type, source.describe)
+    const received = yield* Ref.make(0)
+    const progress = yield* reporter.progress(source.label, opened.size)
+
+    const readFailed = (
+      error: PlatformError | ResponseError | SourceUnavailable,
+    ): Stream.Stream<never, SourceUnavailable | TransferIncomplete> =>
+      error._tag === "SourceUnavailable" ? Stream.fail(error) : Stream.fromEffect(
+        Effect.flatMap(Ref.get(received), (count) =>
+          new TransferIncomplete({
+            ...about,
+            received: count,
+            expected: opened.size,
+            cause: error._tag === "ResponseError" ? error.cause ?? error : error,
+          })),
+      )
+
+    const counted = opened.bytes.pipe(
+      Stream.catchAll(readFailed),
+      reported(progress, received),
+      // Read ahead while the chunks before are decompressed and written.
+      Stream.buffer({ capacity: 4 }),
+    )
+    const digested = hash === undefined ? counted : hashed(hash)(counted)
+    const contents = decompressed(about)(digested)
+    const bytes = opened.boxArchive
+      ? tarEntry(
+        (entry) => entry === "box.img" || entry.endsWith("/box.img"),
+        (problem) => new BoxArchiveInvalid({ ...about, problem }),
+      )(contents)
+      : contents
+    const file = sparseFile(destination).pipe(
+      Sink.mapError((cause) =>
+        new StoreIoError({ operation: "write", image, path: destination, cause })
+      ),
+    )
+    yield* Stream.run(bytes, file).pipe(Effect.ensuring(progress.done))
+
+    const count = yield* Ref.get(received)
+    if (opened.size !== undefined && count !== opened.size) {
+      return yield* new TransferIncomplete({ ...about, received: count, expected: opened.size })
+    }
+    if (hash !== undefined && expected !== undefined) {
+      const actual = hash.digest("hex")
+      if (actual !== expected.value) {
+        return yield* new ChecksumMismatch({
+          ...about,
+          algorithm: expected.type,
+          expected: expected.value,
+          actual,
+        })
+      }
+    }
+  })

@@ -1,0 +1,46 @@
+/**
+ * Where to fetch an image the store lacks, with the words to show the user about it.
+ */
+import * as Either from "effect/Either"
+import {
+  type ImageSource,
+  type ImageSpec,
+  parseVagrantBox,
+  type VagrantBox,
+} from "../../domain/image_spec.ts"
+import { ImageNotFound } from "../../domain/store_errors.ts"
+
+export type FetchSource =
+  & Exclude<ImageSource, { readonly _tag: "Named" }>
+  & {
+    /** The source in messages: a path, a URL, `Vagrant box owner/box:version`. */
+    readonly describe: string
+    /** The progress line's label. */
+    readonly label: string
+  }
+
+const vagrantSource = (box: VagrantBox): FetchSource => ({
+  _tag: "Vagrant",
+  box,
+  describe: `Vagrant box ${box.box}:${box.version}`,
+  label: `Downloading ${box.box}:${box.version}`,
+})
+
+/** The source of `spec`: the one it names, else the Vagrant box its name spells. */
+export const fetchSourceOf = (spec: ImageSpec): Either.Either<FetchSource, ImageNotFound> => {
+  const source = spec.source
+  switch (source._tag) {
+    case "File":
+      return Either.right({ ...source, describe: source.path, label: `Copying ${spec.name}` })
+    case "Http":
+      return Either.right({ ...source, describe: source.url, label: `Downloading ${spec.name}` })
+    case "Vagrant":
+      return Either.right(vagrantSource(source.box))
+    case "Named": {
+      const box = parseVagrantBox(spec.name)
+      return box === undefined
+        ? Either.left(new ImageNotFound({ image: spec.name }))
+        : Either.right(vagrantSource(box))
+    }
+  }
+}

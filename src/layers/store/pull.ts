@@ -1,0 +1,57 @@
+/**
+ * Pulling an image the store lacks: fetched into `.working/`, checked, converted to qcow2 and
+ * only then published. The name's lock is held throughout, so concurrent pulls of one image, from
+ * any number of processes, download it once.
+ */
+import * as Effect from "effect/Effect"
+import { encodeImageName, type ImageSpec } from "../../domain/image_spec.ts"
+import { ImageRefersToFile, StoreIoError } from "../../domain/store_errors.ts"
+import { DiskImages } from "../../services/disk_images.ts"
+import { Reporter } from "../../services/reporter.ts"
+import { download } from "./download.ts"
+import { fetchSourceOf } from "./fetch_source.ts"
+import { lockImageName } from "./locks.ts"
+import { publishFile } from "./publish.ts"
+import { isStored, storedImage, type StoreLayout } from "./store_layout.ts"
+import { sweepStale, workingFile } from "./working_dir.ts"
+
+/** Fetch `spec` and publish it at `file`, unless another process did so first. */
+export const pullImage = (
+  layout: StoreLayout,
+  spec: ImageSpec,
+  file: string,
+  vagrantUrl: string,
+) =>
+  Effect.scoped(Effect.gen(function* () {
+    const disks = yield* DiskImages
+    const reporter = yield* Reporter
+    const name = spec.name
+    yield* lockImageName(layout, name)
+    // Another process may have published it while this one waited for the lock.
+    if (yield* isStored(layout, name, file)) return yield* storedImage(name, file)
+    const source = yield* fetchSourceOf(spec)
+    yield* sweepStale(layout.working).pipe(
+      Effect.mapError((cause) =>
+        new StoreIoError({ operation: "clean", image: name, path: layout.working, cause })
+      ),
+    )
+    const downloaded = yield* workingFile(layout.working, encodeImageName(name), "part")
+    const converted = yield* workingFile(layout.working, encodeImageName(name), "qcow2")
+    yield* reporter.info(`Pulling '${name}' from ${source.describe}`)
+    yield* download(spec, source, downloaded, vagrantUrl)
+    const info = yield* disks.info(downloaded)
+    if (info.backingFile !== undefined) {
+      // Following it would read whatever host file the image names.
+      return yield* new ImageRefersToFile({
+        image: name,
+        source: source.describe,
+        file: info.backingFile,
+      })
+    }
+    yield* disks.convert({ from: downloaded, to: converted, fromFormat: info.format })
+    yield* publishFile(name, converted, file, { force: false, readOnly: true }).pipe(
+      // Only this process writes the name while it holds the lock.
+      Effect.catchTag("ImageExists", () => Effect.void),
+    )
+    return yield* storedImage(name, file)
+  }))

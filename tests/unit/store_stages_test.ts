@@ -1,0 +1,153 @@
+/**
+ * The store's pipeline stages on their own (tar extraction, the sparse sink, magic sniffing) and
+ * its errors as values: tags to branch on, messages that survive the JSON boundary.
+ */
+import assert from "node:assert/strict"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { SystemError } from "@effect/platform/Error"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import {
+  ChecksumMismatch,
+  StoreError,
+  StoreIoError,
+  TransferIncomplete,
+} from "../../src/domain/store_errors.ts"
+import { sniffCompression } from "../../src/layers/store/decompress.ts"
+import { sparseFile } from "../../src/layers/store/sparse_file.ts"
+import { tarEntry, type TarProblem } from "../../src/layers/store/tar_entry.ts"
+import { concat } from "../bytes.ts"
+import { runFailure, runTest } from "../effect_test.ts"
+
+/** `bytes` as a stream of chunks of `size`. */
+const chunked = (bytes: Uint8Array, size: number) =>
+  Stream.fromIterable(
+    Array.from(
+      { length: Math.ceil(bytes.length / size) },
+      (_, i) => bytes.subarray(i * size, (i + 1) * size),
+    ),
+  )
+
+const tarOf = async (files: Record<string, Uint8Array>): Promise<Uint8Array> => {
+  const dir = await Deno.makeTempDir()
+  for (const [name, data] of Object.entries(files)) {
+    await Deno.mkdir(`${dir}/${name}`.replace(/\/[^/]*$/, ""), { recursive: true })
+    await Deno.writeFile(`${dir}/${name}`, data)
+  }
+  const output = await new Deno.Command("tar", {
+    args: ["-C", dir, "--format=pax", "-cf", "-", ...Object.keys(files)],
+    stdout: "piped",
+  }).output()
+  await Deno.remove(dir, { recursive: true })
+  assert.ok(output.success)
+  return output.stdout
+}
+
+const boxImage = tarEntry(
+  (path) => path === "box.img" || path.endsWith("/box.img"),
+  (problem: TarProblem) => problem,
+)
+
+const extract = (archive: Uint8Array, size: number) =>
+  Stream.runCollect(boxImage(chunked(archive, size))).pipe(
+    Effect.map((chunks) => concat(Chunk.toArray(chunks))),
+  )
+
+Deno.test("box.img comes out of a tar whatever the chunking, long names included", async () => {
+  const image = new Uint8Array(70_000).map((_, i) => i % 253)
+  const longDir = "d".repeat(120)
+  const archive = await tarOf({
+    "metadata.json": new TextEncoder().encode("{}"),
+    [`${longDir}/box.img`]: image,
+    "Vagrantfile": new TextEncoder().encode("x"),
+  })
+  for (const size of [1, 7, 512, 4096, archive.length]) {
+    assert.deepEqual(await runTest(extract(archive, size)), image, `chunks of ${size}`)
+  }
+})
+
+Deno.test("a tar without box.img, or cut short, fails with the problem", async () => {
+  const archive = await tarOf({
+    "box.img": new Uint8Array(10_000).fill(1),
+    "other": new Uint8Array(10),
+  })
+  const none = await tarOf({ "metadata.json": new Uint8Array(3) })
+  assert.match(String(await runFailure(extract(none, 100))), /Missing/)
+  assert.match(String(await runFailure(extract(archive.subarray(0, 5000), 100))), /Truncated/)
+  assert.match(String(await runFailure(extract(archive.subarray(0, 300), 100))), /Missing/)
+})
+
+Deno.test("the sparse sink writes the bytes and leaves zero blocks as holes", async () => {
+  const dir = await Deno.makeTempDir()
+  const bytes = new Uint8Array(8 * 1024 * 1024)
+  bytes.set(new Uint8Array(1000).fill(9), 3 * 1024 * 1024 + 5)
+  bytes[bytes.length - 1] = 0
+  const written = await runTest(
+    Stream.run(chunked(bytes, 10_000), sparseFile(`${dir}/out`)).pipe(
+      Effect.provide(NodeContext.layer),
+    ),
+  )
+  assert.equal(written, bytes.length)
+  assert.deepEqual(await Deno.readFile(`${dir}/out`), bytes)
+  const info = await Deno.stat(`${dir}/out`)
+  assert.ok((info.blocks ?? 0) * 512 < 1024 * 1024, `${info.blocks} blocks allocated`)
+  // The file must not exist yet: a sink never writes over another process's file.
+  await runFailure(
+    Stream.run(Stream.make(new Uint8Array(1)), sparseFile(`${dir}/out`)).pipe(
+      Effect.provide(NodeContext.layer),
+    ),
+  )
+  await Deno.remove(dir, { recursive: true })
+})
+
+Deno.test("compression is told by magic bytes", () => {
+  assert.equal(sniffCompression(new Uint8Array([0x1f, 0x8b, 8])), "gzip")
+  assert.equal(sniffCompression(new TextEncoder().encode("BZh9")), "bzip2")
+  assert.equal(sniffCompression(new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0])), "xz")
+  assert.equal(sniffCompression(new Uint8Array([0x28, 0xb5, 0x2f, 0xfd])), "zstd")
+  assert.equal(sniffCompression(new TextEncoder().encode("QFI\xfb")), undefined)
+  assert.equal(sniffCompression(new Uint8Array([0x1f])), undefined)
+})
+
+Deno.test("store errors keep their tag and message through JSON", () => {
+  const errors: ReadonlyArray<StoreError> = [
+    new ChecksumMismatch({
+      image: "a",
+      source: "http://x/a.img",
+      algorithm: "sha256",
+      expected: "00",
+      actual: "11",
+    }),
+    new TransferIncomplete({ image: "a", source: "http://x/a.img", received: 5, expected: 9 }),
+    new StoreIoError({
+      operation: "remove",
+      image: "a",
+      path: "/store/a",
+      cause: new SystemError({
+        reason: "PermissionDenied",
+        module: "FileSystem",
+        method: "remove",
+        description: "EACCES: permission denied, rm '/store/a'",
+      }),
+    }),
+  ]
+  const json = JSON.stringify(errors.map((error) => Schema.encodeSync(StoreError)(error)))
+  const decoded = Schema.decodeUnknownSync(Schema.Array(StoreError))(JSON.parse(json))
+  assert.deepEqual(decoded.map((error) => error._tag), [
+    "ChecksumMismatch",
+    "TransferIncomplete",
+    "StoreIoError",
+  ])
+  assert.deepEqual(decoded.slice(0, 2).map((error) => error.message), [
+    "Checksum mismatch for http://x/a.img: expected sha256 00, got 11",
+    "Cannot fetch http://x/a.img: the transfer ended after 5 of 9 bytes",
+  ])
+  // In the process a platform error reads as the OS puts it; decoded, as its whole message.
+  assert.equal(
+    errors[2]?.message,
+    "Cannot remove image 'a': EACCES: permission denied, rm '/store/a'",
+  )
+  assert.match(decoded[2]?.message ?? "", /^Cannot remove image 'a': .*EACCES: permission denied/)
+})
