@@ -1,6 +1,6 @@
 /**
  * The guest agent: runs commands in the helper VM on the host's behalf, over the framed protocol
- * of src/domain/frame.ts and src/domain/protocol.ts. It imports nothing but the framing, since
+ * of src/domain/guest/frame.ts and src/domain/guest/protocol.ts. It imports nothing but the framing, since
  * the VM has no packages.
  *
  *   deno run -A --no-config guest/agent.ts --port /dev/vport0p1   (in the VM, started by init)
@@ -24,7 +24,7 @@ import {
   FrameDecoder,
   PROTOCOL_VERSION,
   type StreamName,
-} from "../src/domain/frame.ts"
+} from "../src/domain/guest/frame.ts"
 
 /** A byte channel to the host: `read` returns null at end of input. */
 interface Channel {

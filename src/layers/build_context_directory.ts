@@ -68,7 +68,7 @@ export const BuildContextDirectory = (directory: string) =>
         )
       }
 
-      const walk = (entry: ContextEntry) =>
+      const walk = (entry: Pick<ContextEntry, "source" | "path" | "kind">) =>
         Effect.tryPromise({
           try: async () => {
             const nodes: Array<ContextNode> = []

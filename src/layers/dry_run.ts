@@ -4,21 +4,26 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { ImageExists, StoreError } from "../domain/errors.ts"
-import { describe, type GuestOperation, quoteArgv } from "../domain/guest_commands.ts"
+import { ImageExists } from "../domain/errors.ts"
+import { StoreIoError } from "../domain/store_errors.ts"
+import { commandFor, quoteArgv, renderCommand } from "../domain/guest/commands.ts"
+import { GuestOperation } from "../domain/guest/operation.ts"
+import { GUEST_DEVICES } from "./qemu/qemu_machine.ts"
 import { encodeImageName } from "../domain/image_spec.ts"
 import { BuildVm } from "../services/build_vm.ts"
 import { DiskImages } from "../services/disk_images.ts"
 import { ImageStore } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 
-const detailAll = (reporter: typeof Reporter.Service, lines: ReadonlyArray<string>) =>
-  Effect.forEach(lines, (line) => reporter.detail(line), { discard: true })
-
+/**
+ * The helper VM of a dry run: each operation prints the exact command the QEMU layer would run
+ * for it (src/domain/guest/commands.ts), as a shell line.
+ */
 export const BuildVmDryRun = Layer.effect(
   BuildVm,
   Effect.map(Reporter, (reporter) => {
-    const show = (operation: GuestOperation) => detailAll(reporter, describe(operation))
+    const show = (operation: GuestOperation) =>
+      reporter.detail(renderCommand(commandFor(operation)))
     return {
       boot: (options) =>
         Effect.as(
@@ -30,16 +35,14 @@ export const BuildVmDryRun = Layer.effect(
             })`,
           ),
           {
-            partitionDisk: (layout) => show({ _tag: "PartitionDisk", layout }),
-            format: (request) => show({ _tag: "Format", ...request }),
-            mountPartitions: (mounts) => show({ _tag: "MountPartitions", mounts }),
-            discoverRoot: show({ _tag: "DiscoverRoot" }),
-            prepareChroot: show({ _tag: "PrepareChroot" }),
-            copyIn: ({ sources, destination }) => show({ _tag: "CopyIn", sources, destination }),
-            extract: ({ source, destination }) => show({ _tag: "Extract", source, destination }),
-            run: ({ command }) => Effect.as(show({ _tag: "Run", command }), 0),
-            shell: Effect.as(reporter.detail("an interactive shell in the build root"), 0),
-            sync: show({ _tag: "Sync" }),
+            perform: show,
+            run: ({ command }) => Effect.as(show(GuestOperation.Run({ command })), 0),
+            shell: Effect.as(
+              show(
+                GuestOperation.Shell({ console: GUEST_DEVICES.shellTty, rows: 24, columns: 80 }),
+              ),
+              0,
+            ),
           },
         ),
     }
@@ -107,11 +110,8 @@ export const ImageStoreDryRun = Layer.effect(
               actualSize: 0,
             }),
           }
-        }).pipe(Effect.mapError((error) =>
-          error._tag === "ImageExists"
-            ? error
-            : new StoreError({ image: target.name, reason: error.message })
-        )),
+        }).pipe(Effect.catchTag("DiskImageError", (cause) =>
+          new StoreIoError({ operation: "look up", image: target.name, path: store.root, cause }))),
     }
   }),
 )

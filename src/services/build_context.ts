@@ -36,9 +36,9 @@ export interface BuildContextShape {
    * way (a symlink pointing outside is refused), and present.
    */
   readonly resolve: (source: string) => Effect.Effect<ContextEntry, ContextSourceError>
-  /** The tree below an entry, contents included. */
+  /** The tree below a resolved entry, contents included. */
   readonly walk: (
-    entry: ContextEntry,
+    entry: Pick<ContextEntry, "source" | "path" | "kind">,
   ) => Effect.Effect<ReadonlyArray<ContextNode>, ContextSourceError>
 }
 

@@ -1,15 +1,14 @@
 /**
- * BuildVm: the helper VM a build runs in. `boot` yields a scoped VmSession whose typed operations
- * the QEMU layer turns into guest commands (see src/domain/guest_commands.ts) and the memory
- * layer models on a simulated disk. Closing the scope syncs, unmounts and stops the VM.
+ * BuildVm: the helper VM a build runs in. `boot` yields a scoped VmSession that performs guest
+ * operations (src/domain/guest/operation.ts): the QEMU layer runs their commands through the
+ * agent, the memory layer models them on a simulated disk. Closing the scope unmounts the
+ * image and stops the VM.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { VmError } from "../domain/errors.ts"
-import type { Filesystem } from "../domain/imagefile/ast.ts"
-import type { DiskLayout, MountPoint } from "../domain/plan.ts"
-import type { ContextEntry } from "./build_context.ts"
+import type { VmError } from "../domain/guest/errors.ts"
+import type { GuestOperation } from "../domain/guest/operation.ts"
 import type { OutputStream } from "./reporter.ts"
 
 export type Accel = "auto" | "kvm" | "tcg"
@@ -27,11 +26,8 @@ export interface BootOptions {
   readonly bootTimeoutSeconds: number
 }
 
-export interface FormatRequest {
-  readonly partition: number
-  readonly fs: Filesystem
-  readonly options: ReadonlyArray<string>
-}
+/** The operations a session performs whole; RUN and INSPECT have their own entries. */
+export type SessionOperation = Exclude<GuestOperation, { readonly _tag: "Run" | "Shell" }>
 
 export interface RunRequest {
   readonly command: string
@@ -40,33 +36,12 @@ export interface RunRequest {
 }
 
 export interface VmSession {
-  /** Write the partition table and create every partition of `layout`. */
-  readonly partitionDisk: (layout: DiskLayout) => Effect.Effect<void, VmError>
-  readonly format: (request: FormatRequest) => Effect.Effect<void, VmError>
-  /** Mount partitions under the build root, in the order given (shallowest first). */
-  readonly mountPartitions: (mounts: ReadonlyArray<MountPoint>) => Effect.Effect<void, VmError>
-  /** For `FROM <image>`: find the root filesystem (the one with /etc/fstab) and mount the rest. */
-  readonly discoverRoot: Effect.Effect<void, VmError>
-  /** Mount dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf in the build root. */
-  readonly prepareChroot: Effect.Effect<void, VmError>
-  /**
-   * Copy sources into the image. A directory source copies its contents; with several sources,
-   * or a destination ending in `/`, the destination is a directory. Modes are kept and missing
-   * parents are created.
-   */
-  readonly copyIn: (
-    request: { readonly sources: ReadonlyArray<ContextEntry>; readonly destination: string },
-  ) => Effect.Effect<void, VmError>
-  /** ADD: archives are extracted into the destination directory, other files copied. */
-  readonly extract: (
-    request: { readonly source: ContextEntry; readonly destination: string },
-  ) => Effect.Effect<void, VmError>
-  /** RUN: `/bin/sh -c COMMAND` as root in the build root; returns the exit status. */
+  /** Perform one operation; a failure names the operation, the command and its last output. */
+  readonly perform: (operation: SessionOperation) => Effect.Effect<void, VmError>
+  /** RUN, its output streamed as it comes; returns the command's exit status. */
   readonly run: (request: RunRequest) => Effect.Effect<number, VmError>
-  /** INSPECT: an interactive shell in the build root on the user's terminal. */
+  /** INSPECT: an interactive shell in the build root on the user's terminal; its status. */
   readonly shell: Effect.Effect<number, VmError>
-  /** Flush everything written to the working disk. */
-  readonly sync: Effect.Effect<void, VmError>
 }
 
 export interface BuildVmShape {

@@ -6,8 +6,12 @@
 import assert from "node:assert/strict"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { VmError } from "../../src/domain/errors.ts"
-import { type GuestImages, makeBuildVmQemu } from "../../src/layers/qemu/build_vm_qemu.ts"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import type { VmError } from "../../src/domain/guest/errors.ts"
+import { GuestOperation } from "../../src/domain/guest/operation.ts"
+import { makeBuildVmQemu } from "../../src/layers/qemu/build_vm_qemu.ts"
+import type { GuestImages } from "../../src/layers/qemu/qemu_machine.ts"
+import { TerminalDeno } from "../../src/layers/terminal_deno.ts"
 import { type BootOptions, BuildVm } from "../../src/services/build_vm.ts"
 import type { ContextEntry } from "../../src/services/build_context.ts"
 import { Reporter, type ReporterShape } from "../../src/services/reporter.ts"
@@ -46,6 +50,7 @@ const recordingReporter = (warnings: Array<string>): Layer.Layer<Reporter> =>
       info: () => Effect.void,
       progress: () => Effect.succeed({ advance: () => Effect.void, done: Effect.void }),
       result: () => Effect.void,
+      pulled: () => Effect.void,
       failure: () => Effect.void,
     } satisfies ReporterShape,
   )
@@ -116,7 +121,7 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
   await withWorkDir(async (dir) => {
     const warnings: Array<string> = []
     const layer = makeBuildVmQemu(Effect.promise(guestImages)).pipe(
-      Layer.provide(recordingReporter(warnings)),
+      Layer.provide(Layer.mergeAll(recordingReporter(warnings), TerminalDeno, NodeContext.layer)),
     )
     await tool("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/disk.qcow2`, "64M")
     await Deno.mkdir(`${dir}/context/conf`, { recursive: true })
@@ -132,33 +137,45 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
         return yield* Effect.scoped(Effect.gen(function* () {
           const session = yield* vm.boot(bootOptions(dir))
           const sectors = (64 * MiB) / 512
-          yield* session.partitionDisk({
-            table: "gpt",
-            sizeBytes: 64 * MiB,
-            partitions: [
-              { number: 1, startSector: 2048, sizeSectors: 98304, type: "linux", bootable: true },
-              {
-                number: 2,
-                startSector: 100352,
-                sizeSectors: sectors - 100352 - 34,
-                type: "linux",
-                bootable: false,
-              },
-            ],
-          })
-          yield* session.format({ partition: 1, fs: "ext4", options: ["-L", "e2e root"] })
-          yield* session.format({ partition: 2, fs: "ext2", options: ["-L", "e2e-data"] })
-          yield* session.mountPartitions([{ partition: 1, path: "/" }, {
-            partition: 2,
-            path: "/data",
-          }])
-          yield* session.extract({ source: entry("rootfs.tar.gz", "file"), destination: "/" })
-          yield* session.copyIn({
+          yield* session.perform(GuestOperation.PartitionDisk({
+            layout: {
+              table: "gpt",
+              sizeBytes: 64 * MiB,
+              partitions: [
+                { number: 1, startSector: 2048, sizeSectors: 98304, type: "linux", bootable: true },
+                {
+                  number: 2,
+                  startSector: 100352,
+                  sizeSectors: sectors - 100352 - 34,
+                  type: "linux",
+                  bootable: false,
+                },
+              ],
+            },
+          }))
+          yield* session.perform(
+            GuestOperation.Format({ partition: 1, fs: "ext4", options: ["-L", "e2e root"] }),
+          )
+          yield* session.perform(
+            GuestOperation.Format({ partition: 2, fs: "ext2", options: ["-L", "e2e-data"] }),
+          )
+          yield* session.perform(GuestOperation.MountPartitions({
+            mounts: [{ partition: 1, path: "/" }, { partition: 2, path: "/data" }],
+          }))
+          yield* session.perform(
+            GuestOperation.Extract({ source: entry("rootfs.tar.gz", "file"), destination: "/" }),
+          )
+          yield* session.perform(GuestOperation.CopyIn({
             sources: [entry("tool.sh", "file")],
             destination: "/usr/local/bin/tool",
-          })
-          yield* session.copyIn({ sources: [entry("conf", "directory")], destination: "/etc/app" })
-          yield* session.prepareChroot
+          }))
+          yield* session.perform(
+            GuestOperation.CopyIn({
+              sources: [entry("conf", "directory")],
+              destination: "/etc/app",
+            }),
+          )
+          yield* session.perform(GuestOperation.PrepareChroot())
           const onOutput = (_stream: string, chunk: Uint8Array) =>
             Effect.sync(() => void output.push(new TextDecoder().decode(chunk)))
           const pid = yield* session.run({
@@ -167,13 +184,13 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
             onOutput,
           })
           const status = yield* session.run({ command: "exit 7", onOutput })
-          const failure = yield* session.format({
+          const failure = yield* session.perform(GuestOperation.Format({
             partition: 1,
             fs: "ext4",
             options: ["-O", "no_such_feature"],
-          })
+          }))
             .pipe(Effect.flip)
-          yield* session.sync
+          yield* session.perform(GuestOperation.Sync())
           return [pid, status, failure] as const
         }))
       }).pipe(Effect.provide(layer)),
@@ -226,8 +243,8 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
       Effect.flatMap(BuildVm, (vm) =>
         Effect.scoped(Effect.gen(function* () {
           const session = yield* vm.boot(bootOptions(dir))
-          yield* session.discoverRoot
-          yield* session.prepareChroot
+          yield* session.perform(GuestOperation.DiscoverRoot())
+          yield* session.perform(GuestOperation.PrepareChroot())
           return yield* session.run({
             command: "cat /hello /data/marker",
             onOutput: (_stream, chunk) =>
@@ -240,10 +257,10 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
   })
 })
 
-Deno.test("a guest that does not come up in time is a VmError with the console's last lines", async () => {
+Deno.test("a guest that does not come up in time is a VmBootFailed with the console's last lines", async () => {
   await withWorkDir(async (dir) => {
     const layer = makeBuildVmQemu(Effect.promise(guestImages)).pipe(
-      Layer.provide(recordingReporter([])),
+      Layer.provide(Layer.mergeAll(recordingReporter([]), TerminalDeno, NodeContext.layer)),
     )
     await tool("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/disk.qcow2`, "16M")
     await Deno.mkdir(`${dir}/context`)
@@ -257,7 +274,7 @@ Deno.test("a guest that does not come up in time is a VmError with the console's
     )
     assert.equal(cause._tag, "Fail")
     const error = (cause as { error: VmError }).error
-    assert.equal(error._tag, "VmError")
+    assert.equal(error._tag, "VmBootFailed")
     assert.match(error.message, /did not come up within 2 s under TCG/)
     assert.ok(Array.isArray(error.log), "the console log comes with the error")
   })

@@ -5,7 +5,7 @@
  * Prints the boot-to-agent time (target: 6 s under TCG here).
  */
 import assert from "node:assert/strict"
-import { KERNEL_CMDLINE } from "../../src/layers/qemu/build_vm_qemu.ts"
+import { KERNEL_CMDLINE } from "../../src/layers/qemu/qemu_machine.ts"
 import { buildStandInGuest } from "./stand_in_guest.ts"
 
 const REPO = new URL("../..", import.meta.url).pathname

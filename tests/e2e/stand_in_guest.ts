@@ -6,13 +6,13 @@ import assert from "node:assert/strict"
 
 const REPO = new URL("../..", import.meta.url).pathname
 
-/** Run `guest/build.ts` into `out`; returns what it printed. */
+/** Run `guest/assemble.ts` into `out`; returns what it printed. */
 export const buildStandInGuest = async (out: string): Promise<string> => {
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
-      `${REPO}guest/build.ts`,
+      `${REPO}guest/assemble.ts`,
       "--agent",
       `${REPO}tests/e2e/fixtures/stand_in_agent.ts`,
       "--out",

@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { VmError } from "../../src/domain/errors.ts"
+import { isVmError, type VmError } from "../../src/domain/guest/errors.ts"
 import {
   decodePayload,
   encodeDataFrame,
@@ -19,7 +19,7 @@ import {
   MAX_FRAME_BYTES,
   type Payload,
   PROTOCOL_VERSION,
-} from "../../src/domain/frame.ts"
+} from "../../src/domain/guest/frame.ts"
 import { type AgentClient, connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import type { OutputStream } from "../../src/services/reporter.ts"
 import { runTest } from "../effect_test.ts"
@@ -77,7 +77,7 @@ const vmErrorOf = <A>(effect: Effect.Effect<A, VmError, Scope.Scope>) =>
     if (Exit.isSuccess(exit)) throw new Error(`expected a VmError, got ${String(exit.value)}`)
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "None") throw new Error(`expected a VmError:\n${Cause.pretty(exit.cause)}`)
-    assert.ok(failure.value instanceof VmError)
+    assert.ok(isVmError(failure.value))
     return failure.value
   })
 

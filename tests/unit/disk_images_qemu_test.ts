@@ -3,6 +3,7 @@
  * directly.
  */
 import assert from "node:assert/strict"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import { DiskImageError } from "../../src/domain/errors.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
@@ -23,7 +24,7 @@ const withImages = <A, E>(
     Effect.promise(() => Deno.makeTempDir()),
     (dir) => Effect.flatMap(DiskImages, (images) => body(images, dir)),
     (dir) => Effect.promise(() => Deno.remove(dir, { recursive: true })),
-  ).pipe(Effect.provide(DiskImagesQemu))
+  ).pipe(Effect.provide(DiskImagesQemu), Effect.provide(NodeContext.layer))
 
 Deno.test("create makes an empty qcow2 of the size asked for", async () => {
   await runTest(withImages((images, dir) =>

@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict"
 import { FAST_FIRMWARE, fastFirmware } from "../../src/layers/qemu/firmware.ts"
-import { qemuArgv } from "../../src/layers/qemu/build_vm_qemu.ts"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import { qemuArgv } from "../../src/layers/qemu/qemu_machine.ts"
 import { runTest } from "../effect_test.ts"
 
 /** An executable that prints `dirs`, one a line, and exits with `code`. */
@@ -15,6 +17,10 @@ const standIn = async (dir: string, dirs: ReadonlyArray<string>, code = 0) => {
   await Deno.chmod(path, 0o755)
   return path
 }
+
+/** The firmware fastFirmware picks for the emulator `qemu`. */
+const firmwareOf = (qemu: string) =>
+  runTest(fastFirmware(qemu).pipe(Effect.provide(NodeContext.layer)))
 
 const withDir = async (body: (dir: string) => Promise<void>) => {
   const dir = await Deno.makeTempDir()
@@ -31,7 +37,7 @@ Deno.test("fastFirmware picks qboot when one of QEMU's data directories has it",
     await Deno.mkdir(`${dir}/share`)
     await Deno.writeTextFile(`${dir}/share/${FAST_FIRMWARE}`, "rom")
     const qemu = await standIn(dir, [`${dir}/empty`, `${dir}/share`])
-    assert.equal(await runTest(fastFirmware(qemu)), FAST_FIRMWARE)
+    assert.equal(await firmwareOf(qemu), FAST_FIRMWARE)
   })
 })
 
@@ -40,10 +46,10 @@ Deno.test("fastFirmware leaves QEMU's default when qboot is absent or QEMU canno
     await Deno.mkdir(`${dir}/empty`)
     // A directory of that name is not the firmware.
     await Deno.mkdir(`${dir}/empty/${FAST_FIRMWARE}`)
-    assert.equal(await runTest(fastFirmware(await standIn(dir, [`${dir}/empty`]))), undefined)
+    assert.equal(await firmwareOf(await standIn(dir, [`${dir}/empty`])), undefined)
     await Deno.writeTextFile(`${dir}/${FAST_FIRMWARE}`, "rom")
-    assert.equal(await runTest(fastFirmware(await standIn(dir, [dir], 1))), undefined)
-    assert.equal(await runTest(fastFirmware(`${dir}/no-such-qemu`)), undefined)
+    assert.equal(await firmwareOf(await standIn(dir, [dir], 1)), undefined)
+    assert.equal(await firmwareOf(`${dir}/no-such-qemu`), undefined)
   })
 })
 

@@ -9,7 +9,7 @@ import {
   KIND_DATA,
   MAX_CHUNK_BYTES,
   MAX_FRAME_BYTES,
-} from "../../src/domain/frame.ts"
+} from "../../src/domain/guest/frame.ts"
 import { concat } from "../bytes.ts"
 
 const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i)

@@ -1,6 +1,7 @@
 /**
  * Finding the helper VM's artifacts (src/layers/qemu/guest_artifacts.ts), and the pure parts of
- * the recipe that makes them (guest/recipe): the cpio writer, ELF dependencies, module selection.
+ * the recipe that makes them (guest/recipe): the manifest, the guest scripts, the cpio writer, ELF
+ * dependencies, module selection.
  */
 import assert from "node:assert/strict"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -8,25 +9,45 @@ import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { type CpioEntry, writeCpio } from "../../guest/recipe/cpio.ts"
 import { elfDependencies } from "../../guest/recipe/elf.ts"
+import { Tree } from "../../guest/recipe/initramfs.ts"
 import { selectModules } from "../../guest/recipe/modules.ts"
-import { VmError } from "../../src/domain/errors.ts"
+import { addScripts, readScripts } from "../../guest/recipe/scripts.ts"
+import { VmBootFailed } from "../../src/domain/guest/errors.ts"
+import {
+  GUEST_SCRIPT_DIR,
+  guestInputsDigest,
+  type GuestManifest,
+  GuestManifestJson,
+} from "../../src/domain/guest/manifest.ts"
 import { findGuestArtifacts } from "../../src/layers/qemu/guest_artifacts.ts"
 import { runFailure, runTest } from "../effect_test.ts"
 
 /** A guest/dist lookalike: small files and a manifest that lists them with their sizes. */
 const fakeDist = async (dir: string, options: { runtime: boolean }) => {
   await Deno.mkdir(dir, { recursive: true })
-  const files: Record<string, string> = { vmlinux: "kernel", "initramfs.img": "initrd!" }
-  if (options.runtime) files["runtime.img"] = "runtime disk"
-  const artifacts: Record<string, { sha256: string; size: number }> = {}
-  for (const [name, content] of Object.entries(files)) {
+  const written = async (name: string, content: string) => {
     await Deno.writeTextFile(`${dir}/${name}`, content)
-    artifacts[name] = { sha256: "0".repeat(64), size: content.length }
+    return { sha256: "0".repeat(64), size: content.length }
   }
-  const manifest = { inputs: "ab".repeat(32), kernel: "6.1.0-56-amd64", artifacts }
-  await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest))
+  const manifest: GuestManifest = {
+    inputs: "ab".repeat(32),
+    pins: "cd".repeat(32),
+    kernel: "6.1.0-56-amd64",
+    deno: "deno 2.0.0",
+    agent: ["guest/agent.ts"],
+    scripts: [{ name: "partition.sh", sha256: "ef".repeat(32) }],
+    packages: { "linux-image-6.1.0-56-amd64": "6.1.192-2" },
+    artifacts: {
+      vmlinux: await written("vmlinux", "kernel"),
+      "initramfs.img": await written("initramfs.img", "initrd!"),
+      ...(options.runtime ? { "runtime.img": await written("runtime.img", "runtime disk") } : {}),
+    },
+    options: { denoInInitramfs: !options.runtime, compression: "none" },
+  }
+  await Deno.writeTextFile(`${dir}/manifest.json`, Schema.encodeSync(GuestManifestJson)(manifest))
 }
 
 const find = (env: Record<string, string>, moduleUrl?: string) =>
@@ -35,9 +56,9 @@ const find = (env: Record<string, string>, moduleUrl?: string) =>
     Effect.provide(NodeContext.layer),
   )
 
-const failureMessage = (cause: Cause.Cause<VmError>) => {
+const failureMessage = (cause: Cause.Cause<VmBootFailed>) => {
   const error = Option.getOrThrow(Cause.failureOption(cause))
-  assert.ok(error instanceof VmError)
+  assert.ok(error instanceof VmBootFailed)
   return error.message
 }
 
@@ -119,6 +140,40 @@ Deno.test("artifacts embedded in a compiled executable are extracted to the cach
     "vmlinux",
   ])
   await Deno.remove(root, { recursive: true })
+})
+
+Deno.test("manifest: what the recipe encodes decodes to the same value; a partial one does not", async () => {
+  const dir = await Deno.makeTempDir()
+  await fakeDist(dir, { runtime: true })
+  const text = await Deno.readTextFile(`${dir}/manifest.json`)
+  const manifest = Schema.decodeUnknownSync(GuestManifestJson)(text)
+  assert.equal(Schema.encodeSync(GuestManifestJson)(manifest), text)
+  assert.equal(guestInputsDigest(manifest), "ab".repeat(32))
+  const { scripts: _, ...withoutScripts } = manifest
+  const decode = Schema.decodeUnknownOption(GuestManifestJson)
+  assert.ok(Option.isNone(decode(JSON.stringify(withoutScripts))))
+  assert.ok(Option.isNone(decode(JSON.stringify({ ...manifest, inputs: "AB".repeat(32) }))))
+  await Deno.remove(dir, { recursive: true })
+})
+
+Deno.test("scripts: the regular files of the directory, sorted, shipped 0755 in GUEST_SCRIPT_DIR", async () => {
+  const dir = await Deno.makeTempDir()
+  assert.deepEqual(await readScripts(`${dir}/missing`), [])
+  await Deno.writeTextFile(`${dir}/b.sh`, "#!/bin/sh\necho b\n")
+  await Deno.writeTextFile(`${dir}/a.sh`, "#!/bin/sh\necho a\n")
+  await Deno.mkdir(`${dir}/nested`)
+  await Deno.symlink("a.sh", `${dir}/link.sh`)
+  const scripts = await readScripts(dir)
+  assert.deepEqual(scripts.map((script) => script.name), ["a.sh", "b.sh"])
+  assert.match(scripts[0]!.sha256, /^[0-9a-f]{64}$/)
+  const tree = new Tree()
+  addScripts(tree, scripts)
+  const rows = readCpio(writeCpio(tree.complete()))
+  assert.deepEqual(
+    rows.filter((row) => row.path.endsWith(".sh")).map((row) => [`/${row.path}`, row.mode]),
+    [`${GUEST_SCRIPT_DIR}/a.sh`, `${GUEST_SCRIPT_DIR}/b.sh`].map((path) => [path, 0o100755]),
+  )
+  await Deno.remove(dir, { recursive: true })
 })
 
 /** Parse a newc archive back into (path, mode, size, mtime, uid) rows. */

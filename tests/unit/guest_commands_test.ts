@@ -1,28 +1,30 @@
 /**
- * Guest commands: the argv shapes, and the generated sfdisk scripts, mkfs argv and COPY/ADD
- * scripts run for real on the host against image files and temporary directories.
+ * Guest commands: the argv of each operation, and the sfdisk tables, mkfs argv and the COPY/ADD
+ * scripts of guest/scripts/ run for real on the host against image files and temporary
+ * directories.
  */
 import assert from "node:assert/strict"
 import {
   BUILD_ROOT,
-  commandsFor,
+  commandFor,
   CONTEXT_DIR,
-  copyCommands,
-  describe,
-  extractCommands,
+  GUEST_SCRIPT_DIR,
   type GuestCommand,
-  type GuestOperation,
+  inRoot,
   mkfsArgv,
-  mountCommands,
-  partitionCommands,
   partitionDevice,
-  prepareChrootCommands,
   quote,
+  renderCommand,
   runArgv,
+  script,
   sfdiskScript,
-} from "../../src/domain/guest_commands.ts"
+} from "../../src/domain/guest/commands.ts"
+import { GuestOperation, type GuestSource } from "../../src/domain/guest/operation.ts"
 import type { DiskLayout } from "../../src/domain/plan.ts"
 import { runHost as run } from "../host_tool.ts"
+
+/** guest/scripts/ in this checkout: the files the initramfs ships at GUEST_SCRIPT_DIR. */
+const SCRIPTS = new URL("../../guest/scripts/", import.meta.url).pathname
 
 const MiB = 1024 * 1024
 
@@ -132,7 +134,7 @@ Deno.test("sfdiskScript writes an MBR table with the bootable flag", async () =>
   assert.deepEqual(parts.map((p) => p.bootable ?? false), [false, true])
 })
 
-Deno.test("partitionCommands hands the script and the devices to wait for as arguments", () => {
+Deno.test("partitioning hands the table and the devices to wait for as arguments", () => {
   const layout: DiskLayout = {
     table: "gpt",
     sizeBytes: 64 * MiB,
@@ -144,8 +146,13 @@ Deno.test("partitionCommands hands the script and the devices to wait for as arg
       bootable: false,
     }],
   }
-  const [command] = partitionCommands(layout)
-  assert.deepEqual(command!.argv.slice(3), ["sh", "/dev/vda", sfdiskScript(layout), "/dev/vda1"])
+  const command = commandFor(GuestOperation.PartitionDisk({ layout }))
+  assert.deepEqual(command.argv, [
+    script("partition.sh"),
+    "/dev/vda",
+    sfdiskScript(layout),
+    "/dev/vda1",
+  ])
   assert.deepEqual(partitionDevice(12), "/dev/vda12")
 })
 
@@ -184,22 +191,22 @@ Deno.test("mkfsArgv forces over old signatures and passes the options as given",
 })
 
 Deno.test("mounts create each mount point and go under the build root in the given order", () => {
-  const argv = mountCommands([{ partition: 2, path: "/" }, { partition: 1, path: "/boot/efi" }])
-    .map((command) => command.argv)
-  assert.deepEqual(argv, [
-    ["mkdir", "-p", BUILD_ROOT],
-    ["mount", "/dev/vda2", BUILD_ROOT],
-    ["mkdir", "-p", `${BUILD_ROOT}/boot/efi`],
-    ["mount", "/dev/vda1", `${BUILD_ROOT}/boot/efi`],
+  const mounts = [{ partition: 2, path: "/" }, { partition: 1, path: "/boot/efi" }]
+  assert.deepEqual(commandFor(GuestOperation.MountPartitions({ mounts })).argv, [
+    script("mount-partitions.sh"),
+    "/dev/vda2",
+    BUILD_ROOT,
+    "/dev/vda1",
+    `${BUILD_ROOT}/boot/efi`,
   ])
 })
 
-Deno.test("the chroot gets dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf", () => {
+Deno.test("the chroot gets dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf", async () => {
   // One guest command: the build root, then path/type/options/source for each mount.
-  const [command, ...others] = prepareChrootCommands()
-  assert.deepEqual(others, [])
-  assert.equal(command?.argv[4], BUILD_ROOT)
-  const quads = command?.argv.slice(5) ?? []
+  const command = commandFor(GuestOperation.PrepareChroot())
+  assert.equal(command.argv[0], script("prepare-chroot.sh"))
+  assert.equal(command.argv[1], BUILD_ROOT)
+  const quads = command.argv.slice(2)
   const paths = quads.filter((_, i) => i % 4 === 0)
   assert.deepEqual(paths, ["/dev", "/dev/pts", "/dev/shm", "/proc", "/sys", "/run", "/tmp"])
   assert.deepEqual(quads.filter((_, i) => i % 4 === 1), [
@@ -212,11 +219,9 @@ Deno.test("the chroot gets dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv
     "tmpfs",
   ])
   assert.ok(
-    describe({ _tag: "PrepareChroot" }).includes(
-      `mount -t proc -o nosuid,noexec,nodev proc ${BUILD_ROOT}/proc`,
-    ),
+    renderCommand(command).includes(`${BUILD_ROOT} /dev devtmpfs mode=0755,nosuid udev`),
   )
-  assert.ok(describe({ _tag: "PrepareChroot" }).join("\n").includes("resolv.conf"))
+  assert.match(await Deno.readTextFile(`${SCRIPTS}prepare-chroot.sh`), /resolv\.conf/)
 })
 
 Deno.test("RUN passes the command verbatim as one argument in a PID namespace", () => {
@@ -224,8 +229,9 @@ Deno.test("RUN passes the command verbatim as one argument in a PID namespace", 
   const argv = runArgv(command)
   assert.deepEqual(argv.slice(0, 3), ["unshare", "--fork", "--pid"])
   assert.deepEqual(argv.slice(-5), ["chroot", BUILD_ROOT, "/bin/sh", "-c", command])
-  assert.deepEqual(describe({ _tag: "Run", command }).length, 1)
-  assert.ok(describe({ _tag: "Run", command })[0]!.endsWith(quote(command)))
+  const rendered = renderCommand(commandFor(GuestOperation.Run({ command })))
+  assert.ok(rendered.endsWith(quote(command)), rendered)
+  assert.ok(rendered.startsWith("PATH=/usr/local/sbin:"), rendered)
 })
 
 Deno.test("quote renders words a POSIX shell reads back unchanged", async () => {
@@ -234,13 +240,24 @@ Deno.test("quote renders words a POSIX shell reads back unchanged", async () => 
   assert.deepEqual(echoed.split("\0").slice(0, -1), words)
 })
 
-/** Run a guest command on the host with the build root and BUILD_DIR moved to temp dirs. */
+/**
+ * Run a guest command on the host: its script from guest/scripts/, with the build root and
+ * BUILD_DIR moved to temp dirs.
+ */
 const runRelocated = async (command: GuestCommand, root: string, context: string) => {
   const argv = command.argv.map((arg, i) =>
-    i < 4 ? arg : arg.replace(BUILD_ROOT, root).replace(CONTEXT_DIR, context)
+    i === 0
+      ? arg.replace(`${GUEST_SCRIPT_DIR}/`, SCRIPTS)
+      : arg.replace(BUILD_ROOT, root).replace(CONTEXT_DIR, context)
   )
   return await run(argv)
 }
+
+const source = (path: string, kind: GuestSource["kind"]): GuestSource => ({
+  source: path,
+  path,
+  kind,
+})
 
 const listing = async (dir: string): Promise<Record<string, string>> => {
   const out = await mustRun(["find", dir, "-mindepth", "1", "-printf", "%P %y %m\\n"])
@@ -273,22 +290,22 @@ Deno.test("COPY: a directory gives its contents, a file keeps its mode, parents 
     await Deno.mkdir(`${root}/etc`)
     await Deno.writeTextFile(`${root}/etc/existing`, "keep")
 
-    const copyDir = copyCommands({
-      sources: [{ path: "conf", kind: "directory" }],
+    const copyDir = commandFor(GuestOperation.CopyIn({
+      sources: [source("conf", "directory")],
       destination: "/etc",
-    })
-    assert.deepEqual((await runRelocated(copyDir[0]!, root, context)).code, 0)
-    const copyFile = copyCommands({
-      sources: [{ path: "tool.sh", kind: "file" }],
+    }))
+    assert.deepEqual((await runRelocated(copyDir, root, context)).code, 0)
+    const copyFile = commandFor(GuestOperation.CopyIn({
+      sources: [source("tool.sh", "file")],
       destination: "/usr/local/bin/tool",
-    })
-    const result = await runRelocated(copyFile[0]!, root, context)
+    }))
+    const result = await runRelocated(copyFile, root, context)
     assert.deepEqual(result.code, 0, result.stderr)
-    const several = copyCommands({
-      sources: [{ path: "tool.sh", kind: "file" }, { path: "conf/sub", kind: "directory" }],
+    const several = commandFor(GuestOperation.CopyIn({
+      sources: [source("tool.sh", "file"), source("conf/sub", "directory")],
       destination: "/opt/x",
-    })
-    assert.deepEqual((await runRelocated(several[0]!, root, context)).code, 0)
+    }))
+    assert.deepEqual((await runRelocated(several, root, context)).code, 0)
 
     const files = await listing(root)
     assert.deepEqual(files["etc/existing"], "f 644")
@@ -311,11 +328,11 @@ Deno.test("COPY: a user-owned BUILD_DIR lands owned by root, without touching wh
     await Deno.mkdir(`${root}/srv`)
     await Deno.writeTextFile(`${root}/srv/mine`, "m")
     await mustRun(["chown", "4242:4242", `${root}/srv/mine`])
-    const [command] = copyCommands({
-      sources: [{ path: "d", kind: "directory" }],
+    const command = commandFor(GuestOperation.CopyIn({
+      sources: [source("d", "directory")],
       destination: "/srv/",
-    })
-    assert.deepEqual((await runRelocated(command!, root, context)).code, 0)
+    }))
+    assert.deepEqual((await runRelocated(command, root, context)).code, 0)
     assert.deepEqual((await Deno.stat(`${root}/srv/f`)).uid, 0)
     assert.deepEqual((await Deno.stat(`${root}/srv/mine`)).uid, 4242)
   })
@@ -350,11 +367,11 @@ Deno.test("ADD extracts compressed archives recognised by content, and copies ot
         `${context}/a.tar`,
         `${context}/rootfs.${tool}.data`,
       ])
-      const [command] = extractCommands({
-        source: { path: `rootfs.${tool}.data`, kind: "file" },
+      const command = commandFor(GuestOperation.Extract({
+        source: source(`rootfs.${tool}.data`, "file"),
         destination: `/${tool}`,
-      })
-      const result = await runRelocated(command!, root, context)
+      }))
+      const result = await runRelocated(command, root, context)
       assert.deepEqual(result.code, 0, result.stderr)
       const files = await listing(`${root}/${tool}`)
       assert.deepEqual(files["bin/busybox"], "f 4755", tool)
@@ -366,24 +383,22 @@ Deno.test("ADD extracts compressed archives recognised by content, and copies ot
       assert.deepEqual(busybox.ino, ls.ino, `${tool}: the hard link is kept`)
     }
     await Deno.writeTextFile(`${context}/notes.gz`, "not compressed at all")
-    const [plain] = extractCommands({
-      source: { path: "notes.gz", kind: "file" },
+    const plain = commandFor(GuestOperation.Extract({
+      source: source("notes.gz", "file"),
       destination: "/doc/notes.gz",
-    })
-    assert.deepEqual((await runRelocated(plain!, root, context)).code, 0)
+    }))
+    assert.deepEqual((await runRelocated(plain, root, context)).code, 0)
     assert.deepEqual(await Deno.readTextFile(`${root}/doc/notes.gz`), "not compressed at all")
   })
 })
 
-Deno.test("describe shows every operation as readable lines", () => {
-  const lines = describe({
-    _tag: "CopyIn",
-    sources: [{ path: "my file", kind: "file" }],
+Deno.test("renderCommand shows every operation as the shell line that runs it", async () => {
+  const copy = renderCommand(commandFor(GuestOperation.CopyIn({
+    sources: [source("my file", "file")],
     destination: "/etc/",
-  })
-  assert.ok(lines.some((line) => line.includes(`'${CONTEXT_DIR}/my file'`)), lines.join("\n"))
-  const partition = describe({
-    _tag: "PartitionDisk",
+  })))
+  assert.ok(copy.includes(`'${CONTEXT_DIR}/my file'`), copy)
+  const partition = renderCommand(commandFor(GuestOperation.PartitionDisk({
     layout: {
       table: "gpt",
       sizeBytes: 64 * MiB,
@@ -395,29 +410,48 @@ Deno.test("describe shows every operation as readable lines", () => {
         bootable: false,
       }],
     },
-  })
-  assert.ok(partition.join("\n").includes("start=2048, size=10, type=0FC63DAF"))
+  })))
+  assert.ok(partition.includes("start=2048, size=10, type=0FC63DAF"))
+  // A shell reads the rendered line back into the very argv.
+  const command = commandFor(GuestOperation.Run({ command: `echo "it's" $HOME\nls` }))
+  const echoed = await mustRun([
+    "sh",
+    "-c",
+    `printf '%s\\0' ${renderCommand({ argv: command.argv })}`,
+  ])
+  assert.deepEqual(echoed.split("\0").slice(0, -1), command.argv)
 })
 
-Deno.test("every guest script is valid POSIX shell", async () => {
-  const operations: ReadonlyArray<GuestOperation> = [
-    {
-      _tag: "PartitionDisk",
-      layout: { table: "mbr", sizeBytes: MiB, partitions: [] },
-    },
-    { _tag: "DiscoverRoot" },
-    { _tag: "PrepareChroot" },
-    { _tag: "CopyIn", sources: [{ path: "a", kind: "file" }], destination: "/a" },
-    { _tag: "Extract", source: { path: "a.tar", kind: "file" }, destination: "/" },
-    { _tag: "Shell", console: "/dev/hvc0", rows: 24, columns: 80 },
-    { _tag: "Release" },
-  ]
-  const scripts = operations.flatMap((operation) => commandsFor(operation))
-    .filter((command) => command.argv[0] === "/bin/sh")
-    .map((command) => command.argv[2]!)
-  assert.equal(scripts.length, operations.length)
-  for (const script of scripts) {
-    const checked = await run(["sh", "-n", "-c", script])
-    assert.equal(checked.code, 0, `${checked.stderr}\n${script}`)
+/** One of each operation, to check what they run. */
+const EVERY_OPERATION: ReadonlyArray<GuestOperation> = [
+  GuestOperation.PartitionDisk({ layout: { table: "mbr", sizeBytes: MiB, partitions: [] } }),
+  GuestOperation.Format({ partition: 1, fs: "ext4", options: [] }),
+  GuestOperation.MountPartitions({ mounts: [{ partition: 1, path: "/" }] }),
+  GuestOperation.DiscoverRoot(),
+  GuestOperation.PrepareChroot(),
+  GuestOperation.CopyIn({ sources: [source("a", "file")], destination: "/a" }),
+  GuestOperation.Extract({ source: source("a.tar", "file"), destination: "/" }),
+  GuestOperation.Run({ command: "true" }),
+  GuestOperation.Shell({ console: "/dev/hvc0", rows: 24, columns: 80 }),
+  GuestOperation.Sync(),
+  GuestOperation.Release(),
+]
+
+Deno.test("every script an operation runs is in guest/scripts, executable, valid POSIX shell", async () => {
+  const scripts = EVERY_OPERATION.map((operation) => commandFor(operation).argv[0])
+    .filter((program) => program.startsWith(`${GUEST_SCRIPT_DIR}/`))
+  assert.equal(scripts.length, 8)
+  for (const program of scripts) {
+    const file = program.replace(`${GUEST_SCRIPT_DIR}/`, SCRIPTS)
+    const info = await Deno.stat(file)
+    assert.ok(((info.mode ?? 0) & 0o111) !== 0, `${file} is executable`)
+    assert.match(await Deno.readTextFile(file), /^#!\/bin\/sh\n/, `${file} has a shebang`)
+    const checked = await run(["sh", "-n", file])
+    assert.equal(checked.code, 0, `${checked.stderr}\n${file}`)
   }
+})
+
+Deno.test("inRoot puts image paths under the build root", () => {
+  assert.equal(inRoot("/"), BUILD_ROOT)
+  assert.equal(inRoot("/etc//motd"), `${BUILD_ROOT}/etc/motd`)
 })

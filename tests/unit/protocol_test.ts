@@ -1,13 +1,13 @@
 /** The guest-agent messages: what the host accepts from the guest and what it sends. */
 import assert from "node:assert/strict"
 import * as Either from "effect/Either"
-import { decodePayload, encodeDataFrame, encodeJsonFrame } from "../../src/domain/frame.ts"
+import { decodePayload, encodeDataFrame, encodeJsonFrame } from "../../src/domain/guest/frame.ts"
 import {
   checkVersion,
   decodeGuestPayload,
   encodeHostMessage,
   PROTOCOL_VERSION,
-} from "../../src/domain/protocol.ts"
+} from "../../src/domain/guest/protocol.ts"
 
 const payloadOf = (frame: Uint8Array) => frame.subarray(4)
 const json = (value: unknown) => payloadOf(encodeJsonFrame(value))

@@ -5,10 +5,11 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { VmError } from "../../domain/errors.ts"
+import { GuestCommandFailed } from "../../domain/guest/errors.ts"
+import type { GuestSource } from "../../domain/guest/operation.ts"
 import type { MountPoint } from "../../domain/plan.ts"
-import { BuildContext, type ContextEntry } from "../../services/build_context.ts"
-import { BuildVm, type VmSession } from "../../services/build_vm.ts"
+import { BuildContext } from "../../services/build_context.ts"
+import { BuildVm, type SessionOperation, type VmSession } from "../../services/build_vm.ts"
 import {
   basename,
   isDirectory,
@@ -25,7 +26,7 @@ import type { MemoryWorld, SimDisk, SimGuest } from "./world.ts"
 
 const encoder = new TextEncoder()
 
-const fail = (operation: string, reason: string) => new VmError({ operation, reason })
+const fail = (operation: string, reason: string) => new GuestCommandFailed({ operation, reason })
 
 export const BuildVmMemory = (world: MemoryWorld) =>
   Layer.effect(
@@ -108,17 +109,17 @@ const session = (
   /** Copy one build-context source the way `cp -a` does: a directory gives its contents. */
   const copySource = Effect.fn("BuildVmMemory.copySource")(function* (
     operation: string,
-    entry: ContextEntry,
+    source: GuestSource,
     destination: string,
     intoDirectory: boolean,
   ) {
-    const nodes = yield* context.walk(entry).pipe(
+    const nodes = yield* context.walk(source).pipe(
       Effect.mapError((error) => fail(operation, error.message)),
     )
-    const target = entry.kind === "directory"
+    const target = source.kind === "directory"
       ? destination
       : intoDirectory
-      ? join(destination, basename(entry.path))
+      ? join(destination, basename(source.path))
       : destination
     for (const node of nodes) {
       const path = node.path === "" ? target : join(target, node.path)
@@ -132,94 +133,116 @@ const session = (
     }
   })
 
-  return {
-    partitionDisk: (layout) =>
-      Effect.sync(() => {
-        disk.table = layout.table
-        disk.partitions = layout.partitions.map((p) => ({ layout: p }))
-        world.record({ op: "partition", table: layout.table, count: layout.partitions.length })
-      }),
+  const perform = (operation: SessionOperation): Effect.Effect<void, GuestCommandFailed> => {
+    switch (operation._tag) {
+      case "PartitionDisk":
+        return Effect.sync(() => {
+          const { layout } = operation
+          disk.table = layout.table
+          disk.partitions = layout.partitions.map((p) => ({ layout: p }))
+          world.record({ op: "partition", table: layout.table, count: layout.partitions.length })
+        })
 
-    format: ({ partition: number, fs, options }) => {
-      const target = partition(number)
-      if (!target) return Effect.fail(fail("format", `partition ${number} does not exist`))
-      return Effect.sync(() => {
-        target.filesystem = { fs, options, tree: newTree() }
-        world.record({ op: "format", partition: number, fs })
-      })
-    },
+      case "Format": {
+        const { partition: number, fs, options } = operation
+        const target = partition(number)
+        if (!target) return Effect.fail(fail("format", `partition ${number} does not exist`))
+        return Effect.sync(() => {
+          target.filesystem = { fs, options, tree: newTree() }
+          world.record({ op: "format", partition: number, fs })
+        })
+      }
 
-    mountPartitions: (points) =>
-      Effect.forEach(points, (point) => {
-        if (!partition(point.partition)?.filesystem) {
-          return Effect.fail(
-            fail(
-              "mount",
-              `partition ${point.partition} has no filesystem to mount at ${point.path}`,
-            ),
-          )
-        }
-        if (point.path !== "/" && !locate(point.path)) {
-          return Effect.fail(fail("mount", `nothing is mounted at / (mounting ${point.path})`))
+      case "MountPartitions":
+        return Effect.forEach(operation.mounts, (point) => {
+          if (!partition(point.partition)?.filesystem) {
+            return Effect.fail(
+              fail(
+                "mount",
+                `partition ${point.partition} has no filesystem to mount at ${point.path}`,
+              ),
+            )
+          }
+          if (point.path !== "/" && !locate(point.path)) {
+            return Effect.fail(fail("mount", `nothing is mounted at / (mounting ${point.path})`))
+          }
+          return Effect.sync(() => {
+            const parent = locate(point.path)
+            if (parent) mkdirs(parent.tree, parent.inner)
+            mounts.push(point)
+            world.record({ op: "mount", partition: point.partition, path: point.path })
+          })
+        }, { discard: true })
+
+      case "DiscoverRoot": {
+        const root = disk.partitions.find((p) => p.filesystem?.tree.get("/etc/fstab"))
+        const fstab = root?.filesystem?.tree.get("/etc/fstab")
+        if (!root || fstab?.kind !== "file") {
+          return Effect.fail(fail("find the root filesystem", "no filesystem holds /etc/fstab"))
         }
         return Effect.sync(() => {
-          const parent = locate(point.path)
-          if (parent) mkdirs(parent.tree, parent.inner)
-          mounts.push(point)
-          world.record({ op: "mount", partition: point.partition, path: point.path })
+          mounts.push({ partition: root.layout.number, path: "/" })
+          world.record({ op: "discover-root", root: root.layout.number })
+          // The simulated fstab names partitions by device: `/dev/vdaN /path fstype ...`.
+          for (const line of new TextDecoder().decode(fstab.content).split("\n")) {
+            const [device, path, fs] = line.trim().split(/\s+/)
+            const number = /^\/dev\/vda(\d+)$/.exec(device ?? "")?.[1]
+            if (!number || !path || path === "/" || fs === "swap" || line.startsWith("#")) continue
+            mounts.push({ partition: Number(number), path })
+            world.record({ op: "mount", partition: Number(number), path })
+          }
         })
-      }, { discard: true }),
-
-    discoverRoot: Effect.suspend(() => {
-      const root = disk.partitions.find((p) => p.filesystem?.tree.get("/etc/fstab"))
-      const fstab = root?.filesystem?.tree.get("/etc/fstab")
-      if (!root || fstab?.kind !== "file") {
-        return Effect.fail(fail("find the root filesystem", "no filesystem holds /etc/fstab"))
       }
-      mounts.push({ partition: root.layout.number, path: "/" })
-      world.record({ op: "discover-root", root: root.layout.number })
-      // The simulated fstab names partitions by device: `/dev/vdaN /path fstype ...`.
-      for (const line of new TextDecoder().decode(fstab.content).split("\n")) {
-        const [device, path, fs] = line.trim().split(/\s+/)
-        const number = /^\/dev\/vda(\d+)$/.exec(device ?? "")?.[1]
-        if (!number || !path || path === "/" || fs === "swap" || line.startsWith("#")) continue
-        mounts.push({ partition: Number(number), path })
-        world.record({ op: "mount", partition: Number(number), path })
-      }
-      return Effect.void
-    }),
 
-    prepareChroot: Effect.sync(() => {
-      chroot = true
-      world.record({ op: "prepare-chroot" })
-    }),
+      case "PrepareChroot":
+        return Effect.sync(() => {
+          chroot = true
+          world.record({ op: "prepare-chroot" })
+        })
 
-    copyIn: Effect.fn("BuildVmMemory.copyIn")(function* ({ sources, destination }) {
-      world.record({ op: "copy", sources: sources.map((s) => s.path), destination })
-      const intoDirectory = destination.endsWith("/") || sources.length > 1 ||
-        guestIsDirectory(destination)
-      for (const entry of sources) yield* copySource("copy", entry, destination, intoDirectory)
-    }),
+      case "CopyIn":
+        return Effect.gen(function* () {
+          const { sources, destination } = operation
+          world.record({ op: "copy", sources: sources.map((s) => s.path), destination })
+          const intoDirectory = destination.endsWith("/") || sources.length > 1 ||
+            guestIsDirectory(destination)
+          for (const source of sources) {
+            yield* copySource("copy", source, destination, intoDirectory)
+          }
+        })
 
-    extract: Effect.fn("BuildVmMemory.extract")(function* ({ source, destination }) {
-      world.record({ op: "extract", source: source.path, destination })
-      const nodes = yield* context.walk(source).pipe(
-        Effect.mapError((error) => fail("extract", error.message)),
-      )
-      const raw = source.kind === "file" ? nodes[0]?.content : undefined
-      const bytes = raw && isGzip(raw) ? yield* Effect.promise(() => gunzip(raw)) : raw
-      if (!bytes || !isTar(bytes)) {
-        return yield* copySource(
-          "extract",
-          source,
-          destination,
-          destination.endsWith("/") || guestIsDirectory(destination),
-        )
-      }
-      for (const { path, node } of readTar(bytes)) {
-        yield* write("extract", join(destination, path), node)
-      }
-    }),
+      case "Extract":
+        return Effect.gen(function* () {
+          const { source, destination } = operation
+          world.record({ op: "extract", source: source.path, destination })
+          const nodes = yield* context.walk(source).pipe(
+            Effect.mapError((error) => fail("extract", error.message)),
+          )
+          const raw = source.kind === "file" ? nodes[0]?.content : undefined
+          const bytes = raw && isGzip(raw) ? yield* Effect.promise(() => gunzip(raw)) : raw
+          if (!bytes || !isTar(bytes)) {
+            return yield* copySource(
+              "extract",
+              source,
+              destination,
+              destination.endsWith("/") || guestIsDirectory(destination),
+            )
+          }
+          for (const { path, node } of readTar(bytes)) {
+            yield* write("extract", join(destination, path), node)
+          }
+        })
+
+      case "Sync":
+        return Effect.sync(() => world.record({ op: "sync" }))
+
+      case "Release":
+        return Effect.sync(() => world.record({ op: "release" }))
+    }
+  }
+
+  return {
+    perform,
 
     run: Effect.fn("BuildVmMemory.run")(function* ({ command, onOutput }) {
       if (!chroot) return yield* fail("run", "the chroot was not prepared before RUN")
@@ -235,7 +258,5 @@ const session = (
       world.record({ op: "shell" })
       return 0
     }),
-
-    sync: Effect.sync(() => world.record({ op: "sync" })),
   }
 }

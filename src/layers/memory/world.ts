@@ -39,6 +39,7 @@ export type Operation =
   | { readonly op: "run"; readonly command: string }
   | { readonly op: "shell" }
   | { readonly op: "sync" }
+  | { readonly op: "release" }
   | { readonly op: "shutdown" }
   | { readonly op: "publish"; readonly name: string; readonly path: string }
   | { readonly op: "discard"; readonly path: string }

@@ -1,18 +1,15 @@
 /**
  * Which accelerator runs the helper VM: KVM when the host offers it, else TCG (emulation).
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import type { Accel } from "../../services/build_vm.ts"
 
 /** Whether this process may open /dev/kvm for reading and writing. */
-export const kvmUsable: Effect.Effect<boolean> = Effect.sync(() => {
-  try {
-    Deno.openSync("/dev/kvm", { read: true, write: true }).close()
-    return true
-  } catch {
-    return false
-  }
-})
+export const kvmUsable: Effect.Effect<boolean, never, FileSystem.FileSystem> = Effect.flatMap(
+  FileSystem.FileSystem,
+  (fs) => Effect.scoped(fs.open("/dev/kvm", { flag: "r+" })),
+).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
 
 export type Engine = "kvm" | "tcg"
 

@@ -1,5 +1,5 @@
 /**
- * AgentClient: the host end of the guest-agent channel (src/domain/protocol.ts). It owns a duplex
+ * AgentClient: the host end of the guest-agent channel (src/domain/guest/protocol.ts). It owns a duplex
  * byte channel — the QEMU `chardev socket` of the agent's virtio-serial port, or a child
  * process's pipes in tests — and turns it into typed operations.
  *
@@ -13,8 +13,13 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { VmError } from "../../domain/errors.ts"
-import { chunks, FrameDecoder, MAX_FRAME_BYTES } from "../../domain/frame.ts"
+import {
+  AgentChannelBroken,
+  GuestCommandFailed,
+  VmBootFailed,
+  type VmError,
+} from "../../domain/guest/errors.ts"
+import { chunks, FrameDecoder, MAX_FRAME_BYTES } from "../../domain/guest/frame.ts"
 import {
   checkVersion,
   decodeGuestPayload,
@@ -22,14 +27,12 @@ import {
   type GuestMessage,
   type Hello,
   type HostMessage,
-} from "../../domain/protocol.ts"
+} from "../../domain/guest/protocol.ts"
 import type { OutputStream } from "../../services/reporter.ts"
+import type { ByteChannel } from "./unix_socket.ts"
 
-/** A duplex byte channel: a `Deno.Conn`, or `{ readable: child.stdout, writable: child.stdin }`. */
-export interface AgentChannel {
-  readonly readable: ReadableStream<Uint8Array>
-  readonly writable: WritableStream<Uint8Array>
-}
+/** The agent's channel: QEMU's unix socket for its port, or a child process's pipes in tests. */
+export type AgentChannel = ByteChannel
 
 export interface ExecRequest {
   readonly argv: readonly [string, ...Array<string>]
@@ -66,7 +69,8 @@ interface PendingExec {
   readonly exit: Deferred.Deferred<number, VmError>
 }
 
-const channelError = (reason: string) => new VmError({ operation: "talk to its agent", reason })
+const channelError = (reason: string) =>
+  new AgentChannelBroken({ operation: "talk to its agent", reason })
 
 /**
  * Take over `channel` and wait for the agent's hello. Closing the scope stops reading and closes
@@ -130,7 +134,7 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
         pending.delete(message.id)
         return exec === undefined ? Effect.void : Deferred.fail(
           exec.exit,
-          new VmError({ operation: "run a command", reason: message.message }),
+          new GuestCommandFailed({ operation: "run a command", reason: message.message }),
         )
       }
       case "goodbye":
@@ -192,14 +196,14 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
     Effect.timeoutFail({
       duration: options.helloTimeout,
       onTimeout: () =>
-        new VmError({
+        new VmBootFailed({
           operation: "start its agent",
           reason: "the agent did not say hello in time",
         }),
     }),
     Effect.flatMap((message) =>
       Either.match(checkVersion(message), {
-        onLeft: (reason) => Effect.fail(new VmError({ operation: "start its agent", reason })),
+        onLeft: (reason) => Effect.fail(new VmBootFailed({ operation: "start its agent", reason })),
         onRight: Effect.succeed,
       })
     ),

@@ -2,18 +2,18 @@
  * DiskImages over qemu-img: qcow2 files created, layered, flattened and inspected by the tool
  * QEMU itself reads them with.
  */
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DiskImageError } from "../../domain/errors.ts"
 import { type DiskImageInfo, DiskImages } from "../../services/disk_images.ts"
-import { lastLines, missingToolReason, runTool } from "./qemu_process.ts"
+import { lastLines, runTool } from "../host_process.ts"
 
 /** Run qemu-img; a failure carries qemu-img's own explanation. */
 const qemuImg = (operation: string, path: string, args: ReadonlyArray<string>) =>
   runTool(["qemu-img", ...args]).pipe(
-    Effect.mapError(() =>
-      new DiskImageError({ operation, path, reason: missingToolReason("qemu-img") })
-    ),
+    Effect.mapError((missing) => new DiskImageError({ operation, path, reason: missing.message })),
     Effect.filterOrFail(
       (result) => result.code === 0,
       (result) =>
@@ -25,9 +25,6 @@ const qemuImg = (operation: string, path: string, args: ReadonlyArray<string>) =
         }),
     ),
   )
-
-/** An absolute path, as qemu-img records backing files relative to the overlay otherwise. */
-const absolute = (path: string): string => path.startsWith("/") ? path : `${Deno.cwd()}/${path}`
 
 interface QemuImgInfo {
   readonly filename: string
@@ -62,44 +59,56 @@ const parseInfo = (path: string, json: string): Effect.Effect<DiskImageInfo, Dis
       }),
   })
 
-export const DiskImagesQemu: Layer.Layer<DiskImages> = Layer.succeed(
+export const DiskImagesQemu: Layer.Layer<
   DiskImages,
-  DiskImages.of({
-    create: Effect.fn("DiskImages.create")(function* ({ path, sizeBytes }) {
-      yield* qemuImg("create", path, ["create", "-q", "-f", "qcow2", path, String(sizeBytes)])
-    }),
-    overlay: Effect.fn("DiskImages.overlay")(function* ({ path, backing }) {
-      yield* qemuImg("create an overlay", path, [
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-b",
-        absolute(backing),
-        "-F",
-        "qcow2",
-        path,
-      ])
-    }),
-    convert: Effect.fn("DiskImages.convert")(function* ({ from, to, fromFormat }) {
-      yield* qemuImg("convert", from, [
-        "convert",
-        ...(fromFormat === undefined ? [] : ["-f", fromFormat]),
-        "-O",
-        "qcow2",
-        from,
-        to,
-      ])
-    }),
-    info: Effect.fn("DiskImages.info")(function* (path) {
-      // --force-share: listing must work while a running VM holds the image open.
-      const result = yield* qemuImg("inspect", path, [
-        "info",
-        "--force-share",
-        "--output=json",
-        path,
-      ])
-      return yield* parseInfo(path, result.stdout)
-    }),
+  never,
+  CommandExecutor.CommandExecutor | Path.Path
+> = Layer.effect(
+  DiskImages,
+  Effect.gen(function* () {
+    const executor = yield* CommandExecutor.CommandExecutor
+    const paths = yield* Path.Path
+    const run = (operation: string, target: string, args: ReadonlyArray<string>) =>
+      qemuImg(operation, target, args).pipe(
+        Effect.provideService(CommandExecutor.CommandExecutor, executor),
+      )
+    return DiskImages.of({
+      create: Effect.fn("DiskImages.create")(function* ({ path, sizeBytes }) {
+        yield* run("create", path, ["create", "-q", "-f", "qcow2", path, String(sizeBytes)])
+      }),
+      overlay: Effect.fn("DiskImages.overlay")(function* ({ path, backing }) {
+        yield* run("create an overlay", path, [
+          "create",
+          "-q",
+          "-f",
+          "qcow2",
+          "-b",
+          paths.resolve(backing),
+          "-F",
+          "qcow2",
+          path,
+        ])
+      }),
+      convert: Effect.fn("DiskImages.convert")(function* ({ from, to, fromFormat }) {
+        yield* run("convert", from, [
+          "convert",
+          ...(fromFormat === undefined ? [] : ["-f", fromFormat]),
+          "-O",
+          "qcow2",
+          from,
+          to,
+        ])
+      }),
+      info: Effect.fn("DiskImages.info")(function* (path) {
+        // --force-share: listing must work while a running VM holds the image open.
+        const result = yield* run("inspect", path, [
+          "info",
+          "--force-share",
+          "--output=json",
+          path,
+        ])
+        return yield* parseInfo(path, result.stdout)
+      }),
+    })
   }),
 )

@@ -10,7 +10,8 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { VmError } from "../../domain/errors.ts"
+import { VmBootFailed } from "../../domain/guest/errors.ts"
+import { GuestManifestJson } from "../../domain/guest/manifest.ts"
 
 /** The boot files of the helper VM, as absolute paths. */
 export interface GuestArtifacts {
@@ -24,24 +25,10 @@ export interface GuestArtifacts {
   readonly kernelVersion: string
 }
 
-const Artifact = Schema.Struct({ sha256: Schema.String, size: Schema.Number })
-
-/** The part of guest/dist/manifest.json the tool relies on. */
-export const GuestManifest = Schema.Struct({
-  inputs: Schema.String,
-  kernel: Schema.String,
-  artifacts: Schema.Struct({
-    vmlinux: Artifact,
-    "initramfs.img": Artifact,
-    "runtime.img": Schema.optional(Artifact),
-  }),
-})
-export type GuestManifest = typeof GuestManifest.Type
-
 const BUILD_HINT = "build them with `deno task guest`"
 
 const missing = (reason: string) =>
-  new VmError({ operation: "find its kernel and initramfs", reason })
+  new VmBootFailed({ operation: "find its kernel and initramfs", reason })
 
 /**
  * The artifacts in `dir`, checked against its manifest: each listed file must exist with the
@@ -54,7 +41,7 @@ export const guestArtifactsIn = Effect.fn("GuestArtifacts.in")(function* (dir: s
   const text = yield* fs.readFileString(manifestPath).pipe(
     Effect.mapError(() => missing(`${manifestPath} does not exist; ${BUILD_HINT}`)),
   )
-  const manifest = yield* Schema.decodeUnknown(Schema.parseJson(GuestManifest))(text).pipe(
+  const manifest = yield* Schema.decodeUnknown(GuestManifestJson)(text).pipe(
     Effect.mapError(() => missing(`${manifestPath} is not a guest manifest; ${BUILD_HINT}`)),
   )
   const checked = (name: string, size: number) =>
@@ -99,14 +86,14 @@ export const extractGuestArtifacts = Effect.fn("GuestArtifacts.extract")(functio
   const path = yield* Path.Path
   const source = yield* guestArtifactsIn(embedded)
   const manifest = yield* fs.readFileString(source.manifest).pipe(
-    Effect.flatMap(Schema.decodeUnknown(Schema.parseJson(GuestManifest))),
+    Effect.flatMap(Schema.decodeUnknown(GuestManifestJson)),
     Effect.orDie,
   )
   const target = path.join(cacheRoot, manifest.inputs.slice(0, 16))
   const cached = yield* guestArtifactsIn(target).pipe(Effect.option)
   if (Option.isSome(cached)) return cached.value
   const failure = (error: unknown) =>
-    new VmError({
+    new VmBootFailed({
       operation: "find its kernel and initramfs",
       reason: `cannot extract them to ${target}: ${String(error)}`,
     })

@@ -1,61 +1,139 @@
 /**
- * Just enough of QMP, QEMU's JSON control protocol, to stop a VM whose guest no longer answers:
- * negotiate capabilities, then `quit` (QEMU closes its disk images cleanly, unlike a kill).
+ * A QMP client: QEMU's JSON control protocol over its unix socket. Commands run one at a time;
+ * asynchronous events (STOP, BLOCK_IO_ERROR, ...) are kept in a bounded queue.
  */
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { connectUnix } from "./unix_socket.ts"
 
-const encoder = new TextEncoder()
-
-/** Read newline-separated JSON objects until one satisfies `done`. */
-const readUntil = async (
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  state: { buffer: string },
-  done: (message: Record<string, unknown>) => boolean,
-): Promise<Record<string, unknown>> => {
-  const decoder = new TextDecoder()
-  for (;;) {
-    let newline = state.buffer.indexOf("\n")
-    while (newline >= 0) {
-      const line = state.buffer.slice(0, newline).trim()
-      state.buffer = state.buffer.slice(newline + 1)
-      if (line !== "") {
-        const message = JSON.parse(line) as Record<string, unknown>
-        if (done(message)) return message
-      }
-      newline = state.buffer.indexOf("\n")
-    }
-    const next = await reader.read()
-    if (next.done) throw new Error("QMP closed the connection")
-    state.buffer += decoder.decode(next.value, { stream: true })
+export class QmpError extends Data.TaggedError("QmpError")<{
+  readonly command: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `QMP ${this.command}: ${this.reason}`
   }
 }
 
-const isReturn = (message: Record<string, unknown>) => "return" in message || "error" in message
+export interface QmpEvent {
+  readonly event: string
+  readonly data?: Record<string, unknown>
+}
 
-/** Send `quit` over the QMP socket at `path`; whether QEMU accepted it within `timeout`. */
+export interface QmpClient {
+  /** Run one command; its `return` value, or a QmpError with QEMU's `error.desc`. */
+  readonly execute: (
+    command: string,
+    args?: Record<string, unknown>,
+  ) => Effect.Effect<unknown, QmpError>
+  /** Events as QEMU sent them, oldest first (the oldest are dropped beyond 64). */
+  readonly events: Queue.Dequeue<QmpEvent>
+}
+
+type Message = Record<string, unknown>
+
+const encoder = new TextEncoder()
+
+/** Connect to QMP at `path`, negotiate capabilities; closing the scope disconnects. */
+export const connectQmp = (path: string): Effect.Effect<QmpClient, QmpError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const channel = yield* connectUnix(path, { attempts: 50 }).pipe(
+      Effect.mapError((error) => new QmpError({ command: "connect", reason: error.message })),
+    )
+    const writer = channel.writable.getWriter()
+    const events = yield* Queue.sliding<QmpEvent>(64)
+    const greeting = yield* Deferred.make<void, QmpError>()
+    let pending: Deferred.Deferred<Message, QmpError> | undefined
+    const closed = (reason: string) => new QmpError({ command: "read", reason })
+
+    const dispatch = (message: Message) =>
+      Effect.gen(function* () {
+        if ("QMP" in message) return yield* Deferred.succeed(greeting, undefined)
+        if (typeof message.event === "string") {
+          const data = message.data as Record<string, unknown> | undefined
+          return yield* Queue.offer(events, { event: message.event, ...(data ? { data } : {}) })
+        }
+        if (("return" in message || "error" in message) && pending !== undefined) {
+          const answer = pending
+          pending = undefined
+          yield* Deferred.succeed(answer, message)
+        }
+      })
+
+    yield* Stream.fromReadableStream({
+      evaluate: () => channel.readable,
+      onError: (error) => closed(String(error)),
+      releaseLockOnEnd: true,
+    }).pipe(
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.filter((line) => line.trim() !== ""),
+      Stream.mapEffect((line) =>
+        Effect.try({
+          try: () => JSON.parse(line) as Message,
+          catch: () => closed(`QEMU sent a line that is not JSON: ${line.slice(0, 80)}`),
+        })
+      ),
+      Stream.runForEach(dispatch),
+      Effect.zipRight(Effect.fail(closed("QEMU closed the connection"))),
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          Deferred.fail(greeting, error),
+          Effect.suspend(() => pending === undefined ? Effect.void : Deferred.fail(pending, error)),
+        )
+      ),
+      Effect.forkScoped,
+    )
+    yield* Effect.addFinalizer(() => Effect.promise(() => writer.abort().catch(() => {})))
+
+    const lock = yield* Effect.makeSemaphore(1)
+    const send = (command: string, args?: Record<string, unknown>) =>
+      Effect.gen(function* () {
+        const answer = yield* Deferred.make<Message, QmpError>()
+        pending = answer
+        const line = JSON.stringify(
+          args === undefined ? { execute: command } : {
+            execute: command,
+            arguments: args,
+          },
+        )
+        yield* Effect.tryPromise({
+          try: () => writer.write(encoder.encode(`${line}\n`)),
+          catch: (error) => new QmpError({ command, reason: `cannot write (${String(error)})` }),
+        })
+        const message = yield* Deferred.await(answer)
+        if ("error" in message) {
+          const error = message.error as { desc?: unknown } | undefined
+          return yield* new QmpError({ command, reason: String(error?.desc ?? "failed") })
+        }
+        return message.return
+      }).pipe(lock.withPermits(1))
+
+    yield* Deferred.await(greeting)
+    yield* send("qmp_capabilities")
+    return { execute: send, events }
+  })
+
+/**
+ * Ask QEMU to quit over QMP (it closes its disk images cleanly, unlike a kill); whether it
+ * accepted within `timeout`. Safe inside a finalizer: the deadline holds there too.
+ */
 export const qmpQuit = (path: string, timeout: Duration.DurationInput): Effect.Effect<boolean> =>
-  Effect.tryPromise(async (signal) => {
-    const conn = await Deno.connect({ transport: "unix", path })
-    signal.addEventListener("abort", () => conn.close(), { once: true })
-    const reader = conn.readable.getReader()
-    const writer = conn.writable.getWriter()
-    const state = { buffer: "" }
-    try {
-      await readUntil(reader, state, (message) => "QMP" in message)
-      await writer.write(encoder.encode(JSON.stringify({ execute: "qmp_capabilities" }) + "\n"))
-      await readUntil(reader, state, isReturn)
-      await writer.write(encoder.encode(JSON.stringify({ execute: "quit" }) + "\n"))
-      const answer = await readUntil(reader, state, isReturn).catch(() => ({ return: {} }))
-      return "return" in answer
-    } finally {
-      try {
-        conn.close()
-      } catch {
-        // Closed by the abort or by QEMU on its way out.
-      }
-    }
-  }).pipe(
+  Effect.scoped(
+    Effect.flatMap(connectQmp(path), (qmp) =>
+      qmp.execute("quit").pipe(
+        // QEMU may close the socket before its answer arrives: it is quitting either way.
+        Effect.catchTag("QmpError", (error) =>
+          error.command === "read" ? Effect.void : Effect.fail(error)),
+      )),
+  ).pipe(
+    Effect.interruptible,
     Effect.timeout(Duration.decode(timeout)),
+    Effect.as(true),
     Effect.orElseSucceed(() => false),
   )

@@ -5,7 +5,7 @@
  * A frame is a 4-byte big-endian payload length followed by the payload. The first payload byte
  * says what follows:
  *
- * - `KIND_JSON` (1): a UTF-8 JSON message (see src/domain/protocol.ts);
+ * - `KIND_JSON` (1): a UTF-8 JSON message (see src/domain/guest/protocol.ts);
  * - `KIND_DATA` (2): a chunk of a command's stdin/stdout/stderr, kept binary so output is not
  *   inflated by base64: stream byte, 4-byte big-endian exec id, then the bytes.
  *

@@ -1,6 +1,6 @@
 /**
  * The guest-agent protocol: the messages the host and the agent in the helper VM exchange over
- * the framed channel of src/domain/frame.ts. The host validates every message from the guest
+ * the framed channel of src/domain/guest/frame.ts. The host validates every message from the guest
  * with these schemas; the agent (guest/agent.ts) cannot load effect and checks the few fields it
  * needs by hand.
  *

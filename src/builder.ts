@@ -10,15 +10,13 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import type {
-  DiskImageError,
-  ImageExists,
-  InvalidImageSpec,
-  StoreError,
-  VmError,
-} from "./domain/errors.ts"
+import type { DiskImageError, ImageExists, InvalidImageSpec } from "./domain/errors.ts"
 import { ContextSourceError, StepFailed } from "./domain/errors.ts"
+import type { VmError } from "./domain/guest/errors.ts"
+import { GuestOperation } from "./domain/guest/operation.ts"
+import { OutputTail } from "./domain/output_tail.ts"
 import type { Action, BuildPlan, PlanStep } from "./domain/plan.ts"
+import type { StoreError } from "./domain/store_errors.ts"
 import { BuildContext, type ContextEntry } from "./services/build_context.ts"
 import { type BootOptions, BuildVm, type VmSession } from "./services/build_vm.ts"
 import { DiskImages } from "./services/disk_images.ts"
@@ -40,6 +38,9 @@ export interface BuildResult {
   readonly durationMs: number
 }
 
+/** How many lines of a failed RUN's output its error shows. */
+const TAIL_LINES = 20
+
 export type BuildError =
   | StepFailed
   | VmError
@@ -48,25 +49,6 @@ export type BuildError =
   | ImageExists
   | DiskImageError
   | InvalidImageSpec
-
-/** How many lines of a failed RUN's output its error shows. */
-const TAIL_LINES = 20
-
-/** Keeps the last lines of a stream of output chunks, for error messages. */
-const outputTail = () => {
-  const decoder = new TextDecoder()
-  let lines: Array<string> = []
-  let partial = ""
-  return {
-    push: (chunk: Uint8Array) => {
-      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n")
-      partial = parts.pop() ?? ""
-      lines = lines.concat(parts).slice(-TAIL_LINES)
-    },
-    lines: (): ReadonlyArray<string> =>
-      (partial === "" ? lines : [...lines, partial]).slice(-TAIL_LINES),
-  }
-}
 
 export const build = Effect.fn("build")(function* (plan: BuildPlan, options: BuildOptions) {
   const store = yield* ImageStore
@@ -105,52 +87,56 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
   })
   const chroot = Effect.fn("build.chroot")(function* (current: VmSession) {
     if (chrootReady) return
-    yield* current.prepareChroot
+    yield* current.perform(GuestOperation.PrepareChroot())
     chrootReady = true
   })
-  const requireSession = (): VmSession => {
-    if (!session) throw new Error("the helper VM was not started before the step that needs it")
-    return session
-  }
+  // The plan puts CreateDisk or UseBase first, so a session exists for every later step.
+  const requireSession = (): Effect.Effect<VmSession> =>
+    session === undefined
+      ? Effect.dieMessage("the helper VM was not started before the step that needs it")
+      : Effect.succeed(session)
 
   const failStep = (step: PlanStep, reason: string, extra: Partial<StepFailed> = {}) =>
     new StepFailed({ step: step.index, total, instruction: step.text, reason, ...extra })
 
+  // Where each of the plan's actions becomes host work and guest operations.
   const perform = Effect.fn("build.perform")(function* (step: PlanStep, action: Action) {
     switch (action._tag) {
       case "CreateDisk": {
         yield* disks.create({ path: working.path, sizeBytes: action.layout.sizeBytes })
         const current = yield* bootOn()
-        yield* current.partitionDisk(action.layout)
-        return
+        return yield* current.perform(GuestOperation.PartitionDisk({ layout: action.layout }))
       }
       case "UseBase": {
         const base = yield* store.resolve(action.spec)
         yield* disks.convert({ from: base.path, to: working.path, fromFormat: base.format })
         const current = yield* bootOn()
-        yield* current.discoverRoot
-        return
+        return yield* current.perform(GuestOperation.DiscoverRoot())
       }
       case "Format":
-        return yield* requireSession().format(action.format)
+        return yield* (yield* requireSession()).perform(GuestOperation.Format(action.format))
       case "Mount":
-        return yield* requireSession().mountPartitions(action.mounts)
+        return yield* (yield* requireSession()).perform(
+          GuestOperation.MountPartitions({ mounts: action.mounts }),
+        )
       case "Copy":
-        return yield* requireSession().copyIn({
+        return yield* (yield* requireSession()).perform(GuestOperation.CopyIn({
           sources: action.sources.map(entry),
           destination: action.destination,
-        })
+        }))
       case "Add": {
-        const current = requireSession()
+        const current = yield* requireSession()
         for (const source of action.sources) {
-          yield* current.extract({ source: entry(source), destination: action.destination })
+          yield* current.perform(
+            GuestOperation.Extract({ source: entry(source), destination: action.destination }),
+          )
         }
         return
       }
       case "Run": {
-        const current = requireSession()
+        const current = yield* requireSession()
         yield* chroot(current)
-        const tail = outputTail()
+        const tail = new OutputTail(TAIL_LINES)
         const status = yield* current.run({
           command: action.command,
           onOutput: (stream: OutputStream, chunk: Uint8Array) => {
@@ -173,7 +159,7 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
             "INSPECT needs an interactive terminal, and this build has none (remove INSPECT for unattended builds)",
           )
         }
-        const current = requireSession()
+        const current = yield* requireSession()
         yield* chroot(current)
         yield* current.shell
         return
@@ -191,7 +177,7 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     yield* reporter.stepEnd(step.index, total, durationMs)
   }
 
-  if (session) yield* session.sync
+  if (session) yield* session.perform(GuestOperation.Sync())
   yield* Scope.close(vmScope, Exit.void)
   const image = yield* working.commit
   const durationMs = (yield* Clock.currentTimeMillis) - started

@@ -1,0 +1,34 @@
+#!/bin/sh
+# copy-in.sh dir DEST SOURCE...
+# copy-in.sh file DEST SOURCE
+# COPY: copies sources from the build context into the image. Mode "dir": DEST is a directory; a
+# directory source gives its contents, a file lands under its own name. Mode "file": the one
+# SOURCE becomes DEST (or lands inside it, if that is an existing directory, as with cp). What is
+# copied is owned by root, as with Docker's COPY: the build directory belongs to the user who
+# runs the build, not to anyone in the image.
+set -eu
+mode=$1 dest=$2
+shift 2
+if [ "$mode" = file ]; then
+	mkdir -p "$(dirname "$dest")"
+	cp -a -H "$1" "$dest"
+	if [ -d "$dest" ] && [ ! -L "$dest" ]; then
+		chown -R -h 0:0 "$dest/${1##*/}"
+	else
+		chown -R -h 0:0 "$dest"
+	fi
+	exit 0
+fi
+mkdir -p "$dest"
+for src; do
+	if [ -d "$src" ]; then
+		cp -a -H "$src/." "$dest/"
+		for entry in "$src"/* "$src"/.[!.]* "$src"/..?*; do
+			[ -e "$entry" ] || [ -L "$entry" ] || continue
+			chown -R -h 0:0 "$dest/${entry##*/}"
+		done
+	else
+		cp -a -H "$src" "$dest/"
+		chown -R -h 0:0 "$dest/${src##*/}"
+	fi
+done

@@ -1,0 +1,31 @@
+#!/bin/sh
+# prepare-chroot.sh ROOT [PATH TYPE OPTIONS SOURCE]...
+# Mounts the chroot's API filesystems under ROOT in the order given, then binds the helper VM's
+# resolv.conf over the image's. One guest command for all of them: each agent round trip costs
+# about 80 ms under TCG. These fixed mounts need nothing beyond busybox's static mount, which
+# under TCG spares 50 ms an exec over util-linux's (a dozen libraries relocated every time).
+set -eu
+root=$1
+shift
+while [ "$#" -ge 4 ]; do
+	mkdir -p "$root$1"
+	busybox mount -t "$2" -o "$3" "$4" "$root$1"
+	shift 4
+done
+
+# resolv.conf follows the image's symlinks inside ROOT (often into /run, a fresh tmpfs here). A
+# file created for the occasion is recorded, so that release.sh removes it again.
+[ -f /etc/resolv.conf ] || exit 0
+p=/etc/resolv.conf
+n=0
+while [ -L "$root$p" ] && [ "$n" -lt 16 ]; do
+	t=$(readlink "$root$p")
+	case "$t" in /*) p=$t ;; *) p=${p%/*}/$t ;; esac
+	n=$((n + 1))
+done
+if [ ! -e "$root$p" ]; then
+	mkdir -p "$(dirname "$root$p")"
+	: >"$root$p"
+	echo "$root$p" >/run/transient-resolv
+fi
+busybox mount --bind /etc/resolv.conf "$root$p"

@@ -1,0 +1,49 @@
+/**
+ * The helper VM's failures, as tagged errors that callers tell apart: the VM did not come up,
+ * the channel to its agent broke, or a command in the guest failed. They cross the JSON
+ * boundary (`--progress json`), hence Schema classes. Each reads as one sentence,
+ * `Helper VM failed to OPERATION: REASON`, with the last console or command lines in `log`.
+ */
+import * as Schema from "effect/Schema"
+
+const fields = {
+  /** What the VM was doing, as words that follow "failed to": `boot`, `format partition 1...`. */
+  operation: Schema.String,
+  reason: Schema.String,
+  /** The last lines of the serial console or of the command's output, when known. */
+  log: Schema.optional(Schema.Array(Schema.String)),
+  cause: Schema.optional(Schema.Defect),
+}
+
+/** The helper VM did not come up: QEMU missing or dead, no artifacts, a boot timeout. */
+export class VmBootFailed extends Schema.TaggedError<VmBootFailed>()("VmBootFailed", fields) {
+  override get message() {
+    return `Helper VM failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+/** The channel to the guest agent broke: the guest stopped, or sent what the host refuses. */
+export class AgentChannelBroken
+  extends Schema.TaggedError<AgentChannelBroken>()("AgentChannelBroken", fields) {
+  override get message() {
+    return `Helper VM failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+/** A command the helper VM ran for a step exited non-zero (or the agent refused it). */
+export class GuestCommandFailed
+  extends Schema.TaggedError<GuestCommandFailed>()("GuestCommandFailed", {
+    ...fields,
+    /** The exit status, when the command ran. */
+    exitCode: Schema.optional(Schema.Int),
+  }) {
+  override get message() {
+    return `Helper VM failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+export type VmError = VmBootFailed | AgentChannelBroken | GuestCommandFailed
+
+export const isVmError = (error: unknown): error is VmError =>
+  error instanceof VmBootFailed || error instanceof AgentChannelBroken ||
+  error instanceof GuestCommandFailed

@@ -1,0 +1,127 @@
+/**
+ * The helper VM as a QEMU machine: its devices and the qemu-system-x86_64 command line. Pure.
+ */
+import type { Engine } from "./accel.ts"
+
+/** The helper VM's boot files (see guest/README.md). */
+export interface GuestImages {
+  readonly kernel: string
+  readonly initrd: string
+  /** A read-only disk holding Deno and the agent; absent when they are in the initramfs. */
+  readonly runtime?: string
+}
+
+/** The devices guest/init looks for. */
+export const GUEST_DEVICES = {
+  agentPort: "transient.agent",
+  shellPort: "transient.shell",
+  contextTag: "context",
+  runtimeSerial: "transient-runtime",
+  /** The INSPECT shell's terminal: the only virtio console, so the first hvc. */
+  shellTty: "/dev/hvc0",
+} as const
+
+/**
+ * Quiet boot on the serial console; a panic ends QEMU at once (`panic=-1` + `-no-reboot`). The
+ * rest skips boot work a throwaway build VM has no use for, which under TCG costs about a second
+ * and a half: the crypto self-tests (the SP800-108 KDF's runs even with `notests` and alone takes
+ * 0.7 s), the kprobe tracer, the encrypted-keys key type, audit, IPv6 (QEMU's user-mode network
+ * is set up for IPv4), probing three more UARTs and a PS/2 mouse.
+ */
+export const KERNEL_CMDLINE = [
+  "console=ttyS0",
+  "panic=-1",
+  "quiet",
+  "loglevel=4",
+  "cryptomgr.notests",
+  "initcall_blacklist=crypto_kdf108_init,init_kprobe_trace,init_encrypted",
+  "audit=0",
+  "ipv6.disable=1",
+  "8250.nr_uarts=1",
+  "i8042.noaux",
+].join(" ")
+
+export interface Machine {
+  readonly engine: Engine
+  /** `-bios`: a firmware file in QEMU's data directories; absent, QEMU's default. */
+  readonly firmware?: string
+  readonly cpus: number
+  readonly memoryMiB: number
+  readonly images: GuestImages
+  /** The working qcow2. */
+  readonly disk: string
+  /** BUILD_DIR. */
+  readonly context: string
+  readonly network: boolean
+  readonly agentSocket: string
+  readonly shellSocket: string
+  readonly qmpSocket: string
+  readonly consoleLog: string
+}
+
+/** The emulator of the helper VM. */
+export const QEMU_SYSTEM = "qemu-system-x86_64"
+
+/** The qemu-system-x86_64 command line of `machine`. */
+export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] => [
+  QEMU_SYSTEM,
+  "-nodefaults",
+  "-no-user-config",
+  "-no-reboot",
+  "-display",
+  "none",
+  ...(machine.firmware === undefined ? [] : ["-bios", machine.firmware]),
+  "-machine",
+  `q35,accel=${machine.engine}`,
+  "-cpu",
+  machine.engine === "kvm" ? "host" : "max",
+  "-smp",
+  String(machine.cpus),
+  "-m",
+  String(machine.memoryMiB),
+  "-kernel",
+  machine.images.kernel,
+  "-initrd",
+  machine.images.initrd,
+  "-append",
+  KERNEL_CMDLINE,
+  "-chardev",
+  `file,id=console,path=${option(machine.consoleLog)}`,
+  "-serial",
+  "chardev:console",
+  "-qmp",
+  `unix:${option(machine.qmpSocket)},server=on,wait=off`,
+  "-device",
+  "virtio-rng-pci",
+  // The working disk first, so that it is /dev/vda.
+  "-drive",
+  `file=${option(machine.disk)},format=qcow2,if=none,id=target,cache=unsafe,discard=unmap`,
+  "-device",
+  "virtio-blk-pci,drive=target",
+  ...(machine.images.runtime === undefined ? [] : [
+    "-drive",
+    `file=${option(machine.images.runtime)},format=raw,if=none,id=runtime,readonly=on`,
+    "-device",
+    `virtio-blk-pci,drive=runtime,serial=${GUEST_DEVICES.runtimeSerial}`,
+  ]),
+  "-fsdev",
+  `local,id=context,path=${option(machine.context)},security_model=none,readonly=on`,
+  "-device",
+  `virtio-9p-pci,fsdev=context,mount_tag=${GUEST_DEVICES.contextTag}`,
+  "-device",
+  "virtio-serial-pci,id=serial0",
+  "-chardev",
+  `socket,id=agent,path=${option(machine.agentSocket)},server=on,wait=off`,
+  "-device",
+  `virtserialport,bus=serial0.0,chardev=agent,name=${GUEST_DEVICES.agentPort}`,
+  "-chardev",
+  `socket,id=shell,path=${option(machine.shellSocket)},server=on,wait=off`,
+  "-device",
+  `virtconsole,bus=serial0.0,chardev=shell,name=${GUEST_DEVICES.shellPort}`,
+  ...(machine.network
+    ? ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="]
+    : []),
+]
+
+/** A value inside a QEMU `key=value,...` option: commas are doubled. */
+const option = (value: string): string => value.replaceAll(",", ",,")

@@ -1,0 +1,172 @@
+/**
+ * Starting and stopping one helper VM: QEMU spawned as a scoped process, the agent's hello
+ * awaited (with a deadline, and an early give-up on a silent guest), and the end of the VM — a
+ * clean unmount and power-off after success, QEMU told to quit otherwise, SIGKILL if it lingers.
+ */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Scope from "effect/Scope"
+import { commandFor } from "../../domain/guest/commands.ts"
+import { VmBootFailed, type VmError } from "../../domain/guest/errors.ts"
+import { GuestOperation } from "../../domain/guest/operation.ts"
+import type { ReporterShape } from "../../services/reporter.ts"
+import {
+  awaitExit,
+  lastLines,
+  type RunningProcess,
+  startProcess,
+  stopProcess,
+} from "../host_process.ts"
+import { type AgentClient, connectAgent } from "./agent_client.ts"
+import { type Machine, qemuArgv } from "./qemu_machine.ts"
+import { qmpQuit } from "./qmp.ts"
+import { connectUnix } from "./unix_socket.ts"
+
+const CONSOLE_LINES = 20
+
+/** A running helper VM whose agent said hello. */
+export interface BootedVm {
+  readonly process: RunningProcess
+  readonly client: AgentClient
+  readonly machine: Machine
+}
+
+/** The last lines of the serial console (none when it cannot be read). */
+export const consoleTail = (
+  path: string,
+): Effect.Effect<ReadonlyArray<string>, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(path)).pipe(
+    Effect.map((text) => lastLines(text.replaceAll("\r", ""), CONSOLE_LINES)),
+    Effect.orElseSucceed(() => []),
+  )
+
+/** Fails when the guest's console is still empty after `seconds`; otherwise never ends. */
+const silentConsole = (machine: Machine, seconds: number) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    yield* Effect.sleep(Duration.seconds(seconds))
+    const size = yield* fs.stat(machine.consoleLog).pipe(
+      Effect.map((info) => Number(info.size)),
+      Effect.orElseSucceed(() => 0),
+    )
+    if (size > 0) return yield* Effect.never
+    return yield* new VmBootFailed({
+      operation: "boot",
+      reason: `the guest wrote nothing on its console within ${seconds} s under ` +
+        machine.engine.toUpperCase(),
+    })
+  })
+
+/**
+ * Start QEMU and wait for the agent's hello, for `timeoutSeconds` at most; with
+ * `silenceSeconds`, give up early on a guest that has written nothing on its console by then.
+ */
+export const bootOnce = (
+  machine: Machine,
+  timeoutSeconds: number,
+  silenceSeconds?: number,
+): Effect.Effect<
+  BootedVm,
+  VmError,
+  Scope.Scope | CommandExecutor.CommandExecutor | FileSystem.FileSystem
+> =>
+  Effect.gen(function* () {
+    const process = yield* startProcess(qemuArgv(machine), { gracePeriod: "3 seconds" }).pipe(
+      Effect.mapError((missing) =>
+        new VmBootFailed({ operation: "boot", reason: missing.message })
+      ),
+    )
+    // Runs before the process's own stop: ask QEMU to quit, which closes the disk cleanly.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(process.hasExited, (done) =>
+        done ? Effect.void : qmpQuit(machine.qmpSocket, "3 seconds").pipe(
+          Effect.zipRight(awaitExit(process, "10 seconds")),
+        ))
+    )
+
+    const exited = Effect.gen(function* () {
+      const code = yield* process.exited
+      const stderr = lastLines(yield* process.stderrTail, 3).join("; ")
+      return yield* new VmBootFailed({
+        operation: "boot",
+        reason: `QEMU exited with status ${code}${stderr ? `: ${stderr}` : ""}`,
+        log: yield* consoleTail(machine.consoleLog),
+      })
+    })
+    const hello = Effect.gen(function* () {
+      const channel = yield* connectUnix(machine.agentSocket).pipe(
+        Effect.mapError((error) => new VmBootFailed({ operation: "boot", reason: error.message })),
+      )
+      // The agent's own limit is a little longer, so that the boot timeout below speaks first.
+      return yield* connectAgent(channel, { helloTimeout: Duration.seconds(timeoutSeconds + 1) })
+    })
+    // The first to end, success or failure, decides (raceAll would wait for a success).
+    const stopped = silenceSeconds === undefined
+      ? exited
+      : Effect.raceFirst(exited, silentConsole(machine, silenceSeconds))
+    const client = yield* Effect.raceFirst(hello, stopped).pipe(
+      Effect.timeout(Duration.seconds(timeoutSeconds)),
+      Effect.catchTag("TimeoutException", () =>
+        Effect.flatMap(consoleTail(machine.consoleLog), (log) =>
+          new VmBootFailed({
+            operation: "boot",
+            reason:
+              `the guest did not come up within ${timeoutSeconds} s under ${machine.engine.toUpperCase()}`,
+            log,
+          }))),
+      // The agent channel closing usually means the guest stopped: say so, with its console.
+      Effect.catchTag("AgentChannelBroken", (error) =>
+        Effect.gen(function* () {
+          const stopped = yield* awaitExit(process, "2 seconds")
+          return yield* new VmBootFailed({
+            operation: "boot",
+            reason: stopped
+              ? "the guest stopped before its agent started"
+              : `the guest's agent did not start (${error.reason})`,
+            log: yield* consoleTail(machine.consoleLog),
+            cause: error,
+          })
+        })),
+    )
+    return { process, client, machine }
+  })
+
+/** Within a finalizer, `effect` for at most `limit` (a plain timeout would not interrupt it). */
+const atMost = <A, E, R>(effect: Effect.Effect<A, E, R>, limit: Duration.DurationInput) =>
+  Effect.interruptible(effect).pipe(Effect.timeout(limit), Effect.either)
+
+/**
+ * The end of a VM. After success: unmount, sync and power off through the agent, and wait for
+ * QEMU to exit, so that the qcow2 is complete and closed. After a failure: QEMU quits at once.
+ * Every step has a deadline, and the last resort is SIGKILL.
+ */
+export const stopVm = (
+  booted: BootedVm,
+  exit: Exit.Exit<unknown, unknown>,
+  reporter: ReporterShape,
+) =>
+  Effect.gen(function* () {
+    if (Exit.isSuccess(exit)) {
+      const release = commandFor(GuestOperation.Release())
+      const released = yield* atMost(
+        booted.client.exec({ argv: release.argv }).pipe(
+          Effect.filterOrFail((code) => code === 0, () => "failed"),
+        ),
+        "60 seconds",
+      )
+      if (released._tag === "Left") {
+        yield* reporter.warn("The helper VM could not unmount the image cleanly")
+      }
+      yield* atMost(booted.client.shutdown, "30 seconds")
+      if (yield* awaitExit(booted.process, "30 seconds")) return
+      yield* reporter.warn("The helper VM did not power off; stopping QEMU")
+    }
+    if (!(yield* booted.process.hasExited)) {
+      yield* qmpQuit(booted.machine.qmpSocket, "3 seconds")
+      if (yield* awaitExit(booted.process, "10 seconds")) return
+    }
+    yield* stopProcess(booted.process, "1 second")
+  })

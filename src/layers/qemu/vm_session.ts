@@ -1,0 +1,95 @@
+/**
+ * A VmSession over the guest agent: each operation is its command (src/domain/guest/commands.ts)
+ * run through the agent; RUN streams its output; INSPECT wires the user's terminal to the
+ * guest's console. Nothing here knows about QEMU, so tests drive it with any AgentClient.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { commandFor, type GuestCommand, quoteArgv } from "../../domain/guest/commands.ts"
+import { GuestCommandFailed } from "../../domain/guest/errors.ts"
+import { describeOperation, GuestOperation } from "../../domain/guest/operation.ts"
+import { OutputTail } from "../../domain/output_tail.ts"
+import type { RunRequest, SessionOperation, VmSession } from "../../services/build_vm.ts"
+import type { TerminalShape } from "../../services/terminal.ts"
+import type { AgentClient, ExecRequest } from "./agent_client.ts"
+import { connectUnix } from "./unix_socket.ts"
+
+/** How a session reaches the user's terminal for INSPECT. */
+export interface ShellAccess {
+  readonly terminal: TerminalShape
+  /** The host end of the guest console the shell runs on. */
+  readonly socket: string
+  /** That console as the guest names it (`/dev/hvc0`). */
+  readonly tty: string
+}
+
+/** A command as one readable line for an error message (scripts' arguments may hold newlines). */
+const commandLine = (command: GuestCommand): string => {
+  const line = quoteArgv(command.argv)
+  const newline = line.indexOf("\n")
+  return newline === -1 ? line : `${line.slice(0, newline)}…`
+}
+
+const execRequest = (command: GuestCommand): ExecRequest => ({
+  argv: command.argv,
+  ...(command.env === undefined ? {} : { env: command.env }),
+})
+
+export const makeSession = (client: AgentClient, shellAccess: ShellAccess): VmSession => {
+  const perform = Effect.fn("VmSession.perform")(function* (operation: SessionOperation) {
+    const command = commandFor(operation)
+    const tail = new OutputTail()
+    const code = yield* client.exec({
+      ...execRequest(command),
+      onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
+    })
+    if (code !== 0) {
+      return yield* new GuestCommandFailed({
+        operation: describeOperation(operation),
+        reason: `\`${commandLine(command)}\` exited with status ${code}`,
+        exitCode: code,
+        log: tail.lines(),
+      })
+    }
+  })
+
+  const run = Effect.fn("VmSession.run")(function* (request: RunRequest) {
+    const command = commandFor(GuestOperation.Run({ command: request.command }))
+    return yield* client.exec({ ...execRequest(command), onOutput: request.onOutput })
+  })
+
+  const shell = Effect.gen(function* () {
+    const { terminal } = shellAccess
+    if (!terminal.interactive) {
+      return yield* new GuestCommandFailed({
+        operation: "open a shell",
+        reason: "INSPECT needs a terminal on standard input and output",
+      })
+    }
+    const console = yield* connectUnix(shellAccess.socket).pipe(
+      Effect.mapError((error) =>
+        new GuestCommandFailed({ operation: "open a shell", reason: error.message })
+      ),
+    )
+    const { columns, rows } = yield* terminal.size
+    yield* terminal.raw
+    // The guest console to the terminal, chunk by chunk (closing the console must not close
+    // the process's stdout: the build goes on after the shell).
+    yield* Stream.fromReadableStream({
+      evaluate: () => console.readable,
+      onError: () => undefined,
+      releaseLockOnEnd: true,
+    }).pipe(Stream.runForEach(terminal.write), Effect.ignore, Effect.forkScoped)
+    const writer = console.writable.getWriter()
+    yield* terminal.input.pipe(
+      Stream.runForEach((chunk) => Effect.promise(() => writer.write(chunk).catch(() => {}))),
+      Effect.forkScoped,
+    )
+    const command = commandFor(
+      GuestOperation.Shell({ console: shellAccess.tty, rows, columns }),
+    )
+    return yield* client.exec(execRequest(command))
+  }).pipe(Effect.scoped, Effect.withSpan("VmSession.shell"))
+
+  return { perform, run, shell }
+}

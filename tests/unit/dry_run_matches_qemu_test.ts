@@ -1,0 +1,99 @@
+/**
+ * `build --dry-run` prints what the QEMU layer runs: for each Imagefile of testdata/, the lines
+ * the dry run prints for the helper VM are the very commands the QEMU layer's session hands its
+ * agent, in order.
+ */
+import assert from "node:assert/strict"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { build } from "../../src/builder.ts"
+import { type GuestCommand, renderCommand } from "../../src/domain/guest/commands.ts"
+import { BuildContextDirectory } from "../../src/layers/build_context_directory.ts"
+import { BuildVmDryRun } from "../../src/layers/dry_run.ts"
+import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
+import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
+import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
+import { newTree } from "../../src/layers/memory/sim_fs.ts"
+import { MemoryWorld } from "../../src/layers/memory/world.ts"
+import type { AgentClient } from "../../src/layers/qemu/agent_client.ts"
+import { makeSession } from "../../src/layers/qemu/vm_session.ts"
+import { BuildVm } from "../../src/services/build_vm.ts"
+import type { Reporter } from "../../src/services/reporter.ts"
+import { runTest } from "../effect_test.ts"
+import { defaultOptions, planOf } from "../fake/harness.ts"
+
+const TESTDATA = new URL("../../testdata/", import.meta.url).pathname
+
+/** A world whose store holds the base image that testdata/from-image builds FROM. */
+const worldWithBase = () => {
+  const world = new MemoryWorld()
+  const path = `${world.storeRoot}/alpine-3.13`
+  const tree = newTree()
+  world.disks.set(path, {
+    sizeBytes: 1 << 30,
+    table: "mbr",
+    partitions: [{
+      layout: { number: 1, startSector: 2048, sizeSectors: 4096, type: "linux", bootable: true },
+      filesystem: { fs: "ext4", options: [], tree },
+    }],
+  })
+  world.images.set("alpine-3.13", path)
+  return world
+}
+
+/** An agent that runs nothing and answers 0, keeping each command it was handed. */
+const recordingAgent = (commands: Array<GuestCommand>): AgentClient => ({
+  hello: { _tag: "hello", version: 1 },
+  exec: (request) =>
+    Effect.sync(() => {
+      commands.push({ argv: request.argv, ...(request.env ? { env: request.env } : {}) })
+      return 0
+    }),
+  shutdown: Effect.void,
+})
+
+const quietTerminal = {
+  interactive: false,
+  size: Effect.succeed({ columns: 80, rows: 24 }),
+  raw: Effect.void,
+  input: Stream.empty,
+  write: () => Effect.void,
+}
+
+const buildWith = (dir: string, vm: Layer.Layer<BuildVm, never, Reporter>) =>
+  Effect.gen(function* () {
+    const report = new ReportLog()
+    const world = worldWithBase()
+    const text = yield* Effect.promise(() => Deno.readTextFile(`${dir}/Imagefile`))
+    const layer = Layer.mergeAll(
+      vm,
+      DiskImagesMemory(world),
+      ImageStoreMemory(world),
+      BuildContextDirectory(dir),
+    ).pipe(Layer.provideMerge(ReporterMemory(report)))
+    yield* build(planOf(text), defaultOptions("matched")).pipe(Effect.provide(layer))
+    return report
+  })
+
+for (const name of ["alpine-gpt", "alpine-mbr", "scratch-xfs", "from-image"]) {
+  Deno.test(`dry run of testdata/${name}: the commands the QEMU layer runs`, () =>
+    runTest(Effect.gen(function* () {
+      const dir = `${TESTDATA}${name}`
+      const dryRun = yield* buildWith(dir, BuildVmDryRun)
+      const printed = dryRun.events.flatMap((event) =>
+        event.event === "detail" && !event.text.startsWith("boot the helper VM") ? [event.text] : []
+      )
+
+      const ran: Array<GuestCommand> = []
+      const session = makeSession(recordingAgent(ran), {
+        terminal: quietTerminal,
+        socket: "/nonexistent",
+        tty: "/dev/hvc0",
+      })
+      yield* buildWith(dir, Layer.succeed(BuildVm, { boot: () => Effect.succeed(session) }))
+
+      assert.ok(ran.length >= 3, `${name}: the build ran commands`)
+      assert.deepEqual(printed, ran.map(renderCommand))
+    })))
+}
