@@ -1,18 +1,24 @@
 /**
  * transient: build virtual-machine disk images from an Imagefile.
  *
- * The entry point: the command tree, the live layers, and the CLI edge.
+ * The entry point: the command tree, the platform layer (provided here, once), and the runtime
+ * that turns the program's end into an exit status.
  */
 import * as Command from "@effect/cli/Command"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
-import { buildCommand } from "./src/cli/build.ts"
-import { imageCommand } from "./src/cli/image.ts"
+import * as Layer from "effect/Layer"
+import { buildCommand } from "./src/cli/build_command.ts"
 import { checkCommand } from "./src/cli/check.ts"
-import { runCli, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
+import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
+import { imageCommand } from "./src/cli/image_command.ts"
+import { rootCommand } from "./src/cli/root.ts"
+import { TerminalDeno } from "./src/layers/terminal_deno.ts"
 import { VERSION } from "./src/version.ts"
 
-const transient = Command.make("transient").pipe(
+const transient = rootCommand.pipe(
   Command.withDescription(
     "Build virtual-machine disk images (qcow2) from an Imagefile, inside a small helper VM: " +
       "no root, no loop devices, no host mounts.",
@@ -22,12 +28,30 @@ const transient = Command.make("transient").pipe(
 
 const cli = Command.run(transient, { name: "transient", version: VERSION })
 
-const verbose = Deno.args.includes("--verbose") || Deno.args.includes("-v")
-const args = Deno.args.filter((arg) => arg !== "--verbose" && arg !== "-v")
+/** What every command runs on: files, paths, processes, HTTP and the terminal. */
+const platform = Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, TerminalDeno)
 
-runCli(
-  withColourOnlyOnTerminals(cli(["deno", "transient", ...args])).pipe(
-    Effect.provide(NodeContext.layer),
-  ),
-  { verbose },
-)
+/**
+ * The first stop signal, kept for the exit status (130 or 143). The runtime interrupts the
+ * program on the first one and then stops listening; these listeners stay, so that a second
+ * Ctrl-C while the helper VM shuts down does not kill the process before its cleanup is done.
+ */
+let stopSignal: StopSignal | undefined
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => {
+    if (stopSignal !== undefined) console.error("Still cleaning up; please wait")
+    stopSignal ??= signal
+  })
+}
+
+const program = withColourOnlyOnTerminals(cli(["deno", "transient", ...Deno.args]), {
+  stdout: Deno.stdout.isTerminal(),
+  stderr: Deno.stderr.isTerminal(),
+  noColor: (Deno.env.get("NO_COLOR") ?? "") !== "",
+}).pipe(Effect.provide(platform))
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  // Errors were told inside each command; what is left is how the program ended.
+  teardown: (exit) => Deno.exit(exitCodeOf(exit, { verbose: false, signal: stopSignal })),
+})

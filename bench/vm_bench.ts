@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { makeBuildVmQemu } from "../src/layers/qemu/build_vm_qemu.ts"
 import { findGuestArtifacts } from "../src/layers/qemu/guest_artifacts.ts"
+import { TerminalDeno } from "../src/layers/terminal_deno.ts"
 import { BuildVm } from "../src/services/build_vm.ts"
 import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
 import { qemuProcessesWith } from "../tests/e2e/host.ts"
@@ -95,6 +96,7 @@ const silentReporter: Layer.Layer<Reporter> = Layer.succeed(
     info: () => Effect.void,
     progress: () => Effect.succeed({ advance: () => Effect.void, done: Effect.void }),
     result: () => Effect.void,
+    pulled: () => Effect.void,
     failure: () => Effect.void,
   } satisfies ReporterShape,
 )
@@ -111,8 +113,8 @@ const bootOnce = async (work: string): Promise<BootFigures> => {
   const dir = await Deno.makeTempDir({ dir: work, prefix: "boot-" })
   await tool(["qemu-img", "create", "-q", "-f", "qcow2", `${dir}/disk.qcow2`, "64M"])
   await Deno.mkdir(`${dir}/context`)
-  const layer = makeBuildVmQemu(findGuestArtifacts().pipe(Effect.provide(NodeContext.layer))).pipe(
-    Layer.provide(silentReporter),
+  const layer = makeBuildVmQemu(findGuestArtifacts()).pipe(
+    Layer.provideMerge(Layer.mergeAll(silentReporter, NodeContext.layer, TerminalDeno)),
   )
   let ready = 0
   const started = now()

@@ -3,14 +3,13 @@
  * Imagefile in a helper VM, or describe the build with `--dry-run`.
  */
 import * as Args from "@effect/cli/Args"
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { build, type BuildOptions } from "../build.ts"
+import * as Schema from "effect/Schema"
+import { build, type BuildOptions } from "../builder.ts"
 import { planBuild } from "../domain/plan.ts"
 import { BuildContextDirectory } from "../layers/build_context_directory.ts"
 import { BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun } from "../layers/dry_run.ts"
@@ -22,9 +21,17 @@ import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
 import type { Accel } from "../services/build_vm.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
-import { describeFailure, ExitWith } from "./exit.ts"
+import { Terminal } from "../services/terminal.ts"
+import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
 import { loadImagefile } from "./load_imagefile.ts"
-import { backendDirOf, imageBackendOption, progressOption } from "./options.ts"
+import {
+  AtLeastOne,
+  backendDirectory,
+  imageBackendOption,
+  progressOption,
+  validateOptions,
+} from "./options.ts"
+import { handler, verboseOption } from "./root.ts"
 
 const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
   Args.withDescription("The build directory: COPY and ADD sources are relative to it"),
@@ -100,90 +107,84 @@ const buildOptions = {
   noNetwork,
   bootTimeout,
   progress: progressOption,
+  verbose: verboseOption,
 }
 
 type BuildArgs = Command.Command.ParseConfig<typeof buildOptions>
 
-const positive = (flag: string, value: number) =>
-  value >= 1
-    ? Effect.void
-    : Console.error(`error: --${flag} must be at least 1 (got ${value})`).pipe(
-      Effect.zipRight(new ExitWith({ code: 2 })),
-    )
+/** The options that the parser alone cannot check. */
+const BuildFlags = Schema.Struct({
+  name: Schema.String,
+  local: Schema.Boolean,
+  cpus: Schema.OptionFromSelf(AtLeastOne("cpus")),
+  memory: AtLeastOne("memory"),
+  bootTimeout: AtLeastOne("boot-timeout"),
+}).pipe(
+  Schema.filter(({ name, local }) =>
+    name.trim() === "" || (local && name.includes("/"))
+      ? `'${name}' cannot be used as an image name`
+      : true
+  ),
+)
 
-const runBuild = Effect.fn("cli.build")(function* (args: BuildArgs) {
-  if (Option.isSome(args.cpus)) yield* positive("cpus", args.cpus.value)
-  yield* positive("memory", args.memory)
-  yield* positive("boot-timeout", args.bootTimeout)
-  if (args.name.trim() === "" || (args.local && args.name.includes("/"))) {
-    yield* Console.error(`error: '${args.name}' cannot be used as an image name`)
-    return yield* new ExitWith({ code: 2 })
-  }
-  const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
-  const imagefile = yield* loadImagefile(imagefilePath).pipe(
-    Effect.catchTag(
-      "InvalidImagefile",
-      (error) => Console.error(error.rendered).pipe(Effect.zipRight(new ExitWith({ code: 1 }))),
-    ),
-  )
-  const target: PublishTarget = args.local
-    ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
-    : { _tag: "Store", name: args.name }
-  const options: BuildOptions = {
-    target,
-    force: args.force,
-    interactive: Deno.stdin.isTerminal() && Deno.stdout.isTerminal(),
-    vm: {
-      context: args.buildDir,
-      network: !args.noNetwork,
-      accel: args.accel,
-      ...(Option.isSome(args.cpus) ? { cpus: args.cpus.value } : {}),
-      memoryMiB: args.memory,
-      bootTimeoutSeconds: args.bootTimeout,
-    },
-  }
-
-  const reporter = ReporterConsole(args.progress)
-  const store = ImageStoreDirectory(backendDirOf(args.imageBackend)).pipe(
-    Layer.provide(Layer.merge(DiskImagesQemu, reporter)),
-  )
+/** The live services of a build, or of its dry run, reporting through `reporter`. */
+const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<Reporter>) => {
+  const store = ImageStoreDirectory(backend).pipe(Layer.provide(DiskImagesQemu))
   const services = args.dryRun
-    ? Layer.mergeAll(
-      BuildVmDryRun,
-      DiskImagesDryRun,
-      ImageStoreDryRun.pipe(Layer.provide(store)),
-    )
-    : Layer.mergeAll(
-      makeBuildVmQemu(findGuestArtifacts().pipe(Effect.provide(NodeContext.layer))),
-      DiskImagesQemu,
-      store,
-    )
-  const layer = Layer.mergeAll(
+    ? Layer.mergeAll(BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun.pipe(Layer.provide(store)))
+    : Layer.mergeAll(makeBuildVmQemu(findGuestArtifacts()), DiskImagesQemu, store)
+  return Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
     BuildContextDirectory(args.buildDir),
     reporter,
   )
+}
 
-  yield* Effect.gen(function* () {
-    const reporter = yield* Reporter
-    const result = yield* build(planBuild(imagefile), options).pipe(
-      Effect.tapError((error) => reporter.failure(describeFailure(error))),
-      Effect.mapError(() => new ExitWith({ code: 1 })),
-    )
-    if (args.dryRun) {
-      yield* reporter.info(`Dry run: nothing was built; the image would be ${result.image.path}`)
-      return
+const runBuild = handler(
+  Effect.fn("cli.build")(function* (args: BuildArgs) {
+    yield* validateOptions(BuildFlags, args)
+    const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
+    const imagefile = yield* loadImagefile(imagefilePath)
+    const target: PublishTarget = args.local
+      ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
+      : { _tag: "Store", name: args.name }
+    const terminal = yield* Terminal
+    const options: BuildOptions = {
+      target,
+      force: args.force,
+      interactive: terminal.interactive,
+      vm: {
+        context: args.buildDir,
+        network: !args.noNetwork,
+        accel: args.accel,
+        ...(Option.isSome(args.cpus) ? { cpus: args.cpus.value } : {}),
+        memoryMiB: args.memory,
+        bootTimeoutSeconds: args.bootTimeout,
+      },
     }
-    yield* reporter.result({
-      name: result.image.name,
-      path: result.image.path,
-      virtualSize: result.image.virtualSize,
-      actualSize: result.image.actualSize,
-      durationMs: result.durationMs,
-      steps: result.steps,
-    })
-  }).pipe(Effect.provide(layer))
-})
+    const backend = yield* backendDirectory(args.imageBackend)
+
+    yield* Effect.gen(function* () {
+      const reporter = yield* Reporter
+      const result = yield* build(planBuild(imagefile), options).pipe(
+        Effect.tapError((error) => reporter.failure(describeFailure(error), error._tag)),
+        Effect.mapError(() => new ExitWith({ code: EXIT_FAILURE })),
+      )
+      if (args.dryRun) {
+        yield* reporter.info(`Dry run: nothing was built; the image would be ${result.image.path}`)
+        return
+      }
+      yield* reporter.result({
+        name: result.image.name,
+        path: result.image.path,
+        virtualSize: result.image.virtualSize,
+        actualSize: result.image.actualSize,
+        durationMs: result.durationMs,
+        steps: result.steps,
+      })
+    }).pipe(Effect.provide(buildServices(args, backend, ReporterConsole(args.progress))))
+  }),
+)
 
 const describeBuild = (command: string) =>
   "Build a qcow2 image from BUILD_DIR/Imagefile inside a helper VM, then publish it to the " +

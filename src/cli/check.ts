@@ -16,6 +16,7 @@ import {
 import { InvalidImagefile } from "../domain/errors.ts"
 import { EXIT_FAILURE, ExitWith } from "./exit.ts"
 import { readImagefile } from "./load_imagefile.ts"
+import { handler, verboseOption } from "./root.ts"
 
 const file = Args.path({ name: "FILE" }).pipe(
   // Otherwise a mistyped option would be taken for the file name.
@@ -37,8 +38,8 @@ const json = Options.boolean("json").pipe(
 
 export const checkCommand = Command.make(
   "check",
-  { file, json },
-  ({ file, json }) =>
+  { file, json, verbose: verboseOption },
+  handler(({ file, json }) =>
     Effect.gen(function* () {
       const text = yield* readImagefile(file)
       const { imagefile, diagnostics } = analyzeImagefile(text, file)
@@ -53,7 +54,8 @@ export const checkCommand = Command.make(
       if (errors > 0) return yield* new InvalidImagefile({ file, count: errors, rendered })
       if (diagnostics.length > 0) yield* Console.error(rendered)
       yield* Console.log(summarizeImagefile(imagefile))
-    }),
+    })
+  ),
 ).pipe(
   Command.withDescription(
     "Parse and validate an Imagefile, printing every problem with its line and column, like " +

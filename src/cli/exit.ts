@@ -1,15 +1,17 @@
 /**
- * The CLI edge: turns the outcome of a command into an exit status and, for failures, one line
- * on stderr (a stack trace only with --verbose).
+ * The CLI edge: an expected error becomes one line on stderr (a stack trace only with
+ * --verbose) and an exit status; the runtime's teardown turns the program's Exit into the
+ * status README documents, including how it was stopped (SIGINT 130, SIGTERM 143).
  */
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as Cause from "effect/Cause"
 import type * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as ValidationError from "@effect/cli/ValidationError"
-import { InvalidImagefile, VmError } from "../domain/errors.ts"
+import { InvalidImagefile } from "../domain/errors.ts"
+import { isVmError } from "../domain/guest/errors.ts"
 
 /** A command already told the user what went wrong; exit with `code` and print nothing more. */
 export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
@@ -17,6 +19,7 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: numb
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 export const EXIT_INTERRUPTED = 130
+export const EXIT_TERMINATED = 143
 
 /** The one line to show for an expected error: its message, which every domain error has. */
 export const describeError = (error: unknown): string => {
@@ -32,30 +35,42 @@ export const describeError = (error: unknown): string => {
  * carries it: what a user needs to see why the VM failed.
  */
 export const describeFailure = (error: unknown): string => {
-  const log = error instanceof VmError ? error.log ?? [] : []
+  const log = isVmError(error) ? error.log ?? [] : []
   return [describeError(error), ...log.map((line) => `  | ${line}`)].join("\n")
 }
 
-/** Decide the exit status of a finished command, printing its error line when it failed. */
+/** How the process was asked to stop, if it was. */
+export type StopSignal = "SIGINT" | "SIGTERM"
+
+/**
+ * Decide the exit status of a finished command, printing its error line when it failed.
+ * `published`: the command's image was published, which makes it a success however it ended.
+ */
 export const exitCodeOf = <E>(
   exit: Exit.Exit<unknown, E>,
-  options: { readonly verbose: boolean },
+  options: {
+    readonly verbose: boolean
+    readonly signal?: StopSignal | undefined
+    readonly published?: boolean
+  },
 ): number => {
-  if (Exit.isSuccess(exit)) return 0
+  if (Exit.isSuccess(exit) || options.published === true) return 0
   const cause = exit.cause
+  const stopped = options.signal === "SIGTERM" ? EXIT_TERMINATED : EXIT_INTERRUPTED
   if (Cause.isInterruptedOnly(cause)) {
-    console.error("Interrupted")
-    return EXIT_INTERRUPTED
+    console.error(options.signal === "SIGTERM" ? "Terminated" : "Interrupted")
+    return stopped
   }
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const error = failure.value
-    if (error instanceof ExitWith) return error.code
+    // A command that was told to stop says so, then exits as stopped.
+    if (error instanceof ExitWith) return options.signal === undefined ? error.code : stopped
     // @effect/cli has already printed usage errors with the help that fits them.
     if (ValidationError.isValidationError(error)) return EXIT_USAGE
     // The diagnostics say what is wrong and where; the last line counts them.
     if (error instanceof InvalidImagefile) console.error(error.rendered)
-    console.error(`error: ${describeError(error)}`)
+    console.error(`error: ${describeFailure(error)}`)
     if (options.verbose) console.error(Cause.pretty(cause))
     return EXIT_FAILURE
   }
@@ -66,12 +81,39 @@ export const exitCodeOf = <E>(
   return EXIT_FAILURE
 }
 
+/**
+ * `effect` with its failures told at the edge: an expected error is printed (with its cause's
+ * trace under `verbose`) and becomes ExitWith, so nothing else prints it again. Interruption
+ * passes through.
+ */
+export const atTheEdge = (verbose: boolean) =>
+<A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+): Effect.Effect<A, ExitWith, R> =>
+  Effect.catchAllCause(effect, (cause) => {
+    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    const failure = Cause.failureOption(cause)
+    if (Option.isSome(failure) && failure.value instanceof ExitWith) {
+      return Effect.fail(failure.value)
+    }
+    return Effect.sync(() => exitCodeOf(Exit.failCause(cause), { verbose })).pipe(
+      Effect.flatMap((code) => Effect.fail(new ExitWith({ code }))),
+    )
+  })
+
 /** SGR escapes (colours, bold), the only ones @effect/cli writes into its help and usage errors. */
 // deno-lint-ignore no-control-regex -- ESC is the very character to match.
 const SGR = /\x1b\[[0-9;]*m/g
 
 const plain = (args: ReadonlyArray<unknown>) =>
   args.map((arg) => (typeof arg === "string" ? arg.replace(SGR, "") : arg))
+
+/** Whether each output stream is a terminal, and whether NO_COLOR asks for plain text. */
+export interface Terminals {
+  readonly stdout: boolean
+  readonly stderr: boolean
+  readonly noColor: boolean
+}
 
 /**
  * `program` with its Console's log and error free of colour codes when they go to a pipe or a
@@ -80,11 +122,7 @@ const plain = (args: ReadonlyArray<unknown>) =>
  */
 export const withColourOnlyOnTerminals = <A, E, R>(
   program: Effect.Effect<A, E, R>,
-  terminals: { readonly stdout: boolean; readonly stderr: boolean; readonly noColor: boolean } = {
-    stdout: Deno.stdout.isTerminal(),
-    stderr: Deno.stderr.isTerminal(),
-    noColor: (Deno.env.get("NO_COLOR") ?? "") !== "",
-  },
+  terminals: Terminals,
 ): Effect.Effect<A, E, R> =>
   Effect.flatMap(Effect.console, (console) => {
     const colourOut = terminals.stdout && !terminals.noColor
@@ -97,23 +135,3 @@ export const withColourOnlyOnTerminals = <A, E, R>(
     }
     return Effect.withConsole(program, adjusted)
   })
-
-/** Run the CLI program and exit the process with its status; Ctrl-C interrupts it cleanly. */
-export const runCli = <E>(
-  program: Effect.Effect<void, E>,
-  options: { readonly verbose: boolean },
-): void => {
-  const controller = new AbortController()
-  let interrupts = 0
-  const onSignal = () => {
-    interrupts += 1
-    // A second Ctrl-C while cleanup runs means the user really wants out.
-    if (interrupts > 1) Deno.exit(EXIT_INTERRUPTED)
-    controller.abort()
-  }
-  Deno.addSignalListener("SIGINT", onSignal)
-  Deno.addSignalListener("SIGTERM", onSignal)
-  Effect.runPromiseExit(program, { signal: controller.signal }).then((exit) => {
-    Deno.exit(exitCodeOf(exit, options))
-  })
-}

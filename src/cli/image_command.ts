@@ -14,15 +14,24 @@ import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
 import { ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
-import { imageBuildCommand } from "./build.ts"
+import { imageBuildCommand } from "./build_command.ts"
 import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
-import { backendDirOf, imageBackendOption, type ProgressMode, progressOption } from "./options.ts"
+import {
+  backendDirectory,
+  imageBackendOption,
+  type ProgressMode,
+  progressOption,
+} from "./options.ts"
+import { handler, verboseOption } from "./root.ts"
 
 /** The store on the chosen backend directory, reporting in `progress` mode. */
 const storeLayer = (backend: Option.Option<string>, progress: ProgressMode) =>
-  Layer.provideMerge(
-    ImageStoreDirectory(backendDirOf(backend)),
-    Layer.merge(DiskImagesQemu, ReporterConsole(progress)),
+  Layer.unwrapEffect(
+    Effect.map(backendDirectory(backend), (directory) =>
+      Layer.provideMerge(
+        ImageStoreDirectory(directory),
+        Layer.merge(DiskImagesQemu, ReporterConsole(progress)),
+      )),
   )
 
 /** `NAME  VIRT SIZE  REAL SIZE`, columns aligned, in the original's size format. */
@@ -50,8 +59,8 @@ const json = Options.boolean("json").pipe(
 
 const lsCommand = Command.make(
   "ls",
-  { backend: imageBackendOption, json },
-  ({ backend, json }) =>
+  { backend: imageBackendOption, json, verbose: verboseOption },
+  handler(({ backend, json }) =>
     Effect.gen(function* () {
       const store = yield* ImageStore
       const images = yield* store.list
@@ -67,7 +76,8 @@ const lsCommand = Command.make(
       } else {
         yield* Console.log(imageTable(images))
       }
-    }).pipe(Effect.provide(storeLayer(backend, "plain"))),
+    }).pipe(Effect.provide(storeLayer(backend, "plain")))
+  ),
 ).pipe(
   Command.withDescription(
     "List the images in the store, sorted by name, with their virtual and on-disk sizes.\n" +
@@ -82,8 +92,8 @@ const names = Args.text({ name: "NAME" }).pipe(
 
 const rmCommand = Command.make(
   "rm",
-  { backend: imageBackendOption, names },
-  ({ backend, names }) =>
+  { backend: imageBackendOption, names, verbose: verboseOption },
+  handler(({ backend, names }) =>
     Effect.gen(function* () {
       const store = yield* ImageStore
       let failed = false
@@ -100,7 +110,8 @@ const rmCommand = Command.make(
         )
       }
       if (failed) return yield* new ExitWith({ code: EXIT_FAILURE })
-    }).pipe(Effect.provide(storeLayer(backend, "plain"))),
+    }).pipe(Effect.provide(storeLayer(backend, "plain")))
+  ),
 ).pipe(
   Command.withDescription(
     "Remove images from the store. An unknown name is an error (exit status 1); the other " +
@@ -117,36 +128,28 @@ const spec = Args.text({ name: "SPEC" }).pipe(
 
 const pullCommand = Command.make(
   "pull",
-  { backend: imageBackendOption, progress: progressOption, spec },
-  ({ backend, progress, spec }) =>
+  { backend: imageBackendOption, progress: progressOption, spec, verbose: verboseOption },
+  handler(({ backend, progress, spec }) =>
     Effect.gen(function* () {
       const store = yield* ImageStore
       const reporter = yield* Reporter
       const pulled = Effect.gen(function* () {
         const before = yield* store.lookup(spec)
         const image = yield* store.resolve(spec)
-        if (progress === "json") {
-          yield* Console.log(JSON.stringify({ event: "result", present: before.present, ...image }))
-        } else if (before.present) {
-          yield* Console.log(`Image '${image.name}' is already in the store: ${image.path}`)
-        } else {
-          yield* Console.log(
-            `Pulled '${image.name}' (${formatBytes(image.virtualSize)} virtual, ` +
-              `${formatBytes(image.actualSize)} on disk): ${image.path}`,
-          )
-        }
+        yield* reporter.pulled({ present: before.present, ...image })
       })
       if (progress !== "json") return yield* pulled
       // JSON consumers read the error as an event too.
       return yield* pulled.pipe(
         Effect.catchAll((error) =>
           Effect.zipRight(
-            reporter.failure(describeError(error)),
+            reporter.failure(describeError(error), error._tag),
             new ExitWith({ code: EXIT_FAILURE }),
           )
         ),
       )
-    }).pipe(Effect.provide(storeLayer(backend, progress))),
+    }).pipe(Effect.provide(storeLayer(backend, progress)))
+  ),
 ).pipe(
   Command.withDescription(
     "Fetch an image into the store (unless it is there already): from a file, an HTTP(S) URL " +

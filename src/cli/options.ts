@@ -2,12 +2,18 @@
  * Options shared by several commands: where the image store is, and how progress is shown.
  */
 import * as Options from "@effect/cli/Options"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { PROGRESS_MODES, type ProgressMode } from "../layers/reporter/reporter_console.ts"
+import { EXIT_USAGE, ExitWith } from "./exit.ts"
 
 export type { ProgressMode }
 
-/** `--image-backend DIR`; see `backendDirOf` for the default. */
+/** `--image-backend DIR`; see `backendDirectory` for the default. */
 export const imageBackendOption = Options.text("image-backend").pipe(
   Options.withPseudoName("DIR"),
   Options.withDescription(
@@ -27,21 +33,52 @@ export const progressOption = Options.choice("progress", PROGRESS_MODES).pipe(
   Options.withDefault<ProgressMode>("auto"),
 )
 
+/** An environment variable that is set and not empty. */
+const setVariable = (name: string) =>
+  Config.string(name).pipe(
+    Config.option,
+    Config.map(Option.filter((value) => value !== "")),
+  )
+
 /**
  * The image store directory: `--image-backend`, else `$TRANSIENT_IMAGE_BACKEND`, else
  * `$XDG_DATA_HOME/transient/backend`, else `~/.local/share/transient/backend`.
  */
-export const backendDirOf = (
-  option: Option.Option<string>,
-  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
-): string => {
-  if (Option.isSome(option)) return option.value
-  const nonEmpty = (name: string) => {
-    const value = env(name)
-    return value === undefined || value === "" ? undefined : value
-  }
-  const explicit = nonEmpty("TRANSIENT_IMAGE_BACKEND")
-  if (explicit !== undefined) return explicit
-  const dataHome = nonEmpty("XDG_DATA_HOME") ?? `${nonEmpty("HOME") ?? "/tmp"}/.local/share`
-  return `${dataHome}/transient/backend`
-}
+export const backendDirectory = (option: Option.Option<string>) =>
+  Option.match(option, {
+    onSome: (directory) => Effect.succeed(directory),
+    onNone: () =>
+      Effect.gen(function* () {
+        const explicit = yield* setVariable("TRANSIENT_IMAGE_BACKEND")
+        if (Option.isSome(explicit)) return explicit.value
+        const dataHome = yield* setVariable("XDG_DATA_HOME")
+        const home = yield* setVariable("HOME")
+        const base = Option.getOrElse(
+          dataHome,
+          () => `${Option.getOrElse(home, () => "/tmp")}/.local/share`,
+        )
+        return `${base}/transient/backend`
+      }),
+  })
+
+/** A whole number of at least 1, for the option `--flag`. */
+export const AtLeastOne = (flag: string) =>
+  Schema.Int.pipe(
+    Schema.greaterThanOrEqualTo(1, {
+      message: (issue) => `--${flag} must be at least 1 (got ${String(issue.actual)})`,
+    }),
+  )
+
+/**
+ * `values` decoded by `schema`, or a usage error: the first problem on one line, exit status 2.
+ */
+export const validateOptions = <A, I>(schema: Schema.Schema<A, I>, values: I) =>
+  Schema.decode(schema)(values).pipe(
+    Effect.catchTag("ParseError", (error) => {
+      const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
+      return Effect.zipRight(
+        Console.error(`error: ${first?.message ?? error.message}`),
+        new ExitWith({ code: EXIT_USAGE }),
+      )
+    }),
+  )
