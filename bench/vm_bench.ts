@@ -17,8 +17,8 @@ import { findGuestArtifacts } from "../src/layers/qemu/guest_artifacts.ts"
 import { TerminalDeno } from "../src/layers/terminal_deno.ts"
 import { BuildVm } from "../src/services/build_vm.ts"
 import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
-import { qemuProcessesWith } from "../tests/e2e/host.ts"
-import { writeScratchContext } from "../tests/e2e/scratch_context.ts"
+import { qemuProcessesWith } from "../tests/support/host.ts"
+import { writeScratchContext } from "../tests/support/scratch_context.ts"
 import { transient } from "../tests/run_transient.ts"
 
 /** `--cpus N` for the helper VM of every scenario; without it, the CLI's default. */

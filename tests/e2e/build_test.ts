@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict"
 import { MAIN, transient } from "../run_transient.ts"
-import { writeScratchContext } from "./scratch_context.ts"
+import { writeScratchContext } from "../support/scratch_context.ts"
 import {
   extCat,
   extractPartition,
@@ -13,7 +13,8 @@ import {
   rawDisk,
   sha256File,
   tool,
-} from "./host.ts"
+} from "../support/host.ts"
+import { once } from "../support/once.ts"
 
 const GPT_LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 const GPT_BIOS_BOOT = "21686148-6449-6E6F-744E-656564454649"
@@ -36,8 +37,11 @@ const context = async (name: string, imagefile: string) => {
 const scratch = `${work}/scratch`
 await writeScratchContext(scratch)
 
+/** The scratch image, `${scratch}/scratch.qcow2`: built by the first test that needs it. */
+const scratchImage = once(() => build(scratch, "--local", "--name", "scratch"))
+
 Deno.test("FROM scratch on GPT: partition types, files, modes and a symlink", async () => {
-  const result = await build(scratch, "--local", "--name", "scratch")
+  const result = await scratchImage()
   assert.equal(result.code, 0, result.stderr + result.stdout)
   assert.match(result.stdout, /^Step 8\/8 : RUN echo hello > \/etc\/motd && ln -s motd/m)
   assert.match(result.stdout, /Successfully built scratch/)
@@ -88,6 +92,8 @@ Deno.test("FROM scratch on MBR with xfs: the boot flag and the mkfs OPTIONS hold
 })
 
 Deno.test("FROM an image in the store: the base gains a file and stays byte-for-byte unchanged", async () => {
+  const scratchBuild = await scratchImage()
+  assert.equal(scratchBuild.code, 0, `the base image did not build: ${scratchBuild.stderr}`)
   const pulled = await transient(
     ["image", "pull", `base,file=${scratch}/scratch.qcow2`, "--progress", "plain"],
     { env },

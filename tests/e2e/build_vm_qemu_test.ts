@@ -16,7 +16,7 @@ import { type BootOptions, BuildVm } from "../../src/services/build_vm.ts"
 import type { ContextEntry } from "../../src/services/build_context.ts"
 import { Reporter, type ReporterShape } from "../../src/services/reporter.ts"
 import { runFailure, runTest } from "../effect_test.ts"
-import { qemuProcessesWith, tool } from "./host.ts"
+import { qemuProcessesWith, tool } from "../support/host.ts"
 
 const MiB = 1024 * 1024
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "")

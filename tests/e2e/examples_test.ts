@@ -11,7 +11,8 @@ import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
 import { ROOT, transient } from "../run_transient.ts"
-import { extCat, extractPartition, extStat, rawDisk, tool } from "./host.ts"
+import { extCat, extractPartition, extStat, rawDisk, tool } from "../support/host.ts"
+import { once } from "../support/once.ts"
 
 const EXAMPLES = `${ROOT}examples`
 const BOOT_TIMEOUT_MS = 5 * 60_000
@@ -123,17 +124,22 @@ class SerialConsole {
   }
 }
 
+/** examples/debian-bootable in the store: built by the first test that needs it. */
+const debianBootable = once(async () => {
+  const started = performance.now()
+  const rootfs = await makeDebianRootfs(`${EXAMPLES}/debian-bootable/rootfs.tar.gz`, mirror)
+  console.log(
+    `debian-bootable: root filesystem ${rootfs.cached ? "from the cache" : "debootstrapped"} ` +
+      `in ${seconds(started)}`,
+  )
+  await build("debian-bootable")
+})
+
 Deno.test({
   name: "examples/debian-bootable builds and boots to a login prompt on its serial console",
   ignore: mirrorProblem !== undefined,
   fn: async () => {
-    let started = performance.now()
-    const rootfs = await makeDebianRootfs(`${EXAMPLES}/debian-bootable/rootfs.tar.gz`, mirror)
-    console.log(
-      `debian-bootable: root filesystem ${rootfs.cached ? "from the cache" : "debootstrapped"} ` +
-        `in ${seconds(started)}`,
-    )
-    await build("debian-bootable")
+    await debianBootable()
 
     const { disk, root, fs } = await rootFilesystem("debian-bootable", 1)
     assert.equal(disk.label, "dos")
@@ -185,7 +191,7 @@ Deno.test({
     }).spawn()
     const serial = new SerialConsole(qemu)
     try {
-      started = performance.now()
+      const started = performance.now()
       const login = await serial.waitFor(/^debian login: /m, BOOT_TIMEOUT_MS)
       console.log(`debian-bootable: boot to the login prompt in ${seconds(started)}`)
       assert.match(serial.text, /GNU GRUB/, "GRUB drew its menu on the serial console")
@@ -205,6 +211,7 @@ Deno.test({
   name: "examples/derived builds FROM debian-bootable with curl and its own motd",
   ignore: mirrorProblem !== undefined,
   fn: async () => {
+    await debianBootable()
     await build("derived")
     const { fs } = await rootFilesystem("derived", 1)
     assert.equal((await extStat(fs, "/usr/bin/curl")).type, "regular")

@@ -133,7 +133,7 @@ Deno.test("info works while another process holds the image open for writing", a
         new Deno.Command("qemu-img", { args: ["info", path], stdout: "null", stderr: "null" })
           .output().then((output) => !output.success)
       let held = false
-      for (let tries = 0; tries < 50 && !held; tries++) {
+      for (let tries = 0; tries < 200 && !held; tries++) {
         held = yield* Effect.promise(locked)
         if (!held) yield* Effect.sleep("100 millis")
       }
