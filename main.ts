@@ -9,12 +9,15 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import { buildCommand } from "./src/cli/build_command.ts"
 import { checkCommand } from "./src/cli/check.ts"
 import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
 import { imageCommand } from "./src/cli/image_command.ts"
-import { rootCommand } from "./src/cli/root.ts"
+import { Published, rootCommand } from "./src/cli/root.ts"
 import { TerminalDeno } from "./src/layers/terminal_deno.ts"
 import { VERSION } from "./src/version.ts"
 
@@ -31,27 +34,50 @@ const cli = Command.run(transient, { name: "transient", version: VERSION })
 /** What every command runs on: files, paths, processes, HTTP and the terminal. */
 const platform = Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, TerminalDeno)
 
+/** Set when a build publishes its image: from then on, the command has succeeded. */
+const published = Effect.runSync(Ref.make(false))
+
+/** How long clean-up may take after a stop signal before the process exits regardless. */
+const CLEANUP_LIMIT_MS = 9_000
+
 /**
  * The first stop signal, kept for the exit status (130 or 143). The runtime interrupts the
  * program on the first one and then stops listening; these listeners stay, so that a second
- * Ctrl-C while the helper VM shuts down does not kill the process before its cleanup is done.
+ * Ctrl-C during clean-up does not kill the process before clean-up is done. Should clean-up
+ * itself hang, the process exits after CLEANUP_LIMIT_MS: QEMU dies with it (it is tied to this
+ * process's life), and the next run sweeps what was left in temp directories.
  */
 let stopSignal: StopSignal | undefined
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => {
-    if (stopSignal !== undefined) console.error("Still cleaning up; please wait")
-    stopSignal ??= signal
+    if (stopSignal !== undefined) {
+      console.error("Cleaning up; please wait")
+      return
+    }
+    stopSignal = signal
+    const watchdog = setTimeout(() => {
+      console.error("error: clean-up did not finish in time; exiting")
+      Deno.exit(exitStatus(Exit.interrupt(FiberId.none)))
+    }, CLEANUP_LIMIT_MS)
+    Deno.unrefTimer(watchdog)
   })
 }
+
+const exitStatus = (exit: Exit.Exit<unknown, unknown>) =>
+  exitCodeOf(exit, {
+    verbose: false,
+    signal: stopSignal,
+    published: Effect.runSync(Ref.get(published)),
+  })
 
 const program = withColourOnlyOnTerminals(cli(["deno", "transient", ...Deno.args]), {
   stdout: Deno.stdout.isTerminal(),
   stderr: Deno.stderr.isTerminal(),
   noColor: (Deno.env.get("NO_COLOR") ?? "") !== "",
-}).pipe(Effect.provide(platform))
+}).pipe(Effect.provide(platform), Effect.provideService(Published, published))
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
   // Errors were told inside each command; what is left is how the program ended.
-  teardown: (exit) => Deno.exit(exitCodeOf(exit, { verbose: false, signal: stopSignal })),
+  teardown: (exit) => Deno.exit(exitStatus(exit)),
 })

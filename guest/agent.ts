@@ -98,6 +98,9 @@ const portChannel = (path: string): Channel => {
   }
 }
 
+/** How long the host's side of the channel may stay closed before the agent gives up on it. */
+const HOST_GONE_MS = 2000
+
 const log = (message: string) => console.error(`transient-agent: ${message}`)
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -136,15 +139,28 @@ class Agent {
     })
     const decoder = new FrameDecoder()
     const buffer = new Uint8Array(256 * 1024)
+    let connected = false
+    let disconnectedSince: number | undefined
     while (!this.#stopping) {
       const n = await this.#channel.read(buffer)
       if (n === null) {
         if (!this.#channel.retryOnEof) return
+        // Once a host has spoken, a channel that stays closed means it is gone (killed, say):
+        // the agent ends, and init powers the VM off, so that no QEMU outlives its host.
+        if (connected) {
+          disconnectedSince ??= Date.now()
+          if (Date.now() - disconnectedSince >= HOST_GONE_MS) {
+            log(`the host has been gone for ${HOST_GONE_MS / 1000} s; stopping`)
+            return
+          }
+        }
         // The host is not connected; a partial frame from a previous connection is void.
         decoder.reset()
         await sleep(50)
         continue
       }
+      connected = true
+      disconnectedSince = undefined
       const { frames, oversize } = decoder.push(buffer.subarray(0, n))
       for (const frame of frames) await this.#handle(frame)
       if (oversize !== undefined) {

@@ -30,6 +30,8 @@ export interface BuildOptions {
   readonly vm: Omit<BootOptions, "disk">
   /** Whether a user sits at a terminal (INSPECT needs one). */
   readonly interactive: boolean
+  /** Runs as soon as the image is published (not interruptible: the image is there). */
+  readonly onPublished?: (image: StoredImage) => Effect.Effect<void>
 }
 
 export interface BuildResult {
@@ -178,8 +180,13 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
   }
 
   if (session) yield* session.perform(GuestOperation.Sync())
-  yield* Scope.close(vmScope, Exit.void)
-  const image = yield* working.commit
+  // Whole or not at all: an interrupted close would skip the finalizers after the one it hit
+  // (QEMU left running). Each of them has its own deadline.
+  yield* Effect.uninterruptible(Scope.close(vmScope, Exit.void))
+  // Once published, the build has succeeded, whatever comes after: the caller is told at once.
+  const image = yield* Effect.uninterruptible(
+    Effect.tap(working.commit, (image) => options.onPublished?.(image) ?? Effect.void),
+  )
   const durationMs = (yield* Clock.currentTimeMillis) - started
   return { image, steps: summaries, durationMs } satisfies BuildResult
 }, Effect.scoped)

@@ -8,6 +8,7 @@ import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { build, type BuildOptions } from "../builder.ts"
 import { planBuild } from "../domain/plan.ts"
@@ -31,7 +32,7 @@ import {
   progressOption,
   validateOptions,
 } from "./options.ts"
-import { handler, verboseOption } from "./root.ts"
+import { handler, Published, verboseOption } from "./root.ts"
 
 const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
   Args.withDescription("The build directory: COPY and ADD sources are relative to it"),
@@ -149,10 +150,12 @@ const runBuild = handler(
       ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
       : { _tag: "Store", name: args.name }
     const terminal = yield* Terminal
+    const published = yield* Published
     const options: BuildOptions = {
       target,
       force: args.force,
       interactive: terminal.interactive,
+      onPublished: () => Ref.set(published, !args.dryRun),
       vm: {
         context: args.buildDir,
         network: !args.noNetwork,

@@ -4,7 +4,9 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Ref from "effect/Ref"
 import { atTheEdge, type ExitWith } from "./exit.ts"
 
 /**
@@ -16,6 +18,13 @@ export const verboseOption = Options.boolean("verbose").pipe(
   Options.withAlias("v"),
   Options.withDescription("When something fails, also print the full cause (a stack trace)"),
 )
+
+/**
+ * Whether the command's image was published: then it has succeeded, even when a stop signal
+ * arrives before the process ends. The entry point reads it for the exit status.
+ */
+export class Published
+  extends Context.Tag("transient/cli/Published")<Published, Ref.Ref<boolean>>() {}
 
 export const rootCommand = Command.make("transient", { verbose: verboseOption })
 

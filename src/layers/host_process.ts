@@ -8,16 +8,32 @@ import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { atMost, succeedsWithin } from "./deadline.ts"
 
 /** The Debian package of each program transient runs on the host. */
 export const PACKAGE_OF: Readonly<Record<string, string>> = {
   "qemu-img": "qemu-utils",
   "qemu-system-x86_64": "qemu-system-x86",
+  setpriv: "util-linux",
 }
+
+/**
+ * `argv` run so that the kernel SIGKILLs it when transient dies, however it dies (`kill -9`, the
+ * OOM killer): nothing it starts can outlive it. setpriv sets the parent-death signal and then
+ * execs `argv`, which keeps its pid; it exits 127 when `argv[0]` cannot be run.
+ */
+export const diesWithParent = (
+  argv: readonly [string, ...Array<string>],
+): readonly [string, ...Array<string>] => ["setpriv", "--pdeathsig", "KILL", "--", ...argv]
+
+/** Whether an exit of a `diesWithParent` process says that its program is not installed. */
+export const programMissing = (code: number, stderr: string): boolean =>
+  code === 127 && /setpriv: failed to execute/.test(stderr)
 
 /** A program that is not installed. */
 export class ToolMissing extends Data.TaggedError("ToolMissing")<{ readonly program: string }> {
@@ -138,18 +154,18 @@ export const startProcess = (
       Effect.ignore,
       Effect.forkScoped,
     )
-    const exited = yield* Effect.cached(statusOf(process))
+    // One watcher for the exit status, so that waiting for it can be cut short (by a race, a
+    // deadline) any number of times without losing it.
+    const status = yield* Deferred.make<number>()
+    yield* statusOf(process).pipe(Effect.intoDeferred(status), Effect.forkScoped)
+    const exited = Deferred.await(status)
     const hasExited = process.isRunning.pipe(Effect.map((running) => !running), Effect.orDie)
     // The platform's kill sends the signal, then waits for the exit: the caller decides how
     // long to wait (awaitExit), so the wait is cut short here, also inside a finalizer.
     const kill = (signal: CommandExecutor.Signal) =>
       Effect.flatMap(
         hasExited,
-        (done) =>
-          done ? Effect.void : Effect.interruptible(process.kill(signal)).pipe(
-            Effect.timeout(Duration.millis(10)),
-            Effect.ignore,
-          ),
+        (done) => done ? Effect.void : Effect.asVoid(atMost(process.kill(signal), "10 millis")),
       )
     const running: RunningProcess = {
       pid: Number(process.pid),
@@ -167,12 +183,7 @@ export const startProcess = (
 export const awaitExit = (
   process: RunningProcess,
   timeout: Duration.DurationInput,
-): Effect.Effect<boolean> =>
-  Effect.interruptible(process.exited).pipe(
-    Effect.timeout(Duration.decode(timeout)),
-    Effect.as(true),
-    Effect.orElseSucceed(() => false),
-  )
+): Effect.Effect<boolean> => succeedsWithin(process.exited, timeout)
 
 /** SIGTERM, `gracePeriod`, then SIGKILL: a process is gone when this returns. */
 export const stopProcess = (

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict"
 import {
   BUILD_ROOT,
+  CHROOT_PREFIX,
   commandFor,
   CONTEXT_DIR,
   GUEST_SCRIPT_DIR,
@@ -232,6 +233,41 @@ Deno.test("RUN passes the command verbatim as one argument in a PID namespace", 
   const rendered = renderCommand(commandFor(GuestOperation.Run({ command })))
   assert.ok(rendered.endsWith(quote(command)), rendered)
   assert.ok(rendered.startsWith("PATH=/usr/local/sbin:"), rendered)
+})
+
+Deno.test({
+  name: "killing a RUN's unshare kills every process of the RUN (its PID namespace)",
+  // Creating a PID namespace needs root, as the helper VM's agent has.
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const prefix = CHROOT_PREFIX.filter((arg) => !arg.startsWith("--mount-proc"))
+    const unshare = prefix.slice(0, prefix.indexOf("chroot"))
+    // A duration no other process sleeps for: its command line is the marker.
+    const marker = `300.${crypto.getRandomValues(new Uint32Array(1))[0]}`
+    // Two sleepers in the background and one in front, as `RUN a & b & c` would leave them.
+    const child = new Deno.Command(unshare[0]!, {
+      args: [
+        ...unshare.slice(1),
+        "sh",
+        "-c",
+        `sleep ${marker} & sleep ${marker} & sleep ${marker}`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn()
+    const sleepers = async () =>
+      (await run(["pgrep", "-f", `^sleep ${marker}$`])).stdout.split("\n").filter((line) => line !== "")
+    for (let tries = 0; (await sleepers()).length < 3 && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.equal((await sleepers()).length, 3)
+    child.kill("SIGKILL")
+    await child.status
+    for (let tries = 0; (await sleepers()).length > 0 && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.deepEqual(await sleepers(), [])
+  },
 })
 
 Deno.test("quote renders words a POSIX shell reads back unchanged", async () => {

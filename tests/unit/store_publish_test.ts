@@ -157,3 +157,23 @@ Deno.test("working files of processes that are gone are removed when a store ope
   const left = [...Deno.readDirSync(`${root}/.working`)].map((entry) => entry.name).sort()
   assert.deepEqual(left, ["base.lock", live])
 })
+
+Deno.test("a --local build removes the working copies that killed builds left beside its target", async () => {
+  const buildDir = await Deno.makeTempDir()
+  const uuid = crypto.randomUUID()
+  const dead = `.out.qcow2.${2 ** 22 + 1}.${uuid}.tmp`
+  const alive = `.out.qcow2.${Deno.pid}.${crypto.randomUUID()}.tmp`
+  const unrelated = `.other.qcow2.${2 ** 22 + 1}.${uuid}.tmp`
+  for (const name of [dead, alive, unrelated]) await Deno.writeTextFile(`${buildDir}/${name}`, "")
+  await runTest(withStore(
+    await Deno.makeTempDir(),
+    (store) =>
+      Effect.scoped(
+        store.begin({ _tag: "Local", name: "out", path: `${buildDir}/out.qcow2` }, {
+          force: false,
+        }),
+      ),
+  ))
+  const left = [...Deno.readDirSync(buildDir)].map((entry) => entry.name).sort()
+  assert.deepEqual(left, [alive, unrelated].sort())
+})

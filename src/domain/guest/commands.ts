@@ -143,6 +143,9 @@ export const CHROOT_PREFIX: readonly [string, ...Array<string>] = [
   "unshare",
   "--fork",
   "--pid",
+  // Killing unshare (an interrupted RUN) SIGKILLs the namespace's init, which takes down every
+  // process of the RUN with it.
+  "--kill-child",
   `--mount-proc=${inRoot("/proc")}`,
   "chroot",
   BUILD_ROOT,

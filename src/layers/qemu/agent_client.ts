@@ -29,6 +29,7 @@ import {
   type HostMessage,
 } from "../../domain/guest/protocol.ts"
 import type { OutputStream } from "../../services/reporter.ts"
+import { atMost } from "../deadline.ts"
 import type { ByteChannel } from "./unix_socket.ts"
 
 /** The agent's channel: QEMU's unix socket for its port, or a child process's pipes in tests. */
@@ -250,11 +251,13 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
       return yield* Deferred.await(exit)
     }).pipe(
       Effect.scoped,
+      // Runs uninterruptibly: the deadline must be one that holds there.
       Effect.onInterrupt(() =>
-        send({ _tag: "signal", id, signal: "SIGKILL" }).pipe(
-          Effect.zipRight(Deferred.await(exit)),
-          Effect.timeout(killTimeout),
-          Effect.ignore,
+        atMost(
+          send({ _tag: "signal", id, signal: "SIGKILL" }).pipe(
+            Effect.zipRight(Deferred.await(exit)),
+          ),
+          killTimeout,
         )
       ),
       Effect.ensuring(Effect.sync(() => pending.delete(id))),

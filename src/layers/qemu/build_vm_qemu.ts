@@ -21,6 +21,7 @@ import { VmBootFailed, type VmError } from "../../domain/guest/errors.ts"
 import { type BootOptions, BuildVm } from "../../services/build_vm.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { Terminal } from "../../services/terminal.ts"
+import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
 import { GUEST_DEVICES, type GuestImages, type Machine, QEMU_SYSTEM } from "./qemu_machine.ts"
@@ -34,6 +35,14 @@ const KVM_PROBE_SECONDS = 10
  * well within a second when KVM works, while a guest that hangs under KVM writes nothing at all.
  */
 const KVM_SILENCE_SECONDS = 4
+
+/** A helper VM's temp directory is `transient-vm-<pid of its transient>-<random>`. */
+const VM_DIR_PREFIX = "transient-vm-"
+
+const vmDirOwner = (name: string): number | undefined => {
+  const match = /^transient-vm-(\d+)-/.exec(name)
+  return match ? Number(match[1]) : undefined
+}
 
 /** BuildVm over QEMU, booting the guest files that `images` finds. */
 export const makeBuildVmQemu = <R>(
@@ -64,10 +73,17 @@ export const makeBuildVmQemu = <R>(
 
       const boot = Effect.fn("BuildVm.boot")(function* (options: BootOptions) {
         const scope = yield* Effect.scope
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "transient-vm-" }).pipe(
-          Effect.mapError((error) =>
-            new VmBootFailed({ operation: "boot", reason: error.message, cause: error })
-          ),
+        const dir = yield* fs.makeTempDirectoryScoped({ prefix: `${VM_DIR_PREFIX}${OWN_PID}-` })
+          .pipe(
+            Effect.mapError((error) =>
+              new VmBootFailed({ operation: "boot", reason: error.message, cause: error })
+            ),
+          )
+        // The directories (sockets, console log, overlay) of helper VMs whose transient was killed.
+        yield* sweepStale(path.dirname(dir), vmDirOwner).pipe(
+          Effect.provideService(FileSystem.FileSystem, fs),
+          Effect.provideService(Path.Path, path),
+          Effect.ignore,
         )
         const kvm = yield* kvmUsable.pipe(Effect.provideService(FileSystem.FileSystem, fs))
         if (options.accel === "kvm" && !kvm) {

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { succeedsWithin } from "../deadline.ts"
 import { connectUnix } from "./unix_socket.ts"
 
 export class QmpError extends Data.TaggedError("QmpError")<{
@@ -131,9 +132,4 @@ export const qmpQuit = (path: string, timeout: Duration.DurationInput): Effect.E
         Effect.catchTag("QmpError", (error) =>
           error.command === "read" ? Effect.void : Effect.fail(error)),
       )),
-  ).pipe(
-    Effect.interruptible,
-    Effect.timeout(Duration.decode(timeout)),
-    Effect.as(true),
-    Effect.orElseSucceed(() => false),
-  )
+  ).pipe((quit) => succeedsWithin(quit, timeout))

@@ -15,11 +15,15 @@ import { GuestOperation } from "../../domain/guest/operation.ts"
 import type { ReporterShape } from "../../services/reporter.ts"
 import {
   awaitExit,
+  diesWithParent,
   lastLines,
+  programMissing,
   type RunningProcess,
   startProcess,
   stopProcess,
+  ToolMissing,
 } from "../host_process.ts"
+import { atMost } from "../deadline.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
 import { type Machine, qemuArgv } from "./qemu_machine.ts"
 import { qmpQuit } from "./qmp.ts"
@@ -74,7 +78,8 @@ export const bootOnce = (
   Scope.Scope | CommandExecutor.CommandExecutor | FileSystem.FileSystem
 > =>
   Effect.gen(function* () {
-    const process = yield* startProcess(qemuArgv(machine), { gracePeriod: "3 seconds" }).pipe(
+    const argv = qemuArgv(machine)
+    const process = yield* startProcess(diesWithParent(argv), { gracePeriod: "3 seconds" }).pipe(
       Effect.mapError((missing) =>
         new VmBootFailed({ operation: "boot", reason: missing.message })
       ),
@@ -89,10 +94,13 @@ export const bootOnce = (
 
     const exited = Effect.gen(function* () {
       const code = yield* process.exited
-      const stderr = lastLines(yield* process.stderrTail, 3).join("; ")
+      const tail = yield* process.stderrTail
+      const stderr = lastLines(tail, 3).join("; ")
       return yield* new VmBootFailed({
         operation: "boot",
-        reason: `QEMU exited with status ${code}${stderr ? `: ${stderr}` : ""}`,
+        reason: programMissing(code, tail)
+          ? new ToolMissing({ program: argv[0] }).message
+          : `QEMU exited with status ${code}${stderr ? `: ${stderr}` : ""}`,
         log: yield* consoleTail(machine.consoleLog),
       })
     })
@@ -133,10 +141,6 @@ export const bootOnce = (
     )
     return { process, client, machine }
   })
-
-/** Within a finalizer, `effect` for at most `limit` (a plain timeout would not interrupt it). */
-const atMost = <A, E, R>(effect: Effect.Effect<A, E, R>, limit: Duration.DurationInput) =>
-  Effect.interruptible(effect).pipe(Effect.timeout(limit), Effect.either)
 
 /**
  * The end of a VM. After success: unmount, sync and power off through the agent, and wait for

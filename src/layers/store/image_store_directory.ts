@@ -33,11 +33,13 @@ import { fetchSourceOf } from "./fetch_source.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
+import { sweepStale } from "../stale_files.ts"
 import {
   besideFileName,
+  besideOwnerOf,
   isNotFound,
   removeIfPresent,
-  sweepStale,
+  sweepStaleWork,
   workingFileName,
 } from "./working_dir.ts"
 
@@ -73,7 +75,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
   const vagrantUrl = options.vagrantUrl ?? (yield* vagrantUrlConfig)
 
   yield* fs.makeDirectory(layout.working, { recursive: true }).pipe(
-    Effect.zipRight(sweepStale(layout.working)),
+    Effect.zipRight(sweepStaleWork(layout.working)),
     Effect.mapError((cause) => new StoreIoError({ operation: "open", path: root, cause })),
   )
 
@@ -111,6 +113,12 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     const destination = target._tag === "Store" ? layout.pathOf(name) : path.resolve(target.path)
     if (!force && (yield* isStored(layout, name, destination))) {
       return yield* new ImageExists({ name, path: destination })
+    }
+    if (target._tag === "Local") {
+      // The working copies of --local builds that were killed before they could remove them.
+      yield* sweepStale(path.dirname(destination), besideOwnerOf(path.basename(destination))).pipe(
+        Effect.ignore,
+      )
     }
     const committed = yield* Ref.make(false)
     const workPath = yield* Effect.acquireRelease(

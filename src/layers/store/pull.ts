@@ -13,7 +13,7 @@ import { fetchSourceOf } from "./fetch_source.ts"
 import { lockImageName } from "./locks.ts"
 import { publishFile } from "./publish.ts"
 import { isStored, storedImage, type StoreLayout } from "./store_layout.ts"
-import { sweepStale, workingFile } from "./working_dir.ts"
+import { sweepStaleWork, workingFile } from "./working_dir.ts"
 
 /** Fetch `spec` and publish it at `file`, unless another process did so first. */
 export const pullImage = (
@@ -30,7 +30,7 @@ export const pullImage = (
     // Another process may have published it while this one waited for the lock.
     if (yield* isStored(layout, name, file)) return yield* storedImage(name, file)
     const source = yield* fetchSourceOf(spec)
-    yield* sweepStale(layout.working).pipe(
+    yield* sweepStaleWork(layout.working).pipe(
       Effect.mapError((cause) =>
         new StoreIoError({ operation: "clean", image: name, path: layout.working, cause })
       ),

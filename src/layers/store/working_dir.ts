@@ -10,11 +10,11 @@ import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
+import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
+
+export { isNotFound }
 
 export const WORKING = ".working"
-
-// @effect/platform has no process id; working-file names carry this one.
-const OWN_PID = Deno.pid
 
 /** A fresh working-file name for `encodedName`, owned by this process. */
 export const workingFileName = (encodedName: string, kind: string): string =>
@@ -24,6 +24,10 @@ export const workingFileName = (encodedName: string, kind: string): string =>
 export const besideFileName = (fileName: string): string =>
   `.${fileName}.${OWN_PID}.${crypto.randomUUID()}.tmp`
 
+/** The owner of a name `besideFileName(fileName)` made. */
+export const besideOwnerOf = (fileName: string) => (name: string): number | undefined =>
+  name.startsWith(`.${fileName}.`) && name.endsWith(".tmp") ? ownerOf(name) : undefined
+
 export const lockFileName = (encodedName: string): string => `${encodedName}.lock`
 
 /** The pid a working-file name carries (encoded names contain no dots that precede digits only). */
@@ -31,9 +35,6 @@ export const ownerOf = (fileName: string): number | undefined => {
   const match = /\.(\d+)\.[0-9a-f-]{36}\.[a-z0-9]+$/.exec(fileName)
   return match ? Number(match[1]) : undefined
 }
-
-export const isNotFound = (error: PlatformError): boolean =>
-  error._tag === "SystemError" && error.reason === "NotFound"
 
 /** Remove a file if it is there. */
 export const removeIfPresent = (
@@ -44,26 +45,8 @@ export const removeIfPresent = (
     (fs) => fs.remove(file).pipe(Effect.catchIf(isNotFound, () => Effect.void)),
   )
 
-const isRunning = (pid: number): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
-  pid === OWN_PID ? Effect.succeed(true) : Effect.flatMap(
-    FileSystem.FileSystem,
-    (fs) => fs.exists(`/proc/${pid}`).pipe(Effect.orElseSucceed(() => false)),
-  )
-
 /** Remove the working files whose process is gone; returns their names. */
-export const sweepStale = (
-  workingDir: string,
-): Effect.Effect<ReadonlyArray<string>, PlatformError, FileSystem.FileSystem | Path.Path> =>
-  Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const stale = yield* Effect.filter(yield* fs.readDirectory(workingDir), (name) => {
-      const owner = ownerOf(name)
-      return owner === undefined ? Effect.succeed(false) : Effect.map(isRunning(owner), (up) => !up)
-    })
-    yield* Effect.forEach(stale, (name) => removeIfPresent(path.join(workingDir, name)))
-    return stale
-  })
+export const sweepStaleWork = (workingDir: string) => sweepStale(workingDir, ownerOf)
 
 /** A path in `workingDir` for this process, removed when the scope closes. */
 export const workingFile = (workingDir: string, encodedName: string, kind: string) =>
