@@ -256,7 +256,9 @@ Deno.test({
       stderr: "null",
     }).spawn()
     const sleepers = async () =>
-      (await run(["pgrep", "-f", `^sleep ${marker}$`])).stdout.split("\n").filter((line) => line !== "")
+      (await run(["pgrep", "-f", `^sleep ${marker}$`])).stdout.split("\n").filter((line) =>
+        line !== ""
+      )
     for (let tries = 0; (await sleepers()).length < 3 && tries < 100; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }

@@ -42,8 +42,18 @@ export class GuestCommandFailed
   }
 }
 
-export type VmError = VmBootFailed | AgentChannelBroken | GuestCommandFailed
+/**
+ * QEMU paused the helper VM because the host could not read or write one of its files (a full
+ * host filesystem, a file that vanished): the build cannot go on.
+ */
+export class VmHalted extends Schema.TaggedError<VmHalted>()("VmHalted", fields) {
+  override get message() {
+    return `Helper VM failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+export type VmError = VmBootFailed | AgentChannelBroken | GuestCommandFailed | VmHalted
 
 export const isVmError = (error: unknown): error is VmError =>
   error instanceof VmBootFailed || error instanceof AgentChannelBroken ||
-  error instanceof GuestCommandFailed
+  error instanceof GuestCommandFailed || error instanceof VmHalted

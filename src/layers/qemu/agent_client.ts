@@ -210,7 +210,7 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
     ),
   )
 
-  const killTimeout = options.killTimeout ?? "5 seconds"
+  const killTimeout = options.killTimeout ?? "2 seconds"
 
   const feedStdin = (id: number, stdin: Stream.Stream<Uint8Array, VmError>) =>
     stdin.pipe(

@@ -24,6 +24,7 @@ import { Terminal } from "../../services/terminal.ts"
 import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
+import { watchHostIo } from "./io_watch.ts"
 import { GUEST_DEVICES, type GuestImages, type Machine, QEMU_SYSTEM } from "./qemu_machine.ts"
 import { bootOnce, stopVm } from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
@@ -120,11 +121,13 @@ export const makeBuildVmQemu = <R>(
               attempt,
               (exit) => stopVm(booted.right, exit, reporter).pipe(Effect.provide(platform)),
             )
+            // Added after stopVm, so it ends first: stopVm needs QMP for itself.
+            const halted = yield* watchHostIo(machine).pipe(Scope.extend(attempt))
             return makeSession(booted.right.client, {
               terminal,
               socket: machine.shellSocket,
               tty: GUEST_DEVICES.shellTty,
-            })
+            }, halted)
           }
           yield* Scope.close(attempt, Exit.fail(booted.left))
           if (isLast) return yield* booted.left

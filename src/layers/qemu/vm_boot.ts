@@ -31,6 +31,13 @@ import { connectUnix } from "./unix_socket.ts"
 
 const CONSOLE_LINES = 20
 
+/**
+ * How long QEMU gets to answer `quit`, and then to exit, when a build stops. With the kill of a
+ * running command (2 s) and SIGTERM's grace (1 s), a stop ends well within 10 s even when QEMU
+ * is frozen.
+ */
+const QUIT_SECONDS = "2 seconds"
+
 /** A running helper VM whose agent said hello. */
 export interface BootedVm {
   readonly process: RunningProcess
@@ -79,7 +86,7 @@ export const bootOnce = (
 > =>
   Effect.gen(function* () {
     const argv = qemuArgv(machine)
-    const process = yield* startProcess(diesWithParent(argv), { gracePeriod: "3 seconds" }).pipe(
+    const process = yield* startProcess(diesWithParent(argv), { gracePeriod: "1 second" }).pipe(
       Effect.mapError((missing) =>
         new VmBootFailed({ operation: "boot", reason: missing.message })
       ),
@@ -87,8 +94,8 @@ export const bootOnce = (
     // Runs before the process's own stop: ask QEMU to quit, which closes the disk cleanly.
     yield* Effect.addFinalizer(() =>
       Effect.flatMap(process.hasExited, (done) =>
-        done ? Effect.void : qmpQuit(machine.qmpSocket, "3 seconds").pipe(
-          Effect.zipRight(awaitExit(process, "10 seconds")),
+        done ? Effect.void : qmpQuit(machine.qmpSocket, QUIT_SECONDS).pipe(
+          Effect.zipRight(awaitExit(process, QUIT_SECONDS)),
         ))
     )
 
@@ -169,8 +176,8 @@ export const stopVm = (
       yield* reporter.warn("The helper VM did not power off; stopping QEMU")
     }
     if (!(yield* booted.process.hasExited)) {
-      yield* qmpQuit(booted.machine.qmpSocket, "3 seconds")
-      if (yield* awaitExit(booted.process, "10 seconds")) return
+      yield* qmpQuit(booted.machine.qmpSocket, QUIT_SECONDS)
+      if (yield* awaitExit(booted.process, QUIT_SECONDS)) return
     }
     yield* stopProcess(booted.process, "1 second")
   })

@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { commandFor, type GuestCommand, quoteArgv } from "../../domain/guest/commands.ts"
-import { GuestCommandFailed } from "../../domain/guest/errors.ts"
+import { GuestCommandFailed, type VmError } from "../../domain/guest/errors.ts"
 import { describeOperation, GuestOperation } from "../../domain/guest/operation.ts"
 import { OutputTail } from "../../domain/output_tail.ts"
 import type { RunRequest, SessionOperation, VmSession } from "../../services/build_vm.ts"
@@ -35,14 +35,24 @@ const execRequest = (command: GuestCommand): ExecRequest => ({
   ...(command.env === undefined ? {} : { env: command.env }),
 })
 
-export const makeSession = (client: AgentClient, shellAccess: ShellAccess): VmSession => {
+/**
+ * `halted` fails when the VM can no longer run (QEMU paused it on a host I/O error); every
+ * operation ends with that error then, instead of waiting for a guest that will not answer.
+ */
+export const makeSession = (
+  client: AgentClient,
+  shellAccess: ShellAccess,
+  halted: Effect.Effect<never, VmError> = Effect.never,
+): VmSession => {
+  const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.raceFirst(effect, halted)
+
   const perform = Effect.fn("VmSession.perform")(function* (operation: SessionOperation) {
     const command = commandFor(operation)
     const tail = new OutputTail()
-    const code = yield* client.exec({
+    const code = yield* guarded(client.exec({
       ...execRequest(command),
       onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
-    })
+    }))
     if (code !== 0) {
       return yield* new GuestCommandFailed({
         operation: describeOperation(operation),
@@ -55,7 +65,7 @@ export const makeSession = (client: AgentClient, shellAccess: ShellAccess): VmSe
 
   const run = Effect.fn("VmSession.run")(function* (request: RunRequest) {
     const command = commandFor(GuestOperation.Run({ command: request.command }))
-    return yield* client.exec({ ...execRequest(command), onOutput: request.onOutput })
+    return yield* guarded(client.exec({ ...execRequest(command), onOutput: request.onOutput }))
   })
 
   const shell = Effect.gen(function* () {
@@ -89,7 +99,7 @@ export const makeSession = (client: AgentClient, shellAccess: ShellAccess): VmSe
       GuestOperation.Shell({ console: shellAccess.tty, rows, columns }),
     )
     return yield* client.exec(execRequest(command))
-  }).pipe(Effect.scoped, Effect.withSpan("VmSession.shell"))
+  }).pipe(Effect.scoped, guarded, Effect.withSpan("VmSession.shell"))
 
   return { perform, run, shell }
 }
