@@ -219,10 +219,23 @@ export class ImageRefersToFile
   }
 }
 
+/** A pulled file that is not an image the store takes (see src/domain/image_format.ts). */
+export class ImageFormatRefused
+  extends Schema.TaggedError<ImageFormatRefused>()("ImageFormatRefused", {
+    image: Schema.String,
+    source: Schema.String,
+    reason: Schema.String,
+  }) {
+  override get message() {
+    return `The image from ${this.source} is refused: ${this.reason}`
+  }
+}
+
 /** The store's own files or directory cannot be read or written. */
 export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoError", {
   operation: Schema.Literal(
     "open",
+    "read",
     "look up",
     "lock",
     "clean",
@@ -240,6 +253,7 @@ export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoErr
     const image = `image '${this.image ?? ""}'`
     const what = {
       "open": `open the image store at ${this.path}`,
+      "read": `read ${this.path}`,
       "look up": `look up ${image} in ${this.path}`,
       "lock": `lock ${image}`,
       "clean": `clean ${this.path}`,
@@ -267,6 +281,7 @@ export const StoreError = Schema.Union(
   DecompressorMissing,
   BoxArchiveInvalid,
   ImageRefersToFile,
+  ImageFormatRefused,
   StoreIoError,
 )
 export type StoreError = typeof StoreError.Type

@@ -26,7 +26,8 @@ export interface DiskImagesShape {
   readonly convert: (
     options: { readonly from: string; readonly to: string; readonly fromFormat?: string },
   ) => Effect.Effect<void, DiskImageError>
-  readonly info: (path: string) => Effect.Effect<DiskImageInfo, DiskImageError>
+  /** What `path` is; read as `format` when given (a file of unknown origin must not be probed). */
+  readonly info: (path: string, format?: string) => Effect.Effect<DiskImageInfo, DiskImageError>
 }
 
 export class DiskImages extends Context.Tag("transient/DiskImages")<

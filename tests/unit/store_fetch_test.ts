@@ -56,6 +56,8 @@ const raw = new Uint8Array(4 * MiB)
 // Scattered non-zero data, so that holes and data both have to come out right.
 for (let i = 0; i < raw.length; i += 4096) raw[i] = (i / 4096) % 251 + 1
 raw.set(new TextEncoder().encode("transient test disk"), 2 * MiB + 17)
+// An MBR's boot signature: what makes a raw file a disk to the store's strict probe.
+raw.set([0x55, 0xaa], 510)
 await Deno.writeFile(rawPath, raw)
 const qcow2Path = `${fixtures}/disk.qcow2`
 await run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", rawPath, qcow2Path])

@@ -99,12 +99,13 @@ export const DiskImagesQemu: Layer.Layer<
           to,
         ])
       }),
-      info: Effect.fn("DiskImages.info")(function* (path) {
+      info: Effect.fn("DiskImages.info")(function* (path, format) {
         // --force-share: listing must work while a running VM holds the image open.
         const result = yield* run("inspect", path, [
           "info",
           "--force-share",
           "--output=json",
+          ...(format === undefined ? [] : ["-f", format]),
           path,
         ])
         return yield* parseInfo(path, result.stdout)

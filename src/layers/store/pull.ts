@@ -3,9 +3,11 @@
  * only then published. The name's lock is held throughout, so concurrent pulls of one image, from
  * any number of processes, download it once.
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import { encodeImageName, type ImageSpec } from "../../domain/image_spec.ts"
-import { ImageRefersToFile, StoreIoError } from "../../domain/store_errors.ts"
+import { PROBE_BYTES, probeImageFormat } from "../../domain/image_format.ts"
+import { ImageFormatRefused, ImageRefersToFile, StoreIoError } from "../../domain/store_errors.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { download } from "./download.ts"
@@ -14,6 +16,22 @@ import { lockImageName } from "./locks.ts"
 import { publishFile } from "./publish.ts"
 import { isStored, storedImage, type StoreLayout } from "./store_layout.ts"
 import { sweepStaleWork, workingFile } from "./working_dir.ts"
+
+/** The strict probe of the file at `path`: its first bytes and its size. */
+const probeFile = (path: string) =>
+  Effect.scoped(Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const size = Number((yield* fs.stat(path)).size)
+    const file = yield* fs.open(path, { flag: "r" })
+    const head = new Uint8Array(Math.min(PROBE_BYTES, size))
+    let filled = 0
+    while (filled < head.length) {
+      const read = Number(yield* file.read(head.subarray(filled)))
+      if (read === 0) break
+      filled += read
+    }
+    return probeImageFormat(head.subarray(0, filled), size)
+  }))
 
 /** Fetch `spec` and publish it at `file`, unless another process did so first. */
 export const pullImage = (
@@ -39,7 +57,19 @@ export const pullImage = (
     const converted = yield* workingFile(layout.working, encodeImageName(name), "qcow2")
     yield* reporter.info(`Pulling '${name}' from ${source.describe}`)
     yield* download(spec, source, downloaded, vagrantUrl)
-    const info = yield* disks.info(downloaded)
+    const probe = yield* probeFile(downloaded).pipe(
+      Effect.mapError((cause) =>
+        new StoreIoError({ operation: "read", image: name, path: downloaded, cause })
+      ),
+    )
+    if (probe._tag === "Refused") {
+      return yield* new ImageFormatRefused({
+        image: name,
+        source: source.describe,
+        reason: probe.reason,
+      })
+    }
+    const info = yield* disks.info(downloaded, probe.format)
     if (info.backingFile !== undefined) {
       // Following it would read whatever host file the image names.
       return yield* new ImageRefersToFile({
@@ -48,7 +78,7 @@ export const pullImage = (
         file: info.backingFile,
       })
     }
-    yield* disks.convert({ from: downloaded, to: converted, fromFormat: info.format })
+    yield* disks.convert({ from: downloaded, to: converted, fromFormat: probe.format })
     yield* publishFile(name, converted, file, { force: false, readOnly: true }).pipe(
       // Only this process writes the name while it holds the lock.
       Effect.catchTag("ImageExists", () => Effect.void),

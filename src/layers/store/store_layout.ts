@@ -48,7 +48,7 @@ export const isStored = (
 
 /** The image `name` at `file`, as qemu-img describes it. */
 export const storedImage = (name: string, file: string) =>
-  Effect.flatMap(DiskImages, (disks) => disks.info(file)).pipe(
+  Effect.flatMap(DiskImages, (disks) => disks.info(file, "qcow2")).pipe(
     Effect.map((info): StoredImage => ({
       name,
       path: file,

@@ -1,0 +1,110 @@
+/**
+ * The strict format probe of pulled images. The store holds raw and qcow2 images only, and a
+ * pulled file is opened as the format its first bytes prove, never as QEMU would guess: a guess
+ * can read a descriptor (VMDK), a `json:` name or an external data file, and so pull a host
+ * file into an image. A qcow2 that refers to any other file is refused here, from its header.
+ */
+
+/** How many leading bytes the probe reads. */
+export const PROBE_BYTES = 64 * 1024
+
+const SECTOR = 512
+
+export type ImageFormat = "raw" | "qcow2"
+
+export type Probe =
+  | { readonly _tag: "Accepted"; readonly format: ImageFormat }
+  | { readonly _tag: "Refused"; readonly reason: string }
+
+const refused = (reason: string): Probe => ({ _tag: "Refused", reason })
+
+const ascii = (bytes: Uint8Array, offset: number, length: number) =>
+  String.fromCharCode(...bytes.subarray(offset, offset + length))
+
+/** Formats QEMU reads that the store does not take, by their magic at offset 0. */
+const FOREIGN_MAGIC: ReadonlyArray<readonly [string, string]> = [
+  ["KDMV", "VMDK"],
+  ["# Disk DescriptorFile", "VMDK (descriptor)"],
+  ["conectix", "VHD"],
+  ["vhdxfile", "VHDX"],
+  ["QED\0", "QED"],
+  ["LUKS\xba\xbe", "LUKS"],
+  ["WithoutFreeSpace", "Parallels"],
+  ["WithouFreSpacExt", "Parallels"],
+  ["cxsparse", "VHD (sparse)"],
+  ["json:", "a json: file name"],
+]
+
+const QCOW_MAGIC = "QFI\xfb"
+
+/** qcow2 incompatible feature bits (header version 3). */
+const INCOMPATIBLE_EXTERNAL_DATA = 1n << 2n
+const KNOWN_INCOMPATIBLE = 0b11111n
+
+/** Header extension types that name other files. */
+const EXTENSION_EXTERNAL_DATA = 0x44415441
+const EXTENSION_END = 0
+
+/** The qcow2 header checks: no backing file, no external data file, no encryption. */
+const probeQcow2 = (head: Uint8Array): Probe => {
+  if (head.length < 72) return refused("its qcow2 header is cut short")
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+  const version = view.getUint32(4)
+  if (version !== 2 && version !== 3) return refused(`it is qcow version ${version}, not qcow2`)
+  if (view.getBigUint64(8) !== 0n) return refused("it refers to a backing file")
+  if (view.getUint32(32) !== 0) return refused("it is encrypted")
+  let headerLength = 72
+  if (version === 3) {
+    if (head.length < 104) return refused("its qcow2 header is cut short")
+    const incompatible = view.getBigUint64(72)
+    if ((incompatible & INCOMPATIBLE_EXTERNAL_DATA) !== 0n) {
+      return refused("it keeps its data in an external file")
+    }
+    if ((incompatible & ~KNOWN_INCOMPATIBLE) !== 0n) {
+      return refused("it uses qcow2 features this probe does not know")
+    }
+    headerLength = view.getUint32(100)
+  }
+  // The header extensions follow the header: none may name a file.
+  for (let offset = headerLength; offset + 8 <= head.length;) {
+    const type = view.getUint32(offset)
+    const length = view.getUint32(offset + 4)
+    if (type === EXTENSION_END) return { _tag: "Accepted", format: "qcow2" }
+    if (type === EXTENSION_EXTERNAL_DATA) return refused("it names an external data file")
+    offset += 8 + Math.ceil(length / 8) * 8
+  }
+  return refused("its qcow2 header extensions do not end within the first 64 KiB")
+}
+
+/** Whether `head` starts like a raw disk: a partition table or a filesystem we know. */
+const looksLikeRawDisk = (head: Uint8Array): boolean => {
+  const mbr = head.length >= SECTOR && head[510] === 0x55 && head[511] === 0xaa
+  const ext = head.length >= 1082 && head[1080] === 0x53 && head[1081] === 0xef
+  const xfs = ascii(head, 0, 4) === "XFSB"
+  const iso = head.length >= 32774 && ascii(head, 32769, 5) === "CD001"
+  return mbr || ext || xfs || iso
+}
+
+/**
+ * Decide the format of a pulled file from its first bytes (`head`, up to PROBE_BYTES) and its
+ * size: qcow2 when its header says so and refers to no other file, raw when it begins with a
+ * partition table or a filesystem; anything else is refused, with the reason.
+ */
+export const probeImageFormat = (head: Uint8Array, size: number): Probe => {
+  if (size === 0) return refused("it is empty")
+  if (ascii(head, 0, 4) === QCOW_MAGIC) return probeQcow2(head)
+  for (const [magic, format] of FOREIGN_MAGIC) {
+    if (ascii(head, 0, magic.length) === magic) {
+      return refused(`it is ${format}; the store takes raw and qcow2 images`)
+    }
+  }
+  if (size % SECTOR !== 0) {
+    return refused(`it is not a qcow2 image, and ${size} bytes is not a whole number of sectors`)
+  }
+  if (!looksLikeRawDisk(head)) {
+    return refused(
+      "it is neither a qcow2 image nor a raw disk (no partition table or filesystem at its start)",
+    )
+  }
+  return { _tag: "Accepted", format: "raw" }
+}
