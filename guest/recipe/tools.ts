@@ -15,6 +15,8 @@ const TOOLS = [
   "/bin/umount",
   "/usr/bin/unshare",
   "/usr/bin/nsenter",
+  // INSPECT's setsid: busybox's would run busybox's unshare applet, not util-linux's.
+  "/usr/bin/setsid",
   "/sbin/fsfreeze",
   "/bin/lsblk",
   "/bin/findmnt",
