@@ -11,6 +11,7 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { build, type BuildOptions } from "../builder.ts"
+import { imageNameProblem, visibleName } from "../domain/image_spec.ts"
 import { planBuild } from "../domain/plan.ts"
 import { BuildContextDirectory } from "../layers/build_context_directory.ts"
 import { BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun } from "../layers/dry_run.ts"
@@ -121,11 +122,13 @@ const BuildFlags = Schema.Struct({
   memory: AtLeastOne("memory"),
   bootTimeout: AtLeastOne("boot-timeout"),
 }).pipe(
-  Schema.filter(({ name, local }) =>
-    name.trim() === "" || (local && name.includes("/"))
-      ? `'${name}' cannot be used as an image name`
-      : true
-  ),
+  Schema.filter(({ name, local }) => {
+    const problem = imageNameProblem(name) ??
+      (local && name.includes("/") ? "a --local image is a file name: no '/'" : undefined)
+    return problem === undefined
+      ? true
+      : `'${visibleName(name)}' cannot be used as an image name: ${problem}`
+  }),
 )
 
 /** The live services of a build, or of its dry run, reporting through `reporter`. */

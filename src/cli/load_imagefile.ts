@@ -19,6 +19,9 @@ const unreadable = (path: string) => (error: PlatformError): FileUnreadable =>
     reason: error._tag === "SystemError" ? REASONS[error.reason] ?? error.message : error.message,
   })
 
+/** The largest Imagefile read (a real one is a few KiB). */
+export const MAX_IMAGEFILE_BYTES = 1024 * 1024
+
 /** The text of the file at `path`; a missing or unreadable file is a FileUnreadable. */
 export const readImagefile = Effect.fn("Imagefile.read")(function* (path: string) {
   const fs = yield* FileSystem.FileSystem
@@ -27,6 +30,18 @@ export const readImagefile = Effect.fn("Imagefile.read")(function* (path: string
   )
   if (info.type === "Directory") {
     return yield* new FileUnreadable({ path, reason: "it is a directory" })
+  }
+  // A FIFO would block and a device (/dev/zero) never end: only files are read.
+  if (info.type !== "File") {
+    return yield* new FileUnreadable({ path, reason: "it is not a regular file" })
+  }
+  if (Number(info.size) > MAX_IMAGEFILE_BYTES) {
+    return yield* new FileUnreadable({
+      path,
+      reason: `it is larger than ${
+        MAX_IMAGEFILE_BYTES / 1024 / 1024
+      } MiB, the limit of an Imagefile`,
+    })
   }
   return yield* fs.readFileString(path).pipe(
     Effect.mapError(unreadable(path)),

@@ -30,19 +30,23 @@ export class FileUnreadable extends Schema.TaggedError<FileUnreadable>()("FileUn
 export class ContextSourceError
   extends Schema.TaggedError<ContextSourceError>()("ContextSourceError", {
     source: Schema.String,
-    reason: Schema.Literal("missing", "escapes", "unreadable"),
+    reason: Schema.Literal("missing", "escapes", "unreadable", "special"),
     detail: Schema.optional(Schema.String),
     /** `file:line:column` of the instruction that names the source, when known. */
     location: Schema.optional(Schema.String),
   }) {
   override get message() {
     const detail = this.detail ? ` (${this.detail})` : ""
+    const where = this.location ? `${this.location}: ` : ""
+    if (this.reason === "special") {
+      return `${where}COPY/ADD source '${this.source}' is ${this.detail}: only files, ` +
+        "directories and symlinks can be copied"
+    }
     const what = this.reason === "missing"
       ? "does not exist in the build directory"
       : this.reason === "escapes"
       ? "points outside the build directory"
       : "cannot be read"
-    const where = this.location ? `${this.location}: ` : ""
     return `${where}COPY/ADD source '${this.source}' ${what}${detail}`
   }
 }

@@ -75,6 +75,34 @@ const parseSource = (
   }
 }
 
+/**
+ * The longest name the store can hold: its file name is the encoded name plus a suffix of about
+ * 50 bytes while it is being written, and a file name has at most 255 bytes.
+ */
+export const MAX_ENCODED_NAME_BYTES = 200
+
+/** Why `name` cannot name an image (undefined when it can). */
+export const imageNameProblem = (name: string): string | undefined => {
+  if (name.trim() === "") return "it is empty"
+  // Such names would be hidden files in the store, or the store's own directories.
+  if (name.startsWith(".")) return "it may not start with '.'"
+  // deno-lint-ignore no-control-regex -- control characters are what is refused.
+  if (/[\x00-\x1f\x7f]/.test(name)) return "it may not contain control characters"
+  const encoded = encodeImageName(name).length
+  if (encoded > MAX_ENCODED_NAME_BYTES) {
+    return `it is too long: ${encoded} bytes as a file name, at most ${MAX_ENCODED_NAME_BYTES}`
+  }
+  return undefined
+}
+
+/** A name as an error message may show it: control characters as escapes. */
+export const visibleName = (name: string): string =>
+  name.replace(
+    // deno-lint-ignore no-control-regex -- control characters are what is escaped.
+    /[\x00-\x1f\x7f]/g,
+    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  )
+
 /** Parse an image spec, with the original's error messages. */
 export const parseImageSpec = (spec: string): Either.Either<ImageSpec, InvalidImageSpec> => {
   let rest = spec
@@ -96,9 +124,9 @@ export const parseImageSpec = (spec: string): Either.Either<ImageSpec, InvalidIm
   const match = SPEC.exec(rest)
   if (!match) return Either.left(invalid(spec, `Invalid image spec '${spec}'`))
   const [, name = "", protocol, location] = match
-  // Such names would be hidden files in the store, or the store's own directories.
-  if (name.startsWith(".")) {
-    return Either.left(invalid(spec, `Invalid image name '${name}' (it may not start with '.')`))
+  const problem = imageNameProblem(name)
+  if (problem !== undefined) {
+    return Either.left(invalid(spec, `Invalid image name '${visibleName(name)}' (${problem})`))
   }
   const withChecksum = (source: ImageSource): ImageSpec =>
     sha256 === undefined ? { name, source } : { name, source, sha256 }

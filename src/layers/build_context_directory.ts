@@ -1,7 +1,11 @@
 /**
  * BuildContext on a real directory. Sources are confined lexically, then every symlink on the
- * way is resolved and the result must still lie inside BUILD_DIR.
+ * way is resolved and the result must still lie inside BUILD_DIR; only files, directories and
+ * symlinks are sources (a FIFO would hang the copy, a device never end).
  */
+import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { ContextSourceError } from "../domain/errors.ts"
@@ -13,93 +17,111 @@ import {
   type EntryKind,
 } from "../services/build_context.ts"
 
-const kindOf = (info: Deno.FileInfo): EntryKind =>
-  info.isSymlink ? "symlink" : info.isDirectory ? "directory" : "file"
+const SPECIAL: Partial<Record<FileSystem.File.Type, string>> = {
+  FIFO: "a FIFO",
+  Socket: "a socket",
+  CharacterDevice: "a character device",
+  BlockDevice: "a block device",
+  Unknown: "not a file, directory or symlink",
+}
 
-const reasonOf = (source: string, error: unknown) =>
-  error instanceof Deno.errors.NotFound
+const reasonOf = (source: string) => (error: PlatformError) =>
+  error._tag === "SystemError" && error.reason === "NotFound"
     ? new ContextSourceError({ source, reason: "missing" })
-    : new ContextSourceError({ source, reason: "unreadable", detail: String(error) })
+    : new ContextSourceError({ source, reason: "unreadable", detail: error.message })
 
 const inside = (root: string, path: string) => path === root || path.startsWith(root + "/")
 
-export const BuildContextDirectory = (directory: string) =>
+export const BuildContextDirectory = (
+  directory: string,
+): Layer.Layer<BuildContext, ContextSourceError, FileSystem.FileSystem | Path.Path> =>
   Layer.effect(
     BuildContext,
-    Effect.tryPromise({
-      try: () => Deno.realPath(directory),
-      catch: () =>
-        new ContextSourceError({
-          source: directory,
-          reason: "missing",
-          detail: "the build directory",
-        }),
-    }).pipe(Effect.map((root) => {
-      const resolve = (source: string): Effect.Effect<ContextEntry, ContextSourceError> => {
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const root = yield* fs.realPath(directory).pipe(
+        Effect.mapError(() =>
+          new ContextSourceError({
+            source: directory,
+            reason: "missing",
+            detail: "the build directory",
+          })
+        ),
+      )
+
+      /** What is at `file` itself (a symlink is not followed): its kind and its info. */
+      const kindAt = (file: string) =>
+        fs.readLink(file).pipe(
+          Effect.map((target) => ({ kind: "symlink" as EntryKind, target })),
+          Effect.orElse(() =>
+            Effect.map(fs.stat(file), (info) => ({
+              kind: (info.type === "Directory" ? "directory" : "file") as EntryKind,
+              info,
+            }))
+          ),
+        )
+
+      const resolve = Effect.fn("BuildContext.resolve")(function* (source: string) {
         const confined = confineSource(source)
         if ("refused" in confined) {
-          return Effect.fail(
-            new ContextSourceError({ source, reason: "escapes", detail: confined.refused }),
-          )
-        }
-        return Effect.tryPromise({
-          try: async () => {
-            const real = await Deno.realPath(`${root}/${confined.path}`)
-            return { real, info: await Deno.stat(real) }
-          },
-          catch: (error) => reasonOf(source, error),
-        }).pipe(
-          Effect.filterOrFail(
-            ({ real }) => inside(root, real),
-            ({ real }) =>
-              new ContextSourceError({
-                source,
-                reason: "escapes",
-                detail: `it resolves to ${real}`,
-              }),
-          ),
-          Effect.map(({ real, info }) => ({
+          return yield* new ContextSourceError({
             source,
-            path: real === root ? "." : real.slice(root.length + 1),
-            kind: kindOf(info),
-            size: info.size,
-            mode: (info.mode ?? 0o644) & 0o7777,
-          })),
+            reason: "escapes",
+            detail: confined.refused,
+          })
+        }
+        const real = yield* fs.realPath(path.join(root, confined.path)).pipe(
+          Effect.mapError(reasonOf(source)),
+        )
+        if (!inside(root, real)) {
+          return yield* new ContextSourceError({
+            source,
+            reason: "escapes",
+            detail: `it resolves to ${real}`,
+          })
+        }
+        const info = yield* fs.stat(real).pipe(Effect.mapError(reasonOf(source)))
+        const special = SPECIAL[info.type]
+        if (special !== undefined) {
+          return yield* new ContextSourceError({ source, reason: "special", detail: special })
+        }
+        return {
+          source,
+          path: real === root ? "." : real.slice(root.length + 1),
+          kind: info.type === "Directory" ? "directory" : "file",
+          size: Number(info.size),
+          mode: info.mode & 0o7777,
+        } satisfies ContextEntry
+      })
+
+      const walk = (entry: Pick<ContextEntry, "source" | "path" | "kind">) => {
+        const visit = (relative: string): Effect.Effect<Array<ContextNode>, PlatformError> =>
+          Effect.gen(function* () {
+            const file = relative === ""
+              ? path.join(root, entry.path)
+              : path.join(root, entry.path, relative)
+            const at = yield* kindAt(file)
+            if (at.kind === "symlink" && "target" in at) {
+              return [{ path: relative, kind: at.kind, mode: 0o777, target: at.target }]
+            }
+            const mode = "info" in at ? at.info.mode & 0o7777 : 0
+            if (at.kind === "file") {
+              return [{ path: relative, kind: at.kind, mode, content: yield* fs.readFile(file) }]
+            }
+            const names = (yield* fs.readDirectory(file)).sort()
+            const below = yield* Effect.forEach(
+              names,
+              (name) => visit(relative === "" ? name : `${relative}/${name}`),
+            )
+            return [{ path: relative, kind: at.kind, mode }, ...below.flat()]
+          })
+        return visit("").pipe(
+          Effect.map((nodes): ReadonlyArray<ContextNode> => nodes),
+          Effect.mapError(reasonOf(entry.source)),
         )
       }
 
-      const walk = (entry: Pick<ContextEntry, "source" | "path" | "kind">) =>
-        Effect.tryPromise({
-          try: async () => {
-            const nodes: Array<ContextNode> = []
-            const visit = async (relative: string) => {
-              const path = relative === ""
-                ? `${root}/${entry.path}`
-                : `${root}/${entry.path}/${relative}`
-              const info = await Deno.lstat(path)
-              const kind = kindOf(info)
-              const mode = (info.mode ?? 0) & 0o7777
-              if (kind === "file") {
-                nodes.push({ path: relative, kind, mode, content: await Deno.readFile(path) })
-              } else if (kind === "symlink") {
-                nodes.push({ path: relative, kind, mode, target: await Deno.readLink(path) })
-              } else {
-                nodes.push({ path: relative, kind, mode })
-                const names: Array<string> = []
-                for await (const child of Deno.readDir(path)) {
-                  names.push(child.name)
-                }
-                for (const name of names.sort()) {
-                  await visit(relative === "" ? name : `${relative}/${name}`)
-                }
-              }
-            }
-            await visit("")
-            return nodes as ReadonlyArray<ContextNode>
-          },
-          catch: (error) => reasonOf(entry.source, error),
-        })
-
       return { root, resolve, walk }
-    })),
+    }),
   )

@@ -4,6 +4,7 @@
  * agent, in order.
  */
 import assert from "node:assert/strict"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -70,7 +71,7 @@ const buildWith = (dir: string, vm: Layer.Layer<BuildVm, never, Reporter>) =>
       vm,
       DiskImagesMemory(world),
       ImageStoreMemory(world),
-      BuildContextDirectory(dir),
+      BuildContextDirectory(dir).pipe(Layer.provide(NodeContext.layer)),
     ).pipe(Layer.provideMerge(ReporterMemory(report)))
     yield* build(planOf(text), defaultOptions("matched")).pipe(Effect.provide(layer))
     return report

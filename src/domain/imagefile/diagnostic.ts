@@ -54,15 +54,30 @@ export const byPosition = (a: Diagnostic, b: Diagnostic): number =>
  * a caret line under the span (`^~~~`). A span over several lines is underlined to the end of
  * its first line.
  */
+/**
+ * `text` safe to print on a terminal: control characters (but tabs) become the Unicode symbols
+ * that picture them, one column each as the originals, so carets still line up and no escape
+ * sequence in an Imagefile reaches the terminal.
+ */
+export const visible = (text: string): string =>
+  // deno-lint-ignore no-control-regex -- control characters are what this replaces.
+  text.replace(/[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]/g, (char) => {
+    const code = char.charCodeAt(0)
+    if (code < 0x20) return String.fromCharCode(0x2400 + code)
+    return code === 0x7f ? "\u2421" : "\ufffd"
+  })
+
 export const renderDiagnostics = (
   diagnostics: ReadonlyArray<Diagnostic>,
   text: string,
 ): string => {
   const lines = physicalLines(text)
   return diagnostics.map((diagnostic) => {
-    const header =
-      `${diagnostic.file}:${diagnostic.line}:${diagnostic.column}: ${diagnostic.severity}: ${diagnostic.message}`
-    const source = lines[diagnostic.line - 1]
+    const header = visible(
+      `${diagnostic.file}:${diagnostic.line}:${diagnostic.column}: ${diagnostic.severity}: ${diagnostic.message}`,
+    )
+    const line = lines[diagnostic.line - 1]
+    const source = line === undefined ? undefined : visible(line)
     if (source === undefined) return header
     const start = Math.min(Math.max(diagnostic.column - 1, 0), source.length)
     const end = diagnostic.endLine > diagnostic.line

@@ -130,6 +130,9 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
       case "Add":
         checkTransfer(instruction, report)
         break
+      case "Run":
+        checkRun(instruction, report)
+        break
     }
   }
 
@@ -153,6 +156,27 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
 }
 
 type Report = (span: Ast.Span, code: string, message: string, severity?: Severity) => void
+
+/**
+ * The longest RUN command: it is one argument of `/bin/sh -c` in the guest, and Linux refuses
+ * an argument of 128 KiB or more (MAX_ARG_STRLEN) before the shell even starts.
+ */
+export const MAX_RUN_BYTES = 128 * 1024 - 1
+
+const checkRun = (run: Ast.Run, report: Report) => {
+  const command = run.command
+  if (command.value.includes("\0")) {
+    report(command.span, "run-nul", "a RUN command cannot contain a NUL character")
+  }
+  const bytes = new TextEncoder().encode(command.value).length
+  if (bytes > MAX_RUN_BYTES) {
+    report(
+      command.span,
+      "run-too-long",
+      `this RUN command is ${bytes} bytes; the longest one the guest can run is ${MAX_RUN_BYTES}`,
+    )
+  }
+}
 
 const checkSize = (size: Ast.Size, what: string, report: Report) => {
   if (size.amount === 0) {
