@@ -87,6 +87,12 @@ const signalName = (description: string): string => /\bSIG[A-Z0-9]+\b/.exec(desc
 
 const signalNumber = (name: string): number => SIGNALS[name] ?? 0
 
+/** An exit status in words: `status 1`, or `signal SIGKILL` for 128+9. */
+export const describeStatus = (status: number): string => {
+  const signal = Object.entries(SIGNALS).find(([, number]) => 128 + number === status)?.[0]
+  return signal === undefined ? `status ${status}` : `signal ${signal}`
+}
+
 const decodeAll = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
   Stream.runCollect(Stream.decodeText(stream)).pipe(
     Effect.map((chunks) => Chunk.join(chunks, "")),

@@ -169,6 +169,26 @@ Deno.test("SIGINT with QEMU frozen (SIGSTOP) still ends the build within 10 s", 
   await assertClean(build.child.pid, dir, store)
 })
 
+Deno.test("QEMU killed mid-RUN: the error says so, with the signal and the console's end", async () => {
+  const dir = await context("qemu-killed", imagefile(BUSY))
+  const store = `${work}/store-qemu-killed`
+  const build = new Running(buildArgs(dir, "--local", "--name", "qemu-killed"), {
+    TRANSIENT_IMAGE_BACKEND: store,
+  })
+  await build.waitFor(/^busy-started$/m)
+  const [qemu] = await qemuOf(build.child.pid)
+  assert.ok(qemu, "the build's QEMU runs")
+  Deno.kill(Number(qemu), "SIGKILL")
+  const { code } = await build.exit(performance.now())
+  assert.equal(code, 1, build.output)
+  assert.match(
+    build.output,
+    /^error: Helper VM failed to keep running: QEMU exited with signal SIGKILL$/m,
+  )
+  assert.match(build.output, /^ {2}\| transient-init: .*starting agent/m)
+  await assertClean(build.child.pid, dir, store)
+})
+
 Deno.test("SIGKILL of transient mid-RUN: its QEMU exits by itself, the next run sweeps the rest", async () => {
   const dir = await context("killed", imagefile(BUSY))
   const store = `${work}/store-killed`

@@ -17,16 +17,17 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import { VmBootFailed, type VmError } from "../../domain/guest/errors.ts"
+import { VmBootFailed, type VmError, VmHalted } from "../../domain/guest/errors.ts"
 import { type BootOptions, BuildVm } from "../../services/build_vm.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { Terminal } from "../../services/terminal.ts"
+import { describeStatus, lastLines } from "../host_process.ts"
 import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
 import { watchHostIo } from "./io_watch.ts"
 import { GUEST_DEVICES, type GuestImages, type Machine, QEMU_SYSTEM } from "./qemu_machine.ts"
-import { bootOnce, stopVm } from "./vm_boot.ts"
+import { type BootedVm, bootOnce, consoleTail, stopVm } from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
@@ -36,6 +37,18 @@ const KVM_PROBE_SECONDS = 10
  * well within a second when KVM works, while a guest that hangs under KVM writes nothing at all.
  */
 const KVM_SILENCE_SECONDS = 4
+
+/** Fails when QEMU exits while a session uses it (killed, crashed), with its console's end. */
+const qemuExited = (booted: BootedVm) =>
+  Effect.gen(function* () {
+    const status = yield* booted.process.exited
+    const stderr = lastLines(yield* booted.process.stderrTail, 3).join("; ")
+    return yield* new VmHalted({
+      operation: "keep running",
+      reason: `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`,
+      log: yield* consoleTail(booted.machine.consoleLog),
+    })
+  })
 
 /** A helper VM's temp directory is `transient-vm-<pid of its transient>-<random>`. */
 const VM_DIR_PREFIX = "transient-vm-"
@@ -122,7 +135,11 @@ export const makeBuildVmQemu = <R>(
               (exit) => stopVm(booted.right, exit, reporter).pipe(Effect.provide(platform)),
             )
             // Added after stopVm, so it ends first: stopVm needs QMP for itself.
-            const halted = yield* watchHostIo(machine).pipe(Scope.extend(attempt))
+            const hostIo = yield* watchHostIo(machine).pipe(Scope.extend(attempt))
+            const halted = Effect.raceFirst(
+              hostIo,
+              qemuExited(booted.right).pipe(Effect.provide(platform)),
+            )
             return makeSession(booted.right.client, {
               terminal,
               socket: machine.shellSocket,

@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { commandFor, type GuestCommand, quoteArgv } from "../../domain/guest/commands.ts"
-import { GuestCommandFailed, type VmError } from "../../domain/guest/errors.ts"
+import { AgentChannelBroken, GuestCommandFailed, type VmError } from "../../domain/guest/errors.ts"
 import { describeOperation, GuestOperation } from "../../domain/guest/operation.ts"
 import { OutputTail } from "../../domain/output_tail.ts"
 import type { RunRequest, SessionOperation, VmSession } from "../../services/build_vm.ts"
@@ -44,7 +44,18 @@ export const makeSession = (
   shellAccess: ShellAccess,
   halted: Effect.Effect<never, VmError> = Effect.never,
 ): VmSession => {
-  const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.raceFirst(effect, halted)
+  const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.raceFirst(effect, halted).pipe(
+      // A channel that breaks because QEMU died: say that QEMU died, and how.
+      Effect.catchIf(
+        (error): error is E & AgentChannelBroken => error instanceof AgentChannelBroken,
+        (broken) =>
+          halted.pipe(
+            Effect.timeout("1 second"),
+            Effect.catchTag("TimeoutException", () => Effect.fail(broken)),
+          ),
+      ),
+    )
 
   const perform = Effect.fn("VmSession.perform")(function* (operation: SessionOperation) {
     const command = commandFor(operation)
