@@ -59,6 +59,7 @@ export const DiskImagesDryRun = Layer.effect(
       overlay: ({ path, backing }) =>
         host(["qemu-img", "create", "-f", "qcow2", "-b", backing, "-F", "qcow2", path]),
       convert: ({ from, to }) => host(["qemu-img", "convert", "-O", "qcow2", from, to]),
+      check: () => Effect.void,
       info: (path) => Effect.succeed({ path, format: "qcow2", virtualSize: 0, actualSize: 0 }),
     }
   }),

@@ -26,6 +26,11 @@ export interface DiskImagesShape {
   readonly convert: (
     options: { readonly from: string; readonly to: string; readonly fromFormat?: string },
   ) => Effect.Effect<void, DiskImageError>
+  /**
+   * Check the structure of the qcow2 at `path` (a download cut short, a damaged file); fails
+   * with what is wrong. Leaked clusters are harmless and pass.
+   */
+  readonly check: (path: string) => Effect.Effect<void, DiskImageError>
   /** What `path` is; read as `format` when given (a file of unknown origin must not be probed). */
   readonly info: (path: string, format?: string) => Effect.Effect<DiskImageInfo, DiskImageError>
 }

@@ -38,6 +38,7 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
       }),
     overlay: ({ path, backing }) => copy(world, backing, path, "overlay"),
     convert: ({ from, to }) => copy(world, from, to, "convert"),
+    check: () => Effect.void,
     info: (path) => {
       const disk = world.disks.get(path)
       return disk

@@ -69,6 +69,14 @@ export const pullImage = (
         reason: probe.reason,
       })
     }
+    // A qcow2 cut short (a download without a length) still has a valid header: check it all.
+    if (probe.format === "qcow2") {
+      yield* disks.check(downloaded).pipe(
+        Effect.mapError((error) =>
+          new ImageFormatRefused({ image: name, source: source.describe, reason: error.reason })
+        ),
+      )
+    }
     const info = yield* disks.info(downloaded, probe.format)
     if (info.backingFile !== undefined) {
       // Following it would read whatever host file the image names.
