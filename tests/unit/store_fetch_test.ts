@@ -108,7 +108,9 @@ const handler = async (request: Request): Promise<Response> => {
           async start(controller) {
             controller.enqueue(half)
             await new Promise((resolve) => setTimeout(resolve, 20))
-            controller.error(new Error("connection reset"))
+            try {
+              controller.error(new Error("connection reset"))
+            } catch { /* the client cancelled first */ }
           },
         }),
         { headers: { "content-length": String(gzip.length) } },
@@ -121,7 +123,12 @@ const handler = async (request: Request): Promise<Response> => {
         new ReadableStream({
           start(controller) {
             controller.enqueue(gzip.subarray(0, Math.floor(gzip.length / 2)))
-            timer = setTimeout(() => controller.close(), 5000)
+            // The client may have gone before: closing a cancelled stream throws.
+            timer = setTimeout(() => {
+              try {
+                controller.close()
+              } catch { /* cancelled */ }
+            }, 5000)
           },
           cancel: () => clearTimeout(timer),
         }),
