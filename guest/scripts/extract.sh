@@ -1,13 +1,34 @@
 #!/bin/sh
 # extract.sh MODE SOURCE DEST TAR_OPTION...
-# ADD of a file: an archive (whatever GNU tar can list an entry of; it recognises gzip, bzip2,
-# xz and zstd by content) is extracted into the directory DEST with TAR_OPTIONs; anything else
-# is copied as COPY copies it (copy-in.sh MODE DEST SOURCE).
+# ADD of a file. A tar archive, plain or compressed (gzip, bzip2, xz, zstd, told by their magic
+# bytes), is extracted into the directory DEST with TAR_OPTIONs; any error extracting it fails
+# the step. Another compressed file must decompress whole (a damaged one fails the step) and is
+# then copied as it is, as is anything else (copy-in.sh MODE DEST SOURCE), as Docker's ADD does.
 set -eu
 mode=$1 src=$2 dest=$3
 shift 3
-if [ -n "$(tar -t -f "$src" 2>/dev/null | head -n 1)" ]; then
+
+magic=$(head -c 6 "$src" | od -A n -t x1 | tr -d ' \n')
+case $magic in
+1f8b*) decompress="gzip -d -c" ;;
+425a68*) decompress="bzip2 -d -c" ;;
+fd377a585a00) decompress="xz -d -c" ;;
+28b52ffd*) decompress="zstd -d -q -c" ;;
+*) decompress="cat" ;;
+esac
+
+# A tar archive has "ustar" at offset 257 of its first header.
+# shellcheck disable=SC2086 # $decompress is a command and its options
+kind=$($decompress <"$src" 2>/dev/null | dd bs=1 skip=257 count=5 2>/dev/null || true)
+if [ "$kind" = ustar ]; then
 	mkdir -p "$dest"
 	exec tar -x -f "$src" -C "$dest" "$@"
+fi
+if [ "$decompress" != cat ]; then
+	# shellcheck disable=SC2086
+	if ! $decompress <"$src" >/dev/null; then
+		echo "extract.sh: ${src##*/} looks compressed (${decompress%% *}) but is damaged" >&2
+		exit 1
+	fi
 fi
 exec "$(dirname "$0")/copy-in.sh" "$mode" "$dest" "$src"

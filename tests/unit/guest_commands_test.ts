@@ -430,6 +430,43 @@ Deno.test("ADD extracts compressed archives recognised by content, and copies ot
   })
 })
 
+Deno.test("ADD of a damaged archive fails; a compressed file that is no tar is copied as it is", async () => {
+  await withDirs(async (root, context) => {
+    await Deno.mkdir(`${context}/src`)
+    await Deno.writeTextFile(`${context}/src/file`, "x".repeat(100_000))
+    await mustRun(["tar", "-C", `${context}/src`, "-czf", `${context}/good.tar.gz`, "."])
+    // The gzip magic and header intact, the deflate stream garbage.
+    const good = await Deno.readFile(`${context}/good.tar.gz`)
+    const damaged = good.slice()
+    damaged.fill(0x55, 20, damaged.length - 8)
+    await Deno.writeFile(`${context}/damaged.tar.gz`, damaged)
+    const extract = (name: string, destination: string) =>
+      runRelocated(
+        commandFor(GuestOperation.Extract({ source: source(name, "file"), destination })),
+        root,
+        context,
+      )
+    const failed = await extract("damaged.tar.gz", "/damaged")
+    assert.notEqual(failed.code, 0)
+    assert.match(failed.stderr, /damaged\.tar\.gz looks compressed \(gzip\) but is damaged/)
+    assert.equal(await Deno.stat(`${root}/damaged`).catch(() => undefined), undefined)
+
+    await mustRun([
+      "sh",
+      "-c",
+      'printf "just text\\n" | gzip -c > "$1"',
+      "sh",
+      `${context}/notes.txt.gz`,
+    ])
+    const copied = await extract("notes.txt.gz", "/doc/notes.txt.gz")
+    assert.equal(copied.code, 0, copied.stderr)
+    assert.deepEqual(
+      await Deno.readFile(`${root}/doc/notes.txt.gz`),
+      await Deno.readFile(`${context}/notes.txt.gz`),
+    )
+  })
+})
+
 Deno.test("renderCommand shows every operation as the shell line that runs it", async () => {
   const copy = renderCommand(commandFor(GuestOperation.CopyIn({
     sources: [source("my file", "file")],
