@@ -7,28 +7,30 @@
 # copied is owned by root, as with Docker's COPY: the build directory belongs to the user who
 # runs the build, not to anyone in the image.
 set -eu
+# must COMMAND...: run it; when it fails, name it and its status on stderr, and stop there.
+must() { "$@" || { s=$?; echo "transient: \`$*\` exited with status $s" >&2; exit "$s"; }; }
 mode=$1 dest=$2
 shift 2
 if [ "$mode" = file ]; then
-	mkdir -p "$(dirname "$dest")"
-	cp -a -H "$1" "$dest"
+	must mkdir -p "$(dirname "$dest")"
+	must cp -a -H "$1" "$dest"
 	if [ -d "$dest" ] && [ ! -L "$dest" ]; then
-		chown -R -h 0:0 "$dest/${1##*/}"
+		must chown -R -h 0:0 "$dest/${1##*/}"
 	else
-		chown -R -h 0:0 "$dest"
+		must chown -R -h 0:0 "$dest"
 	fi
 	exit 0
 fi
-mkdir -p "$dest"
+must mkdir -p "$dest"
 for src; do
 	if [ -d "$src" ]; then
-		cp -a -H "$src/." "$dest/"
+		must cp -a -H "$src/." "$dest/"
 		for entry in "$src"/* "$src"/.[!.]* "$src"/..?*; do
 			[ -e "$entry" ] || [ -L "$entry" ] || continue
-			chown -R -h 0:0 "$dest/${entry##*/}"
+			must chown -R -h 0:0 "$dest/${entry##*/}"
 		done
 	else
-		cp -a -H "$src" "$dest/"
-		chown -R -h 0:0 "$dest/${src##*/}"
+		must cp -a -H "$src" "$dest/"
+		must chown -R -h 0:0 "$dest/${src##*/}"
 	fi
 done

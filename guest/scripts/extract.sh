@@ -5,6 +5,8 @@
 # the step. Another compressed file must decompress whole (a damaged one fails the step) and is
 # then copied as it is, as is anything else (copy-in.sh MODE DEST SOURCE), as Docker's ADD does.
 set -eu
+# must COMMAND...: run it; when it fails, name it and its status on stderr, and stop there.
+must() { "$@" || { s=$?; echo "transient: \`$*\` exited with status $s" >&2; exit "$s"; }; }
 mode=$1 src=$2 dest=$3
 shift 3
 
@@ -21,8 +23,9 @@ esac
 # shellcheck disable=SC2086 # $decompress is a command and its options
 kind=$($decompress <"$src" 2>/dev/null | dd bs=1 skip=257 count=5 2>/dev/null || true)
 if [ "$kind" = ustar ]; then
-	mkdir -p "$dest"
-	exec tar -x -f "$src" -C "$dest" "$@"
+	must mkdir -p "$dest"
+	must tar -x -f "$src" -C "$dest" "$@"
+	exit 0
 fi
 if [ "$decompress" != cat ]; then
 	# shellcheck disable=SC2086

@@ -3,8 +3,10 @@
 # Mounts each DEVICE at TARGET in the order given (shallowest first), creating each mount point
 # in the filesystem mounted before it.
 set -eu
+# must COMMAND...: run it; when it fails, name it and its status on stderr, and stop there.
+must() { "$@" || { s=$?; echo "transient: \`$*\` exited with status $s" >&2; exit "$s"; }; }
 while [ "$#" -ge 2 ]; do
-	mkdir -p "$2"
-	mount "$1" "$2"
+	must mkdir -p "$2"
+	must mount "$1" "$2"
 	shift 2
 done

@@ -5,11 +5,13 @@
 # about 80 ms under TCG. These fixed mounts need nothing beyond busybox's static mount, which
 # under TCG spares 50 ms an exec over util-linux's (a dozen libraries relocated every time).
 set -eu
+# must COMMAND...: run it; when it fails, name it and its status on stderr, and stop there.
+must() { "$@" || { s=$?; echo "transient: \`$*\` exited with status $s" >&2; exit "$s"; }; }
 root=$1
 shift
 while [ "$#" -ge 4 ]; do
-	mkdir -p "$root$1"
-	busybox mount -t "$2" -o "$3" "$4" "$root$1"
+	must mkdir -p "$root$1"
+	must busybox mount -t "$2" -o "$3" "$4" "$root$1"
 	shift 4
 done
 
@@ -28,4 +30,4 @@ if [ ! -e "$root$p" ]; then
 	: >"$root$p"
 	echo "$root$p" >/run/transient-resolv
 fi
-busybox mount --bind /etc/resolv.conf "$root$p"
+must busybox mount --bind /etc/resolv.conf "$root$p"

@@ -22,6 +22,7 @@ import {
 } from "../../src/domain/guest/commands.ts"
 import { GuestOperation, type GuestSource } from "../../src/domain/guest/operation.ts"
 import type { DiskLayout } from "../../src/domain/plan.ts"
+import { failingCommand } from "../../src/layers/qemu/vm_session.ts"
 import { runHost as run } from "../host_tool.ts"
 
 /** guest/scripts/ in this checkout: the files the initramfs ships at GUEST_SCRIPT_DIR. */
@@ -463,6 +464,25 @@ Deno.test("ADD of a damaged archive fails; a compressed file that is no tar is c
     assert.deepEqual(
       await Deno.readFile(`${root}/doc/notes.txt.gz`),
       await Deno.readFile(`${context}/notes.txt.gz`),
+    )
+  })
+})
+
+Deno.test("a script names the command in it that failed, which the session reports", async () => {
+  await withDirs(async (root, context) => {
+    const failed = await runRelocated(
+      commandFor(GuestOperation.CopyIn({
+        sources: [source("vanished", "file")],
+        destination: "/etc/vanished",
+      })),
+      root,
+      context,
+    )
+    assert.equal(failed.code, 1)
+    const named = failingCommand(failed.stderr.split("\n"))
+    assert.equal(
+      named,
+      `\`cp -a -H ${context}/vanished ${root}/etc/vanished\` exited with status 1`,
     )
   })
 })

@@ -30,6 +30,15 @@ const commandLine = (command: GuestCommand): string => {
   return newline === -1 ? line : `${line.slice(0, newline)}…`
 }
 
+/** The command a guest script names as the one that failed (see `must` in guest/scripts). */
+export const failingCommand = (lines: ReadonlyArray<string>): string | undefined => {
+  for (const line of [...lines].reverse()) {
+    const match = /^transient: (`.*` exited with status \d+)$/.exec(line)
+    if (match) return match[1]
+  }
+  return undefined
+}
+
 const execRequest = (command: GuestCommand): ExecRequest => ({
   argv: command.argv,
   ...(command.env === undefined ? {} : { env: command.env }),
@@ -65,11 +74,12 @@ export const makeSession = (
       onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
     }))
     if (code !== 0) {
+      const lines = tail.lines()
       return yield* new GuestCommandFailed({
         operation: describeOperation(operation),
-        reason: `\`${commandLine(command)}\` exited with status ${code}`,
+        reason: failingCommand(lines) ?? `\`${commandLine(command)}\` exited with status ${code}`,
         exitCode: code,
-        log: tail.lines(),
+        log: lines,
       })
     }
   })
