@@ -7,11 +7,16 @@ import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
-import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
+import {
+  DEFAULT_MAX_IMAGE_BYTES,
+  ImageStoreDirectory,
+  type ImageStoreDirectoryOptions,
+} from "../layers/store/image_store_directory.ts"
 import { ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { imageBuildCommand } from "./build_command.ts"
@@ -25,11 +30,15 @@ import {
 import { handler, verboseOption } from "./root.ts"
 
 /** The store on the chosen backend directory, reporting in `progress` mode. */
-const storeLayer = (backend: Option.Option<string>, progress: ProgressMode) =>
+const storeLayer = (
+  backend: Option.Option<string>,
+  progress: ProgressMode,
+  options: ImageStoreDirectoryOptions = {},
+) =>
   Layer.unwrapEffect(
     Effect.map(backendDirectory(backend), (directory) =>
       Layer.provideMerge(
-        ImageStoreDirectory(directory),
+        ImageStoreDirectory(directory, options),
         Layer.merge(DiskImagesQemu, ReporterConsole(progress)),
       )),
   )
@@ -126,10 +135,29 @@ const spec = Args.text({ name: "SPEC" }).pipe(
   ),
 )
 
+const GiB = 1024 ** 3
+
+const maxSizeOption = Options.integer("max-size").pipe(
+  Options.withPseudoName("GIB"),
+  Options.withDescription(
+    `The most GiB the image may have once decompressed; a larger one is refused (default: ${
+      DEFAULT_MAX_IMAGE_BYTES / GiB
+    })`,
+  ),
+  Options.withSchema(Schema.Int.pipe(Schema.positive())),
+  Options.optional,
+)
+
 const pullCommand = Command.make(
   "pull",
-  { backend: imageBackendOption, progress: progressOption, spec, verbose: verboseOption },
-  handler(({ backend, progress, spec }) =>
+  {
+    backend: imageBackendOption,
+    progress: progressOption,
+    maxSize: maxSizeOption,
+    spec,
+    verbose: verboseOption,
+  },
+  handler(({ backend, progress, maxSize, spec }) =>
     Effect.gen(function* () {
       const store = yield* ImageStore
       const reporter = yield* Reporter
@@ -148,7 +176,9 @@ const pullCommand = Command.make(
           )
         ),
       )
-    }).pipe(Effect.provide(storeLayer(backend, progress)))
+    }).pipe(Effect.provide(storeLayer(backend, progress, {
+      maxImageBytes: Option.getOrElse(maxSize, () => DEFAULT_MAX_IMAGE_BYTES / GiB) * GiB,
+    })))
   ),
 ).pipe(
   Command.withDescription(

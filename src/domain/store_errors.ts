@@ -4,6 +4,7 @@
  * caused it (`cause`) where something did.
  */
 import * as Schema from "effect/Schema"
+import { formatBytes } from "./byte_size.ts"
 
 /** The OS's own words, for @effect/platform's errors (whose message repeats the call). */
 const systemDescription = (cause: Error): string | undefined =>
@@ -219,6 +220,18 @@ export class ImageRefersToFile
   }
 }
 
+/** A pulled image larger than the limit, once decompressed (`image pull --max-size`). */
+export class ImageTooLarge extends Schema.TaggedError<ImageTooLarge>()("ImageTooLarge", {
+  image: Schema.String,
+  source: Schema.String,
+  limit: Schema.Number,
+}) {
+  override get message() {
+    return `The image from ${this.source} is larger than ${formatBytes(this.limit)} ` +
+      "(give a larger --max-size if it should be)"
+  }
+}
+
 /** A pulled file that is not an image the store takes (see src/domain/image_format.ts). */
 export class ImageFormatRefused
   extends Schema.TaggedError<ImageFormatRefused>()("ImageFormatRefused", {
@@ -282,6 +295,7 @@ export const StoreError = Schema.Union(
   BoxArchiveInvalid,
   ImageRefersToFile,
   ImageFormatRefused,
+  ImageTooLarge,
   StoreIoError,
 )
 export type StoreError = typeof StoreError.Type

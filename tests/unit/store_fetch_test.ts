@@ -183,7 +183,7 @@ interface Harness {
   readonly layer: Layer.Layer<ImageStore, unknown>
 }
 
-const harness = async (): Promise<Harness> => {
+const harness = async (options: { readonly maxImageBytes?: number } = {}): Promise<Harness> => {
   const root = await Deno.makeTempDir({ prefix: "transient-store-" })
   let out = ""
   const decoder = new TextDecoder()
@@ -194,7 +194,7 @@ const harness = async (): Promise<Harness> => {
     columns: () => 80,
     now: () => performance.now(),
   }
-  const layer = ImageStoreDirectory(root, { vagrantUrl: base }).pipe(
+  const layer = ImageStoreDirectory(root, { vagrantUrl: base, ...options }).pipe(
     Layer.provide(DiskImagesQemu),
     Layer.provide(ReporterConsole("json", sink)),
     Layer.provide(NodeContext.layer),
@@ -350,3 +350,13 @@ addEventListener("unload", () => {
   server.shutdown()
   Deno.removeSync(fixtures, { recursive: true })
 })
+
+for (const kind of ["gz", "xz", "zst", "bz2"]) {
+  Deno.test(`an image larger than the cap once decompressed (.${kind}) is refused as it streams`, async () => {
+    // disk.raw.* is 4 MiB decompressed, a few KiB compressed.
+    const h = await harness({ maxImageBytes: 2 * MiB })
+    const error = await errorOf(h, `bomb,http=${base}/disk.raw.${kind}`)
+    assert.match(error, /The image from .*disk\.raw\.\w+ is larger than 2\.00 MiB/)
+    await assertStoreHolds(h.root, [])
+  })
+}

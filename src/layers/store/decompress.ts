@@ -1,14 +1,14 @@
 /**
  * On-the-fly decompression of fetched images, chosen by the content's magic bytes, never by the
- * name. gzip and zstd use node:zlib; xz uses xz-decompress (xz-embedded compiled to WebAssembly,
- * so no native code); bzip2 uses the host's `bzip2`.
+ * name. gzip and zstd use node:zlib through the platform's NodeStream; xz uses xz-decompress
+ * (xz-embedded compiled to WebAssembly, so no native code); bzip2 uses the host's `bzip2`.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Stream from "effect/Stream"
-import { Duplex } from "node:stream"
 import * as zlib from "node:zlib"
 import xzDecompress from "xz-decompress"
 import {
@@ -72,11 +72,6 @@ const firstBytes = ({ chunks, length }: Head): Uint8Array => {
 /** Larger than zlib's 16 KiB: each chunk costs a trip through the Stream. */
 const ZLIB_CHUNK = 256 * 1024
 
-const throughNode = (transform: () => Duplex) => (input: ReadableStream<Uint8Array>) =>
-  input.pipeThrough(
-    Duplex.toWeb(transform()) as unknown as TransformStream<Uint8Array, Uint8Array>,
-  )
-
 /** `self`, decompressed when its content is compressed (once: nested layers are left alone). */
 export const decompressed = (about: { readonly image: string; readonly source: string }) =>
 <E, R>(
@@ -98,16 +93,18 @@ export const decompressed = (about: { readonly image: string; readonly source: s
     switch (compression) {
       case undefined:
         return whole
+      // The platform's own bridge to node streams: the decompressor is destroyed when the
+      // stream ends early (a cap, an interruption), which web-stream adapters got wrong.
       case "gzip":
-        return throughWebTransform(
+        return NodeStream.pipeThroughDuplex(
           whole,
-          throughNode(() => zlib.createGunzip({ chunkSize: ZLIB_CHUNK })),
+          () => zlib.createGunzip({ chunkSize: ZLIB_CHUNK }),
           failed("gzip"),
         )
       case "zstd":
-        return throughWebTransform(
+        return NodeStream.pipeThroughDuplex(
           whole,
-          throughNode(() => zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK })),
+          () => zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK }),
           failed("zstd"),
         )
       case "xz":

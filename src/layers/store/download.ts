@@ -18,6 +18,7 @@ import type { ImageSpec } from "../../domain/image_spec.ts"
 import {
   BoxArchiveInvalid,
   ChecksumMismatch,
+  ImageTooLarge,
   type SourceUnavailable,
   type StoreError,
   StoreIoError,
@@ -53,6 +54,15 @@ const reported =
         progress.advance(chunk.length),
       ))
 
+/** The cap: more than `limit` bytes of image fail the fetch (a decompression bomb, a wrong file). */
+const capped =
+  (limit: number, tooLarge: () => ImageTooLarge) =>
+  <E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | ImageTooLarge, R> =>
+    Stream.mapAccumEffect(self, 0, (total, chunk) => {
+      const next = total + chunk.length
+      return next > limit ? Effect.fail(tooLarge()) : Effect.succeed([next, chunk] as const)
+    })
+
 /** The hashing stage: every byte of the source goes through `hash`. */
 const hashed = (hash: Hash) => <E, R>(self: Stream.Stream<Uint8Array, E, R>) =>
   Stream.tap(self, (chunk) => Effect.sync(() => hash.update(chunk)))
@@ -67,12 +77,18 @@ const hashFor = (type: string, describe: string) =>
     undefined,
   )
 
+/** Where Vagrant boxes are looked up, and the most bytes an image may have once decompressed. */
+export interface FetchLimits {
+  readonly vagrantUrl: string
+  readonly maxImageBytes: number
+}
+
 /** Stream `source` into the new file `destination`: decompressed, box.img extracted, verified. */
 export const download = (
   spec: ImageSpec,
   source: FetchSource,
   destination: string,
-  vagrantUrl: string,
+  limits: FetchLimits,
 ): Effect.Effect<
   void,
   StoreError,
@@ -86,7 +102,7 @@ export const download = (
     const reporter = yield* Reporter
     const image = spec.name
     const about = { image, source: source.describe }
-    const opened: OpenedSource = yield* open(image, source, vagrantUrl)
+    const opened: OpenedSource = yield* open(image, source, limits.vagrantUrl)
     const expected = spec.sha256 !== undefined
       ? { type: "sha256", value: spec.sha256 }
       : opened.checksum
@@ -115,12 +131,16 @@ export const download = (
     )
     const digested = hash === undefined ? counted : hashed(hash)(counted)
     const contents = decompressed(about)(digested)
-    const bytes = opened.boxArchive
+    const unpacked = opened.boxArchive
       ? tarEntry(
         (entry) => entry === "box.img" || entry.endsWith("/box.img"),
         (problem) => new BoxArchiveInvalid({ ...about, problem }),
       )(contents)
       : contents
+    const bytes = capped(
+      limits.maxImageBytes,
+      () => new ImageTooLarge({ ...about, limit: limits.maxImageBytes }),
+    )(unpacked)
     const file = sparseFile(destination).pipe(
       Sink.mapError((cause) =>
         new StoreIoError({ operation: "write", image, path: destination, cause })

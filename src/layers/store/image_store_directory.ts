@@ -48,7 +48,12 @@ export const DEFAULT_VAGRANT_URL = "https://vagrantcloud.com"
 export interface ImageStoreDirectoryOptions {
   /** The Vagrant Cloud API base; defaults to `$TRANSIENT_VAGRANT_URL`, else the public one. */
   readonly vagrantUrl?: string
+  /** The most bytes a pulled image may have once decompressed; DEFAULT_MAX_IMAGE_BYTES if unset. */
+  readonly maxImageBytes?: number
 }
+
+/** 256 GiB: more than any base image, less than a decompression bomb would write. */
+export const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 ** 3
 
 /** What the store runs on; resolved once, when the layer is built. */
 export type ImageStoreDirectoryRequirements =
@@ -83,7 +88,10 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     const spec = yield* parseImageSpec(text)
     const file = layout.pathOf(spec.name)
     if (yield* isStored(layout, spec.name, file)) return yield* storedImage(spec.name, file)
-    return yield* pullImage(layout, spec, file, vagrantUrl)
+    return yield* pullImage(layout, spec, file, {
+      vagrantUrl,
+      maxImageBytes: options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+    })
   }, Effect.provide(context))
 
   const exists = (file: string, otherwise: boolean) =>

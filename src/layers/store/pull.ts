@@ -10,7 +10,7 @@ import { PROBE_BYTES, probeImageFormat } from "../../domain/image_format.ts"
 import { ImageFormatRefused, ImageRefersToFile, StoreIoError } from "../../domain/store_errors.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import { Reporter } from "../../services/reporter.ts"
-import { download } from "./download.ts"
+import { download, type FetchLimits } from "./download.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
 import { lockImageName } from "./locks.ts"
 import { publishFile } from "./publish.ts"
@@ -38,7 +38,7 @@ export const pullImage = (
   layout: StoreLayout,
   spec: ImageSpec,
   file: string,
-  vagrantUrl: string,
+  limits: FetchLimits,
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const disks = yield* DiskImages
@@ -56,7 +56,7 @@ export const pullImage = (
     const downloaded = yield* workingFile(layout.working, encodeImageName(name), "part")
     const converted = yield* workingFile(layout.working, encodeImageName(name), "qcow2")
     yield* reporter.info(`Pulling '${name}' from ${source.describe}`)
-    yield* download(spec, source, downloaded, vagrantUrl)
+    yield* download(spec, source, downloaded, limits)
     const probe = yield* probeFile(downloaded).pipe(
       Effect.mapError((cause) =>
         new StoreIoError({ operation: "read", image: name, path: downloaded, cause })

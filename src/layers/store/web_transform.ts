@@ -1,5 +1,5 @@
 /**
- * A Stream through a transform written for web streams (xz-decompress, node:zlib's `Duplex.toWeb`).
+ * A Stream through a transform written for web streams (xz-decompress's XzReadableStream).
  * The transform's own failures become `onError`; a failure of the input passes through as it is.
  */
 import type * as Cause from "effect/Cause"
