@@ -36,6 +36,9 @@ const mustRun = async (argv: ReadonlyArray<string>) => {
   return result.stdout
 }
 
+const pidNamespaces = (await run(["unshare", "--fork", "--pid", "true"])).code === 0
+if (!pidNamespaces) console.warn("Skipping the PID namespace case: this host cannot create one")
+
 const hasTool = async (name: string) => (await run(["sh", "-c", `command -v ${name}`])).code === 0
 
 /** An empty sparse file of `bytes`. */
@@ -239,7 +242,7 @@ Deno.test("RUN passes the command verbatim as one argument in a PID namespace", 
 Deno.test({
   name: "killing a RUN's unshare kills every process of the RUN (its PID namespace)",
   // Creating a PID namespace needs root, as the helper VM's agent has.
-  ignore: Deno.uid() !== 0,
+  ignore: !pidNamespaces,
   fn: async () => {
     const prefix = CHROOT_PREFIX.filter((arg) => !arg.startsWith("--mount-proc"))
     const unshare = prefix.slice(0, prefix.indexOf("chroot"))

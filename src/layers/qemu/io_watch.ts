@@ -1,9 +1,11 @@
 /**
  * Watching a running helper VM for host I/O errors. On a failed write (a full host filesystem)
  * QEMU pauses the VM, and the guest then waits forever without a word: the watcher sees the pause
- * over QMP and turns it into an error naming the file, within a second.
+ * over QMP and turns it into an error naming the file, within a second. A QEMU that stops
+ * answering QMP altogether (frozen) is given up on too.
  */
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -13,6 +15,9 @@ import { connectQmp, type QmpEvent } from "./qmp.ts"
 
 /** How often the VM's run state is asked for (events can be missed: they are not replayed). */
 const POLL_INTERVAL = "500 millis"
+
+/** How long QEMU may leave a QMP question unanswered before it is taken for frozen. */
+const ANSWER_LIMIT = Duration.seconds(15)
 
 /** The block devices of a machine, by the ids of its -drive options, and the files they are. */
 const deviceFiles = (machine: Machine): Readonly<Record<string, string>> => ({
@@ -54,7 +59,23 @@ export const watchHostIo = (
       while (true) {
         const events = yield* Queue.takeAll(qmp.events)
         for (const event of events) if (isIoError(event)) lastError = event
-        const status = yield* qmp.execute("query-status")
+        // QEMU answers QMP from its main loop even while the guest is busy: no answer at all
+        // means QEMU itself is frozen (stopped, swapped out, hung), and the build gives up.
+        const status = yield* qmp.execute("query-status").pipe(
+          Effect.timeoutFail({
+            duration: ANSWER_LIMIT,
+            onTimeout: () =>
+              new VmHalted({
+                operation: "keep running",
+                reason: `QEMU has not answered for ${
+                  Duration.format(ANSWER_LIMIT)
+                } (is it frozen?)`,
+              }),
+          }),
+          Effect.tapError((error) =>
+            error instanceof VmHalted ? Deferred.fail(halted, error) : Effect.void
+          ),
+        )
         const state = (status as { status?: unknown } | undefined)?.status
         if (state === "io-error") {
           return yield* Deferred.fail(
