@@ -115,6 +115,24 @@ const assertClean = async (pid: number, dir: string, store: string) => {
   assert.deepEqual(await leftovers(dir, store), [], "no working file is left")
 }
 
+/** A --local build of `name` whose RUN is BUSY, started and waited for until that RUN runs. */
+const busyBuild = async (name: string) => {
+  const dir = await context(name, imagefile(BUSY))
+  const store = `${work}/store-${name}`
+  const build = new Running(buildArgs(dir, "--local", "--name", name), {
+    TRANSIENT_IMAGE_BACKEND: store,
+  })
+  await build.waitFor(/^busy-started$/m)
+  return { dir, store, build }
+}
+
+/** The pid of the QEMU of `build`, which must be running. */
+const qemuPidOf = async (build: Running) => {
+  const [qemu] = await qemuOf(build.child.pid)
+  assert.ok(qemu, "the build's QEMU runs")
+  return Number(qemu)
+}
+
 const buildArgs = (dir: string, ...extra: Array<string>) => [
   "build",
   "--accel",
@@ -128,12 +146,7 @@ const buildArgs = (dir: string, ...extra: Array<string>) => [
 
 for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`${signal} during a busy RUN ends the build within 10 s with status ${status}`, async () => {
-    const dir = await context(`busy-${signal}`, imagefile(BUSY))
-    const store = `${work}/store-${signal}`
-    const build = new Running(buildArgs(dir, "--local", "--name", "busy"), {
-      TRANSIENT_IMAGE_BACKEND: store,
-    })
-    await build.waitFor(/^busy-started$/m)
+    const { dir, store, build } = await busyBuild(`busy-${signal}`)
     await sleep(500)
     build.signal(signal)
     const sent = performance.now()
@@ -147,20 +160,14 @@ for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     assert.ok(seconds < 10, `stopped after ${seconds.toFixed(1)} s`)
     assert.match(build.output, signal === "SIGINT" ? /^Interrupted$/m : /^Terminated$/m)
     await assertClean(build.child.pid, dir, store)
-    assert.equal(await Deno.stat(`${dir}/busy.qcow2`).catch(() => undefined), undefined)
+    assert.equal(await Deno.stat(`${dir}/busy-${signal}.qcow2`).catch(() => undefined), undefined)
   })
 }
 
 Deno.test("SIGINT with QEMU frozen (SIGSTOP) still ends the build within 10 s", async () => {
-  const dir = await context("frozen", imagefile(BUSY))
-  const store = `${work}/store-frozen`
-  const build = new Running(buildArgs(dir, "--local", "--name", "frozen"), {
-    TRANSIENT_IMAGE_BACKEND: store,
-  })
-  await build.waitFor(/^busy-started$/m)
-  const [qemu] = await qemuOf(build.child.pid)
-  assert.ok(qemu, "the build's QEMU runs")
-  Deno.kill(Number(qemu), "SIGSTOP")
+  const { dir, store, build } = await busyBuild("frozen")
+  const qemu = await qemuPidOf(build)
+  Deno.kill(qemu, "SIGSTOP")
   await sleep(500)
   build.signal("SIGINT")
   const { code, seconds } = await build.exit(performance.now())
@@ -170,15 +177,9 @@ Deno.test("SIGINT with QEMU frozen (SIGSTOP) still ends the build within 10 s", 
 })
 
 Deno.test("QEMU killed mid-RUN: the error says so, with the signal and the console's end", async () => {
-  const dir = await context("qemu-killed", imagefile(BUSY))
-  const store = `${work}/store-qemu-killed`
-  const build = new Running(buildArgs(dir, "--local", "--name", "qemu-killed"), {
-    TRANSIENT_IMAGE_BACKEND: store,
-  })
-  await build.waitFor(/^busy-started$/m)
-  const [qemu] = await qemuOf(build.child.pid)
-  assert.ok(qemu, "the build's QEMU runs")
-  Deno.kill(Number(qemu), "SIGKILL")
+  const { dir, store, build } = await busyBuild("qemu-killed")
+  const qemu = await qemuPidOf(build)
+  Deno.kill(qemu, "SIGKILL")
   const { code } = await build.exit(performance.now())
   assert.equal(code, 1, build.output)
   assert.match(
@@ -190,15 +191,9 @@ Deno.test("QEMU killed mid-RUN: the error says so, with the signal and the conso
 })
 
 Deno.test("a frozen QEMU (SIGSTOP) is given up on by itself, with a clear error", async () => {
-  const dir = await context("frozen-alone", imagefile(BUSY))
-  const store = `${work}/store-frozen-alone`
-  const build = new Running(buildArgs(dir, "--local", "--name", "frozen-alone"), {
-    TRANSIENT_IMAGE_BACKEND: store,
-  })
-  await build.waitFor(/^busy-started$/m)
-  const [qemu] = await qemuOf(build.child.pid)
-  assert.ok(qemu, "the build's QEMU runs")
-  Deno.kill(Number(qemu), "SIGSTOP")
+  const { dir, store, build } = await busyBuild("frozen-alone")
+  const qemu = await qemuPidOf(build)
+  Deno.kill(qemu, "SIGSTOP")
   const { code, seconds } = await build.exit(performance.now())
   assert.equal(code, 1, build.output)
   assert.match(

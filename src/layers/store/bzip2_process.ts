@@ -15,14 +15,23 @@ import { DecompressionFailed, DecompressorMissing } from "../../domain/store_err
 /** bzip2 stopped reading its input: its exit status says why, not the closed pipe. */
 class InputClosed extends Data.TaggedError("InputClosed") {}
 
-export const throughBzip2 = <E, R>(
-  self: Stream.Stream<Uint8Array, E, R>,
-  about: { readonly image: string; readonly source: string },
-): Stream.Stream<
+/** Bytes of an image being fetched, and what it is about (for errors). */
+export interface Fetched {
+  readonly image: string
+  readonly source: string
+}
+
+/** A stream of `self`'s bytes decompressed: it can also fail to decompress, or lack its tool. */
+export type Decompressed<E, R> = Stream.Stream<
   Uint8Array,
   E | DecompressionFailed | DecompressorMissing,
   R | CommandExecutor.CommandExecutor
-> =>
+>
+
+export const throughBzip2 = <E, R>(
+  self: Stream.Stream<Uint8Array, E, R>,
+  about: Fetched,
+): Decompressed<E, R> =>
   Stream.unwrapScoped(Effect.gen(function* () {
     const failed = (fields: { readonly cause?: unknown; readonly detail?: string }) =>
       new DecompressionFailed({ ...about, compression: "bzip2", ...fields })

@@ -3,7 +3,6 @@
  * name. gzip and zstd use node:zlib through the platform's NodeStream; xz uses xz-decompress
  * (xz-embedded compiled to WebAssembly, so no native code); bzip2 uses the host's `bzip2`.
  */
-import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -11,12 +10,8 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Stream from "effect/Stream"
 import * as zlib from "node:zlib"
 import xzDecompress from "xz-decompress"
-import {
-  type Compression,
-  DecompressionFailed,
-  type DecompressorMissing,
-} from "../../domain/store_errors.ts"
-import { throughBzip2 } from "./bzip2_process.ts"
+import { type Compression, DecompressionFailed } from "../../domain/store_errors.ts"
+import { type Decompressed, type Fetched, throughBzip2 } from "./bzip2_process.ts"
 import { throughWebTransform } from "./web_transform.ts"
 
 const MAGIC: ReadonlyArray<readonly [Compression, ReadonlyArray<number>]> = [
@@ -73,14 +68,10 @@ const firstBytes = ({ chunks, length }: Head): Uint8Array => {
 const ZLIB_CHUNK = 256 * 1024
 
 /** `self`, decompressed when its content is compressed (once: nested layers are left alone). */
-export const decompressed = (about: { readonly image: string; readonly source: string }) =>
+export const decompressed = (about: Fetched) =>
 <E, R>(
   self: Stream.Stream<Uint8Array, E, R>,
-): Stream.Stream<
-  Uint8Array,
-  E | DecompressionFailed | DecompressorMissing,
-  R | CommandExecutor.CommandExecutor
-> =>
+): Decompressed<E, R> =>
   Stream.unwrapScoped(Effect.gen(function* () {
     // Not Stream.peel: it turns failures of the rest of the stream into defects.
     const pull = yield* Stream.toPull(self)
