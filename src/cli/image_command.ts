@@ -10,6 +10,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
+import { visibleName } from "../domain/image_spec.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import {
@@ -48,7 +49,8 @@ export const imageTable = (images: ReadonlyArray<StoredImage>): string => {
   const rows = [
     ["NAME", "VIRT SIZE", "REAL SIZE"],
     ...images.map((image) => [
-      image.name,
+      // A name stored by an older version may hold a newline: one row per image regardless.
+      visibleName(image.name),
       formatBytes(image.virtualSize),
       formatBytes(image.actualSize),
     ]),
