@@ -225,10 +225,27 @@ export class ImageTooLarge extends Schema.TaggedError<ImageTooLarge>()("ImageToo
   image: Schema.String,
   source: Schema.String,
   limit: Schema.Number,
+  /** Whether the limit is what the image's own qcow2 header allows, rather than --max-size. */
+  declared: Schema.optional(Schema.Boolean),
 }) {
   override get message() {
     return `The image from ${this.source} is larger than ${formatBytes(this.limit)} ` +
-      "(give a larger --max-size if it should be)"
+      (this.declared
+        ? "(more than its qcow2 header declares: the file is not what it says)"
+        : "(give a larger --max-size if it should be)")
+  }
+}
+
+/** Not enough room in the store for the image being pulled. */
+export class NotEnoughSpace extends Schema.TaggedError<NotEnoughSpace>()("NotEnoughSpace", {
+  image: Schema.String,
+  path: Schema.String,
+  needed: Schema.Number,
+  free: Schema.Number,
+}) {
+  override get message() {
+    return `Not enough space for image '${this.image}' in ${this.path}: it needs up to ` +
+      `${formatBytes(this.needed)}, and ${formatBytes(this.free)} are free`
   }
 }
 
@@ -296,6 +313,7 @@ export const StoreError = Schema.Union(
   ImageRefersToFile,
   ImageFormatRefused,
   ImageTooLarge,
+  NotEnoughSpace,
   StoreIoError,
 )
 export type StoreError = typeof StoreError.Type

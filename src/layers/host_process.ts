@@ -203,3 +203,18 @@ export const stopProcess = (
     yield* process.kill("SIGKILL")
     yield* awaitExit(process, "10 seconds")
   })
+
+/**
+ * The bytes free for this user on the filesystem holding `directory` (df's "avail"); none when
+ * df cannot tell.
+ */
+export const freeBytes = (
+  directory: string,
+): Effect.Effect<number | undefined, never, CommandExecutor.CommandExecutor> =>
+  runTool(["df", "-B1", "--output=avail", directory]).pipe(
+    Effect.map((result) => {
+      const value = Number(result.stdout.trim().split("\n").at(-1))
+      return result.code === 0 && Number.isFinite(value) ? value : undefined
+    }),
+    Effect.orElseSucceed(() => undefined),
+  )

@@ -183,8 +183,11 @@ interface Harness {
   readonly layer: Layer.Layer<ImageStore, unknown>
 }
 
-const harness = async (options: { readonly maxImageBytes?: number } = {}): Promise<Harness> => {
-  const root = await Deno.makeTempDir({ prefix: "transient-store-" })
+const harness = async (
+  options: { readonly maxImageBytes?: number; readonly root?: string } = {},
+): Promise<Harness> => {
+  const { root: given, ...storeOptions } = options
+  const root = given ?? await Deno.makeTempDir({ prefix: "transient-store-" })
   let out = ""
   const decoder = new TextDecoder()
   const sink: ConsoleSink = {
@@ -194,7 +197,7 @@ const harness = async (options: { readonly maxImageBytes?: number } = {}): Promi
     columns: () => 80,
     now: () => performance.now(),
   }
-  const layer = ImageStoreDirectory(root, { vagrantUrl: base, ...options }).pipe(
+  const layer = ImageStoreDirectory(root, { vagrantUrl: base, ...storeOptions }).pipe(
     Layer.provide(DiskImagesQemu),
     Layer.provide(ReporterConsole("json", sink)),
     Layer.provide(NodeContext.layer),
@@ -360,3 +363,44 @@ for (const kind of ["gz", "xz", "zst", "bz2"]) {
     await assertStoreHolds(h.root, [])
   })
 }
+
+Deno.test("a qcow2 that grows past what its header declares is refused as it streams", async () => {
+  const h = await harness()
+  const liar = `${fixtures}/liar.qcow2`
+  await run(["qemu-img", "create", "-q", "-f", "qcow2", liar, "1M"])
+  // 40 MiB after a 1 MiB image's header: no qcow2 of that size can be that long.
+  const file = await Deno.open(liar, { append: true })
+  await file.write(new Uint8Array(40 * MiB).fill(1))
+  file.close()
+  const error = await errorOf(h, `liar,file=${liar}`)
+  assert.match(error, /is larger than .* \(more than its qcow2 header declares/)
+  await assertStoreHolds(h.root, [])
+})
+
+/** A tmpfs of `mib` MiB, mounted for the test; undefined where this process cannot mount one. */
+const smallTmpfs = async (mib: number): Promise<string | undefined> => {
+  if (Deno.uid() !== 0) return undefined
+  const dir = await Deno.makeTempDir({ prefix: "transient-small-" })
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${mib}m`, "tmpfs", dir],
+    stderr: "null",
+  }).output()
+  return mounted.success ? dir : undefined
+}
+const small = await smallTmpfs(7)
+if (small === undefined) console.warn("Skipping the full-store case: cannot mount a tmpfs here")
+
+Deno.test({
+  name: "a pull that would not fit in the store says so before converting, and leaves nothing",
+  ignore: small === undefined,
+  fn: async () => {
+    try {
+      const h = await harness({ root: `${small}/store` })
+      const error = await errorOf(h, `big,file=${rawPath}`)
+      assert.match(error, /Not enough space for image 'big' in .*: it needs up to 4\.00 MiB/)
+      await assertStoreHolds(h.root, [])
+    } finally {
+      await new Deno.Command("umount", { args: [small!] }).output()
+    }
+  },
+})

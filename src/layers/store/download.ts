@@ -54,13 +54,30 @@ const reported =
         progress.advance(chunk.length),
       ))
 
+/**
+ * The most bytes a qcow2 file whose header starts `head` can have: its virtual size, plus its
+ * tables (8 bytes of L2 and 2 of refcount per 64 KiB cluster, far below 1/64) and headers.
+ */
+export const qcow2FileLimit = (head: Uint8Array): number | undefined => {
+  if (head.length < 32 || head[0] !== 0x51 || head[1] !== 0x46 || head[2] !== 0x49) return undefined
+  if (head[3] !== 0xfb) return undefined
+  const virtual = Number(new DataView(head.buffer, head.byteOffset, 32).getBigUint64(24))
+  return virtual + Math.ceil(virtual / 64) + 16 * 1024 * 1024
+}
+
 /** The cap: more than `limit` bytes of image fail the fetch (a decompression bomb, a wrong file). */
 const capped =
-  (limit: number, tooLarge: () => ImageTooLarge) =>
+  (limit: number, tooLarge: (limit: number) => ImageTooLarge) =>
   <E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | ImageTooLarge, R> =>
-    Stream.mapAccumEffect(self, 0, (total, chunk) => {
-      const next = total + chunk.length
-      return next > limit ? Effect.fail(tooLarge()) : Effect.succeed([next, chunk] as const)
+    Stream.mapAccumEffect(self, { total: 0, limit }, (state, chunk) => {
+      // A qcow2 says how large it is: it may not grow past that (plus its metadata).
+      const limit = state.total === 0
+        ? Math.min(state.limit, qcow2FileLimit(chunk) ?? Infinity)
+        : state.limit
+      const total = state.total + chunk.length
+      return total > limit
+        ? Effect.fail(tooLarge(limit))
+        : Effect.succeed([{ total, limit }, chunk] as const)
     })
 
 /** The hashing stage: every byte of the source goes through `hash`. */
@@ -139,7 +156,7 @@ export const download = (
       : contents
     const bytes = capped(
       limits.maxImageBytes,
-      () => new ImageTooLarge({ ...about, limit: limits.maxImageBytes }),
+      (limit) => new ImageTooLarge({ ...about, limit, declared: limit < limits.maxImageBytes }),
     )(unpacked)
     const file = sparseFile(destination).pipe(
       Sink.mapError((cause) =>

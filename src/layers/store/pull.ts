@@ -7,9 +7,15 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import { encodeImageName, type ImageSpec } from "../../domain/image_spec.ts"
 import { PROBE_BYTES, probeImageFormat } from "../../domain/image_format.ts"
-import { ImageFormatRefused, ImageRefersToFile, StoreIoError } from "../../domain/store_errors.ts"
+import {
+  ImageFormatRefused,
+  ImageRefersToFile,
+  NotEnoughSpace,
+  StoreIoError,
+} from "../../domain/store_errors.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import { Reporter } from "../../services/reporter.ts"
+import { freeBytes } from "../host_process.ts"
 import { download, type FetchLimits } from "./download.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
 import { lockImageName } from "./locks.ts"
@@ -84,6 +90,17 @@ export const pullImage = (
         image: name,
         source: source.describe,
         file: info.backingFile,
+      })
+    }
+    // The qcow2 written next holds at most the data the download holds: check there is room,
+    // rather than fail half-way through with a full disk.
+    const free = yield* freeBytes(layout.working)
+    if (free !== undefined && free < info.actualSize) {
+      return yield* new NotEnoughSpace({
+        image: name,
+        path: layout.working,
+        needed: info.actualSize,
+        free,
       })
     }
     yield* disks.convert({ from: downloaded, to: converted, fromFormat: probe.format })
