@@ -18,6 +18,7 @@ import { checkCommand } from "./src/cli/check.ts"
 import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
 import { imageCommand } from "./src/cli/image_command.ts"
 import { Published, rootCommand } from "./src/cli/root.ts"
+import { runCommand } from "./src/cli/run_command.ts"
 import { TerminalDeno } from "./src/layers/terminal_deno.ts"
 import { VERSION } from "./src/version.ts"
 
@@ -26,7 +27,7 @@ const transient = rootCommand.pipe(
     "Build virtual-machine disk images (qcow2) from an Imagefile, inside a small helper VM: " +
       "no root, no loop devices, no host mounts.",
   ),
-  Command.withSubcommands([buildCommand, imageCommand, checkCommand]),
+  Command.withSubcommands([buildCommand, runCommand, imageCommand, checkCommand]),
 )
 
 const cli = Command.run(transient, { name: "transient", version: VERSION })

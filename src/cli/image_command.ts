@@ -31,7 +31,7 @@ import {
 import { handler, verboseOption } from "./root.ts"
 
 /** The store on the chosen backend directory, reporting in `progress` mode. */
-const storeLayer = (
+export const storeLayer = (
   backend: Option.Option<string>,
   progress: ProgressMode,
   options: ImageStoreDirectoryOptions = {},

@@ -11,7 +11,15 @@ import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
 import { ROOT, transient } from "../run_transient.ts"
-import { extCat, extractPartition, extStat, rawDisk, tool } from "../support/host.ts"
+import {
+  extCat,
+  extractPartition,
+  extStat,
+  qemuProcessesWith,
+  rawDisk,
+  sha256File,
+  tool,
+} from "../support/host.ts"
 import { once } from "../support/once.ts"
 
 const EXAMPLES = `${ROOT}examples`
@@ -226,6 +234,72 @@ Deno.test({
     assert.equal((await extStat(fs, "/boot/grub/grub.cfg")).type, "regular", "still bootable")
   },
 })
+
+Deno.test({
+  name: "transient run boots debian-bootable to its login prompt, and leaves the image unchanged",
+  ignore: mirrorProblem !== undefined,
+  fn: async () => {
+    await debianBootable()
+    const image = await storedPath("debian-bootable")
+    const before = await sha256File(image)
+    const log = `${work}/run-console.log`
+    const started = performance.now()
+    const run = await transient(
+      [
+        "run",
+        "debian-bootable",
+        "--accel",
+        "tcg",
+        "--no-network",
+        "--until",
+        "login:",
+        "--timeout",
+        String(BOOT_TIMEOUT_MS / 1000),
+        "--console-log",
+        log,
+      ],
+      { env },
+    )
+    assert.equal(run.code, 0, run.stderr)
+    assert.match(run.stderr, /transient run: matched 'login:'/)
+    console.log(`transient run: login prompt in ${seconds(started)}`)
+    assert.match(await Deno.readTextFile(log), /debian login:/)
+    assert.equal(await sha256File(image), before, "the image was not written")
+    assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+    const leftovers = [...Deno.readDirSync(Deno.env.get("TMPDIR") || "/tmp")]
+      .filter((entry) => entry.name.startsWith("transient-vm-") && !isRunning(entry.name))
+    assert.deepEqual(leftovers, [], "no overlay directory is left")
+
+    // A console that never says what --until waits for: exit 1 with its last lines.
+    const timedOut = await transient(
+      [
+        "run",
+        "debian-bootable",
+        "--accel",
+        "tcg",
+        "--no-network",
+        "--until",
+        "never-printed",
+        "--timeout",
+        "5",
+      ],
+      { env },
+    )
+    assert.equal(timedOut.code, 1)
+    assert.match(timedOut.stderr, /no console line matched \/never-printed\/m within 5 s/)
+    assert.equal(await sha256File(image), before)
+  },
+})
+
+/** Whether the transient that owns a helper-VM directory (by the pid in its name) still runs. */
+const isRunning = (name: string) => {
+  const pid = /^transient-vm-(\d+)-/.exec(name)?.[1]
+  try {
+    return pid !== undefined && Deno.statSync(`/proc/${pid}`).isDirectory
+  } catch {
+    return false
+  }
+}
 
 globalThis.addEventListener("unload", () => {
   Deno.removeSync(work, { recursive: true })

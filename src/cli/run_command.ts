@@ -1,0 +1,180 @@
+/**
+ * `transient run IMAGE`: boot what was built, on a throw-away overlay, with its serial console
+ * on the terminal; or, for pipelines, until a console line says it is up.
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
+import { type PortForward, runImage } from "../layers/qemu/run_vm.ts"
+import type { Accel } from "../services/build_vm.ts"
+import { ImageStore } from "../services/image_store.ts"
+import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
+import { storeLayer } from "./image_command.ts"
+import { AtLeastOne, imageBackendOption, validateOptions } from "./options.ts"
+import { handler, verboseOption } from "./root.ts"
+
+const image = Args.text({ name: "IMAGE" }).pipe(
+  Args.withDescription("An image in the store (as `image ls` shows it), or a path to a qcow2"),
+)
+
+const accel = Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
+  Options.withDescription("How QEMU runs the VM: kvm, tcg (software emulation), or auto"),
+  Options.withDefault("auto" as Accel),
+)
+
+const cpus = Options.integer("cpus").pipe(
+  Options.withDescription("Virtual CPUs (default: 2 under KVM, 1 under TCG)"),
+  Options.optional,
+)
+
+const memory = Options.integer("memory").pipe(
+  Options.withDescription("Memory of the VM, in MiB"),
+  Options.withDefault(1024),
+)
+
+const noNetwork = Options.boolean("no-network").pipe(
+  Options.withDescription("Give the VM no network device"),
+)
+
+const PORT = /^(\d{1,5}):(\d{1,5})$/
+
+const forward = Options.text("forward").pipe(
+  Options.withPseudoName("HOST:GUEST"),
+  Options.withDescription(
+    "Forward the host's TCP port HOST (on 127.0.0.1) to the guest's port GUEST; repeatable",
+  ),
+  Options.repeated,
+)
+
+const until = Options.text("until").pipe(
+  Options.withPseudoName("REGEX"),
+  Options.withDescription(
+    "Do not attach the terminal: watch the console, and exit 0 (stopping the VM) as soon as it " +
+      "prints a match of REGEX, e.g. --until 'login:'",
+  ),
+  Options.optional,
+)
+
+const timeout = Options.integer("timeout").pipe(
+  Options.withPseudoName("SECONDS"),
+  Options.withDescription("Stop the VM and exit 1, with the console's last lines, after SECONDS"),
+  Options.optional,
+)
+
+const consoleLog = Options.text("console-log").pipe(
+  Options.withPseudoName("FILE"),
+  Options.withDescription("Also write everything the console prints to FILE"),
+  Options.optional,
+)
+
+const RunFlags = Schema.Struct({
+  cpus: Schema.OptionFromSelf(AtLeastOne("cpus")),
+  memory: AtLeastOne("memory"),
+  timeout: Schema.OptionFromSelf(AtLeastOne("timeout")),
+})
+
+const parseForward = (text: string): PortForward | string => {
+  const match = PORT.exec(text)
+  const [host, guest] = [Number(match?.[1]), Number(match?.[2])]
+  return match && host >= 1 && host <= 65535 && guest >= 1 && guest <= 65535
+    ? { host, guest }
+    : `--forward takes HOST:GUEST, two TCP ports (got '${text}')`
+}
+
+const parseUntil = (text: string): RegExp | string => {
+  try {
+    return new RegExp(text, "m")
+  } catch (error) {
+    return `--until is not a regular expression: ${(error as Error).message}`
+  }
+}
+
+/** A usage error: one line, exit 2. */
+const usage = (message: string) =>
+  Console.error(`error: ${message}`).pipe(Effect.zipRight(new ExitWith({ code: 2 })))
+
+export const runCommand = Command.make(
+  "run",
+  {
+    image,
+    accel,
+    cpus,
+    memory,
+    noNetwork,
+    forward,
+    until,
+    timeout,
+    consoleLog,
+    backend: imageBackendOption,
+    verbose: verboseOption,
+  },
+  handler((args) =>
+    Effect.gen(function* () {
+      yield* validateOptions(RunFlags, args)
+      const forwards: Array<PortForward> = []
+      for (const text of args.forward) {
+        const parsed = parseForward(text)
+        if (typeof parsed === "string") return yield* usage(parsed)
+        forwards.push(parsed)
+      }
+      const pattern = Option.map(args.until, parseUntil)
+      if (Option.isSome(pattern) && typeof pattern.value === "string") {
+        return yield* usage(pattern.value)
+      }
+      const fs = yield* FileSystem.FileSystem
+      // A path to a file, or a name in the store (pulled first if the name says from where).
+      const isFile = yield* fs.stat(args.image).pipe(
+        Effect.map((info) => info.type === "File"),
+        Effect.orElseSucceed(() => false),
+      )
+      const path = isFile
+        ? args.image
+        : yield* Effect.flatMap(ImageStore, (store) => store.resolve(args.image)).pipe(
+          Effect.map((stored) => stored.path),
+          Effect.provide(storeLayer(args.backend, "plain")),
+        )
+      const outcome = yield* runImage({
+        image: path,
+        accel: args.accel,
+        ...(Option.isSome(args.cpus) ? { cpus: args.cpus.value } : {}),
+        memoryMiB: args.memory,
+        network: !args.noNetwork,
+        forwards,
+        ...(Option.isSome(pattern) && pattern.value instanceof RegExp
+          ? { until: pattern.value }
+          : {}),
+        ...(Option.isSome(args.timeout) ? { timeoutSeconds: args.timeout.value } : {}),
+        ...(Option.isSome(args.consoleLog) ? { consoleLog: args.consoleLog.value } : {}),
+      }).pipe(
+        Effect.provide(DiskImagesQemu),
+        Effect.catchTag("RunFailed", (error) =>
+          Console.error(`error: ${describeFailure(error)}`).pipe(
+            Effect.zipRight(Effect.forEach(error.log ?? [], (line) =>
+              Console.error(`  | ${line}`))),
+            Effect.zipRight(new ExitWith({ code: EXIT_FAILURE })),
+          )),
+      )
+      if (outcome._tag === "Matched") {
+        yield* Console.error(`transient run: matched '${outcome.line}'`)
+      }
+      if (outcome._tag === "PoweredOff") {
+        yield* Console.error(`transient run: the VM powered off`)
+      }
+    })
+  ),
+).pipe(
+  Command.withDescription(
+    "Boot an image (from the store, or a qcow2 file) on a throw-away overlay: the image itself " +
+      "is never written. The serial console is the terminal; Ctrl-] leaves and stops the VM. " +
+      "With --until, the console is watched instead, for pipelines.\n" +
+      "Examples:\n" +
+      "  transient run web --forward 8080:80\n" +
+      "  transient run web --accel tcg --until 'login:' --timeout 300",
+  ),
+)

@@ -1,0 +1,245 @@
+/**
+ * `transient run`: boot a built image on a throw-away overlay (the image itself is never
+ * written), its serial console wired to the user's terminal, or watched for a line that says the
+ * image is up. QEMU dies with transient, and the overlay goes with the scope.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as Path from "@effect/platform/Path"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { DiskImageError } from "../../domain/errors.ts"
+import type { Accel } from "../../services/build_vm.ts"
+import { DiskImages } from "../../services/disk_images.ts"
+import { Terminal } from "../../services/terminal.ts"
+import { atMost } from "../deadline.ts"
+import { describeStatus, diesWithParent, lastLines, startProcess } from "../host_process.ts"
+import { OWN_PID } from "../stale_files.ts"
+import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
+import { QEMU_SYSTEM } from "./qemu_machine.ts"
+import { qmpQuit } from "./qmp.ts"
+import { connectUnix } from "./unix_socket.ts"
+
+/** A TCP port of the host forwarded to one of the guest (user-mode network). */
+export interface PortForward {
+  readonly host: number
+  readonly guest: number
+}
+
+export interface RunOptions {
+  /** The qcow2 to boot (never written). */
+  readonly image: string
+  readonly accel: Accel
+  readonly cpus?: number
+  readonly memoryMiB: number
+  readonly network: boolean
+  readonly forwards: ReadonlyArray<PortForward>
+  /** Watch the console for this and end (successfully) as soon as it appears. */
+  readonly until?: RegExp
+  /** Give up after this long (exit 1). */
+  readonly timeoutSeconds?: number
+  /** Also write everything the console prints here. */
+  readonly consoleLog?: string
+}
+
+/** How a run ended. */
+export type RunOutcome =
+  | { readonly _tag: "Matched"; readonly line: string }
+  | { readonly _tag: "PoweredOff"; readonly status: string }
+  | { readonly _tag: "Detached" }
+
+export class RunFailed extends Data.TaggedError("RunFailed")<{
+  readonly reason: string
+  readonly log?: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `transient run: ${this.reason}`
+  }
+}
+
+/** Ctrl-]: leaves the console (and stops the VM), as telnet's escape. */
+const ESCAPE = 0x1d
+
+/** How much of the console is kept to match `--until` against and to show on a failure. */
+const TAIL_CHARS = 16 * 1024
+
+/** The qemu-system-x86_64 command line of a run. */
+export const runArgv = (options: {
+  readonly engine: "kvm" | "tcg"
+  readonly cpus: number
+  readonly memoryMiB: number
+  readonly overlay: string
+  readonly consoleSocket: string
+  readonly qmpSocket: string
+  readonly network: boolean
+  readonly forwards: ReadonlyArray<PortForward>
+}): readonly [string, ...Array<string>] => {
+  const option = (value: string) => value.replaceAll(",", ",,")
+  const forwards = options.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`)
+  return [
+    QEMU_SYSTEM,
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-machine",
+    `q35,accel=${options.engine}`,
+    "-cpu",
+    options.engine === "kvm" ? "host" : "max",
+    "-smp",
+    String(options.cpus),
+    "-m",
+    String(options.memoryMiB),
+    "-drive",
+    `file=${option(options.overlay)},format=qcow2,if=virtio,cache=unsafe`,
+    "-chardev",
+    `socket,id=console,path=${option(options.consoleSocket)},server=on,wait=on`,
+    "-serial",
+    "chardev:console",
+    "-qmp",
+    `unix:${option(options.qmpSocket)},server=on,wait=off`,
+    "-device",
+    "virtio-rng-pci",
+    ...(options.network
+      ? [
+        "-netdev",
+        `user,id=net0${forwards.join("")}`,
+        "-device",
+        "virtio-net-pci,netdev=net0,romfile=",
+      ]
+      : []),
+  ]
+}
+
+/** Boot `options.image` until the console matches, the VM powers off, or the user leaves. */
+export const runImage = (
+  options: RunOptions,
+): Effect.Effect<
+  RunOutcome,
+  RunFailed | DiskImageError,
+  | DiskImages
+  | Terminal
+  | FileSystem.FileSystem
+  | Path.Path
+  | CommandExecutor.CommandExecutor
+> =>
+  Effect.scoped(Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const disks = yield* DiskImages
+    const terminal = yield* Terminal
+    const info = yield* disks.info(options.image)
+    if (info.format !== "qcow2") {
+      return yield* new RunFailed({ reason: `${options.image} is ${info.format}, not qcow2` })
+    }
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix: `transient-vm-${OWN_PID}-` }).pipe(
+      Effect.mapError((error) => new RunFailed({ reason: error.message })),
+    )
+    const overlay = path.join(dir, "overlay.qcow2")
+    yield* disks.overlay({ path: overlay, backing: options.image })
+    const kvm = yield* kvmUsable
+    const [engine = "tcg"] = enginesFor(options.accel, kvm)
+    const consoleSocket = path.join(dir, "console.sock")
+    const qmpSocket = path.join(dir, "qmp.sock")
+    const argv = runArgv({
+      engine,
+      cpus: options.cpus ?? defaultCpus(engine),
+      memoryMiB: options.memoryMiB,
+      overlay,
+      consoleSocket,
+      qmpSocket,
+      network: options.network,
+      forwards: options.forwards,
+    })
+    const qemu = yield* startProcess(diesWithParent(argv), { gracePeriod: "1 second" }).pipe(
+      Effect.mapError((missing) => new RunFailed({ reason: missing.message })),
+    )
+    // Ask QEMU to quit first (it closes the overlay cleanly); the process's own stop follows.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(qemu.hasExited, (done) =>
+        done ? Effect.void : Effect.asVoid(atMost(qmpQuit(qmpSocket, "2 seconds"), "3 seconds")))
+    )
+    const console = yield* connectUnix(consoleSocket, { attempts: 100 }).pipe(
+      Effect.mapError((error) =>
+        new RunFailed({ reason: error.message })
+      ),
+    )
+    const log = options.consoleLog === undefined
+      ? undefined
+      : yield* fs.open(options.consoleLog, { flag: "w" }).pipe(
+        Effect.mapError((error) => new RunFailed({ reason: error.message })),
+      )
+
+    let tail = ""
+    const decoder = new TextDecoder()
+    const interactive = options.until === undefined && terminal.interactive
+    // The console, chunk by chunk: to the terminal (unless watching), to the log, to the tail.
+    const output = Stream.fromReadableStream({
+      evaluate: () => console.readable,
+      onError: (error) => error,
+      releaseLockOnEnd: true,
+    }).pipe(
+      // The console closes when QEMU exits: that is the end of its output, not an error.
+      Stream.catchAll(() => Stream.empty),
+      Stream.mapEffect((chunk) =>
+        Effect.gen(function* () {
+          if (options.until === undefined) yield* terminal.write(chunk)
+          if (log !== undefined) yield* Effect.ignore(log.writeAll(chunk))
+          tail = (tail + decoder.decode(chunk, { stream: true })).slice(-TAIL_CHARS)
+          const match = options.until === undefined
+            ? null
+            : options.until.exec(tail.replaceAll("\r", ""))
+          return match === null ? Option.none<string>() : Option.some(match[0])
+        })
+      ),
+      Stream.filterMap((matched) => matched),
+      Stream.runHead,
+      Effect.map(Option.match({
+        onNone: (): RunOutcome | undefined => undefined,
+        onSome: (line): RunOutcome => ({ _tag: "Matched", line }),
+      })),
+    )
+    // What the user types goes to the console; on a terminal, Ctrl-] leaves.
+    const writer = console.writable.getWriter()
+    if (interactive) yield* terminal.raw
+    const input = terminal.input.pipe(
+      Stream.takeUntil((chunk) => interactive && chunk.includes(ESCAPE)),
+      Stream.runForEach((chunk) => {
+        const escape = interactive ? chunk.indexOf(ESCAPE) : -1
+        const bytes = escape === -1 ? chunk : chunk.subarray(0, escape)
+        return Effect.promise(() => writer.write(bytes).catch(() => {}))
+      }),
+      Effect.zipRight(
+        interactive ? Effect.succeed<RunOutcome>({ _tag: "Detached" }) : Effect.never,
+      ),
+    )
+    const poweredOff = Effect.flatMap(qemu.exited, (status) =>
+      options.until === undefined
+        ? Effect.succeed<RunOutcome>({ _tag: "PoweredOff", status: describeStatus(status) })
+        : new RunFailed({
+          reason: `the VM stopped (QEMU exited with ${describeStatus(status)}) before a ` +
+            `console line matched ${options.until}`,
+          log: lastLines(tail.replaceAll("\r", ""), 20),
+        }))
+    const watched = Effect.raceFirst(
+      Effect.flatMap(output, (outcome) =>
+        outcome === undefined ? poweredOff : Effect.succeed(outcome)),
+      Effect.raceFirst(input, poweredOff),
+    )
+    const limited = options.timeoutSeconds === undefined ? watched : watched.pipe(
+      Effect.timeoutFail({
+        duration: Duration.seconds(options.timeoutSeconds),
+        onTimeout: () =>
+          new RunFailed({
+            reason: options.until === undefined
+              ? `the VM was still running after ${options.timeoutSeconds} s`
+              : `no console line matched ${options.until} within ${options.timeoutSeconds} s`,
+            log: lastLines(tail.replaceAll("\r", ""), 20),
+          }),
+      }),
+    )
+    return yield* limited
+  }))
