@@ -20,7 +20,6 @@ import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
-import type { Accel } from "../services/build_vm.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
@@ -30,6 +29,7 @@ import {
   AtLeastOne,
   backendDirectory,
   imageBackendOption,
+  machineOptions,
   progressOption,
   validateOptions,
 } from "./options.ts"
@@ -66,28 +66,9 @@ const dryRun = Options.boolean("dry-run").pipe(
   ),
 )
 
-const accel = Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
-  Options.withDescription(
-    "How QEMU runs the helper VM: kvm, tcg (software emulation), or auto (KVM when it works, " +
-      "else TCG)",
-  ),
-  Options.withDefault("auto" as Accel),
-)
-
-const cpus = Options.integer("cpus").pipe(
-  Options.withDescription(
-    "Virtual CPUs of the helper VM (default: 2 under KVM, 1 under TCG, where more are slower)",
-  ),
-  Options.optional,
-)
-
-const memory = Options.integer("memory").pipe(
-  Options.withDescription("Memory of the helper VM, in MiB"),
-  Options.withDefault(1024),
-)
-
-const noNetwork = Options.boolean("no-network").pipe(
-  Options.withDescription("Give the helper VM no network (RUN cannot download anything)"),
+const { accel, cpus, memory, noNetwork } = machineOptions(
+  "the helper VM",
+  "RUN cannot download anything",
 )
 
 const bootTimeout = Options.integer("boot-timeout").pipe(

@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { PROGRESS_MODES, type ProgressMode } from "../layers/reporter/reporter_console.ts"
+import type { Accel } from "../services/build_vm.ts"
 import { EXIT_USAGE, ExitWith } from "./exit.ts"
 
 export type { ProgressMode }
@@ -82,3 +83,30 @@ export const validateOptions = <A, I>(schema: Schema.Schema<A, I>, values: I) =>
       )
     }),
   )
+
+/**
+ * `--accel`, `--cpus`, `--memory` and `--no-network` of a command that starts `vm` ("the helper
+ * VM", "the VM"); `offline` says what a VM without network cannot do.
+ */
+export const machineOptions = (vm: string, offline: string) => ({
+  accel: Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
+    Options.withDescription(
+      `How QEMU runs ${vm}: kvm, tcg (software emulation), or auto (KVM when it works, ` +
+        "else TCG)",
+    ),
+    Options.withDefault("auto" as Accel),
+  ),
+  cpus: Options.integer("cpus").pipe(
+    Options.withDescription(
+      `Virtual CPUs of ${vm} (default: 2 under KVM, 1 under TCG, where more are slower)`,
+    ),
+    Options.optional,
+  ),
+  memory: Options.integer("memory").pipe(
+    Options.withDescription(`Memory of ${vm}, in MiB`),
+    Options.withDefault(1024),
+  ),
+  noNetwork: Options.boolean("no-network").pipe(
+    Options.withDescription(`Give ${vm} no network (${offline})`),
+  ),
+})

@@ -12,34 +12,19 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { type PortForward, runImage } from "../layers/qemu/run_vm.ts"
-import type { Accel } from "../services/build_vm.ts"
 import { ImageStore } from "../services/image_store.ts"
 import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
 import { storeLayer } from "./image_command.ts"
-import { AtLeastOne, imageBackendOption, validateOptions } from "./options.ts"
+import { AtLeastOne, imageBackendOption, machineOptions, validateOptions } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
 
 const image = Args.text({ name: "IMAGE" }).pipe(
   Args.withDescription("An image in the store (as `image ls` shows it), or a path to a qcow2"),
 )
 
-const accel = Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
-  Options.withDescription("How QEMU runs the VM: kvm, tcg (software emulation), or auto"),
-  Options.withDefault("auto" as Accel),
-)
-
-const cpus = Options.integer("cpus").pipe(
-  Options.withDescription("Virtual CPUs (default: 2 under KVM, 1 under TCG)"),
-  Options.optional,
-)
-
-const memory = Options.integer("memory").pipe(
-  Options.withDescription("Memory of the VM, in MiB"),
-  Options.withDefault(1024),
-)
-
-const noNetwork = Options.boolean("no-network").pipe(
-  Options.withDescription("Give the VM no network device"),
+const { accel, cpus, memory, noNetwork } = machineOptions(
+  "the VM",
+  "no downloads, no forwarded ports",
 )
 
 const PORT = /^(\d{1,5}):(\d{1,5})$/

@@ -244,22 +244,7 @@ Deno.test({
     const before = await sha256File(image)
     const log = `${work}/run-console.log`
     const started = performance.now()
-    const run = await transient(
-      [
-        "run",
-        "debian-bootable",
-        "--accel",
-        "tcg",
-        "--no-network",
-        "--until",
-        "login:",
-        "--timeout",
-        String(BOOT_TIMEOUT_MS / 1000),
-        "--console-log",
-        log,
-      ],
-      { env },
-    )
+    const run = await runUntil("login:", BOOT_TIMEOUT_MS / 1000, "--console-log", log)
     assert.equal(run.code, 0, run.stderr)
     assert.match(run.stderr, /transient run: matched 'login:'/)
     console.log(`transient run: login prompt in ${seconds(started)}`)
@@ -271,25 +256,30 @@ Deno.test({
     assert.deepEqual(leftovers, [], "no overlay directory is left")
 
     // A console that never says what --until waits for: exit 1 with its last lines.
-    const timedOut = await transient(
-      [
-        "run",
-        "debian-bootable",
-        "--accel",
-        "tcg",
-        "--no-network",
-        "--until",
-        "never-printed",
-        "--timeout",
-        "5",
-      ],
-      { env },
-    )
+    const timedOut = await runUntil("never-printed", 5)
     assert.equal(timedOut.code, 1)
     assert.match(timedOut.stderr, /no console line matched \/never-printed\/m within 5 s/)
     assert.equal(await sha256File(image), before)
   },
 })
+
+/** `transient run debian-bootable` under TCG, offline, until `pattern` or `seconds`. */
+const runUntil = (pattern: string, seconds: number, ...extra: Array<string>) =>
+  transient(
+    [
+      "run",
+      "debian-bootable",
+      "--accel",
+      "tcg",
+      "--no-network",
+      "--until",
+      pattern,
+      "--timeout",
+      String(seconds),
+      ...extra,
+    ],
+    { env },
+  )
 
 /** Whether the transient that owns a helper-VM directory (by the pid in its name) still runs. */
 const isRunning = (name: string) => {

@@ -62,15 +62,21 @@ export interface Machine {
 /** The emulator of the helper VM. */
 export const QEMU_SYSTEM = "qemu-system-x86_64"
 
-/** The qemu-system-x86_64 command line of `machine`. */
-export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] => [
-  QEMU_SYSTEM,
+/**
+ * What every VM transient starts has: no default devices or config, no display, a q35 machine
+ * on `engine` with the host's CPU (KVM) or every feature TCG emulates, its vCPUs and memory, a
+ * QMP socket and an entropy source.
+ */
+export const machineArgs = (machine: {
+  readonly engine: Engine
+  readonly cpus: number
+  readonly memoryMiB: number
+  readonly qmpSocket: string
+}): ReadonlyArray<string> => [
   "-nodefaults",
   "-no-user-config",
-  "-no-reboot",
   "-display",
   "none",
-  ...(machine.firmware === undefined ? [] : ["-bios", machine.firmware]),
   "-machine",
   `q35,accel=${machine.engine}`,
   "-cpu",
@@ -79,6 +85,18 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   String(machine.cpus),
   "-m",
   String(machine.memoryMiB),
+  "-qmp",
+  `unix:${option(machine.qmpSocket)},server=on,wait=off`,
+  "-device",
+  "virtio-rng-pci",
+]
+
+/** The qemu-system-x86_64 command line of `machine`. */
+export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] => [
+  QEMU_SYSTEM,
+  ...machineArgs(machine),
+  "-no-reboot",
+  ...(machine.firmware === undefined ? [] : ["-bios", machine.firmware]),
   "-kernel",
   machine.images.kernel,
   "-initrd",
@@ -89,10 +107,6 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   `file,id=console,path=${option(machine.consoleLog)}`,
   "-serial",
   "chardev:console",
-  "-qmp",
-  `unix:${option(machine.qmpSocket)},server=on,wait=off`,
-  "-device",
-  "virtio-rng-pci",
   // The working disk first, so that it is /dev/vda.
   "-drive",
   `file=${option(machine.disk)},format=qcow2,if=none,id=target,cache=unsafe,discard=unmap`,
@@ -124,4 +138,4 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
 ]
 
 /** A value inside a QEMU `key=value,...` option: commas are doubled. */
-const option = (value: string): string => value.replaceAll(",", ",,")
+export const option = (value: string): string => value.replaceAll(",", ",,")

@@ -19,7 +19,7 @@ import { atMost } from "../deadline.ts"
 import { describeStatus, diesWithParent, lastLines, startProcess } from "../host_process.ts"
 import { OWN_PID } from "../stale_files.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
-import { QEMU_SYSTEM } from "./qemu_machine.ts"
+import { machineArgs, option, QEMU_SYSTEM } from "./qemu_machine.ts"
 import { qmpQuit } from "./qmp.ts"
 import { connectUnix } from "./unix_socket.ts"
 
@@ -77,32 +77,16 @@ export const runArgv = (options: {
   readonly network: boolean
   readonly forwards: ReadonlyArray<PortForward>
 }): readonly [string, ...Array<string>] => {
-  const option = (value: string) => value.replaceAll(",", ",,")
   const forwards = options.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`)
   return [
     QEMU_SYSTEM,
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
-    "-machine",
-    `q35,accel=${options.engine}`,
-    "-cpu",
-    options.engine === "kvm" ? "host" : "max",
-    "-smp",
-    String(options.cpus),
-    "-m",
-    String(options.memoryMiB),
+    ...machineArgs(options),
     "-drive",
     `file=${option(options.overlay)},format=qcow2,if=virtio,cache=unsafe`,
     "-chardev",
     `socket,id=console,path=${option(options.consoleSocket)},server=on,wait=on`,
     "-serial",
     "chardev:console",
-    "-qmp",
-    `unix:${option(options.qmpSocket)},server=on,wait=off`,
-    "-device",
-    "virtio-rng-pci",
     ...(options.network
       ? [
         "-netdev",
