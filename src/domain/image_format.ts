@@ -108,3 +108,14 @@ export const probeImageFormat = (head: Uint8Array, size: number): Probe => {
   }
   return { _tag: "Accepted", format: "raw" }
 }
+
+/**
+ * The most bytes a qcow2 file whose header starts `head` can have: its virtual size, plus its
+ * tables (8 bytes of L2 and 2 of refcount per 64 KiB cluster, far below 1/64) and headers.
+ * Undefined when `head` is no qcow2 header.
+ */
+export const qcow2FileLimit = (head: Uint8Array): number | undefined => {
+  if (head.length < 32 || ascii(head, 0, 4) !== QCOW_MAGIC) return undefined
+  const virtual = Number(new DataView(head.buffer, head.byteOffset, 32).getBigUint64(24))
+  return virtual + Math.ceil(virtual / 64) + 16 * 1024 * 1024
+}

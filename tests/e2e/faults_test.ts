@@ -11,6 +11,7 @@ import { MAIN } from "../run_transient.ts"
 import { runHost } from "../host_tool.ts"
 import { qemuProcessesWith } from "../support/host.ts"
 import { once } from "../support/once.ts"
+import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"
 
 const work = await Deno.makeTempDir({ prefix: "transient-e2e-faults-" })
 const rootfs = once(async () => {
@@ -259,31 +260,14 @@ Deno.test("SIGINT swept across the last step and publication: the status says wh
   console.log(`SIGINT after the last step started: ${outcomes.join(", ")}`)
 })
 
-/** Mount a tmpfs of `mib` MiB at a fresh directory; why not, when this process cannot. */
-const smallFilesystem = async (mib: number) => {
-  const dir = await Deno.makeTempDir({ dir: work, prefix: "small-" })
-  const mounted = await runHost(["mount", "-t", "tmpfs", "-o", `size=${mib}m`, "tmpfs", dir])
-  return mounted.code === 0 ? { dir } : { problem: mounted.stderr.trim() || "mount failed" }
-}
-
-// A full filesystem is a tmpfs mounted small, which needs root (CI and this machine's tests run
-// as root); elsewhere the case is skipped, and says so.
-const tmpfsProblem = Deno.uid() !== 0
-  ? "not root"
-  : await smallFilesystem(1).then(async (probe) => {
-    if ("dir" in probe) await runHost(["umount", probe.dir])
-    return "problem" in probe ? probe.problem : undefined
-  })
-if (tmpfsProblem !== undefined) {
-  console.warn(`Skipping the full-filesystem case: cannot mount a tmpfs (${tmpfsProblem})`)
-}
+const noTmpfs = await tmpfsProblem("the full-filesystem case")
 
 Deno.test({
   name:
     "a store on a full filesystem: a clear error naming the file, within seconds, and nothing left",
-  ignore: tmpfsProblem !== undefined,
+  ignore: noTmpfs !== undefined,
   fn: async () => {
-    const mounted = await smallFilesystem(48)
+    const mounted = await mountTmpfs(48)
     assert.ok("dir" in mounted, "a 48 MiB tmpfs was mounted")
     const small = mounted.dir
     try {
@@ -302,7 +286,7 @@ Deno.test({
       assert.ok(seconds < 60, `failed after ${seconds.toFixed(1)} s`)
       await assertClean(build.child.pid, dir, store)
     } finally {
-      await runHost(["umount", small])
+      await unmountTmpfs(small)
     }
   },
 })

@@ -15,6 +15,7 @@ import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/rep
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
 import { runFailure, runTest } from "../effect_test.ts"
+import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"
 
 const MiB = 1024 * 1024
 
@@ -377,30 +378,21 @@ Deno.test("a qcow2 that grows past what its header declares is refused as it str
   await assertStoreHolds(h.root, [])
 })
 
-/** A tmpfs of `mib` MiB, mounted for the test; undefined where this process cannot mount one. */
-const smallTmpfs = async (mib: number): Promise<string | undefined> => {
-  if (Deno.uid() !== 0) return undefined
-  const dir = await Deno.makeTempDir({ prefix: "transient-small-" })
-  const mounted = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${mib}m`, "tmpfs", dir],
-    stderr: "null",
-  }).output()
-  return mounted.success ? dir : undefined
-}
-const small = await smallTmpfs(7)
-if (small === undefined) console.warn("Skipping the full-store case: cannot mount a tmpfs here")
+const noTmpfs = await tmpfsProblem("the full-store case")
 
 Deno.test({
   name: "a pull that would not fit in the store says so before converting, and leaves nothing",
-  ignore: small === undefined,
+  ignore: noTmpfs !== undefined,
   fn: async () => {
+    const mounted = await mountTmpfs(7)
+    assert.ok("dir" in mounted, "a 7 MiB tmpfs was mounted")
     try {
-      const h = await harness({ root: `${small}/store` })
+      const h = await harness({ root: `${mounted.dir}/store` })
       const error = await errorOf(h, `big,file=${rawPath}`)
       assert.match(error, /Not enough space for image 'big' in .*: it needs up to 4\.00 MiB/)
       await assertStoreHolds(h.root, [])
     } finally {
-      await new Deno.Command("umount", { args: [small!] }).output()
+      await unmountTmpfs(mounted.dir)
     }
   },
 })

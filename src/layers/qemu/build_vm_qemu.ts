@@ -21,13 +21,24 @@ import { VmBootFailed, type VmError, VmHalted } from "../../domain/guest/errors.
 import { type BootOptions, BuildVm } from "../../services/build_vm.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { Terminal } from "../../services/terminal.ts"
-import { describeStatus, lastLines } from "../host_process.ts"
-import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
 import { watchHostIo } from "./io_watch.ts"
-import { GUEST_DEVICES, type GuestImages, type Machine, QEMU_SYSTEM } from "./qemu_machine.ts"
-import { type BootedVm, bootOnce, consoleTail, stopVm } from "./vm_boot.ts"
+import {
+  GUEST_DEVICES,
+  type GuestImages,
+  type Machine,
+  QEMU_SYSTEM,
+  qemuArgv,
+} from "./qemu_machine.ts"
+import {
+  type BootedVm,
+  bootOnce,
+  consoleTail,
+  qemuExitReason,
+  stopVm,
+  vmDirectory,
+} from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
@@ -41,22 +52,12 @@ const KVM_SILENCE_SECONDS = 4
 /** Fails when QEMU exits while a session uses it (killed, crashed), with its console's end. */
 const qemuExited = (booted: BootedVm) =>
   Effect.gen(function* () {
-    const status = yield* booted.process.exited
-    const stderr = lastLines(yield* booted.process.stderrTail, 3).join("; ")
     return yield* new VmHalted({
       operation: "keep running",
-      reason: `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`,
+      reason: yield* qemuExitReason(booted.process, qemuArgv(booted.machine)),
       log: yield* consoleTail(booted.machine.consoleLog),
     })
   })
-
-/** A helper VM's temp directory is `transient-vm-<pid of its transient>-<random>`. */
-const VM_DIR_PREFIX = "transient-vm-"
-
-const vmDirOwner = (name: string): number | undefined => {
-  const match = /^transient-vm-(\d+)-/.exec(name)
-  return match ? Number(match[1]) : undefined
-}
 
 /** BuildVm over QEMU, booting the guest files that `images` finds. */
 export const makeBuildVmQemu = <R>(
@@ -87,17 +88,12 @@ export const makeBuildVmQemu = <R>(
 
       const boot = Effect.fn("BuildVm.boot")(function* (options: BootOptions) {
         const scope = yield* Effect.scope
-        const dir = yield* fs.makeTempDirectoryScoped({ prefix: `${VM_DIR_PREFIX}${OWN_PID}-` })
-          .pipe(
-            Effect.mapError((error) =>
-              new VmBootFailed({ operation: "boot", reason: error.message, cause: error })
-            ),
-          )
-        // The directories (sockets, console log, overlay) of helper VMs whose transient was killed.
-        yield* sweepStale(path.dirname(dir), vmDirOwner).pipe(
+        const dir = yield* vmDirectory.pipe(
           Effect.provideService(FileSystem.FileSystem, fs),
           Effect.provideService(Path.Path, path),
-          Effect.ignore,
+          Effect.mapError((error) =>
+            new VmBootFailed({ operation: "boot", reason: error.message, cause: error })
+          ),
         )
         const kvm = yield* kvmUsable.pipe(Effect.provideService(FileSystem.FileSystem, fs))
         if (options.accel === "kvm" && !kvm) {

@@ -15,13 +15,11 @@ import type { DiskImageError } from "../../domain/errors.ts"
 import type { Accel } from "../../services/build_vm.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import { Terminal } from "../../services/terminal.ts"
-import { atMost } from "../deadline.ts"
-import { describeStatus, diesWithParent, lastLines, startProcess } from "../host_process.ts"
-import { OWN_PID } from "../stale_files.ts"
+import { lastLines } from "../host_process.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { machineArgs, option, QEMU_SYSTEM } from "./qemu_machine.ts"
-import { qmpQuit } from "./qmp.ts"
 import { connectUnix } from "./unix_socket.ts"
+import { qemuExitReason, startQemu, vmDirectory } from "./vm_boot.ts"
 
 /** A TCP port of the host forwarded to one of the guest (user-mode network). */
 export interface PortForward {
@@ -48,7 +46,7 @@ export interface RunOptions {
 /** How a run ended. */
 export type RunOutcome =
   | { readonly _tag: "Matched"; readonly line: string }
-  | { readonly _tag: "PoweredOff"; readonly status: string }
+  | { readonly _tag: "PoweredOff" }
   | { readonly _tag: "Detached" }
 
 export class RunFailed extends Data.TaggedError("RunFailed")<{
@@ -119,7 +117,7 @@ export const runImage = (
     if (info.format !== "qcow2") {
       return yield* new RunFailed({ reason: `${options.image} is ${info.format}, not qcow2` })
     }
-    const dir = yield* fs.makeTempDirectoryScoped({ prefix: `transient-vm-${OWN_PID}-` }).pipe(
+    const dir = yield* vmDirectory.pipe(
       Effect.mapError((error) => new RunFailed({ reason: error.message })),
     )
     const overlay = path.join(dir, "overlay.qcow2")
@@ -138,18 +136,11 @@ export const runImage = (
       network: options.network,
       forwards: options.forwards,
     })
-    const qemu = yield* startProcess(diesWithParent(argv), { gracePeriod: "1 second" }).pipe(
+    const qemu = yield* startQemu(argv, qmpSocket).pipe(
       Effect.mapError((missing) => new RunFailed({ reason: missing.message })),
     )
-    // Ask QEMU to quit first (it closes the overlay cleanly); the process's own stop follows.
-    yield* Effect.addFinalizer(() =>
-      Effect.flatMap(qemu.hasExited, (done) =>
-        done ? Effect.void : Effect.asVoid(atMost(qmpQuit(qmpSocket, "2 seconds"), "3 seconds")))
-    )
     const console = yield* connectUnix(consoleSocket, { attempts: 100 }).pipe(
-      Effect.mapError((error) =>
-        new RunFailed({ reason: error.message })
-      ),
+      Effect.mapError((error) => new RunFailed({ reason: error.message })),
     )
     const log = options.consoleLog === undefined
       ? undefined
@@ -200,13 +191,13 @@ export const runImage = (
         interactive ? Effect.succeed<RunOutcome>({ _tag: "Detached" }) : Effect.never,
       ),
     )
-    const poweredOff = Effect.flatMap(qemu.exited, (status) =>
+    const consoleEnd = () => lastLines(tail.replaceAll("\r", ""), 20)
+    const poweredOff = Effect.flatMap(qemuExitReason(qemu, argv), (reason) =>
       options.until === undefined
-        ? Effect.succeed<RunOutcome>({ _tag: "PoweredOff", status: describeStatus(status) })
+        ? Effect.succeed<RunOutcome>({ _tag: "PoweredOff" })
         : new RunFailed({
-          reason: `the VM stopped (QEMU exited with ${describeStatus(status)}) before a ` +
-            `console line matched ${options.until}`,
-          log: lastLines(tail.replaceAll("\r", ""), 20),
+          reason: `the VM stopped (${reason}) before a console line matched ${options.until}`,
+          log: consoleEnd(),
         }))
     const watched = Effect.raceFirst(
       Effect.flatMap(output, (outcome) =>
@@ -221,7 +212,7 @@ export const runImage = (
             reason: options.until === undefined
               ? `the VM was still running after ${options.timeoutSeconds} s`
               : `no console line matched ${options.until} within ${options.timeoutSeconds} s`,
-            log: lastLines(tail.replaceAll("\r", ""), 20),
+            log: consoleEnd(),
           }),
       }),
     )

@@ -4,7 +4,9 @@
  * clean unmount and power-off after success, QEMU told to quit otherwise, SIGKILL if it lingers.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -15,6 +17,7 @@ import { GuestOperation } from "../../domain/guest/operation.ts"
 import type { ReporterShape } from "../../services/reporter.ts"
 import {
   awaitExit,
+  describeStatus,
   diesWithParent,
   lastLines,
   programMissing,
@@ -24,6 +27,7 @@ import {
   ToolMissing,
 } from "../host_process.ts"
 import { atMost } from "../deadline.ts"
+import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
 import { type Machine, qemuArgv } from "./qemu_machine.ts"
 import { qmpQuit } from "./qmp.ts"
@@ -71,6 +75,66 @@ const silentConsole = (machine: Machine, seconds: number) =>
     })
   })
 
+/** A VM's temp directory is `transient-vm-<pid of its transient>-<random>`. */
+const VM_DIR_PREFIX = "transient-vm-"
+
+const vmDirOwner = (name: string): number | undefined => {
+  const match = /^transient-vm-(\d+)-/.exec(name)
+  return match ? Number(match[1]) : undefined
+}
+
+/**
+ * A fresh temp directory for one VM (sockets, console log, overlay), removed with the scope.
+ * The directories of VMs whose transient was killed, which nobody else removes, go first.
+ */
+export const vmDirectory: Effect.Effect<
+  string,
+  PlatformError,
+  FileSystem.FileSystem | Path.Path | Scope.Scope
+> = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const dir = yield* fs.makeTempDirectoryScoped({ prefix: `${VM_DIR_PREFIX}${OWN_PID}-` })
+  yield* Effect.ignore(sweepStale(path.dirname(dir), vmDirOwner))
+  return dir
+})
+
+/**
+ * QEMU started as `argv`, tied to this process's life. Closing the scope asks it to quit over
+ * `qmpSocket` first (which closes its disks cleanly), then stops the process whatever its state.
+ */
+export const startQemu = (
+  argv: readonly [string, ...Array<string>],
+  qmpSocket: string,
+): Effect.Effect<RunningProcess, ToolMissing, CommandExecutor.CommandExecutor | Scope.Scope> =>
+  Effect.gen(function* () {
+    const process = yield* startProcess(diesWithParent(argv), { gracePeriod: "1 second" })
+    // Runs before the process's own stop.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(
+        process.hasExited,
+        (done) =>
+          done ? Effect.void : qmpQuit(qmpSocket, QUIT_SECONDS).pipe(
+            Effect.zipRight(awaitExit(process, QUIT_SECONDS)),
+          ),
+      )
+    )
+    return process
+  })
+
+/** Why QEMU (started as `argv` by startQemu) is gone: not installed, or its exit and stderr. */
+export const qemuExitReason = (
+  process: RunningProcess,
+  argv: readonly [string, ...Array<string>],
+): Effect.Effect<string> =>
+  Effect.gen(function* () {
+    const status = yield* process.exited
+    const tail = yield* process.stderrTail
+    if (programMissing(status, tail)) return new ToolMissing({ program: argv[0] }).message
+    const stderr = lastLines(tail, 3).join("; ")
+    return `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`
+  })
+
 /**
  * Start QEMU and wait for the agent's hello, for `timeoutSeconds` at most; with
  * `silenceSeconds`, give up early on a guest that has written nothing on its console by then.
@@ -86,28 +150,16 @@ export const bootOnce = (
 > =>
   Effect.gen(function* () {
     const argv = qemuArgv(machine)
-    const process = yield* startProcess(diesWithParent(argv), { gracePeriod: "1 second" }).pipe(
+    const process = yield* startQemu(argv, machine.qmpSocket).pipe(
       Effect.mapError((missing) =>
         new VmBootFailed({ operation: "boot", reason: missing.message })
       ),
     )
-    // Runs before the process's own stop: ask QEMU to quit, which closes the disk cleanly.
-    yield* Effect.addFinalizer(() =>
-      Effect.flatMap(process.hasExited, (done) =>
-        done ? Effect.void : qmpQuit(machine.qmpSocket, QUIT_SECONDS).pipe(
-          Effect.zipRight(awaitExit(process, QUIT_SECONDS)),
-        ))
-    )
 
     const exited = Effect.gen(function* () {
-      const code = yield* process.exited
-      const tail = yield* process.stderrTail
-      const stderr = lastLines(tail, 3).join("; ")
       return yield* new VmBootFailed({
         operation: "boot",
-        reason: programMissing(code, tail)
-          ? new ToolMissing({ program: argv[0] }).message
-          : `QEMU exited with status ${code}${stderr ? `: ${stderr}` : ""}`,
+        reason: yield* qemuExitReason(process, argv),
         log: yield* consoleTail(machine.consoleLog),
       })
     })

@@ -24,6 +24,7 @@ import {
   StoreIoError,
   TransferIncomplete,
 } from "../../domain/store_errors.ts"
+import { qcow2FileLimit } from "../../domain/image_format.ts"
 import type { Progress } from "../../services/reporter.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { decompressed } from "./decompress.ts"
@@ -53,17 +54,6 @@ const reported =
         Ref.update(received, (count) => count + chunk.length),
         progress.advance(chunk.length),
       ))
-
-/**
- * The most bytes a qcow2 file whose header starts `head` can have: its virtual size, plus its
- * tables (8 bytes of L2 and 2 of refcount per 64 KiB cluster, far below 1/64) and headers.
- */
-export const qcow2FileLimit = (head: Uint8Array): number | undefined => {
-  if (head.length < 32 || head[0] !== 0x51 || head[1] !== 0x46 || head[2] !== 0x49) return undefined
-  if (head[3] !== 0xfb) return undefined
-  const virtual = Number(new DataView(head.buffer, head.byteOffset, 32).getBigUint64(24))
-  return virtual + Math.ceil(virtual / 64) + 16 * 1024 * 1024
-}
 
 /** The cap: more than `limit` bytes of image fail the fetch (a decompression bomb, a wrong file). */
 const capped =
