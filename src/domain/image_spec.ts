@@ -79,7 +79,7 @@ const parseSource = (
  * The longest name the store can hold: its file name is the encoded name plus a suffix of about
  * 50 bytes while it is being written, and a file name has at most 255 bytes.
  */
-export const MAX_ENCODED_NAME_BYTES = 200
+const MAX_ENCODED_NAME_BYTES = 200
 
 /** Why `name` cannot name an image (undefined when it can). */
 export const imageNameProblem = (name: string): string | undefined => {

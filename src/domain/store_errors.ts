@@ -5,6 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { formatBytes } from "./byte_size.ts"
+import { visibleName } from "./image_spec.ts"
 
 /** The OS's own words, for @effect/platform's errors (whose message repeats the call). */
 const systemDescription = (cause: Error): string | undefined =>
@@ -39,12 +40,13 @@ const failureOf = (failure: {
 export const Compression = Schema.Literal("gzip", "bzip2", "xz", "zstd")
 export type Compression = typeof Compression.Type
 
-/** A name the store cannot hold (empty, or a hidden file's). */
+/** A name the store cannot hold (see `imageNameProblem`). */
 export class InvalidImageName extends Schema.TaggedError<InvalidImageName>()("InvalidImageName", {
   name: Schema.String,
+  reason: Schema.String,
 }) {
   override get message() {
-    return `Invalid image name '${this.name}'`
+    return `Invalid image name '${visibleName(this.name)}' (${this.reason})`
   }
 }
 
@@ -200,10 +202,14 @@ export class BoxArchiveInvalid
   extends Schema.TaggedError<BoxArchiveInvalid>()("BoxArchiveInvalid", {
     image: Schema.String,
     source: Schema.String,
-    problem: Schema.Literal("Missing", "Truncated"),
+    problem: Schema.Literal("Missing", "Truncated", "Oversized"),
   }) {
   override get message() {
-    const what = this.problem === "Missing" ? "holds no box.img" : "is truncated"
+    const what = this.problem === "Missing"
+      ? "holds no box.img"
+      : this.problem === "Truncated"
+      ? "is truncated"
+      : "has a file-name record over 1 MiB"
     return `The Vagrant box archive of ${this.source} ${what}`
   }
 }

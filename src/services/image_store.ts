@@ -69,7 +69,9 @@ export interface ImageStoreShape {
   ) => Effect.Effect<WorkingImage, InvalidImageName | ImageExists | StoreIoError, Scope.Scope>
   readonly list: Effect.Effect<ReadonlyArray<StoredImage>, StoreIoError | DiskImageError>
   /** Remove one image by name; fails with ImageNotInStore when it is not there. */
-  readonly remove: (name: string) => Effect.Effect<void, ImageNotInStore | StoreIoError>
+  readonly remove: (
+    name: string,
+  ) => Effect.Effect<void, InvalidImageName | ImageNotInStore | StoreIoError>
 }
 
 export class ImageStore extends Context.Tag("transient/ImageStore")<

@@ -86,3 +86,16 @@ Deno.test("image ls shows one row per image, control characters in a name escape
   }])
   assert.deepEqual(table.split("\n").map((line) => line.split("  ")[0]), ["NAME", "two\\x0alines"])
 })
+
+Deno.test("image rm refuses a name that is no image's, such as '..' (the store's parent)", async () => {
+  const parent = await Deno.makeTempDir()
+  const store = `${parent}/store`
+  await Deno.mkdir(store)
+  const removed = await transient(["image", "rm", ".."], {
+    env: { TRANSIENT_IMAGE_BACKEND: store },
+  })
+  assert.equal(removed.code, 1)
+  assert.equal(removed.stderr, "error: Invalid image name '..' (it may not start with '.')\n")
+  assert.ok((await Deno.stat(store)).isDirectory)
+  await Deno.remove(parent, { recursive: true })
+})

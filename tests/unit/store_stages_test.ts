@@ -79,6 +79,15 @@ Deno.test("a tar without box.img, or cut short, fails with the problem", async (
   assert.match(String(await runFailure(extract(archive.subarray(0, 300), 100))), /Missing/)
 })
 
+Deno.test("a pax record that claims gigabytes is refused, not allocated", async () => {
+  // One header of type 'x' (pax) whose size field says 8 GiB - 1.
+  const header = new Uint8Array(512)
+  header.set(new TextEncoder().encode("PaxHeaders/box.img"), 0)
+  header.set(new TextEncoder().encode("77777777777\0"), 124)
+  header[156] = "x".charCodeAt(0)
+  assert.match(String(await runFailure(extract(header, 512))), /Oversized/)
+})
+
 Deno.test("the sparse sink writes the bytes and leaves zero blocks as holes", async () => {
   const dir = await Deno.makeTempDir()
   const bytes = new Uint8Array(8 * 1024 * 1024)

@@ -13,7 +13,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { ImageExists } from "../../domain/errors.ts"
-import { decodeImageName, encodeImageName, parseImageSpec } from "../../domain/image_spec.ts"
+import {
+  decodeImageName,
+  encodeImageName,
+  imageNameProblem,
+  parseImageSpec,
+} from "../../domain/image_spec.ts"
 import {
   ImageNotInStore,
   InvalidImageName,
@@ -33,17 +38,16 @@ import { fetchSourceOf } from "./fetch_source.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
-import { sweepStale } from "../stale_files.ts"
+import { isNotFound, sweepStale } from "../stale_files.ts"
 import {
   besideFileName,
   besideOwnerOf,
-  isNotFound,
   removeIfPresent,
   sweepStaleWork,
   workingFileName,
 } from "./working_dir.ts"
 
-export const DEFAULT_VAGRANT_URL = "https://vagrantcloud.com"
+const DEFAULT_VAGRANT_URL = "https://vagrantcloud.com"
 
 export interface ImageStoreDirectoryOptions {
   /** The Vagrant Cloud API base; defaults to `$TRANSIENT_VAGRANT_URL`, else the public one. */
@@ -67,6 +71,12 @@ export type ImageStoreDirectoryRequirements =
 const vagrantUrlConfig = Config.string("TRANSIENT_VAGRANT_URL").pipe(
   Config.withDefault(DEFAULT_VAGRANT_URL),
 )
+
+/** Fails when the store cannot hold an image named `name`. */
+const validName = (name: string): Effect.Effect<void, InvalidImageName> => {
+  const reason = imageNameProblem(name)
+  return reason === undefined ? Effect.void : Effect.fail(new InvalidImageName({ name, reason }))
+}
 
 const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* (
   backend: string,
@@ -115,9 +125,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     { force }: { readonly force: boolean },
   ) {
     const name = target.name
-    if (target._tag === "Store" && (name === "" || name.startsWith("."))) {
-      return yield* new InvalidImageName({ name })
-    }
+    if (target._tag === "Store") yield* validName(name)
     const destination = target._tag === "Store" ? layout.pathOf(name) : path.resolve(target.path)
     if (!force && (yield* isStored(layout, name, destination))) {
       return yield* new ImageExists({ name, path: destination })
@@ -181,6 +189,8 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
   }).pipe(Effect.withSpan("ImageStore.list"), Effect.provide(context))
 
   const remove = Effect.fn("ImageStore.remove")(function* (name: string) {
+    // `..` would be the store's own parent.
+    yield* validName(name)
     const file = layout.pathOf(name)
     yield* fs.remove(file).pipe(
       Effect.mapError((cause) =>

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import { ImageExists } from "../../domain/errors.ts"
 import { StoreIoError } from "../../domain/store_errors.ts"
 
-export interface PublishOptions {
+interface PublishOptions {
   /** Replace whatever `to` is. */
   readonly force: boolean
   /** Make the file read-only (0444), as images in the store are. */

@@ -84,6 +84,7 @@ export const pullImage = (
       )
     }
     const info = yield* disks.info(downloaded, probe.format)
+    // The probe refuses backing files already; qemu-img's own reading is a second line.
     if (info.backingFile !== undefined) {
       // Following it would read whatever host file the image names.
       return yield* new ImageRefersToFile({

@@ -9,7 +9,10 @@ import * as Stream from "effect/Stream"
 const BLOCK = 512
 
 /** Why the archive does not yield the entry: it has none that fits, or it ends too soon. */
-export type TarProblem = "Missing" | "Truncated"
+export type TarProblem = "Missing" | "Truncated" | "Oversized"
+
+/** The longest long-name or pax record read: real ones are a few hundred bytes. */
+const MAX_RECORD_BYTES = 1024 * 1024
 
 const decoder = new TextDecoder()
 
@@ -133,6 +136,8 @@ class TarEntryReader {
     const name = this.#pax.get("path") ?? this.#longName ??
       (prefix && text(header, 257, 5) === "ustar" ? `${prefix}/` : "") + text(header, 0, 100)
     if (type === "L" || type === "x") {
+      // Read into memory whole: a header may not make that unbounded.
+      if (!(size <= MAX_RECORD_BYTES)) return "Oversized"
       this.#state = {
         _tag: "Collect",
         into: new Uint8Array(padded(size)),

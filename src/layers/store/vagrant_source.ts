@@ -37,7 +37,7 @@ type VagrantBoxInfo = typeof VagrantBoxInfo.Type
 const HOST_ARCHITECTURES = new Set(["amd64", "x86_64"])
 
 /** The provider to download: libvirt (else qemu), for this host's architecture when listed. */
-export const chooseProvider = (
+const chooseProvider = (
   info: VagrantBoxInfo,
   version: string,
 ): VagrantProvider | undefined => {

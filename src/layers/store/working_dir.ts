@@ -11,9 +11,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
-
-export { isNotFound }
-
 export const WORKING = ".working"
 
 /** A fresh working-file name for `encodedName`, owned by this process. */
