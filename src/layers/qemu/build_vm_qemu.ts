@@ -24,13 +24,7 @@ import { Terminal } from "../../services/terminal.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
 import { watchHostIo } from "./io_watch.ts"
-import {
-  GUEST_DEVICES,
-  type GuestImages,
-  type Machine,
-  QEMU_SYSTEM,
-  qemuArgv,
-} from "./qemu_machine.ts"
+import { GUEST_DEVICES, type GuestImages, type Machine, QEMU_SYSTEM } from "./qemu_machine.ts"
 import {
   type BootedVm,
   bootOnce,
@@ -54,7 +48,7 @@ const qemuExited = (booted: BootedVm) =>
   Effect.gen(function* () {
     return yield* new VmHalted({
       operation: "keep running",
-      reason: yield* qemuExitReason(booted.process, qemuArgv(booted.machine)),
+      reason: yield* qemuExitReason(booted.process),
       log: yield* consoleTail(booted.machine.consoleLog),
     })
   })

@@ -192,7 +192,7 @@ export const runImage = (
       ),
     )
     const consoleEnd = () => lastLines(tail.replaceAll("\r", ""), 20)
-    const poweredOff = Effect.flatMap(qemuExitReason(qemu, argv), (reason) =>
+    const poweredOff = Effect.flatMap(qemuExitReason(qemu), (reason) =>
       options.until === undefined
         ? Effect.succeed<RunOutcome>({ _tag: "PoweredOff" })
         : new RunFailed({

@@ -23,13 +23,12 @@ import {
   programMissing,
   type RunningProcess,
   startProcess,
-  stopProcess,
   ToolMissing,
 } from "../host_process.ts"
 import { atMost } from "../deadline.ts"
 import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
-import { type Machine, qemuArgv } from "./qemu_machine.ts"
+import { type Machine, QEMU_SYSTEM, qemuArgv } from "./qemu_machine.ts"
 import { qmpQuit } from "./qmp.ts"
 import { connectUnix } from "./unix_socket.ts"
 
@@ -122,15 +121,12 @@ export const startQemu = (
     return process
   })
 
-/** Why QEMU (started as `argv` by startQemu) is gone: not installed, or its exit and stderr. */
-export const qemuExitReason = (
-  process: RunningProcess,
-  argv: readonly [string, ...Array<string>],
-): Effect.Effect<string> =>
+/** Why QEMU (started by startQemu) is gone: not installed, or its exit status and stderr. */
+export const qemuExitReason = (process: RunningProcess): Effect.Effect<string> =>
   Effect.gen(function* () {
     const status = yield* process.exited
     const tail = yield* process.stderrTail
-    if (programMissing(status, tail)) return new ToolMissing({ program: argv[0] }).message
+    if (programMissing(status, tail)) return new ToolMissing({ program: QEMU_SYSTEM }).message
     const stderr = lastLines(tail, 3).join("; ")
     return `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`
   })
@@ -159,7 +155,7 @@ export const bootOnce = (
     const exited = Effect.gen(function* () {
       return yield* new VmBootFailed({
         operation: "boot",
-        reason: yield* qemuExitReason(process, argv),
+        reason: yield* qemuExitReason(process),
         log: yield* consoleTail(machine.consoleLog),
       })
     })
@@ -202,9 +198,9 @@ export const bootOnce = (
   })
 
 /**
- * The end of a VM. After success: unmount, sync and power off through the agent, and wait for
- * QEMU to exit, so that the qcow2 is complete and closed. After a failure: QEMU quits at once.
- * Every step has a deadline, and the last resort is SIGKILL.
+ * The end of a VM after success: unmount, sync and power off through the agent, and wait for
+ * QEMU to exit, so that the qcow2 is complete and closed. After a failure, or when that does not
+ * work, startQemu's finalizers stop QEMU: quit, then SIGTERM, then SIGKILL, each with a deadline.
  */
 export const stopVm = (
   booted: BootedVm,
@@ -227,9 +223,5 @@ export const stopVm = (
       if (yield* awaitExit(booted.process, "30 seconds")) return
       yield* reporter.warn("The helper VM did not power off; stopping QEMU")
     }
-    if (!(yield* booted.process.hasExited)) {
-      yield* qmpQuit(booted.machine.qmpSocket, QUIT_SECONDS)
-      if (yield* awaitExit(booted.process, QUIT_SECONDS)) return
-    }
-    yield* stopProcess(booted.process, "1 second")
+    // Otherwise QEMU is stopped by startQemu's finalizers, which run right after this one.
   })
