@@ -139,7 +139,7 @@ const runBuild = handler(
       target,
       force: args.force,
       interactive: terminal.interactive,
-      onPublished: () => Ref.set(published, !args.dryRun),
+      ...(args.dryRun ? {} : { onPublished: () => Ref.set(published, true) }),
       vm: {
         context: args.buildDir,
         network: !args.noNetwork,

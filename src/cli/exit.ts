@@ -11,7 +11,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import { InvalidImagefile } from "../domain/errors.ts"
-import { isVmError } from "../domain/guest/errors.ts"
 
 /** A command already told the user what went wrong; exit with `code` and print nothing more. */
 export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
@@ -35,9 +34,13 @@ export const describeError = (error: unknown): string => {
  * carries it: what a user needs to see why the VM failed.
  */
 export const describeFailure = (error: unknown): string => {
-  const log = isVmError(error) ? error.log ?? [] : []
+  const log = hasLog(error) ? error.log : []
   return [describeError(error), ...log.map((line) => `  | ${line}`)].join("\n")
 }
+
+/** Whether `error` carries the last lines of a console or a command (VmError, RunFailed). */
+const hasLog = (error: unknown): error is { readonly log: ReadonlyArray<string> } =>
+  typeof error === "object" && error !== null && "log" in error && Array.isArray(error.log)
 
 /** How the process was asked to stop, if it was. */
 export type StopSignal = "SIGINT" | "SIGTERM"

@@ -13,7 +13,7 @@ import * as Schema from "effect/Schema"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { type PortForward, runImage } from "../layers/qemu/run_vm.ts"
 import { ImageStore } from "../services/image_store.ts"
-import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
+import { EXIT_USAGE, ExitWith } from "./exit.ts"
 import { storeLayer } from "./image_command.ts"
 import { AtLeastOne, imageBackendOption, machineOptions, validateOptions } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
@@ -82,7 +82,7 @@ const parseUntil = (text: string): RegExp | string => {
 
 /** A usage error: one line, exit 2. */
 const usage = (message: string) =>
-  Console.error(`error: ${message}`).pipe(Effect.zipRight(new ExitWith({ code: 2 })))
+  Console.error(`error: ${message}`).pipe(Effect.zipRight(new ExitWith({ code: EXIT_USAGE })))
 
 export const runCommand = Command.make(
   "run",
@@ -136,15 +136,7 @@ export const runCommand = Command.make(
           : {}),
         ...(Option.isSome(args.timeout) ? { timeoutSeconds: args.timeout.value } : {}),
         ...(Option.isSome(args.consoleLog) ? { consoleLog: args.consoleLog.value } : {}),
-      }).pipe(
-        Effect.provide(DiskImagesQemu),
-        Effect.catchTag("RunFailed", (error) =>
-          Console.error(`error: ${describeFailure(error)}`).pipe(
-            Effect.zipRight(Effect.forEach(error.log ?? [], (line) =>
-              Console.error(`  | ${line}`))),
-            Effect.zipRight(new ExitWith({ code: EXIT_FAILURE })),
-          )),
-      )
+      }).pipe(Effect.provide(DiskImagesQemu))
       if (outcome._tag === "Matched") {
         yield* Console.error(`transient run: matched '${outcome.line}'`)
       }

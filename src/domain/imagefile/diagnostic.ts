@@ -50,16 +50,11 @@ export const byPosition = (a: Diagnostic, b: Diagnostic): number =>
   (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1)
 
 /**
- * Render diagnostics like a compiler: `file:line:col: severity: message`, the source line, and
- * a caret line under the span (`^~~~`). A span over several lines is underlined to the end of
- * its first line.
- */
-/**
  * `text` safe to print on a terminal: control characters (but tabs) become the Unicode symbols
  * that picture them, one column each as the originals, so carets still line up and no escape
  * sequence in an Imagefile reaches the terminal.
  */
-export const visible = (text: string): string =>
+const visible = (text: string): string =>
   // deno-lint-ignore no-control-regex -- control characters are what this replaces.
   text.replace(/[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]/g, (char) => {
     const code = char.charCodeAt(0)
@@ -67,6 +62,11 @@ export const visible = (text: string): string =>
     return code === 0x7f ? "\u2421" : "\ufffd"
   })
 
+/**
+ * Render diagnostics like a compiler: `file:line:col: severity: message`, the source line, and
+ * a caret line under the span (`^~~~`). A span over several lines is underlined to the end of
+ * its first line.
+ */
 export const renderDiagnostics = (
   diagnostics: ReadonlyArray<Diagnostic>,
   text: string,
