@@ -14,6 +14,7 @@ import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { buildCommand } from "./src/cli/build_command.ts"
+import { cacheCommand } from "./src/cli/cache_command.ts"
 import { checkCommand } from "./src/cli/check.ts"
 import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
 import { imageCommand } from "./src/cli/image_command.ts"
@@ -27,7 +28,7 @@ const transient = rootCommand.pipe(
     "Build virtual-machine disk images (qcow2) from an Imagefile, inside a small helper VM: " +
       "no root, no loop devices, no host mounts.",
   ),
-  Command.withSubcommands([buildCommand, runCommand, imageCommand, checkCommand]),
+  Command.withSubcommands([buildCommand, runCommand, imageCommand, cacheCommand, checkCommand]),
 )
 
 const cli = Command.run(transient, { name: "transient", version: VERSION })

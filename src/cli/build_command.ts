@@ -14,7 +14,14 @@ import { build, type BuildOptions } from "../builder.ts"
 import { imageNameProblem, visibleName } from "../domain/image_spec.ts"
 import { planBuild } from "../domain/plan.ts"
 import { BuildContextDirectory } from "../layers/build_context_directory.ts"
-import { BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun } from "../layers/dry_run.ts"
+import {
+  BuildVmDryRun,
+  DiskImagesDryRun,
+  ImageStoreDryRun,
+  LayerCacheDryRun,
+} from "../layers/dry_run.ts"
+import { LayerCache } from "../services/layer_cache.ts"
+import { cacheLayer } from "./cache_command.ts"
 import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
 import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
@@ -28,6 +35,7 @@ import { loadImagefile } from "./load_imagefile.ts"
 import {
   AtLeastOne,
   backendDirectory,
+  cacheLimit,
   imageBackendOption,
   machineOptions,
   progressOption,
@@ -71,6 +79,12 @@ const { accel, cpus, memory, noNetwork } = machineOptions(
   "RUN cannot download anything",
 )
 
+const noCache = Options.boolean("no-cache").pipe(
+  Options.withDescription(
+    "Run every step instead of reusing the step cache's layers (what runs is still cached)",
+  ),
+)
+
 const bootTimeout = Options.integer("boot-timeout").pipe(
   Options.withDescription("Seconds to wait for the helper VM to come up"),
   Options.withDefault(60),
@@ -83,6 +97,7 @@ const buildOptions = {
   local,
   force,
   dryRun,
+  noCache,
   imageBackend: imageBackendOption,
   accel,
   cpus,
@@ -116,8 +131,13 @@ const BuildFlags = Schema.Struct({
 const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<Reporter>) => {
   const store = ImageStoreDirectory(backend).pipe(Layer.provide(DiskImagesQemu))
   const services = args.dryRun
-    ? Layer.mergeAll(BuildVmDryRun, DiskImagesDryRun, ImageStoreDryRun.pipe(Layer.provide(store)))
-    : Layer.mergeAll(makeBuildVmQemu(findGuestArtifacts()), DiskImagesQemu, store)
+    ? Layer.mergeAll(
+      BuildVmDryRun,
+      DiskImagesDryRun,
+      ImageStoreDryRun.pipe(Layer.provide(store)),
+      LayerCacheDryRun,
+    )
+    : Layer.mergeAll(makeBuildVmQemu(findGuestArtifacts()), DiskImagesQemu, store, cacheLayer)
   return Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
     BuildContextDirectory(args.buildDir),
@@ -138,6 +158,7 @@ const runBuild = handler(
     const options: BuildOptions = {
       target,
       force: args.force,
+      useCache: !args.noCache,
       interactive: terminal.interactive,
       ...(args.dryRun ? {} : { onPublished: () => Ref.set(published, true) }),
       vm: {
@@ -150,6 +171,7 @@ const runBuild = handler(
       },
     }
     const backend = yield* backendDirectory(args.imageBackend)
+    const keepBytes = yield* cacheLimit
 
     yield* Effect.gen(function* () {
       const reporter = yield* Reporter
@@ -169,6 +191,13 @@ const runBuild = handler(
         durationMs: result.durationMs,
         steps: result.steps,
       })
+      // The cache's size limit, least recently used layers first; a failure only warns.
+      const cache = yield* LayerCache
+      yield* cache.prune({ all: false, keepBytes }).pipe(
+        Effect.catchAll((error) =>
+          reporter.warn(`The step cache was not pruned: ${error.message}`)
+        ),
+      )
     }).pipe(Effect.provide(buildServices(args, backend, ReporterConsole(args.progress))))
   }),
 )

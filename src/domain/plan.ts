@@ -78,6 +78,8 @@ export interface BuildPlan {
   readonly sources: ReadonlyArray<string>
   /** Where each source is first named, as `file:line:column`, for error messages. */
   readonly sourceLocations: ReadonlyMap<string, string>
+  /** How many leading steps set the disk up: FROM, and after `FROM scratch` DISK and PARTITIONs. */
+  readonly preludeSteps: number
 }
 
 const partitionType = (partition: Partition): PartitionType => {
@@ -188,5 +190,9 @@ export const planBuild = (imagefile: Imagefile): BuildPlan => {
   const base = layout
     ? { _tag: "Scratch" as const, layout }
     : { _tag: "Image" as const, spec: from?.image.value ?? "" }
-  return { base, steps, sources, sourceLocations }
+  const setup = instructions.findIndex((i) =>
+    i._tag !== "From" && i._tag !== "Disk" && i._tag !== "Partition"
+  )
+  const preludeSteps = setup === -1 ? instructions.length : setup
+  return { base, steps, sources, sourceLocations, preludeSteps }
 }

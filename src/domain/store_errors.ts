@@ -323,3 +323,22 @@ export const StoreError = Schema.Union(
   StoreIoError,
 )
 export type StoreError = typeof StoreError.Type
+
+/** The step cache could not be read or written; builds go on without it where they can. */
+export class CacheIoError extends Schema.TaggedError<CacheIoError>()("CacheIoError", {
+  operation: Schema.Literal("open", "read", "lock", "write", "remove"),
+  /** The cache, or the file the operation was on. */
+  path: Schema.String,
+  cause: Schema.Defect,
+}) {
+  override get message() {
+    const what = {
+      "open": `open the step cache at ${this.path}`,
+      "read": `read ${this.path}`,
+      "lock": `lock the step cache at ${this.path}`,
+      "write": `write ${this.path}`,
+      "remove": `remove ${this.path}`,
+    }[this.operation]
+    return `Cannot ${what}: ${reasonOf(this.cause)}`
+  }
+}

@@ -8,8 +8,10 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { ContextSourceError } from "../domain/errors.ts"
 import { confineSource } from "../domain/source_path.ts"
+import { TreeDigest } from "../domain/tree_digest.ts"
 import {
   BuildContext,
   type ContextEntry,
@@ -122,6 +124,42 @@ export const BuildContextDirectory = (
         )
       }
 
-      return { root, resolve, walk }
+      const digest = (entry: Pick<ContextEntry, "source" | "path" | "kind">) => {
+        const tree = new TreeDigest()
+        const visit = (relative: string): Effect.Effect<void, PlatformError> =>
+          Effect.gen(function* () {
+            const file = relative === ""
+              ? path.join(root, entry.path)
+              : path.join(root, entry.path, relative)
+            const at = yield* kindAt(file)
+            if (at.kind === "symlink" && "target" in at) {
+              return tree.node(relative, "symlink", 0o777, at.target)
+            }
+            const info = "info" in at ? at.info : undefined
+            const mode = info ? info.mode & 0o7777 : 0
+            if (info?.type === "Directory") {
+              tree.node(relative, "directory", mode)
+              const names = (yield* fs.readDirectory(file)).sort()
+              for (const name of names) yield* visit(relative === "" ? name : `${relative}/${name}`)
+              return
+            }
+            if (info?.type !== "File") return tree.node(relative, "special", mode)
+            tree.node(relative, "file", mode)
+            let size = 0
+            yield* fs.stream(file).pipe(Stream.runForEach((chunk) =>
+              Effect.sync(() => {
+                size += chunk.length
+                tree.content(chunk)
+              })
+            ))
+            tree.end(size)
+          })
+        return visit("").pipe(
+          Effect.map(() => tree.digest()),
+          Effect.mapError(reasonOf(entry.source)),
+        )
+      }
+
+      return { root, resolve, walk, digest }
     }),
   )

@@ -13,6 +13,7 @@ import { encodeImageName } from "../domain/image_spec.ts"
 import { BuildVm } from "../services/build_vm.ts"
 import { DiskImages } from "../services/disk_images.ts"
 import { ImageStore } from "../services/image_store.ts"
+import { LayerCache } from "../services/layer_cache.ts"
 import { Reporter } from "../services/reporter.ts"
 
 /**
@@ -25,6 +26,7 @@ export const BuildVmDryRun = Layer.effect(
     const show = (operation: GuestOperation) =>
       reporter.detail(renderCommand(commandFor(operation)))
     return {
+      identity: "dry-run",
       boot: (options) =>
         Effect.as(
           reporter.detail(
@@ -43,6 +45,16 @@ export const BuildVmDryRun = Layer.effect(
               ),
               0,
             ),
+            snapshot: (next) =>
+              Effect.forEach(
+                [
+                  renderCommand(commandFor(GuestOperation.Freeze())),
+                  `(qmp) blockdev-snapshot-sync device=target snapshot-file=${next}`,
+                  renderCommand(commandFor(GuestOperation.Thaw())),
+                ],
+                reporter.detail,
+                { discard: true },
+              ),
           },
         ),
     }
@@ -58,6 +70,8 @@ export const DiskImagesDryRun = Layer.effect(
         host(["qemu-img", "create", "-f", "qcow2", path, String(sizeBytes)]),
       overlay: ({ path, backing }) =>
         host(["qemu-img", "create", "-f", "qcow2", "-b", backing, "-F", "qcow2", path]),
+      rebase: ({ path, backing }) =>
+        host(["qemu-img", "rebase", "-u", "-b", backing, "-F", "qcow2", path]),
       convert: ({ from, to }) => host(["qemu-img", "convert", "-O", "qcow2", from, to]),
       check: () => Effect.void,
       info: (path) => Effect.succeed({ path, format: "qcow2", virtualSize: 0, actualSize: 0 }),
@@ -76,6 +90,8 @@ export const ImageStoreDryRun = Layer.effect(
     const reporter = yield* Reporter
     return {
       ...store,
+      identity: () => Effect.succeed("dry-run"),
+      remember: () => Effect.void,
       resolve: (spec) =>
         store.lookup(spec).pipe(
           Effect.tap(({ name, present }) =>
@@ -116,3 +132,13 @@ export const ImageStoreDryRun = Layer.effect(
     }
   }),
 )
+
+/** A dry run neither reads nor writes the step cache: every step is described. */
+export const LayerCacheDryRun = Layer.succeed(LayerCache, {
+  root: "(none)",
+  hits: () => Effect.succeed([]),
+  workspace: Effect.succeed("(step cache workspace)"),
+  keep: () => Effect.succeed([]),
+  list: Effect.succeed([]),
+  prune: () => Effect.succeed({ removed: 0, freedBytes: 0 }),
+})

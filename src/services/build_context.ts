@@ -40,6 +40,13 @@ export interface BuildContextShape {
   readonly walk: (
     entry: Pick<ContextEntry, "source" | "path" | "kind">,
   ) => Effect.Effect<ReadonlyArray<ContextNode>, ContextSourceError>
+  /**
+   * The digest of a resolved entry's content (src/domain/tree_digest.ts), read as a stream: no
+   * file is held in memory, and a FIFO or device below a directory counts by its kind alone.
+   */
+  readonly digest: (
+    entry: Pick<ContextEntry, "source" | "path" | "kind">,
+  ) => Effect.Effect<string, ContextSourceError>
 }
 
 export class BuildContext extends Context.Tag("transient/BuildContext")<

@@ -42,9 +42,17 @@ export interface VmSession {
   readonly run: (request: RunRequest) => Effect.Effect<number, VmError>
   /** INSPECT: an interactive shell in the build root on the user's terminal; its status. */
   readonly shell: Effect.Effect<number, VmError>
+  /**
+   * Close the disk's current file as a layer: the image's filesystems are frozen, `next` (a
+   * new qcow2 backed by the current file) becomes the file the VM writes, and they are thawed.
+   * The current file is never written again.
+   */
+  readonly snapshot: (next: string) => Effect.Effect<void, VmError>
 }
 
 export interface BuildVmShape {
+  /** What the helper VM runs (its artifacts' digest), for step-cache keys. */
+  readonly identity: string
   readonly boot: (options: BootOptions) => Effect.Effect<VmSession, VmError, Scope.Scope>
 }
 

@@ -22,6 +22,13 @@ export interface DiskImagesShape {
   readonly overlay: (
     options: { readonly path: string; readonly backing: string },
   ) => Effect.Effect<void, DiskImageError>
+  /**
+   * Make the qcow2 at `path` name `backing` as its backing file, changing only its header: the
+   * new backing file must hold what the old one did. A relative name is relative to `path`.
+   */
+  readonly rebase: (
+    options: { readonly path: string; readonly backing: string },
+  ) => Effect.Effect<void, DiskImageError>
   /** Write `from` (any format qemu-img reads, backing chain included) as a standalone qcow2. */
   readonly convert: (
     options: { readonly from: string; readonly to: string; readonly fromFormat?: string },

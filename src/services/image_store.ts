@@ -68,6 +68,14 @@ export interface ImageStoreShape {
     options: { readonly force: boolean },
   ) => Effect.Effect<WorkingImage, InvalidImageName | ImageExists | StoreIoError, Scope.Scope>
   readonly list: Effect.Effect<ReadonlyArray<StoredImage>, StoreIoError | DiskImageError>
+  /**
+   * What stands for the content of a stored image in step-cache keys: what was recorded when it
+   * entered the store, else (an image put there by hand or by an older version) the sha256 of
+   * its file, recorded then. A record whose file was replaced since is not trusted.
+   */
+  readonly identity: (image: StoredImage) => Effect.Effect<string, StoreIoError>
+  /** Record `identity` for an image just published (best effort: `identity` can recompute). */
+  readonly remember: (image: StoredImage, identity: string) => Effect.Effect<void>
   /** Remove one image by name; fails with ImageNotInStore when it is not there. */
   readonly remove: (
     name: string,

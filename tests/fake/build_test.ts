@@ -78,6 +78,8 @@ Deno.test("the format reference's scratch example: MBR, xfs with options, boot f
     "mount",
     "sync",
     "shutdown",
+    // The chain of step layers flattened into the published file.
+    "convert",
     "publish",
   ])
   assert.deepEqual(h.report.stepLines(), [

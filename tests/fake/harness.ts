@@ -12,6 +12,7 @@ import { BuildContextMemory } from "../../src/layers/memory/build_context_memory
 import { BuildVmMemory } from "../../src/layers/memory/build_vm_memory.ts"
 import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
 import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
+import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
 import { newTree, put, type SimTree } from "../../src/layers/memory/sim_fs.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
@@ -79,6 +80,7 @@ export interface Harness {
     | import("../../src/services/image_store.ts").ImageStore
     | import("../../src/services/build_context.ts").BuildContext
     | import("../../src/services/reporter.ts").Reporter
+    | import("../../src/services/layer_cache.ts").LayerCache
   >
 }
 
@@ -90,6 +92,7 @@ export const harness = (context: ContextSpec = {}, world = new MemoryWorld()): H
     contextLayer,
     DiskImagesMemory(world),
     ImageStoreMemory(world),
+    LayerCacheMemory(world),
     ReporterMemory(report),
   )
   return { world, report, layer }
@@ -101,6 +104,7 @@ export const defaultOptions = (
 ): BuildOptions => ({
   target: { _tag: "Store", name },
   force: false,
+  useCache: true,
   interactive: false,
   vm: {
     context: "/context",

@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import { build } from "../../src/builder.ts"
 import { type GuestCommand, renderCommand } from "../../src/domain/guest/commands.ts"
 import { BuildContextDirectory } from "../../src/layers/build_context_directory.ts"
-import { BuildVmDryRun } from "../../src/layers/dry_run.ts"
+import { BuildVmDryRun, LayerCacheDryRun } from "../../src/layers/dry_run.ts"
 import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
 import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
@@ -62,15 +62,28 @@ const quietTerminal = {
   write: () => Effect.void,
 }
 
-const buildWith = (dir: string, vm: Layer.Layer<BuildVm, never, Reporter>) =>
+/** A guest that writes nothing: a snapshot's new file holds the disk the VM booted on. */
+const keepDisk = (world: MemoryWorld, next: string) =>
+  Effect.sync(() => {
+    const booted = [...world.log].reverse().find((entry) => entry.op === "convert")
+    const disk = booted?.op === "convert" ? world.disks.get(booted.to) : undefined
+    world.disks.set(next, disk ?? [...world.disks.values()][0]!)
+  })
+
+const buildWith = (
+  dir: string,
+  vmIn: (world: MemoryWorld) => Layer.Layer<BuildVm, never, Reporter>,
+) =>
   Effect.gen(function* () {
     const report = new ReportLog()
     const world = worldWithBase()
+    const vm = vmIn(world)
     const text = yield* Effect.promise(() => Deno.readTextFile(`${dir}/Imagefile`))
     const layer = Layer.mergeAll(
       vm,
       DiskImagesMemory(world),
       ImageStoreMemory(world),
+      LayerCacheDryRun,
       BuildContextDirectory(dir).pipe(Layer.provide(NodeContext.layer)),
     ).pipe(Layer.provideMerge(ReporterMemory(report)))
     yield* build(planOf(text), defaultOptions("matched")).pipe(Effect.provide(layer))
@@ -81,18 +94,41 @@ for (const name of ["alpine-gpt", "alpine-mbr", "scratch-xfs", "from-image"]) {
   Deno.test(`dry run of testdata/${name}: the commands the QEMU layer runs`, () =>
     runTest(Effect.gen(function* () {
       const dir = `${TESTDATA}${name}`
-      const dryRun = yield* buildWith(dir, BuildVmDryRun)
+      const dryRun = yield* buildWith(dir, (world) =>
+        // The dry run's VM writes no disk: its snapshots' new files are made here, for the
+        // memory disks' sake.
+        Layer.effect(
+          BuildVm,
+          Effect.map(BuildVm, (vm) => ({
+            ...vm,
+            boot: (options) =>
+              Effect.map(vm.boot(options), (session) => ({
+                ...session,
+                snapshot: (next: string) =>
+                  Effect.zipRight(session.snapshot(next), keepDisk(world, next)),
+              })),
+          })),
+        ).pipe(Layer.provide(BuildVmDryRun)))
       const printed = dryRun.events.flatMap((event) =>
-        event.event === "detail" && !event.text.startsWith("boot the helper VM") ? [event.text] : []
+        event.event === "detail" && !event.text.startsWith("boot the helper VM") &&
+          !event.text.startsWith("(qmp)")
+          ? [event.text]
+          : []
       )
 
       const ran: Array<GuestCommand> = []
-      const session = makeSession(recordingAgent(ran), {
-        terminal: quietTerminal,
-        socket: "/nonexistent",
-        tty: "/dev/hvc0",
+      yield* buildWith(dir, (world) => {
+        const snapshotDisk = (next: string) => keepDisk(world, next)
+        const session = makeSession(recordingAgent(ran), {
+          terminal: quietTerminal,
+          socket: "/nonexistent",
+          tty: "/dev/hvc0",
+        }, { snapshotDisk })
+        return Layer.succeed(BuildVm, {
+          identity: "recording",
+          boot: () => Effect.succeed(session),
+        })
       })
-      yield* buildWith(dir, Layer.succeed(BuildVm, { boot: () => Effect.succeed(session) }))
 
       assert.ok(ran.length >= 3, `${name}: the build ran commands`)
       assert.deepEqual(printed, ran.map(renderCommand))

@@ -269,6 +269,10 @@ export const commandFor = (operation: GuestOperation): GuestCommand => {
       }
     case "Sync":
       return { argv: ["sync"] }
+    case "Freeze":
+      return { argv: [script("freeze.sh"), BUILD_ROOT] }
+    case "Thaw":
+      return { argv: [script("thaw.sh")] }
     case "Release":
       return { argv: [script("release.sh"), BUILD_ROOT] }
   }

@@ -44,6 +44,10 @@ export type GuestOperation = Data.TaggedEnum<{
   Shell: { readonly console: string; readonly rows: number; readonly columns: number }
   /** Flush everything written to the working disk. */
   Sync: Record<never, never>
+  /** Before a snapshot of the disk: flush, and freeze the image's filesystems that can be. */
+  Freeze: Record<never, never>
+  /** After the snapshot: thaw what Freeze froze. */
+  Thaw: Record<never, never>
   /** Unmount the build root (deepest first) and deactivate LVM, before the VM powers off. */
   Release: Record<never, never>
 }>
@@ -63,5 +67,7 @@ export const describeOperation = (operation: GuestOperation): string =>
     Run: () => "run the command",
     Shell: () => "open a shell",
     Sync: () => "sync the disk",
+    Freeze: () => "freeze the image's filesystems",
+    Thaw: () => "thaw the image's filesystems",
     Release: () => "unmount the image",
   })

@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { ContextSourceError } from "../../domain/errors.ts"
 import { confineSource } from "../../domain/source_path.ts"
+import { TreeDigest } from "../../domain/tree_digest.ts"
 import { BuildContext, type ContextNode } from "../../services/build_context.ts"
 import { childrenOf, dirname, join, normalize, type SimTree } from "./sim_fs.ts"
 
@@ -32,6 +33,27 @@ const realPath = (tree: SimTree, path: string, depth = 0): string | undefined =>
   return resolved
 }
 
+/** The nodes below `entry`, the entry first, in sorted order. */
+const walk = (tree: SimTree, entry: { readonly path: string; readonly kind: string }) =>
+  Effect.sync(() => {
+    const base = entry.path === "." ? "/" : `/${entry.path}`
+    const nodes: Array<ContextNode> = []
+    const paths = [base, ...(entry.kind === "directory" ? childrenOf(tree, base) : [])].sort()
+    for (const path of paths) {
+      const node = tree.get(path)
+      if (!node) continue
+      const relative = path === base ? "" : path.slice(base === "/" ? 1 : base.length + 1)
+      nodes.push({
+        path: relative,
+        kind: node.kind,
+        mode: node.mode,
+        ...(node.kind === "file" ? { content: node.content } : {}),
+        ...(node.kind === "symlink" ? { target: node.target } : {}),
+      })
+    }
+    return nodes
+  })
+
 export const BuildContextMemory = (tree: SimTree, root = "/context") =>
   Layer.succeed(BuildContext, {
     root,
@@ -58,23 +80,17 @@ export const BuildContextMemory = (tree: SimTree, root = "/context") =>
         mode: node.mode,
       })
     },
-    walk: (entry) =>
-      Effect.sync(() => {
-        const base = entry.path === "." ? "/" : `/${entry.path}`
-        const nodes: Array<ContextNode> = []
-        const paths = [base, ...(entry.kind === "directory" ? childrenOf(tree, base) : [])].sort()
-        for (const path of paths) {
-          const node = tree.get(path)
-          if (!node) continue
-          const relative = path === base ? "" : path.slice(base === "/" ? 1 : base.length + 1)
-          nodes.push({
-            path: relative,
-            kind: node.kind,
-            mode: node.mode,
-            ...(node.kind === "file" ? { content: node.content } : {}),
-            ...(node.kind === "symlink" ? { target: node.target } : {}),
-          })
+    walk: (entry) => walk(tree, entry),
+    digest: (entry) =>
+      Effect.map(walk(tree, entry), (nodes) => {
+        const digest = new TreeDigest()
+        for (const node of nodes) {
+          digest.node(node.path, node.kind, node.mode, node.target)
+          if (node.content) {
+            digest.content(node.content)
+            digest.end(node.content.length)
+          }
         }
-        return nodes
+        return digest.digest()
       }),
   })

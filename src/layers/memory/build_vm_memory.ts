@@ -21,6 +21,7 @@ import {
   type SimNode,
   type SimTree,
 } from "./sim_fs.ts"
+import { cloneDisk } from "./disk_images_memory.ts"
 import { gunzip, isGzip, isTar, readTar } from "./sim_tar.ts"
 import type { MemoryWorld, SimDisk, SimGuest } from "./world.ts"
 
@@ -34,6 +35,7 @@ export const BuildVmMemory = (world: MemoryWorld) =>
     Effect.gen(function* () {
       const context = yield* BuildContext
       return {
+        identity: "memory-guest",
         boot: Effect.fn("BuildVmMemory.boot")(function* (options) {
           const disk = world.disks.get(options.disk)
           if (!disk) return yield* fail("boot", `the disk ${options.disk} does not exist`)
@@ -48,7 +50,7 @@ export const BuildVmMemory = (world: MemoryWorld) =>
                 world.record({ op: "shutdown" })
               }),
           )
-          return session(world, disk, context)
+          return session(world, disk, options.disk, context)
         }),
       }
     }),
@@ -57,8 +59,10 @@ export const BuildVmMemory = (world: MemoryWorld) =>
 const session = (
   world: MemoryWorld,
   disk: SimDisk,
+  diskPath: string,
   context: typeof BuildContext.Service,
 ): VmSession => {
+  let active = diskPath
   // The mount table: guest path -> partition, deepest paths resolved first.
   const mounts: Array<MountPoint> = []
   let chroot = false
@@ -236,6 +240,10 @@ const session = (
       case "Sync":
         return Effect.sync(() => world.record({ op: "sync" }))
 
+      case "Freeze":
+      case "Thaw":
+        return Effect.void
+
       case "Release":
         return Effect.sync(() => world.record({ op: "release" }))
     }
@@ -258,5 +266,14 @@ const session = (
       world.record({ op: "shell" })
       return 0
     }),
+
+    // The current file keeps a copy of the disk as it is; the live disk goes on under `next`.
+    snapshot: (next) =>
+      Effect.sync(() => {
+        world.disks.set(active, cloneDisk(disk))
+        world.disks.set(next, disk)
+        world.record({ op: "snapshot", layer: active, next })
+        active = next
+      }),
   }
 }

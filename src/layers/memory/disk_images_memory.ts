@@ -8,7 +8,7 @@ import { DiskImages } from "../../services/disk_images.ts"
 import { cloneTree } from "./sim_fs.ts"
 import type { MemoryWorld, SimDisk } from "./world.ts"
 
-const cloneDisk = (disk: SimDisk): SimDisk => ({
+export const cloneDisk = (disk: SimDisk): SimDisk => ({
   sizeBytes: disk.sizeBytes,
   ...(disk.table ? { table: disk.table } : {}),
   partitions: disk.partitions.map((partition) => ({
@@ -37,6 +37,11 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
         world.record({ op: "create-disk", path, sizeBytes })
       }),
     overlay: ({ path, backing }) => copy(world, backing, path, "overlay"),
+    // A memory disk holds all its content: only the record of the new backing name changes.
+    rebase: ({ path, backing }) =>
+      world.disks.has(path)
+        ? Effect.sync(() => world.record({ op: "rebase", path, backing }))
+        : Effect.fail(new DiskImageError({ operation: "rebase", path, reason: "no such image" })),
     convert: ({ from, to }) => copy(world, from, to, "convert"),
     check: () => Effect.void,
     info: (path) => {

@@ -13,6 +13,9 @@ import type { MemoryWorld } from "./world.ts"
 
 export const ImageStoreMemory = (world: MemoryWorld) => {
   let counter = 0
+  /** Disk path -> recorded identity; a disk without one gets one from its object. */
+  const identities = new Map<string, string>()
+  const contents = new WeakMap<object, string>()
   const stored = (name: string, path: string): StoredImage => {
     const disk = world.disks.get(path)
     return {
@@ -74,6 +77,7 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
               )
             }
             committed = true
+            identities.delete(finalPath)
             world.disks.delete(path)
             world.disks.set(finalPath, disk)
             if (target._tag === "Store") world.images.set(target.name, finalPath)
@@ -88,6 +92,16 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
         a.name.localeCompare(b.name)
       )
     ),
+    identity: (image) =>
+      Effect.sync(() => {
+        const recorded = identities.get(image.path)
+        if (recorded !== undefined) return recorded
+        const disk = world.disks.get(image.path) ?? {}
+        const known = contents.get(disk) ?? crypto.randomUUID()
+        contents.set(disk, known)
+        return known
+      }),
+    remember: (image, identity) => Effect.sync(() => void identities.set(image.path, identity)),
     remove: (name) => {
       const path = world.images.get(name)
       if (!path) {
@@ -96,6 +110,7 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
       return Effect.sync(() => {
         world.images.delete(name)
         world.disks.delete(path)
+        identities.delete(path)
       })
     },
   })

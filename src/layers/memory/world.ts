@@ -28,6 +28,8 @@ export interface SimDisk {
 export type Operation =
   | { readonly op: "create-disk"; readonly path: string; readonly sizeBytes: number }
   | { readonly op: "convert"; readonly from: string; readonly to: string }
+  | { readonly op: "rebase"; readonly path: string; readonly backing: string }
+  | { readonly op: "snapshot"; readonly layer: string; readonly next: string }
   | { readonly op: "boot"; readonly disk: string; readonly network: boolean }
   | { readonly op: "partition"; readonly table: PartitionTable; readonly count: number }
   | { readonly op: "format"; readonly partition: number; readonly fs: Filesystem }

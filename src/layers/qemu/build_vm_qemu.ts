@@ -17,14 +17,26 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import { VmBootFailed, type VmError, VmHalted } from "../../domain/guest/errors.ts"
+import {
+  GuestCommandFailed,
+  VmBootFailed,
+  type VmError,
+  VmHalted,
+} from "../../domain/guest/errors.ts"
 import { type BootOptions, BuildVm } from "../../services/build_vm.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { Terminal } from "../../services/terminal.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
 import { watchHostIo } from "./io_watch.ts"
-import { GUEST_DEVICES, type GuestImages, type Machine, QEMU_SYSTEM } from "./qemu_machine.ts"
+import {
+  DISK_ID,
+  GUEST_DEVICES,
+  type GuestImages,
+  type Machine,
+  QEMU_SYSTEM,
+} from "./qemu_machine.ts"
+import type { QmpClient, QmpError } from "./qmp.ts"
 import {
   type BootedVm,
   bootOnce,
@@ -52,6 +64,24 @@ const qemuExited = (booted: BootedVm) =>
       log: yield* consoleTail(booted.machine.consoleLog),
     })
   })
+
+/**
+ * Make `next` the working disk's active file, the current one becoming its (read-only) backing
+ * file: an external snapshot, which QEMU takes between two guest writes.
+ */
+const snapshotDisk = (qmp: Effect.Effect<QmpClient, QmpError>) => (next: string) =>
+  Effect.flatMap(qmp, (client) =>
+    client.execute("blockdev-snapshot-sync", {
+      device: DISK_ID,
+      "snapshot-file": next,
+      format: "qcow2",
+      mode: "absolute-paths",
+    })).pipe(
+      Effect.asVoid,
+      Effect.mapError((error) =>
+        new GuestCommandFailed({ operation: "snapshot the disk", reason: error.message })
+      ),
+    )
 
 /** BuildVm over QEMU, booting the guest files that `images` finds. */
 export const makeBuildVmQemu = <R>(
@@ -127,14 +157,14 @@ export const makeBuildVmQemu = <R>(
             // Added after stopVm, so it ends first: stopVm needs QMP for itself.
             const hostIo = yield* watchHostIo(machine).pipe(Scope.extend(attempt))
             const halted = Effect.raceFirst(
-              hostIo,
+              hostIo.halted,
               qemuExited(booted.right).pipe(Effect.provide(platform)),
             )
             return makeSession(booted.right.client, {
               terminal,
               socket: machine.shellSocket,
               tty: GUEST_DEVICES.shellTty,
-            }, halted)
+            }, { halted, snapshotDisk: snapshotDisk(hostIo.qmp) })
           }
           yield* Scope.close(attempt, Exit.fail(booted.left))
           if (isLast) return yield* booted.left
@@ -145,6 +175,6 @@ export const makeBuildVmQemu = <R>(
         }
         return yield* new VmBootFailed({ operation: "boot", reason: "no accelerator to try" })
       })
-      return BuildVm.of({ boot })
+      return BuildVm.of({ identity: guest.inputs ?? "unversioned", boot })
     }),
   )

@@ -89,6 +89,19 @@ export const DiskImagesQemu: Layer.Layer<
           path,
         ])
       }),
+      rebase: Effect.fn("DiskImages.rebase")(function* ({ path, backing }) {
+        yield* run("rebase", path, [
+          "rebase",
+          "-u",
+          "-f",
+          "qcow2",
+          "-b",
+          backing,
+          "-F",
+          "qcow2",
+          path,
+        ])
+      }),
       convert: Effect.fn("DiskImages.convert")(function* ({ from, to, fromFormat }) {
         yield* run("convert", from, [
           "convert",

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { VmBootFailed } from "../../domain/guest/errors.ts"
-import { GuestManifestJson } from "../../domain/guest/manifest.ts"
+import { guestInputsDigest, GuestManifestJson } from "../../domain/guest/manifest.ts"
 
 /** The boot files of the helper VM, as absolute paths. */
 export interface GuestArtifacts {
@@ -23,6 +23,8 @@ export interface GuestArtifacts {
   readonly manifest: string
   /** The kernel release, e.g. `6.1.0-56-amd64`. */
   readonly kernelVersion: string
+  /** The digest of what they were made from, for step-cache keys. */
+  readonly inputs: string
 }
 
 const BUILD_HINT = "build them with `deno task guest`"
@@ -68,6 +70,7 @@ export const guestArtifactsIn = Effect.fn("GuestArtifacts.in")(function* (dir: s
     initrd,
     manifest: manifestPath,
     kernelVersion: manifest.kernel,
+    inputs: guestInputsDigest(manifest),
     ...(runtime === undefined ? {} : { runtime }),
   }
   return found

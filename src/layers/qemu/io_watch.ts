@@ -11,7 +11,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import { VmHalted } from "../../domain/guest/errors.ts"
 import type { Machine } from "./qemu_machine.ts"
-import { connectQmp, type QmpEvent } from "./qmp.ts"
+import { connectQmp, type QmpClient, QmpError, type QmpEvent } from "./qmp.ts"
 
 /** How often the VM's run state is asked for (events can be missed: they are not replayed). */
 const POLL_INTERVAL = "500 millis"
@@ -42,19 +42,30 @@ export const describeIoError = (
 
 const isIoError = (event: QmpEvent) => event.event === "BLOCK_IO_ERROR"
 
+export interface HostIoWatch {
+  /** Fails with VmHalted as soon as QEMU has paused the VM on an I/O error; never ends else. */
+  readonly halted: Effect.Effect<never, VmHalted>
+  /** The watcher's QMP connection, for other commands (QEMU serves one QMP client at a time). */
+  readonly qmp: Effect.Effect<QmpClient, QmpError>
+}
+
 /**
- * Watch `machine` while the scope is open: the effect returned fails with VmHalted as soon as
- * QEMU has paused the VM on an I/O error, and never ends otherwise. The QMP connection is
- * closed with the scope (QEMU serves one QMP client at a time).
+ * Watch `machine` while the scope is open. The QMP connection is closed with the scope.
  */
 export const watchHostIo = (
   machine: Machine,
-): Effect.Effect<Effect.Effect<never, VmHalted>, never, Scope.Scope> =>
+): Effect.Effect<HostIoWatch, never, Scope.Scope> =>
   Effect.gen(function* () {
     const halted = yield* Deferred.make<never, VmHalted>()
+    const connected = yield* Deferred.make<QmpClient, QmpError>()
     const files = deviceFiles(machine)
     const watch = Effect.gen(function* () {
-      const qmp = yield* connectQmp(machine.qmpSocket)
+      const qmp = yield* connectQmp(machine.qmpSocket).pipe(
+        Effect.tapBoth({
+          onFailure: (error) => Deferred.fail(connected, error),
+          onSuccess: (client) => Deferred.succeed(connected, client),
+        }),
+      )
       let lastError: QmpEvent | undefined
       while (true) {
         const events = yield* Queue.takeAll(qmp.events)
@@ -87,6 +98,13 @@ export const watchHostIo = (
       }
     })
     // A watcher that cannot reach QMP (QEMU is stopping) has nothing left to watch.
-    yield* watch.pipe(Effect.scoped, Effect.ignore, Effect.forkScoped)
-    return Deferred.await(halted)
+    yield* watch.pipe(
+      Effect.scoped,
+      Effect.ignore,
+      Effect.ensuring(
+        Deferred.fail(connected, new QmpError({ command: "connect", reason: "QEMU is stopping" })),
+      ),
+      Effect.forkScoped,
+    )
+    return { halted: Deferred.await(halted), qmp: Deferred.await(connected) }
   })

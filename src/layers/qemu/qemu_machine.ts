@@ -9,7 +9,12 @@ export interface GuestImages {
   readonly initrd: string
   /** A read-only disk holding Deno and the agent; absent when they are in the initramfs. */
   readonly runtime?: string
+  /** The digest of what they were made from (their manifest's `inputs`), when known. */
+  readonly inputs?: string
 }
+
+/** The QEMU id of the working disk's drive (QMP commands name it). */
+export const DISK_ID = "target"
 
 /** The devices guest/init looks for. */
 export const GUEST_DEVICES = {

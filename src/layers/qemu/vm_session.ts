@@ -44,15 +44,23 @@ const execRequest = (command: GuestCommand): ExecRequest => ({
   ...(command.env === undefined ? {} : { env: command.env }),
 })
 
-/**
- * `halted` fails when the VM can no longer run (QEMU paused it on a host I/O error); every
- * operation ends with that error then, instead of waiting for a guest that will not answer.
- */
+/** What a session needs of the machine beyond the agent. */
+export interface MachineAccess {
+  /**
+   * Fails when the VM can no longer run (QEMU paused it on a host I/O error); every operation
+   * ends with that error then, instead of waiting for a guest that will not answer.
+   */
+  readonly halted?: Effect.Effect<never, VmError>
+  /** Make `next` the disk's active file (QMP); the guest is frozen meanwhile. */
+  readonly snapshotDisk?: (next: string) => Effect.Effect<void, VmError>
+}
+
 export const makeSession = (
   client: AgentClient,
   shellAccess: ShellAccess,
-  halted: Effect.Effect<never, VmError> = Effect.never,
+  machine: MachineAccess = {},
 ): VmSession => {
+  const halted = machine.halted ?? Effect.never
   const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.raceFirst(effect, halted).pipe(
       // A channel that breaks because QEMU died: say that QEMU died, and how.
@@ -122,5 +130,23 @@ export const makeSession = (
     return yield* client.exec(execRequest(command))
   }).pipe(Effect.scoped, guarded, Effect.withSpan("VmSession.shell"))
 
-  return { perform, run, shell }
+  const snapshot = Effect.fn("VmSession.snapshot")(function* (next: string) {
+    const { snapshotDisk } = machine
+    if (snapshotDisk === undefined) {
+      return yield* new GuestCommandFailed({
+        operation: "snapshot the disk",
+        reason: "this VM has no control connection",
+      })
+    }
+    yield* perform(GuestOperation.Freeze())
+    // Thawed whatever the snapshot did: a frozen filesystem would stop the build's next step.
+    // (Not in a finalizer: `guarded` races the guest against `halted`, which must stay
+    // interruptible.)
+    const taken = yield* Effect.exit(guarded(snapshotDisk(next)))
+    const thawed = yield* Effect.exit(perform(GuestOperation.Thaw()))
+    yield* taken
+    yield* thawed
+  })
+
+  return { perform, run, shell, snapshot }
 }

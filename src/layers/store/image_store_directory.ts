@@ -11,7 +11,10 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
 import { ImageExists } from "../../domain/errors.ts"
 import {
   decodeImageName,
@@ -38,7 +41,7 @@ import { fetchSourceOf } from "./fetch_source.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
-import { isNotFound, sweepStale } from "../stale_files.ts"
+import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
 import {
   besideFileName,
   besideOwnerOf,
@@ -48,6 +51,19 @@ import {
 } from "./working_dir.ts"
 
 const DEFAULT_VAGRANT_URL = "https://vagrantcloud.com"
+
+/** Where the store records the identity of each image's content (step-cache keys). */
+const IDENTITIES = ".identity"
+
+/** The sha256 of a file, read as a stream. */
+const fileSha256 = (file: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => {
+    const hash = createHash("sha256")
+    return fs.stream(file).pipe(
+      Stream.runForEach((chunk) => Effect.sync(() => hash.update(chunk))),
+      Effect.map(() => hash.digest("hex")),
+    )
+  })
 
 export interface ImageStoreDirectoryOptions {
   /** The Vagrant Cloud API base; defaults to `$TRANSIENT_VAGRANT_URL`, else the public one. */
@@ -201,7 +217,64 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     )
   })
 
-  return { root, resolve, lookup, begin, list, remove } satisfies ImageStoreShape
+  const identities = path.join(root, IDENTITIES)
+  const identityFile = (name: string) => path.join(identities, `${encodeImageName(name)}.json`)
+  /** What the image's file is now: a record made for another file does not match. */
+  const fileStamp = (file: string) =>
+    Effect.map(fs.stat(file), (info) => ({
+      size: Number(info.size),
+      ino: Option.getOrElse(info.ino, () => 0),
+      mtimeMs: Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0),
+    }))
+
+  const remember = (image: StoredImage, identity: string) =>
+    Effect.gen(function* () {
+      const record = { identity, ...(yield* fileStamp(image.path)) }
+      const file = identityFile(image.name)
+      const temporary = `${file}.${OWN_PID}.tmp`
+      yield* fs.makeDirectory(identities, { recursive: true })
+      yield* fs.writeFileString(temporary, JSON.stringify(record))
+      yield* fs.rename(temporary, file)
+    }).pipe(Effect.ignore)
+
+  const identity = Effect.fn("ImageStore.identity")(function* (image: StoredImage) {
+    const stamp = yield* fileStamp(image.path).pipe(
+      Effect.mapError((cause) =>
+        new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
+      ),
+    )
+    const recorded = yield* fs.readFileString(identityFile(image.name)).pipe(
+      Effect.map((text) => JSON.parse(text) as Record<string, unknown>),
+      Effect.orElseSucceed((): Record<string, unknown> => ({})),
+    )
+    if (
+      typeof recorded.identity === "string" && recorded.size === stamp.size &&
+      recorded.ino === stamp.ino && recorded.mtimeMs === stamp.mtimeMs
+    ) return recorded.identity
+    const digest = yield* fileSha256(image.path).pipe(
+      Effect.mapError((cause) =>
+        new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
+      ),
+    )
+    const computed = `sha256:${digest}`
+    yield* remember(image, computed)
+    return computed
+  }, Effect.provide(context))
+
+  return {
+    root,
+    resolve,
+    lookup,
+    begin,
+    list,
+    remove: (name: string) =>
+      Effect.zipLeft(
+        remove(name),
+        removeIfPresent(identityFile(name)).pipe(Effect.ignore, Effect.provide(context)),
+      ),
+    identity,
+    remember,
+  } satisfies ImageStoreShape
 })
 
 /** The ImageStore on the directory `backend` (created if missing). */

@@ -26,7 +26,7 @@ const platformError = (method: string, path: string) => (cause: unknown): Platfo
  * Hold an exclusive lock on `path` (created if missing) until the scope closes. @effect/platform
  * has no file locks, so this is `Deno.FsFile.lock` (flock), the store's one use of Deno itself.
  */
-const lockExclusive = (path: string): Effect.Effect<void, PlatformError, Scope.Scope> =>
+export const lockExclusive = (path: string): Effect.Effect<void, PlatformError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () => Deno.open(path, { create: true, write: true, mode: 0o644 }),

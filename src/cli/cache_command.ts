@@ -1,0 +1,132 @@
+/**
+ * `transient cache ls|prune`: the step cache from the command line.
+ */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { formatBytes, parseByteSize } from "../domain/byte_size.ts"
+import { LayerCacheDirectory } from "../layers/cache/layer_cache_directory.ts"
+import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
+import { LayerCache, type LayerEntry } from "../services/layer_cache.ts"
+import { cacheDirectory, cacheLimit, DEFAULT_CACHE_BYTES } from "./options.ts"
+import { handler, verboseOption } from "./root.ts"
+
+/** The step cache in its directory (`$TRANSIENT_CACHE_DIR`, ...). */
+export const cacheLayer = Layer.unwrapEffect(
+  Effect.map(
+    cacheDirectory,
+    (directory) => LayerCacheDirectory(directory).pipe(Layer.provide(DiskImagesQemu)),
+  ),
+)
+
+/** Seconds, minutes, hours or days ago, as `docker` prints them. */
+const ago = (ms: number, now: number): string => {
+  const seconds = Math.max(0, Math.round((now - ms) / 1000))
+  if (seconds < 60) return `${seconds} seconds ago`
+  if (seconds < 3600) return `${Math.round(seconds / 60)} minutes ago`
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} hours ago`
+  return `${Math.round(seconds / 86400)} days ago`
+}
+
+/** One line of a step's text: long ones are cut, newlines shown as spaces. */
+const shortText = (text: string, width = 60): string => {
+  const line = text.replace(/\s+/g, " ")
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line
+}
+
+/** `KEY  SIZE  LAST USED  STEP`, columns aligned, most recently used first. */
+export const cacheTable = (entries: ReadonlyArray<LayerEntry>, now: number): string => {
+  const rows = [
+    ["KEY", "SIZE", "LAST USED", "STEP"],
+    ...entries.map((entry) => [
+      entry.key.slice(0, 12),
+      formatBytes(entry.sizeBytes),
+      ago(entry.lastUsedMs, now),
+      shortText(entry.text),
+    ]),
+  ]
+  const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)))
+  return rows.map((row) =>
+    row.map((cell, column) => column === row.length - 1 ? cell : cell.padEnd(widths[column]!))
+      .join("  ")
+  ).join("\n")
+}
+
+const json = Options.boolean("json").pipe(
+  Options.withDescription(
+    "Print a JSON array of {key,parent,text,sizeBytes,createdMs,lastUsedMs} instead of a table",
+  ),
+)
+
+const lsCommand = Command.make(
+  "ls",
+  { json, verbose: verboseOption },
+  handler(({ json }) =>
+    Effect.gen(function* () {
+      const cache = yield* LayerCache
+      const entries = yield* cache.list
+      if (json) return yield* Console.log(JSON.stringify(entries, null, 2))
+      yield* Console.log(cacheTable(entries, Date.now()))
+      const total = entries.reduce((sum, entry) => sum + entry.sizeBytes, 0)
+      yield* Console.log(`${entries.length} layers, ${formatBytes(total)} in ${cache.root}`)
+    }).pipe(Effect.provide(cacheLayer))
+  ),
+).pipe(
+  Command.withDescription(
+    "List the step cache's layers, most recently used first: each one's key, size, when a " +
+      "build last used it, and its step.\nExample: transient cache ls --json",
+  ),
+)
+
+const all = Options.boolean("all").pipe(Options.withDescription("Remove every layer"))
+
+const keepStorage = Options.text("keep-storage").pipe(
+  Options.withPseudoName("SIZE"),
+  Options.withDescription(
+    "Remove the least recently used layers until the rest take at most SIZE (10G, 500MB; " +
+      `default: $TRANSIENT_CACHE_SIZE, else ${formatBytes(DEFAULT_CACHE_BYTES)})`,
+  ),
+  Options.withSchema(
+    Schema.String.pipe(
+      Schema.filter((text) =>
+        parseByteSize(text) !== undefined || `'${text}' is not a size such as 10G or 500MB`
+      ),
+    ),
+  ),
+  Options.optional,
+)
+
+const pruneCommand = Command.make(
+  "prune",
+  { all, keepStorage, verbose: verboseOption },
+  handler(({ all, keepStorage }) =>
+    Effect.gen(function* () {
+      const cache = yield* LayerCache
+      const keepBytes = Option.isSome(keepStorage)
+        ? parseByteSize(keepStorage.value)!
+        : yield* cacheLimit
+      const result = yield* cache.prune({ all, keepBytes })
+      yield* Console.log(
+        `Removed ${result.removed} layers, ${formatBytes(result.freedBytes)} freed`,
+      )
+    }).pipe(Effect.provide(cacheLayer))
+  ),
+).pipe(
+  Command.withDescription(
+    "Remove layers from the step cache: all of them with --all, else the least recently used " +
+      "ones beyond --keep-storage. Builds prune the same way after each build.\n" +
+      "Example: transient cache prune --keep-storage 5G",
+  ),
+)
+
+export const cacheCommand = Command.make("cache").pipe(
+  Command.withDescription(
+    "The step cache: the layers of earlier builds, in $TRANSIENT_CACHE_DIR (else " +
+      "$XDG_CACHE_HOME/transient, else ~/.cache/transient)",
+  ),
+  Command.withSubcommands([lsCommand, pruneCommand]),
+)

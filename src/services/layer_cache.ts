@@ -1,0 +1,128 @@
+/**
+ * LayerCache: the step cache. Each cached layer is a qcow2 overlay holding what its steps wrote
+ * (src/domain/step_keys.ts says which steps and under which key), backed by its parent's layer;
+ * a build that finds the first layers of its plan boots on them instead of running their steps.
+ *
+ * Layers are read-only once kept and are never replaced while a valid one holds their key, so
+ * two builds that share steps can use and keep layers at the same time. Each write of a layer
+ * has its own id, which its children record: a child whose parent was deleted and written again
+ * (other bytes under the same key) no longer counts, and any layer may be deleted at any time.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { CacheIoError } from "../domain/store_errors.ts"
+
+/** A layer the cache holds. */
+export interface CachedLayer {
+  readonly key: string
+  /** Its qcow2 (absolute); its backing file is its parent's. */
+  readonly path: string
+  /** This write of the layer. */
+  readonly id: string
+}
+
+/** A layer a build finished, to be kept: `path` is the build's own file, no longer written. */
+export interface FinishedLayer {
+  readonly key: string
+  readonly text: string
+  readonly path: string
+}
+
+export interface KeepOptions {
+  /** Replace layers the cache holds under the same keys (`--no-cache`: this build's win). */
+  readonly replace: boolean
+  /** For first layers: the store file they are overlays of (kept as an absolute name). */
+  readonly base?: string
+}
+
+/** One layer as `cache ls` shows it. */
+export interface LayerEntry {
+  readonly key: string
+  /** The parent's key; absent for a first layer. */
+  readonly parent?: string
+  readonly text: string
+  /** Bytes the layer's file takes on disk. */
+  readonly sizeBytes: number
+  readonly createdMs: number
+  readonly lastUsedMs: number
+}
+
+export interface PruneOptions {
+  /** Remove every layer. */
+  readonly all: boolean
+  /** Otherwise remove the least recently used layers until the rest take at most this. */
+  readonly keepBytes?: number
+}
+
+export interface PruneResult {
+  readonly removed: number
+  readonly freedBytes: number
+}
+
+export interface LayerCacheShape {
+  /** The cache's directory (for messages). */
+  readonly root: string
+  /**
+   * The longest leading run of `keys` that the cache serves, each layer marked as used. `base`
+   * is the file a first layer must be an overlay of (`FROM <image>`'s file in the store).
+   */
+  readonly hits: (
+    keys: ReadonlyArray<string>,
+    base?: string,
+  ) => Effect.Effect<ReadonlyArray<CachedLayer>>
+  /**
+   * A private directory for a build's layer files, on the cache's file system; it is removed,
+   * with whatever was not kept, when the scope closes.
+   */
+  readonly workspace: Effect.Effect<string, CacheIoError, Scope.Scope>
+  /**
+   * Keep `layers` (in order, each the parent of the next) on top of `parent`, or as first
+   * layers. Unless `replace`, stops before the first layer whose key the cache already holds on
+   * the same parent: the later ones were built on this build's own copy of it. Returns the
+   * layers kept.
+   */
+  readonly keep: (
+    parent: CachedLayer | undefined,
+    layers: ReadonlyArray<FinishedLayer>,
+    options: KeepOptions,
+  ) => Effect.Effect<ReadonlyArray<CachedLayer>, CacheIoError>
+  readonly list: Effect.Effect<ReadonlyArray<LayerEntry>, CacheIoError>
+  readonly prune: (options: PruneOptions) => Effect.Effect<PruneResult, CacheIoError>
+}
+
+export class LayerCache extends Context.Tag("transient/LayerCache")<
+  LayerCache,
+  LayerCacheShape
+>() {}
+
+/** The layers to remove so that the rest take at most `keepBytes`: least recently used first. */
+export const pruneOrder = (
+  entries: ReadonlyArray<LayerEntry>,
+  { all, keepBytes }: PruneOptions,
+): ReadonlyArray<LayerEntry> => {
+  if (all) return entries
+  if (keepBytes === undefined) return []
+  // A child is never used without its parent: among equals, the deeper goes first.
+  const depth = new Map<string, number>()
+  const byKey = new Map(entries.map((entry) => [entry.key, entry]))
+  const depthOf = (entry: LayerEntry, seen = 0): number => {
+    const known = depth.get(entry.key)
+    if (known !== undefined) return known
+    const parent = entry.parent === undefined ? undefined : byKey.get(entry.parent)
+    const value = parent === undefined || seen > entries.length ? 0 : depthOf(parent, seen + 1) + 1
+    depth.set(entry.key, value)
+    return value
+  }
+  const ordered = [...entries].sort((a, b) =>
+    a.lastUsedMs - b.lastUsedMs || depthOf(b) - depthOf(a) || a.key.localeCompare(b.key)
+  )
+  let total = entries.reduce((sum, entry) => sum + entry.sizeBytes, 0)
+  const removed: Array<LayerEntry> = []
+  for (const entry of ordered) {
+    if (total <= keepBytes) break
+    removed.push(entry)
+    total -= entry.sizeBytes
+  }
+  return removed
+}
