@@ -21,7 +21,7 @@ const GPT_BIOS_BOOT = "21686148-6449-6E6F-744E-656564454649"
 
 const work = await Deno.makeTempDir({ prefix: "transient-e2e-build-" })
 const store = `${work}/store`
-const env = { TRANSIENT_IMAGE_BACKEND: store }
+const env = { TRANSIENT_IMAGE_BACKEND: store, TRANSIENT_CACHE_DIR: `${store}.cache` }
 const build = (dir: string, ...args: Array<string>) =>
   transient(["build", "--accel", "tcg", "--no-network", "--progress", "plain", ...args, dir], {
     env,
@@ -177,7 +177,8 @@ Deno.test("the network: on by default through QEMU's user mode, off with --no-ne
     // The resolv.conf made for the step is gone again: the image had none.
     assert.equal((await extStat(`${work}/online.ext4`, "/etc/resolv.conf")).type, undefined)
 
-    const offline = await build(dir, "--local", "--name", "offline")
+    // --no-cache: the network is not part of the step cache's keys.
+    const offline = await build(dir, "--no-cache", "--local", "--name", "offline")
     assert.equal(offline.code, 1, offline.stderr + offline.stdout)
     assert.match(offline.stderr, /Step 5\/5 : RUN busybox wget .* failed: the command exited/)
   } finally {

@@ -27,7 +27,7 @@ const BOOT_TIMEOUT_MS = 5 * 60_000
 const SHELL_TIMEOUT_MS = 60_000
 
 const work = await Deno.makeTempDir({ prefix: "transient-e2e-examples-" })
-const env = { TRANSIENT_IMAGE_BACKEND: `${work}/store` }
+const env = { TRANSIENT_IMAGE_BACKEND: `${work}/store`, TRANSIENT_CACHE_DIR: `${work}/cache` }
 
 const mirror = await configuredMirror()
 const mirrorProblem = await fetch(`${mirror}/dists/bookworm/InRelease`, {

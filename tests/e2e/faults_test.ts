@@ -44,7 +44,8 @@ class Running {
   constructor(args: ReadonlyArray<string>, env: Record<string, string>) {
     this.child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN, ...args],
-      env: { NO_COLOR: "1", ...env },
+      // Each store has its own step cache beside it, unless the test names one.
+      env: { NO_COLOR: "1", TRANSIENT_CACHE_DIR: `${env.TRANSIENT_IMAGE_BACKEND}.cache`, ...env },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -106,6 +107,7 @@ const leftovers = async (dir: string, store: string) => {
   return [
     ...(await names(dir)).filter((name) => name.startsWith(".")),
     ...(await names(`${store}/.working`)).filter((name) => !name.endsWith(".lock")),
+    ...(await names(`${store}.cache/work`)),
   ]
 }
 
@@ -134,8 +136,10 @@ const qemuPidOf = async (build: Running) => {
   return Number(qemu)
 }
 
+// --no-cache: every build of a case runs its steps, also when an earlier one kept them.
 const buildArgs = (dir: string, ...extra: Array<string>) => [
   "build",
+  "--no-cache",
   "--accel",
   "tcg",
   "--no-network",
@@ -208,7 +212,7 @@ Deno.test("a frozen QEMU (SIGSTOP) is given up on by itself, with a clear error"
 Deno.test("SIGKILL of transient mid-RUN: its QEMU exits by itself, the next run sweeps the rest", async () => {
   const dir = await context("killed", imagefile(BUSY))
   const store = `${work}/store-killed`
-  const env = { TRANSIENT_IMAGE_BACKEND: store }
+  const env = { TRANSIENT_IMAGE_BACKEND: store, TRANSIENT_CACHE_DIR: `${store}.cache` }
   const build = new Running(buildArgs(dir, "--local", "--name", "killed"), env)
   await build.waitFor(/^busy-started$/m)
   const pid = build.child.pid
@@ -233,7 +237,7 @@ Deno.test("SIGKILL of transient mid-RUN: its QEMU exits by itself, the next run 
 Deno.test("SIGINT swept across the last step and publication: the status says whether the image was published", async () => {
   const dir = await context("sweep", imagefile("echo last-step"))
   const store = `${work}/store-sweep`
-  const env = { TRANSIENT_IMAGE_BACKEND: store }
+  const env = { TRANSIENT_IMAGE_BACKEND: store, TRANSIENT_CACHE_DIR: `${store}.cache` }
   const outcomes: Array<string> = []
   for (const delayMs of [0, 250, 400, 450, 500, 550, 600, 800]) {
     const build = new Running(buildArgs(dir, "--name", "sweep", "--force"), env)
@@ -275,13 +279,14 @@ Deno.test({
       const store = `${small}/store`
       const build = new Running(buildArgs(dir, "--name", "full"), {
         TRANSIENT_IMAGE_BACKEND: store,
+        TRANSIENT_CACHE_DIR: `${store}.cache`,
       })
       const started = await build.waitFor(/^Step 5\/5 : /m)
       const { code, seconds } = await build.exit(started)
       assert.equal(code, 1, build.output)
       assert.match(
         build.output,
-        /^error: Helper VM failed to keep running: the host filesystem holding .*\/store\/\.working\/full\..*\.qcow2 is full/m,
+        /^error: Helper VM failed to keep running: the host filesystem holding .*\/store\.cache\/work\/.*\.qcow2 is full/m,
       )
       assert.ok(seconds < 60, `failed after ${seconds.toFixed(1)} s`)
       await assertClean(build.child.pid, dir, store)
