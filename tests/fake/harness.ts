@@ -73,6 +73,8 @@ export const makeTar = async (
 
 export interface Harness {
   readonly world: MemoryWorld
+  /** BUILD_DIR: tests may change it between builds. */
+  readonly tree: SimTree
   readonly report: ReportLog
   readonly layer: Layer.Layer<
     | import("../../src/services/build_vm.ts").BuildVm
@@ -86,7 +88,8 @@ export interface Harness {
 
 export const harness = (context: ContextSpec = {}, world = new MemoryWorld()): Harness => {
   const report = new ReportLog()
-  const contextLayer = BuildContextMemory(contextTree(context))
+  const tree = contextTree(context)
+  const contextLayer = BuildContextMemory(tree)
   const layer = Layer.mergeAll(
     BuildVmMemory(world).pipe(Layer.provide(contextLayer)),
     contextLayer,
@@ -95,7 +98,7 @@ export const harness = (context: ContextSpec = {}, world = new MemoryWorld()): H
     LayerCacheMemory(world),
     ReporterMemory(report),
   )
-  return { world, report, layer }
+  return { world, tree, report, layer }
 }
 
 export const defaultOptions = (
