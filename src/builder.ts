@@ -90,6 +90,8 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
   }
   const entry = (source: string) => entries.get(source)!
 
+  // A name that is taken fails before the base is fetched.
+  const working = yield* store.begin(options.target, { force: options.force })
   const base = plan.base._tag === "Image" ? yield* store.resolve(plan.base.spec) : undefined
   const layout = cachePlan(plan, {
     artifacts: vm.identity,
@@ -101,7 +103,6 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     : []
   const toRun = layout.layers.slice(hits.length)
 
-  const working = yield* store.begin(options.target, { force: options.force })
   const workspace = yield* cache.workspace
   let files = 0
   const nextFile = () => `${workspace}/disk-${files++}.qcow2`
@@ -242,7 +243,10 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
       const last = i === toRun.length - 1 && layout.uncached.length === 0
       if (!last) {
         const next = nextFile()
+        const snapshotStarted = yield* Clock.currentTimeMillis
         yield* (yield* requireSession()).snapshot(next)
+        const snapshotMs = (yield* Clock.currentTimeMillis) - snapshotStarted
+        yield* reporter.detail(`layer ${layer.key.slice(0, 12)} (snapshot ${snapshotMs} ms)`)
         finished.push({ key: layer.key, text: layer.text, path: active })
         active = next
       }
@@ -266,7 +270,10 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
 
   /** Flatten the chain ending at `top` into the working image, and publish it. */
   const publish = Effect.fn("build.publish")(function* (top: string) {
+    const flattenStarted = yield* Clock.currentTimeMillis
     yield* disks.convert({ from: top, to: working.path, fromFormat: "qcow2" })
+    const flattenMs = (yield* Clock.currentTimeMillis) - flattenStarted
+    yield* reporter.detail(`image flattened from its layers in ${flattenMs} ms`)
     // Once published, the build has succeeded, whatever comes after: the caller is told at once.
     return yield* Effect.uninterruptible(
       Effect.tap(working.commit, (image) => options.onPublished?.(image) ?? Effect.void),

@@ -111,7 +111,7 @@ for (const name of ["alpine-gpt", "alpine-mbr", "scratch-xfs", "from-image"]) {
         ).pipe(Layer.provide(BuildVmDryRun)))
       const printed = dryRun.events.flatMap((event) =>
         event.event === "detail" && !event.text.startsWith("boot the helper VM") &&
-          !event.text.startsWith("(qmp)")
+          !/^(\(qmp\)|layer |image flattened)/.test(event.text)
           ? [event.text]
           : []
       )

@@ -36,7 +36,7 @@ import {
   type StoredImage,
   type WorkingImage,
 } from "../../services/image_store.ts"
-import type { Reporter } from "../../services/reporter.ts"
+import { Reporter } from "../../services/reporter.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
@@ -55,14 +55,20 @@ const DEFAULT_VAGRANT_URL = "https://vagrantcloud.com"
 /** Where the store records the identity of each image's content (step-cache keys). */
 const IDENTITIES = ".identity"
 
-/** The sha256 of a file, read as a stream. */
-const fileSha256 = (file: string) =>
-  Effect.flatMap(FileSystem.FileSystem, (fs) => {
+/** The sha256 of a file of `size` bytes, read as a stream, with progress as `label`. */
+const fileSha256 = (file: string, size: number, label: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const reporter = yield* Reporter
+    const progress = yield* reporter.progress(label, size, { phase: "verify" })
     const hash = createHash("sha256")
-    return fs.stream(file).pipe(
-      Stream.runForEach((chunk) => Effect.sync(() => hash.update(chunk))),
-      Effect.map(() => hash.digest("hex")),
+    yield* fs.stream(file).pipe(
+      Stream.runForEach((chunk) =>
+        Effect.zipRight(Effect.sync(() => hash.update(chunk)), progress.advance(chunk.length))
+      ),
     )
+    yield* progress.done
+    return hash.digest("hex")
   })
 
 export interface ImageStoreDirectoryOptions {
@@ -251,7 +257,11 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
       typeof recorded.identity === "string" && recorded.size === stamp.size &&
       recorded.ino === stamp.ino && recorded.mtimeMs === stamp.mtimeMs
     ) return recorded.identity
-    const digest = yield* fileSha256(image.path).pipe(
+    const digest = yield* fileSha256(
+      image.path,
+      stamp.size,
+      `Content digest of '${image.name}' (once, for the step cache)`,
+    ).pipe(
       Effect.mapError((cause) =>
         new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
       ),
