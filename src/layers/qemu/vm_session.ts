@@ -4,6 +4,8 @@
  * guest's console. Nothing here knows about QEMU, so tests drive it with any AgentClient.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import { commandFor, type GuestCommand, quoteArgv } from "../../domain/guest/commands.ts"
 import { AgentChannelBroken, GuestCommandFailed, type VmError } from "../../domain/guest/errors.ts"
@@ -130,6 +132,19 @@ export const makeSession = (
     return yield* client.exec(execRequest(command))
   }).pipe(Effect.scoped, guarded, Effect.withSpan("VmSession.shell"))
 
+  /**
+   * The thaw after the last snapshot. It is not waited for: the next step's commands start at
+   * once, and any write of theirs waits in the guest's kernel until the filesystems are thawed,
+   * which spares a round trip to the guest per step. The next snapshot and the end of the build
+   * wait for it (and fail if it did).
+   */
+  let thawing: Fiber.RuntimeFiber<void, VmError> | undefined
+  const thawed = Effect.suspend(() => {
+    const pending = thawing
+    thawing = undefined
+    return pending === undefined ? Effect.void : Fiber.join(pending)
+  })
+
   const snapshot = Effect.fn("VmSession.snapshot")(function* (next: string) {
     const { snapshotDisk } = machine
     if (snapshotDisk === undefined) {
@@ -138,15 +153,22 @@ export const makeSession = (
         reason: "this VM has no control connection",
       })
     }
-    yield* perform(GuestOperation.Freeze())
-    // Thawed whatever the snapshot did: a frozen filesystem would stop the build's next step.
-    // (Not in a finalizer: `guarded` races the guest against `halted`, which must stay
-    // interruptible.)
-    const taken = yield* Effect.exit(guarded(snapshotDisk(next)))
-    const thawed = yield* Effect.exit(perform(GuestOperation.Thaw()))
-    yield* taken
     yield* thawed
+    yield* perform(GuestOperation.Freeze())
+    const taken = yield* Effect.exit(guarded(snapshotDisk(next)))
+    if (Exit.isFailure(taken)) {
+      // Thawed whatever the snapshot did: a frozen filesystem would stop every later step.
+      yield* Effect.ignore(perform(GuestOperation.Thaw()))
+      return yield* taken
+    }
+    thawing = yield* Effect.forkDaemon(perform(GuestOperation.Thaw()))
   })
 
-  return { perform, run, shell, snapshot }
+  /** Sync and Release come after every step: the thaw is over before they start. */
+  const performAfterThaw = (operation: SessionOperation) =>
+    operation._tag === "Sync" || operation._tag === "Release"
+      ? Effect.zipRight(thawed, perform(operation))
+      : perform(operation)
+
+  return { perform: performAfterThaw, run, shell, snapshot }
 }
