@@ -25,7 +25,7 @@ export const findStaticBusybox = async (): Promise<string> => {
 }
 
 const FILES: Record<string, string> = {
-  "etc/fstab": "/dev/vda2 / ext4 defaults 0 1\n",
+  "etc/fstab": "/dev/sda2 / ext4 defaults 0 1\n",
   "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
   "etc/group": "root:x:0:\n",
   "etc/hostname": "hello\n",

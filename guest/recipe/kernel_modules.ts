@@ -9,11 +9,14 @@ import type { PinnedTool } from "./sysroot.ts"
 
 /**
  * Kernel modules loaded by init before the agent starts (with their dependencies; a built-in
- * one is skipped): the virtio devices, and ext4 for the runtime disk.
+ * one is skipped): the virtio devices (the build's disk on virtio-scsi, so that it is /dev/sda
+ * as on the original transient and on most machines), and ext4 for the runtime disk.
  */
 const BOOT_MODULES = [
   "virtio_pci",
   "virtio_blk",
+  "virtio_scsi",
+  "sd_mod",
   "virtio_console",
   "virtio_net",
   "virtio_rng",

@@ -14,7 +14,7 @@ import type { OutputStream } from "./reporter.ts"
 export type Accel = "auto" | "kvm" | "tcg"
 
 export interface BootOptions {
-  /** The working qcow2, attached as the first virtio disk (`/dev/vda` in the guest). */
+  /** The working qcow2, attached as the guest's one SCSI disk (`/dev/sda`). */
   readonly disk: string
   /** BUILD_DIR, shared read-only with the guest. */
   readonly context: string

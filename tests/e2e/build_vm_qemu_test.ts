@@ -77,7 +77,7 @@ const makeRootfs = async (context: string) => {
     }
     await Deno.writeTextFile(
       `${rootfs}/etc/fstab`,
-      "# root first\n/dev/vda1 / ext4 defaults 0 1\nLABEL=e2e-data /data ext2 defaults 0 2\n" +
+      "# root first\n/dev/sda1 / ext4 defaults 0 1\nLABEL=e2e-data /data ext2 defaults 0 2\n" +
         "proc /proc proc defaults 0 0\n",
     )
     await tool(

@@ -206,7 +206,7 @@ Deno.test({
       await serial.type("root\n")
       const shell = await serial.waitFor(/root@debian:~# $/m, SHELL_TIMEOUT_MS, login)
       await serial.type("echo logged-in-$((6 * 7)) $(findmnt -no SOURCE /)\n")
-      await serial.waitFor(/logged-in-42 \/dev\/vda1/, SHELL_TIMEOUT_MS, shell)
+      await serial.waitFor(/logged-in-42 \/dev\/sda1/, SHELL_TIMEOUT_MS, shell)
     } finally {
       qemu.kill("SIGKILL")
       await qemu.status

@@ -132,7 +132,7 @@ Deno.test("a different base image reruns everything; the same base is served", a
     const tree = newTree()
     put(tree, "/etc/fstab", {
       kind: "file",
-      content: new TextEncoder().encode("/dev/vda1 / ext4 defaults 0 1\n"),
+      content: new TextEncoder().encode("/dev/sda1 / ext4 defaults 0 1\n"),
       mode: 0o644,
       uid: 0,
       gid: 0,

@@ -39,7 +39,7 @@ Deno.test("transient build", async (t) => {
         "Step 4/5 : COPY hello.txt /etc/hello.txt",
         "Step 5/5 : RUN cat /etc/hello.txt",
       ])
-      const mkfs = lines.indexOf(" ---> mkfs.xfs -f -m crc=0 /dev/vda1")
+      const mkfs = lines.indexOf(" ---> mkfs.xfs -f -m crc=0 /dev/sda1")
       assert.ok(mkfs > lines.indexOf(lines.find((l) => l.startsWith("Step 3/5"))!), dryRun.stdout)
       assert.ok(lines.includes(" ---> start=2048, size=41940992, type=83, bootable"))
       assert.ok(lines.some((l) => l.includes("chroot /mnt/root /bin/sh -c 'cat /etc/hello.txt'")))

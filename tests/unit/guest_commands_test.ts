@@ -154,23 +154,23 @@ Deno.test("partitioning hands the table and the devices to wait for as arguments
   const command = commandFor(GuestOperation.PartitionDisk({ layout }))
   assert.deepEqual(command.argv, [
     script("partition.sh"),
-    "/dev/vda",
+    "/dev/sda",
     sfdiskScript(layout),
-    "/dev/vda1",
+    "/dev/sda1",
   ])
-  assert.deepEqual(partitionDevice(12), "/dev/vda12")
+  assert.deepEqual(partitionDevice(12), "/dev/sda12")
 })
 
 Deno.test("mkfsArgv forces over old signatures and passes the options as given", async () => {
-  assert.deepEqual(mkfsArgv("/dev/vda1", "ext4", ["-L", "my root"]), [
+  assert.deepEqual(mkfsArgv("/dev/sda1", "ext4", ["-L", "my root"]), [
     "mkfs.ext4",
     "-F",
     "-L",
     "my root",
-    "/dev/vda1",
+    "/dev/sda1",
   ])
-  assert.deepEqual(mkfsArgv("/dev/vda2", "xfs", ["-m", "crc=0"])[1], "-f")
-  assert.deepEqual(mkfsArgv("/dev/vda3", "swap", []), ["mkswap", "/dev/vda3"])
+  assert.deepEqual(mkfsArgv("/dev/sda2", "xfs", ["-m", "crc=0"])[1], "-f")
+  assert.deepEqual(mkfsArgv("/dev/sda3", "swap", []), ["mkswap", "/dev/sda3"])
 
   // Run them on an image file that already holds another filesystem: none may refuse or ask.
   const dir = await Deno.makeTempDir()
@@ -199,19 +199,20 @@ Deno.test("mounts create each mount point and go under the build root in the giv
   const mounts = [{ partition: 2, path: "/" }, { partition: 1, path: "/boot/efi" }]
   assert.deepEqual(commandFor(GuestOperation.MountPartitions({ mounts })).argv, [
     script("mount-partitions.sh"),
-    "/dev/vda2",
+    "/dev/sda2",
     BUILD_ROOT,
-    "/dev/vda1",
+    "/dev/sda1",
     `${BUILD_ROOT}/boot/efi`,
   ])
 })
 
-Deno.test("the chroot gets dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf", async () => {
-  // One guest command: the build root, then path/type/options/source for each mount.
+Deno.test("the chroot gets the disk's links, dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf", async () => {
+  // One guest command: the build root, the disk, then path/type/options/source for each mount.
   const command = commandFor(GuestOperation.PrepareChroot())
   assert.equal(command.argv[0], script("prepare-chroot.sh"))
   assert.equal(command.argv[1], BUILD_ROOT)
-  const quads = command.argv.slice(2)
+  assert.equal(command.argv[2], "/dev/sda")
+  const quads = command.argv.slice(3)
   const paths = quads.filter((_, i) => i % 4 === 0)
   assert.deepEqual(paths, ["/dev", "/dev/pts", "/dev/shm", "/proc", "/sys", "/run", "/tmp"])
   assert.deepEqual(quads.filter((_, i) => i % 4 === 1), [
@@ -224,7 +225,7 @@ Deno.test("the chroot gets dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv
     "tmpfs",
   ])
   assert.ok(
-    renderCommand(command).includes(`${BUILD_ROOT} /dev devtmpfs mode=0755,nosuid udev`),
+    renderCommand(command).includes(`${BUILD_ROOT} /dev/sda /dev devtmpfs mode=0755,nosuid udev`),
   )
   assert.match(await Deno.readTextFile(`${SCRIPTS}prepare-chroot.sh`), /resolv\.conf/)
 })

@@ -17,8 +17,8 @@ export { GUEST_SCRIPT_DIR }
 export const BUILD_ROOT = "/mnt/root"
 /** Where the guest mounts BUILD_DIR (read-only; guest/init). */
 export const CONTEXT_DIR = "/context"
-/** The working disk: the first virtio disk. */
-export const TARGET_DISK = "/dev/vda"
+/** The working disk: the one SCSI disk (virtio-scsi), named as on most machines. */
+export const TARGET_DISK = "/dev/sda"
 
 /** The PATH of RUN and INSPECT, as Docker sets it. */
 export const CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -224,12 +224,13 @@ export const commandFor = (operation: GuestOperation): GuestCommand => {
     case "MountPartitions":
       return { argv: [script("mount-partitions.sh"), ...mountArgs(operation.mounts)] }
     case "DiscoverRoot":
-      return { argv: [script("discover-root.sh"), BUILD_ROOT] }
+      return { argv: [script("discover-root.sh"), BUILD_ROOT, TARGET_DISK] }
     case "PrepareChroot":
       return {
         argv: [
           script("prepare-chroot.sh"),
           BUILD_ROOT,
+          TARGET_DISK,
           ...CHROOT_MOUNTS.flatMap((
             mount,
           ) => [mount.path, mount.type, mount.options, mount.source]),

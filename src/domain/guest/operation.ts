@@ -27,9 +27,15 @@ export type GuestOperation = Data.TaggedEnum<{
   }
   /** Mount partitions under the build root, in the order given (shallowest first). */
   MountPartitions: { readonly mounts: ReadonlyArray<MountPoint> }
-  /** For `FROM <image>`: find the root filesystem (the one with /etc/fstab), mount the rest. */
+  /**
+   * For `FROM <image>`: find the root filesystem (the one with /etc/fstab), mount the rest as
+   * its fstab says (a device of any disk name is taken for the build's disk).
+   */
   DiscoverRoot: Record<never, never>
-  /** Mount dev, dev/pts, dev/shm, proc, sys, run, tmp and resolv.conf in the build root. */
+  /**
+   * Make the disk's /dev/disk/by-* links, then mount dev, dev/pts, dev/shm, proc, sys, run, tmp
+   * and resolv.conf in the build root.
+   */
   PrepareChroot: Record<never, never>
   /**
    * COPY: a directory source copies its contents; with several sources, or a destination

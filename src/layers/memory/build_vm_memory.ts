@@ -187,10 +187,10 @@ const session = (
         return Effect.sync(() => {
           mounts.push({ partition: root.layout.number, path: "/" })
           world.record({ op: "discover-root", root: root.layout.number })
-          // The simulated fstab names partitions by device: `/dev/vdaN /path fstype ...`.
+          // The simulated fstab names partitions by device: `/dev/sdaN /path fstype ...`.
           for (const line of new TextDecoder().decode(fstab.content).split("\n")) {
             const [device, path, fs] = line.trim().split(/\s+/)
-            const number = /^\/dev\/vda(\d+)$/.exec(device ?? "")?.[1]
+            const number = /^\/dev\/[sv]da(\d+)$/.exec(device ?? "")?.[1]
             if (!number || !path || path === "/" || fs === "swap" || line.startsWith("#")) continue
             mounts.push({ partition: Number(number), path })
             world.record({ op: "mount", partition: Number(number), path })

@@ -44,6 +44,8 @@ export const KERNEL_CMDLINE = [
   "ipv6.disable=1",
   "8250.nr_uarts=1",
   "i8042.noaux",
+  // The build's disk is there (/dev/sda) once init has loaded the SCSI modules.
+  "scsi_mod.scan=sync",
 ].join(" ")
 
 export interface Machine {
@@ -112,11 +114,10 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   `file,id=console,path=${option(machine.consoleLog)}`,
   "-serial",
   "chardev:console",
-  // The working disk first, so that it is /dev/vda.
+  // The working disk, the only SCSI disk: /dev/sda.
   "-drive",
-  `file=${option(machine.disk)},format=qcow2,if=none,id=target,cache=unsafe,discard=unmap`,
-  "-device",
-  "virtio-blk-pci,drive=target",
+  `file=${option(machine.disk)},format=qcow2,if=none,id=${DISK_ID},cache=unsafe,discard=unmap`,
+  ...scsiDisk(DISK_ID),
   ...(machine.images.runtime === undefined ? [] : [
     "-drive",
     `file=${option(machine.images.runtime)},format=raw,if=none,id=runtime,readonly=on`,
@@ -140,6 +141,17 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   ...(machine.network
     ? ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="]
     : []),
+]
+
+/**
+ * The drive `drive` as the one disk of a virtio-scsi controller (`/dev/sda` in a Linux guest):
+ * target 0, LUN 0, so that the guest's scan finds it first.
+ */
+export const scsiDisk = (drive: string): ReadonlyArray<string> => [
+  "-device",
+  "virtio-scsi-pci,id=scsi0",
+  "-device",
+  `scsi-hd,bus=scsi0.0,channel=0,scsi-id=0,lun=0,drive=${drive}`,
 ]
 
 /** A value inside a QEMU `key=value,...` option: commas are doubled. */

@@ -17,7 +17,7 @@ import { DiskImages } from "../../services/disk_images.ts"
 import { Terminal } from "../../services/terminal.ts"
 import { lastLines } from "../host_process.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
-import { machineArgs, option, QEMU_SYSTEM } from "./qemu_machine.ts"
+import { DISK_ID, machineArgs, option, QEMU_SYSTEM, scsiDisk } from "./qemu_machine.ts"
 import { connectUnix } from "./unix_socket.ts"
 import { qemuExitReason, startQemu, vmDirectory } from "./vm_boot.ts"
 
@@ -79,8 +79,10 @@ export const runArgv = (options: {
   return [
     QEMU_SYSTEM,
     ...machineArgs(options),
+    // On virtio-scsi, as in the helper VM: the disk is /dev/sda, as the image's build saw it.
     "-drive",
-    `file=${option(options.overlay)},format=qcow2,if=virtio,cache=unsafe`,
+    `file=${option(options.overlay)},format=qcow2,if=none,id=${DISK_ID},cache=unsafe`,
+    ...scsiDisk(DISK_ID),
     "-chardev",
     `socket,id=console,path=${option(options.consoleSocket)},server=on,wait=on`,
     "-serial",
