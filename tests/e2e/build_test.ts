@@ -124,6 +124,37 @@ Deno.test("FROM an image in the store: the base gains a file and stays byte-for-
   assert.equal(await extCat(`${work}/derived-root.ext4`, "/etc/motd"), "hello\n")
 })
 
+Deno.test("the build's disk is /dev/sda with udev's /dev/disk links; FROM it, an fstab naming /dev/vda2 mounts /dev/sda2", async () => {
+  const dir = await context(
+    "devices",
+    [
+      "FROM scratch",
+      "DISK 128 MB GPT",
+      'PARTITION 1 SIZE 64 MB FORMAT ext4 OPTIONS "-L devroot" MOUNT /',
+      "PARTITION 2 FORMAT ext4 MOUNT /data",
+      "ADD rootfs.tar.gz /",
+      "RUN ls /dev/sda /dev/sda1 /dev/disk/by-uuid/* && readlink /dev/disk/by-label/devroot",
+      // The fstab of an image made on virtio disks, whose data partition is named by device.
+      'RUN echo data > /data/marker && printf "LABEL=devroot / ext4 defaults 0 1\\n/dev/vda2 /data ext4 defaults 0 2\\n" > /etc/fstab',
+    ].join("\n") + "\n",
+  )
+  await Deno.copyFile(`${scratch}/rootfs.tar.gz`, `${dir}/rootfs.tar.gz`)
+  const first = await build(dir, "--local", "--name", "devices")
+  assert.equal(first.code, 0, first.stderr + first.stdout)
+  assert.match(first.stdout, /^\/dev\/sda1$/m)
+  assert.match(first.stdout, /^\.\.\/\.\.\/sda1$/m, "by-label names the partition as udev does")
+
+  const pulled = await transient(
+    ["image", "pull", `devices,file=${dir}/devices.qcow2`, "--progress", "plain"],
+    { env },
+  )
+  assert.equal(pulled.code, 0, pulled.stderr)
+  const derived = await context("devices-derived", "FROM devices\nRUN cat /data/marker\n")
+  const second = await build(derived, "--local", "--name", "derived")
+  assert.equal(second.code, 0, second.stderr + second.stdout)
+  assert.match(second.stdout, /^data$/m, "the data partition was mounted from the fstab")
+})
+
 Deno.test("a RUN that fails: exit 1, the step and status on stderr, nothing left behind", async () => {
   const dir = await context(
     "failing",
