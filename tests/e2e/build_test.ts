@@ -155,6 +155,32 @@ Deno.test("the build's disk is /dev/sda with udev's /dev/disk links; FROM it, an
   assert.match(second.stdout, /^data$/m, "the data partition was mounted from the fstab")
 })
 
+Deno.test("the original transient's own Imagefile.simple builds as it is", async () => {
+  const dir = `${work}/simple`
+  await Deno.mkdir(dir, { recursive: true })
+  await Deno.copyFile(new URL("./fixtures/Imagefile.simple", import.meta.url), `${dir}/Imagefile`)
+  // An alpine-3.13.tar.xz-like root filesystem: the busybox one, xz-compressed.
+  const xz = new Deno.Command("xz", { args: ["-c"], stdin: "piped", stdout: "piped" }).spawn()
+  const written = Deno.open(`${dir}/alpine-3.13.tar.xz`, { write: true, create: true })
+    .then((file) => xz.stdout.pipeTo(file.writable))
+  const rootfs = await Deno.open(`${scratch}/rootfs.tar.gz`)
+  await rootfs.readable.pipeThrough(new DecompressionStream("gzip")).pipeTo(xz.stdin)
+  assert.ok((await xz.status).success)
+  await written
+
+  const result = await build(dir, "--local", "--name", "simple")
+  assert.equal(result.code, 0, result.stderr + result.stdout)
+  const disk = await rawDisk(`${dir}/simple.qcow2`, `${work}/simple.raw`)
+  assert.equal(disk.partitions[0]?.type, GPT_BIOS_BOOT)
+  assert.equal(disk.partitions[0]?.size, (300 * 1024 * 1024) / 512)
+  await extractPartition(`${work}/simple.raw`, disk.partitions[1]!, `${work}/simple.ext2`)
+  assert.equal((await extStat(`${work}/simple.ext2`, "/bin/busybox")).type, "regular")
+  assert.match(
+    await tool("dumpe2fs", "-h", `${work}/simple.ext2`),
+    /Filesystem features:(?!.*has_journal)/,
+  )
+})
+
 Deno.test("a RUN that fails: exit 1, the step and status on stderr, nothing left behind", async () => {
   const dir = await context(
     "failing",
