@@ -5,7 +5,7 @@
  * The archive is cached in `${XDG_CACHE_HOME:-~/.cache}/transient/examples/`, keyed by the
  * suite and the mirror: the second run only copies it.
  *
- *   deno run -A examples/debian-bootable/make_rootfs.ts [OUTPUT] [--mirror URL]
+ *   deno run -A examples/debian-bootable/make_rootfs.ts [OUTPUT] [--mirror URL] [--include A,B]
  */
 
 const SUITE = "bookworm"
@@ -46,17 +46,28 @@ export const configuredMirror = async (): Promise<string> => {
   return FALLBACK_MIRROR
 }
 
-/** Where the archive for `mirror` is cached. */
-export const cachePath = async (mirror: string): Promise<string> => {
+/** Where the archive for `mirror` (and the extra packages `include`) is cached. */
+export const cachePath = async (
+  mirror: string,
+  include: ReadonlyArray<string> = [],
+): Promise<string> => {
   const base = Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME") ?? "/root"}/.cache`
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(mirror))
+  const keyed = include.length === 0 ? mirror : `${mirror} ${[...include].sort().join(",")}`
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(keyed))
   const key = [...new Uint8Array(digest).slice(0, 6)].map((b) => b.toString(16).padStart(2, "0"))
     .join("")
   return `${base}/transient/examples/debian-${SUITE}-minbase-${key}.tar.gz`
 }
 
-/** debootstrap into a temporary directory, then pack it, without what the image must not keep. */
-const bootstrap = async (mirror: string, archive: string): Promise<void> => {
+/**
+ * debootstrap (with the packages `include` too) into a temporary directory, then pack it,
+ * without what the image must not keep.
+ */
+const bootstrap = async (
+  mirror: string,
+  archive: string,
+  include: ReadonlyArray<string>,
+): Promise<void> => {
   if (Deno.uid() !== 0) {
     throw new Error("debootstrap needs root: run this script as root (e.g. with sudo)")
   }
@@ -64,7 +75,14 @@ const bootstrap = async (mirror: string, archive: string): Promise<void> => {
   const root = `${work}/root`
   try {
     await run(
-      ["debootstrap", "--variant=minbase", SUITE, root, mirror],
+      [
+        "debootstrap",
+        "--variant=minbase",
+        ...(include.length === 0 ? [] : [`--include=${include.join(",")}`]),
+        SUITE,
+        root,
+        mirror,
+      ],
       "debootstrap (is it installed? apt-get install debootstrap)",
     )
     // The downloaded .debs, and the host's own name and resolver, have no place in the image.
@@ -93,13 +111,14 @@ const bootstrap = async (mirror: string, archive: string): Promise<void> => {
 export const makeDebianRootfs = async (
   output: string,
   mirror?: string,
+  include: ReadonlyArray<string> = [],
 ): Promise<{ readonly cached: boolean; readonly mirror: string }> => {
   const from = mirror ?? await configuredMirror()
-  const archive = await cachePath(from)
+  const archive = await cachePath(from, include)
   const cached = await Deno.stat(archive).then(() => true, () => false)
   if (!cached) {
     await Deno.mkdir(archive.slice(0, archive.lastIndexOf("/")), { recursive: true })
-    await bootstrap(from, archive)
+    await bootstrap(from, archive, include)
   }
   // A copy, not a symlink: the build context may not point outside BUILD_DIR.
   await Deno.remove(output).catch(() => {})
@@ -111,10 +130,12 @@ if (import.meta.main) {
   const args = [...Deno.args]
   const flag = args.indexOf("--mirror")
   const mirror = flag >= 0 ? args.splice(flag, 2)[1] : undefined
+  const includeFlag = args.indexOf("--include")
+  const include = includeFlag >= 0 ? (args.splice(includeFlag, 2)[1] ?? "").split(",") : []
   const output = args[0] ?? new URL("./rootfs.tar.gz", import.meta.url).pathname
   try {
     const started = performance.now()
-    const result = await makeDebianRootfs(output, mirror)
+    const result = await makeDebianRootfs(output, mirror, include.filter((name) => name !== ""))
     const seconds = ((performance.now() - started) / 1000).toFixed(1)
     console.log(
       `Wrote ${output} (${

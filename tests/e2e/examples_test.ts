@@ -1,7 +1,7 @@
 /**
  * The examples of examples/, built as their READMEs say, under TCG, into a temporary store:
  * hello (offline), debian-bootable (which must then boot to a login prompt on its serial
- * console) and derived (FROM debian-bootable). Results are read back on the host with qemu-img,
+ * console), derived (FROM debian-bootable) and debian-extlinux (booted by `transient run`). Results are read back on the host with qemu-img,
  * sfdisk and debugfs, and by booting the image with plain QEMU.
  *
  * The Debian examples need root (debootstrap), debootstrap itself and Debian's mirror; they are
@@ -244,7 +244,7 @@ Deno.test({
     const before = await sha256File(image)
     const log = `${work}/run-console.log`
     const started = performance.now()
-    const run = await runUntil("login:", BOOT_TIMEOUT_MS / 1000, "--console-log", log)
+    const run = await runUntil("debian-bootable", "login:", 120, "--console-log", log)
     assert.equal(run.code, 0, run.stderr)
     assert.match(run.stderr, /transient run: matched 'login:'/)
     console.log(`transient run: login prompt in ${seconds(started)}`)
@@ -256,19 +256,55 @@ Deno.test({
     assert.deepEqual(leftovers, [], "no overlay directory is left")
 
     // A console that never says what --until waits for: exit 1 with its last lines.
-    const timedOut = await runUntil("never-printed", 5)
+    const timedOut = await runUntil("debian-bootable", "never-printed", 5)
     assert.equal(timedOut.code, 1)
     assert.match(timedOut.stderr, /no console line matched \/never-printed\/m within 5 s/)
     assert.equal(await sha256File(image), before)
   },
 })
 
-/** `transient run debian-bootable` under TCG, offline, until `pattern` or `seconds`. */
-const runUntil = (pattern: string, seconds: number, ...extra: Array<string>) =>
+/** The packages examples/debian-extlinux's root filesystem is made with (its README says so). */
+const EXTLINUX_PACKAGES = ["linux-image-amd64", "systemd-sysv", "extlinux", "syslinux-common"]
+
+Deno.test({
+  name: "examples/debian-extlinux (the original's recipe: MBR, mbr.bin on /dev/sda, extlinux) " +
+    "boots to a login prompt through transient run",
+  ignore: mirrorProblem !== undefined,
+  fn: async () => {
+    const started = performance.now()
+    const rootfs = await makeDebianRootfs(
+      `${EXAMPLES}/debian-extlinux/rootfs.tar.gz`,
+      mirror,
+      EXTLINUX_PACKAGES,
+    )
+    console.log(
+      `debian-extlinux: root filesystem ${rootfs.cached ? "from the cache" : "debootstrapped"} ` +
+        `in ${seconds(started)}`,
+    )
+    await build("debian-extlinux")
+    const image = await storedPath("debian-extlinux")
+    const { disk, fs } = await rootFilesystem("debian-extlinux", 1)
+    assert.equal(disk.partitions[0]?.bootable, true)
+    assert.match(await extCat(fs, "/etc/fstab"), /^\/dev\/sda1\s+\/\s+ext4/m)
+    assert.match(await extCat(fs, "/boot/extlinux.conf"), /APPEND root=\/dev\/sda1 /)
+    assert.equal((await extStat(fs, "/boot/ldlinux.sys")).type, "regular")
+
+    const before = await sha256File(image)
+    const booted = performance.now()
+    const run = await runUntil("debian-extlinux", "login:", 120)
+    assert.equal(run.code, 0, run.stderr)
+    console.log(`debian-extlinux: login prompt in ${seconds(booted)}`)
+    assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+    assert.equal(await sha256File(image), before, "the image was not written")
+  },
+})
+
+/** `transient run IMAGE` under TCG, offline, until `pattern` or `seconds`. */
+const runUntil = (image: string, pattern: string, seconds: number, ...extra: Array<string>) =>
   transient(
     [
       "run",
-      "debian-bootable",
+      image,
       "--accel",
       "tcg",
       "--no-network",
