@@ -2,7 +2,7 @@
  * The examples of examples/, built as their READMEs say, under TCG, into a temporary store:
  * hello (offline), debian-bootable (which must then boot to a login prompt on its serial
  * console), derived (FROM debian-bootable) and debian-extlinux (booted by `transient run`). Results are read back on the host with qemu-img,
- * sfdisk and debugfs, and by booting the image with plain QEMU.
+ * sfdisk and debugfs, and by booting the images with `transient run`.
  *
  * The Debian examples need root (debootstrap), debootstrap itself and Debian's mirror; they are
  * skipped only when the mirror cannot be reached.
@@ -162,42 +162,15 @@ Deno.test({
     assert.match(grubCfg, /terminal_output serial/)
     await Deno.remove(fs)
 
-    // An overlay, so the stored image stays as built.
-    const overlay = `${work}/boot.qcow2`
-    await tool(
-      "qemu-img",
-      "create",
-      "-q",
-      "-f",
-      "qcow2",
-      "-F",
-      "qcow2",
-      "-b",
-      await storedPath("debian-bootable"),
-      overlay,
-    )
-    const qemu = new Deno.Command("qemu-system-x86_64", {
-      args: [
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-accel",
-        "tcg",
-        "-smp",
-        "2",
-        "-m",
-        "1024",
-        "-drive",
-        `file=${overlay},format=qcow2,if=virtio`,
-        "-serial",
-        "stdio",
-      ],
+    // Through `transient run`, its console on a pipe: what a script sees and types.
+    const run = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "run", "debian-bootable", "--accel", "tcg"],
+      env: { NO_COLOR: "1", ...env },
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
     }).spawn()
-    const serial = new SerialConsole(qemu)
+    const serial = new SerialConsole(run)
     try {
       const started = performance.now()
       const login = await serial.waitFor(/^debian login: /m, BOOT_TIMEOUT_MS)
@@ -208,10 +181,12 @@ Deno.test({
       await serial.type("echo logged-in-$((6 * 7)) $(findmnt -no SOURCE /)\n")
       await serial.waitFor(/logged-in-42 \/dev\/sda1/, SHELL_TIMEOUT_MS, shell)
     } finally {
-      qemu.kill("SIGKILL")
-      await qemu.status
+      // Stopped as a user stops it: the VM and its overlay go with it.
+      run.kill("SIGTERM")
+      await run.status
       await serial.close()
     }
+    assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
   },
 })
 
