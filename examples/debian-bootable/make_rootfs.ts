@@ -1,6 +1,6 @@
 /**
- * Makes `rootfs.tar.gz`: a Debian bookworm root filesystem from `debootstrap --variant=minbase`,
- * fetched from the mirror apt uses on this machine. debootstrap needs root, so does this script.
+ * Makes `rootfs.tar.gz`: a Debian bookworm root filesystem from `mmdebstrap --variant=minbase`,
+ * fetched from the mirror apt uses on this machine. No root needed: see `bootstrap`.
  *
  * The archive is cached in `${XDG_CACHE_HOME:-~/.cache}/transient/examples/`, keyed by the
  * suite and the mirror: the second run only copies it.
@@ -56,51 +56,39 @@ export const cachePath = async (
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(keyed))
   const key = [...new Uint8Array(digest).slice(0, 6)].map((b) => b.toString(16).padStart(2, "0"))
     .join("")
-  return `${base}/transient/examples/debian-${SUITE}-minbase-${key}.tar.gz`
+  return `${base}/transient/examples/debian-${SUITE}-mmdebstrap-${key}.tar.gz`
 }
 
 /**
- * debootstrap (with the packages `include` too) into a temporary directory, then pack it,
- * without what the image must not keep.
+ * mmdebstrap (with the packages `include` too) straight into the archive, without what the
+ * image must not keep: the host's name and resolver (mmdebstrap already drops the downloaded
+ * packages). Its `auto` mode needs no root: as another user it works in a user namespace
+ * (`unshare`), which needs newuidmap (package uidmap) and a range in /etc/subuid and /etc/subgid.
  */
 const bootstrap = async (
   mirror: string,
   archive: string,
   include: ReadonlyArray<string>,
 ): Promise<void> => {
-  if (Deno.uid() !== 0) {
-    throw new Error("debootstrap needs root: run this script as root (e.g. with sudo)")
-  }
-  const work = await Deno.makeTempDir({ prefix: "transient-debootstrap-" })
-  const root = `${work}/root`
+  // mmdebstrap picks the archive's compression from its name.
+  const partial = archive.replace(/\.tar\.gz$/, ".partial.tar.gz")
   try {
     await run(
       [
-        "debootstrap",
+        "mmdebstrap",
+        "--mode=auto",
         "--variant=minbase",
         ...(include.length === 0 ? [] : [`--include=${include.join(",")}`]),
+        '--customize-hook=rm -f "$1/etc/hostname" "$1/etc/resolv.conf"',
         SUITE,
-        root,
+        partial,
         mirror,
       ],
-      "debootstrap (is it installed? apt-get install debootstrap)",
-    )
-    // The downloaded .debs, and the host's own name and resolver, have no place in the image.
-    for await (const entry of Deno.readDir(`${root}/var/cache/apt/archives`)) {
-      if (entry.name.endsWith(".deb")) {
-        await Deno.remove(`${root}/var/cache/apt/archives/${entry.name}`)
-      }
-    }
-    await Deno.remove(`${root}/etc/hostname`).catch(() => {})
-    await Deno.remove(`${root}/etc/resolv.conf`).catch(() => {})
-    const partial = `${archive}.partial`
-    await run(
-      ["tar", "--create", "--gzip", "--file", partial, "--numeric-owner", "--directory", root, "."],
-      "tar",
+      "mmdebstrap (is it installed? apt-get install mmdebstrap uidmap)",
     )
     await Deno.rename(partial, archive)
   } finally {
-    await Deno.remove(work, { recursive: true })
+    await Deno.remove(partial).catch(() => {})
   }
 }
 
@@ -139,7 +127,7 @@ if (import.meta.main) {
     const seconds = ((performance.now() - started) / 1000).toFixed(1)
     console.log(
       `Wrote ${output} (${
-        result.cached ? "cached" : `debootstrap from ${result.mirror}`
+        result.cached ? "cached" : `mmdebstrap from ${result.mirror}`
       }, ${seconds} s)`,
     )
   } catch (error) {

@@ -4,7 +4,7 @@
  * console), derived (FROM debian-bootable) and debian-extlinux (booted by `transient run`). Results are read back on the host with qemu-img,
  * sfdisk and debugfs, and by booting the images with `transient run`.
  *
- * The Debian examples need root (debootstrap), debootstrap itself and Debian's mirror; they are
+ * The Debian examples need mmdebstrap and Debian's mirror (not root); they are
  * skipped only when the mirror cannot be reached.
  */
 import assert from "node:assert/strict"
@@ -137,7 +137,7 @@ const debianBootable = once(async () => {
   const started = performance.now()
   const rootfs = await makeDebianRootfs(`${EXAMPLES}/debian-bootable/rootfs.tar.gz`, mirror)
   console.log(
-    `debian-bootable: root filesystem ${rootfs.cached ? "from the cache" : "debootstrapped"} ` +
+    `debian-bootable: root filesystem ${rootfs.cached ? "from the cache" : "made by mmdebstrap"} ` +
       `in ${seconds(started)}`,
   )
   await build("debian-bootable")
@@ -253,7 +253,9 @@ Deno.test({
       EXTLINUX_PACKAGES,
     )
     console.log(
-      `debian-extlinux: root filesystem ${rootfs.cached ? "from the cache" : "debootstrapped"} ` +
+      `debian-extlinux: root filesystem ${
+        rootfs.cached ? "from the cache" : "made by mmdebstrap"
+      } ` +
         `in ${seconds(started)}`,
     )
     await build("debian-extlinux")
