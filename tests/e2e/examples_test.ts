@@ -91,6 +91,37 @@ Deno.test("examples/hello builds offline and says hello", async () => {
   assert.equal((await extStat(fs, "/bin/ls")).type, "symlink", "busybox --install ran")
 })
 
+Deno.test("transient run stopped with Ctrl-C (SIGINT) mid-boot: status 130, no QEMU, no overlay, the image as it was", async () => {
+  // hello has no boot loader: its VM sits in the firmware, which is all this needs.
+  await makeBusyboxRootfs(`${EXAMPLES}/hello/rootfs.tar.gz`)
+  await build("hello", "--no-network", "--force")
+  const image = await storedPath("hello")
+  const before = await sha256File(image)
+  const run = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "run", "hello", "--accel", "tcg", "--no-network"],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn()
+  const deadline = performance.now() + 60_000
+  while ((await qemuProcessesWith("overlay.qcow2")).length === 0) {
+    assert.ok(performance.now() < deadline, "the VM started")
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  const interrupted = performance.now()
+  run.kill("SIGINT")
+  const status = await run.status
+  await run.stderr.cancel()
+  assert.equal(status.code, 130)
+  assert.ok(performance.now() - interrupted < 10_000, "it stopped within 10 s")
+  assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+  const leftovers = [...Deno.readDirSync(Deno.env.get("TMPDIR") || "/tmp")]
+    .filter((entry) => entry.name.startsWith("transient-vm-") && !isRunning(entry.name))
+  assert.deepEqual(leftovers, [], "no overlay directory is left")
+  assert.equal(await sha256File(image), before, "the image was not written")
+})
+
 /** Type into the serial console once `prompt` shows up; fails after `ms` with the console. */
 class SerialConsole {
   #text = ""
