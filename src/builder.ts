@@ -47,8 +47,6 @@ export interface BuildResult {
   readonly image: StoredImage
   readonly steps: ReadonlyArray<StepSummary>
   readonly durationMs: number
-  /** How many steps the step cache served. */
-  readonly cachedSteps: number
 }
 
 /** How many lines of a failed RUN's output its error shows. */
@@ -231,7 +229,6 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     summaries.push({ index: step.index, text: step.text, durationMs: 0 })
     yield* reporter.stepEnd(step.index, total, 0, { cached: true })
   }
-  const cachedSteps = summaries.length
 
   /** Layers this build finished, oldest first: kept once the VM has stopped. */
   const finished: Array<FinishedLayer> = []
@@ -314,5 +311,5 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     )
   }
   const durationMs = (yield* Clock.currentTimeMillis) - started
-  return { image, steps: summaries, durationMs, cachedSteps } satisfies BuildResult
+  return { image, steps: summaries, durationMs } satisfies BuildResult
 }, Effect.scoped)

@@ -14,6 +14,7 @@ import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { LayerCache, type LayerEntry } from "../services/layer_cache.ts"
 import { cacheDirectory, cacheLimit, DEFAULT_CACHE_BYTES } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
+import { alignedTable } from "./table.ts"
 
 /** The step cache in its directory (`$TRANSIENT_CACHE_DIR`, ...). */
 export const cacheLayer = Layer.unwrapEffect(
@@ -49,11 +50,7 @@ export const cacheTable = (entries: ReadonlyArray<LayerEntry>, now: number): str
       shortText(entry.text),
     ]),
   ]
-  const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)))
-  return rows.map((row) =>
-    row.map((cell, column) => column === row.length - 1 ? cell : cell.padEnd(widths[column]!))
-      .join("  ")
-  ).join("\n")
+  return alignedTable(rows)
 }
 
 const json = Options.boolean("json").pipe(

@@ -29,6 +29,7 @@ import {
   progressOption,
 } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
+import { alignedTable } from "./table.ts"
 
 /** The store on the chosen backend directory, reporting in `progress` mode. */
 export const storeLayer = (
@@ -55,11 +56,7 @@ export const imageTable = (images: ReadonlyArray<StoredImage>): string => {
       formatBytes(image.actualSize),
     ]),
   ]
-  const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)))
-  return rows.map((row) =>
-    row.map((cell, column) => column === row.length - 1 ? cell : cell.padEnd(widths[column]!))
-      .join("  ")
-  ).join("\n")
+  return alignedTable(rows)
 }
 
 const json = Options.boolean("json").pipe(

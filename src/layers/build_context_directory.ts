@@ -97,12 +97,14 @@ export const BuildContextDirectory = (
         } satisfies ContextEntry
       })
 
+      /** The file at `relative` (`""` for the entry itself) below a resolved entry. */
+      const fileBelow = (entry: Pick<ContextEntry, "path">, relative: string) =>
+        relative === "" ? path.join(root, entry.path) : path.join(root, entry.path, relative)
+
       const walk = (entry: Pick<ContextEntry, "source" | "path" | "kind">) => {
         const visit = (relative: string): Effect.Effect<Array<ContextNode>, PlatformError> =>
           Effect.gen(function* () {
-            const file = relative === ""
-              ? path.join(root, entry.path)
-              : path.join(root, entry.path, relative)
+            const file = fileBelow(entry, relative)
             const at = yield* kindAt(file)
             if (at.kind === "symlink" && "target" in at) {
               return [{ path: relative, kind: at.kind, mode: 0o777, target: at.target }]
@@ -128,9 +130,7 @@ export const BuildContextDirectory = (
         const tree = new TreeDigest()
         const visit = (relative: string): Effect.Effect<void, PlatformError> =>
           Effect.gen(function* () {
-            const file = relative === ""
-              ? path.join(root, entry.path)
-              : path.join(root, entry.path, relative)
+            const file = fileBelow(entry, relative)
             const at = yield* kindAt(file)
             if (at.kind === "symlink" && "target" in at) {
               return tree.node(relative, "symlink", 0o777, at.target)

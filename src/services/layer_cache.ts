@@ -96,6 +96,34 @@ export class LayerCache extends Context.Tag("transient/LayerCache")<
   LayerCacheShape
 >() {}
 
+/** What the cache records of a layer it keeps, on top of `below` (or a first layer on `base`). */
+export interface LayerRecord {
+  readonly key: string
+  readonly parent?: string
+  readonly id: string
+  readonly parentId?: string
+  /** A first layer's backing file outside the cache: the base image in the store. */
+  readonly base?: string
+  readonly text: string
+  readonly createdMs: number
+}
+
+/** The record of a new write of `layer`: a fresh id, its parent's key and id. */
+export const newRecord = (
+  layer: FinishedLayer,
+  below: CachedLayer | undefined,
+  base: string | undefined,
+  createdMs: number,
+): LayerRecord => ({
+  key: layer.key,
+  ...(below === undefined
+    ? base === undefined ? {} : { base }
+    : { parent: below.key, parentId: below.id }),
+  id: crypto.randomUUID(),
+  text: layer.text,
+  createdMs,
+})
+
 /** The layers to remove so that the rest take at most `keepBytes`: least recently used first. */
 export const pruneOrder = (
   entries: ReadonlyArray<LayerEntry>,

@@ -27,23 +27,23 @@ import {
   LayerCache,
   type LayerCacheShape,
   type LayerEntry,
+  type LayerRecord,
+  newRecord,
   pruneOrder,
 } from "../../services/layer_cache.ts"
 import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
 import { lockExclusive } from "../store/locks.ts"
 
-const LayerRecord = Schema.Struct({
+const LayerRecordSchema: Schema.Schema<LayerRecord> = Schema.Struct({
   key: Schema.String,
-  parent: Schema.optional(Schema.String),
+  parent: Schema.optionalWith(Schema.String, { exact: true }),
   id: Schema.String,
-  parentId: Schema.optional(Schema.String),
-  /** A first layer's backing file outside the cache: the base image in the store. */
-  base: Schema.optional(Schema.String),
+  parentId: Schema.optionalWith(Schema.String, { exact: true }),
+  base: Schema.optionalWith(Schema.String, { exact: true }),
   text: Schema.String,
   createdMs: Schema.Number,
 })
-type LayerRecord = typeof LayerRecord.Type
-const LayerRecordJson = Schema.parseJson(LayerRecord)
+const LayerRecordJson = Schema.parseJson(LayerRecordSchema)
 
 const KEY = /^[0-9a-f]{64}$/
 
@@ -143,15 +143,7 @@ export const LayerCacheDirectory = (
               yield* disks.rebase({ path: layer.path, backing: path.basename(below.path) })
                 .pipe(Effect.mapError(io("write", layer.path)))
             }
-            const record: LayerRecord = {
-              key: layer.key,
-              ...(below === undefined
-                ? base === undefined ? {} : { base }
-                : { parent: below.key, parentId: below.id }),
-              id: crypto.randomUUID(),
-              text: layer.text,
-              createdMs: Date.now(),
-            }
+            const record = newRecord(layer, below, base, Date.now())
             yield* Effect.gen(function* () {
               yield* fs.chmod(layer.path, 0o444)
               // The record goes first, so a record of another write never names this file.

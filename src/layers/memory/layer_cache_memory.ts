@@ -11,19 +11,14 @@ import {
   LayerCache,
   type LayerCacheShape,
   type LayerEntry,
+  type LayerRecord,
+  newRecord,
   pruneOrder,
 } from "../../services/layer_cache.ts"
 import { usedBytes } from "./disk_images_memory.ts"
 import type { MemoryWorld } from "./world.ts"
 
-interface MemoryRecord {
-  readonly key: string
-  readonly parent?: string
-  readonly id: string
-  readonly parentId?: string
-  readonly base?: string
-  readonly text: string
-  readonly createdMs: number
+interface MemoryRecord extends LayerRecord {
   lastUsedMs: number
 }
 
@@ -90,16 +85,7 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
           world.disks.delete(layer.path)
           world.disks.set(fileOf(layer.key), disk)
           const now = tick()
-          const record: MemoryRecord = {
-            key: layer.key,
-            ...(below === undefined
-              ? base === undefined ? {} : { base }
-              : { parent: below.key, parentId: below.id }),
-            id: crypto.randomUUID(),
-            text: layer.text,
-            createdMs: now,
-            lastUsedMs: now,
-          }
+          const record: MemoryRecord = { ...newRecord(layer, below, base, now), lastUsedMs: now }
           records.set(layer.key, record)
           below = cached(record)
           kept.push(below)
