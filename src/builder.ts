@@ -41,6 +41,8 @@ export interface BuildOptions {
   readonly interactive: boolean
   /** Runs as soon as the image is published (not interruptible: the image is there). */
   readonly onPublished?: (image: StoredImage) => Effect.Effect<void>
+  /** `sha256:HEX` of the Imagefile's text, recorded with the image (`image push` shows it). */
+  readonly imagefileDigest?: string
 }
 
 export interface BuildResult {
@@ -305,9 +307,13 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     if (lastLayer !== undefined && kept.length === finished.length) imageLayer = kept.at(-1)
   }
   if (options.target._tag === "Store") {
+    const builtAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     yield* store.remember(
       image,
       imageLayer === undefined ? `build:${crypto.randomUUID()}` : `layer:${imageLayer.id}`,
+      options.imagefileDigest === undefined
+        ? undefined
+        : { imagefileDigest: options.imagefileDigest, builtAt },
     )
   }
   const durationMs = (yield* Clock.currentTimeMillis) - started

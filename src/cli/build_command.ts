@@ -31,7 +31,8 @@ import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
 import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
-import { loadImagefile } from "./load_imagefile.ts"
+import { loadImagefile, readImagefile } from "./load_imagefile.ts"
+import { createHash } from "node:crypto"
 import {
   AtLeastOne,
   backendDirectory,
@@ -150,6 +151,10 @@ const runBuild = handler(
     yield* validateOptions(BuildFlags, args)
     const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
     const imagefile = yield* loadImagefile(imagefilePath)
+    const imagefileDigest = yield* readImagefile(imagefilePath).pipe(
+      Effect.map((text) => `sha256:${createHash("sha256").update(text).digest("hex")}`),
+      Effect.option,
+    )
     const target: PublishTarget = args.local
       ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
       : { _tag: "Store", name: args.name }
@@ -160,6 +165,7 @@ const runBuild = handler(
       force: args.force,
       useCache: !args.noCache,
       interactive: terminal.interactive,
+      ...(Option.isSome(imagefileDigest) ? { imagefileDigest: imagefileDigest.value } : {}),
       ...(args.dryRun ? {} : { onPublished: () => Ref.set(published, true) }),
       vm: {
         context: args.buildDir,

@@ -10,7 +10,15 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
-import { visibleName } from "../domain/image_spec.ts"
+import { parseImageSpec, visibleName } from "../domain/image_spec.ts"
+import { parseOciReference } from "../domain/oci_reference.ts"
+import { InvalidOciReference } from "../domain/registry_errors.ts"
+import { ImageNotInStore, InvalidImageName } from "../domain/store_errors.ts"
+import { pushImage, type PushFormat } from "../layers/registry/push.ts"
+import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
+import { VERSION } from "../version.ts"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Either from "effect/Either"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import {
@@ -130,7 +138,15 @@ const rmCommand = Command.make(
 const spec = Args.text({ name: "SPEC" }).pipe(
   Args.withDescription(
     "NAME (owner/box:version for a Vagrant box), NAME,file=PATH, NAME,http=URL, " +
-      "NAME,https=URL or NAME,vagrant=owner/box:version, optionally followed by ,sha256=HEX",
+      "NAME,https=URL or NAME,vagrant=owner/box:version, optionally followed by ,sha256=HEX; " +
+      "or NAME,oci=REGISTRY/REPOSITORY:TAG (or @sha256:HEX), a containerDisk or disk artifact",
+  ),
+)
+
+export const plainHttpOption = Options.boolean("plain-http").pipe(
+  Options.withDescription(
+    "Speak plain HTTP to the registry, not HTTPS (loopback registries and those listed in " +
+      "TRANSIENT_INSECURE_REGISTRIES, comma-separated host:port, get plain HTTP anyway)",
   ),
 )
 
@@ -153,10 +169,11 @@ const pullCommand = Command.make(
     backend: imageBackendOption,
     progress: progressOption,
     maxSize: maxSizeOption,
+    plainHttp: plainHttpOption,
     spec,
     verbose: verboseOption,
   },
-  handler(({ backend, progress, maxSize, spec }) =>
+  handler(({ backend, progress, maxSize, plainHttp, spec }) =>
     Effect.gen(function* () {
       const store = yield* ImageStore
       const reporter = yield* Reporter
@@ -177,14 +194,102 @@ const pullCommand = Command.make(
       )
     }).pipe(Effect.provide(storeLayer(backend, progress, {
       maxImageBytes: Option.getOrElse(maxSize, () => DEFAULT_MAX_IMAGE_BYTES / GiB) * GiB,
+      registry: registryOptionsFromEnv(plainHttp),
     })))
   ),
 ).pipe(
   Command.withDescription(
     "Fetch an image into the store (unless it is there already): from a file, an HTTP(S) URL " +
-      "or a Vagrant box, decompressed (gzip, bzip2, xz, zstd), converted to qcow2 and, when a " +
-      "checksum is known, verified.\n" +
-      "Example: transient image pull alpine,https=https://example.org/alpine.qcow2.xz",
+      "a Vagrant box or an OCI registry, decompressed (gzip, bzip2, xz, zstd), converted to " +
+      "qcow2 and, when a checksum or digest is known, verified. Registry credentials come from " +
+      "REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json.\n" +
+      "Example: transient image pull alpine,https=https://example.org/alpine.qcow2.xz\n" +
+      "Example: transient image pull fedora,oci=quay.io/containerdisks/fedora:40",
+  ),
+)
+
+const formatOption = Options.choice("format", ["containerdisk", "artifact"] as const).pipe(
+  Options.withDescription(
+    "containerdisk: a container image holding disk/disk.img, as KubeVirt boots it; artifact: " +
+      "an OCI artifact whose one layer is the zstd-compressed qcow2, as ORAS and Podman push disks",
+  ),
+  Options.withDefault<PushFormat>("containerdisk"),
+)
+
+const pushName = Args.text({ name: "NAME" }).pipe(
+  Args.withDescription("The image in the store to push (as `image ls` shows it)"),
+)
+const pushReference = Args.text({ name: "REF" }).pipe(
+  Args.withDescription("Where to push it: REGISTRY/REPOSITORY:TAG"),
+)
+
+const pushCommand = Command.make(
+  "push",
+  {
+    backend: imageBackendOption,
+    progress: progressOption,
+    format: formatOption,
+    plainHttp: plainHttpOption,
+    name: pushName,
+    reference: pushReference,
+    verbose: verboseOption,
+  },
+  handler(({ backend, progress, format, plainHttp, name, reference }) =>
+    Effect.gen(function* () {
+      const store = yield* ImageStore
+      const reporter = yield* Reporter
+      const pushed = Effect.gen(function* () {
+        const target = yield* parseOciReference(reference).pipe(
+          Either.flatMap((parsed) =>
+            parsed.digest !== undefined
+              ? Either.left("push to a tag, not a digest")
+              : Either.right({ ...parsed, tag: parsed.tag ?? "latest" })
+          ),
+          Either.mapLeft((reason) => new InvalidOciReference({ reference, reason })),
+        )
+        const spec = yield* parseImageSpec(name)
+        if (spec.source._tag !== "Named") {
+          return yield* new InvalidImageName({ name, reason: "push takes a stored image's name" })
+        }
+        const { present } = yield* store.lookup(name).pipe(
+          Effect.catchTag("ImageNotFound", () => Effect.succeed({ present: false })),
+        )
+        if (!present) return yield* new ImageNotInStore({ image: name, store: store.root })
+        const image = yield* store.resolve(name)
+        const recorded = yield* store.provenance(image)
+        const fs = yield* FileSystem.FileSystem
+        const modified = yield* fs.stat(image.path).pipe(
+          Effect.map((info) => Option.getOrUndefined(info.mtime)),
+          Effect.orElseSucceed(() => undefined),
+        )
+        const result = yield* pushImage(image, target, format, {
+          name,
+          created: recorded?.builtAt ?? (modified ?? new Date()).toISOString(),
+          version: VERSION,
+          imagefileDigest: recorded?.imagefileDigest,
+        }, registryOptionsFromEnv(plainHttp))
+        yield* progress === "json"
+          ? Console.log(JSON.stringify({ event: "pushed", reference: result.pinned, digest: result.digest }))
+          : Console.log(result.pinned)
+      })
+      if (progress !== "json") return yield* pushed
+      return yield* pushed.pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            reporter.failure(describeError(error), error._tag),
+            new ExitWith({ code: EXIT_FAILURE }),
+          )
+        ),
+      )
+    }).pipe(Effect.provide(storeLayer(backend, progress)))
+  ),
+).pipe(
+  Command.withDescription(
+    "Push an image from the store to an OCI registry, as a KubeVirt containerDisk (default) or " +
+      "an OCI artifact, and print REF@sha256:DIGEST. Blobs the registry has are not sent again. " +
+      "Credentials come from REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or " +
+      "~/.docker/config.json; loopback registries and TRANSIENT_INSECURE_REGISTRIES get plain " +
+      "HTTP.\nExample: transient image push web ghcr.io/example/web-disk:1.0",
   ),
 )
 
@@ -193,5 +298,5 @@ export const imageCommand = Command.make("image").pipe(
     "Manage the image store: the base images builds start FROM and the images they produce.\n" +
       "Example: transient image pull generic/alpine38:v3.0.2",
   ),
-  Command.withSubcommands([lsCommand, rmCommand, pullCommand, imageBuildCommand]),
+  Command.withSubcommands([lsCommand, rmCommand, pullCommand, pushCommand, imageBuildCommand]),
 )

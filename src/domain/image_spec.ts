@@ -1,10 +1,11 @@
 /**
  * Image specs (`NAME`, `NAME,file=PATH`, `NAME,http=URL`, `NAME,vagrant=owner/box:version`, each
- * with an optional `,sha256=HEX`) and the store's file-name encoding, both compatible with the
+ * with an optional `,sha256=HEX`, and `NAME,oci=REGISTRY/REPOSITORY:TAG` or `…@sha256:HEX`) and the store's file-name encoding, both compatible with the
  * original transient so that its specs and stores keep working.
  */
 import * as Either from "effect/Either"
 import { InvalidImageSpec } from "./errors.ts"
+import { type OciReference, parseOciReference } from "./oci_reference.ts"
 
 /** A Vagrant box: `owner/box` at a version (given with or without a leading `v`). */
 export interface VagrantBox {
@@ -19,6 +20,8 @@ export type ImageSource =
   | { readonly _tag: "File"; readonly path: string }
   | { readonly _tag: "Http"; readonly url: string }
   | { readonly _tag: "Vagrant"; readonly box: VagrantBox }
+  /** A containerDisk or disk artifact in an OCI registry. */
+  | { readonly _tag: "Oci"; readonly reference: OciReference }
 
 export interface ImageSpec {
   readonly name: string
@@ -70,6 +73,14 @@ const parseSource = (
         )
         : Either.right({ _tag: "Vagrant", box })
     }
+    case "oci":
+      return Either.match(parseOciReference(location), {
+        onLeft: (reason) =>
+          Either.left(
+            invalid(spec, `Invalid registry reference '${location}' in image spec '${spec}': ${reason}`),
+          ),
+        onRight: (reference) => Either.right({ _tag: "Oci", reference }),
+      })
     default:
       return Either.left(invalid(spec, `Unknown image source protocol '${protocol}'`))
   }
@@ -132,6 +143,11 @@ export const parseImageSpec = (spec: string): Either.Either<ImageSpec, InvalidIm
     sha256 === undefined ? { name, source } : { name, source, sha256 }
   if (protocol === undefined || location === undefined) {
     return Either.right(withChecksum({ _tag: "Named" }))
+  }
+  if (sha256 !== undefined && protocol.toLowerCase() === "oci") {
+    return Either.left(
+      invalid(spec, `Image spec '${spec}': pin a registry image with REF@sha256:HEX, not ,sha256=`),
+    )
   }
   return Either.map(parseSource(spec, protocol, location), withChecksum)
 }

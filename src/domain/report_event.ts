@@ -57,7 +57,14 @@ export const Warning = Schema.Struct({ event: Schema.tag("warning"), message: Sc
 
 export const Info = Schema.Struct({ event: Schema.tag("info"), message: Schema.String })
 
-export const ProgressPhase = Schema.Literal("download", "decompress", "convert", "verify")
+export const ProgressPhase = Schema.Literal(
+  "download",
+  "decompress",
+  "convert",
+  "verify",
+  "compress",
+  "upload",
+)
 export type ProgressPhase = typeof ProgressPhase.Type
 
 /** A long transfer: a first event at 0 bytes, paced updates, and a last one with `done`. */

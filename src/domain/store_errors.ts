@@ -6,6 +6,13 @@
 import * as Schema from "effect/Schema"
 import { formatBytes } from "./byte_size.ts"
 import { visibleName } from "./image_spec.ts"
+import {
+  NotADiskImage,
+  RegistryNotFound,
+  RegistryRefused,
+  RegistryUnauthorized,
+  RegistryUnreachable,
+} from "./registry_errors.ts"
 
 /** The OS's own words, for @effect/platform's errors (whose message repeats the call). */
 const systemDescription = (cause: Error): string | undefined =>
@@ -321,6 +328,11 @@ export const StoreError = Schema.Union(
   ImageTooLarge,
   NotEnoughSpace,
   StoreIoError,
+  RegistryUnreachable,
+  RegistryUnauthorized,
+  RegistryNotFound,
+  RegistryRefused,
+  NotADiskImage,
 )
 export type StoreError = typeof StoreError.Type
 

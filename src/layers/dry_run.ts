@@ -92,6 +92,7 @@ export const ImageStoreDryRun = Layer.effect(
       ...store,
       identity: () => Effect.succeed("dry-run"),
       remember: () => Effect.void,
+      provenance: () => Effect.succeed(undefined),
       resolve: (spec) =>
         store.lookup(spec).pipe(
           Effect.tap(({ name, present }) =>

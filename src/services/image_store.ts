@@ -74,12 +74,29 @@ export interface ImageStoreShape {
    * its file, recorded then. A record whose file was replaced since is not trusted.
    */
   readonly identity: (image: StoredImage) => Effect.Effect<string, StoreIoError>
-  /** Record `identity` for an image just published (best effort: `identity` can recompute). */
-  readonly remember: (image: StoredImage, identity: string) => Effect.Effect<void>
+  /**
+   * Record `identity` (and, for a build, where it came from) for an image just published; best
+   * effort: `identity` can recompute.
+   */
+  readonly remember: (
+    image: StoredImage,
+    identity: string,
+    provenance?: BuildProvenance,
+  ) => Effect.Effect<void>
+  /** Where the image came from, when it was built here and has not been replaced since. */
+  readonly provenance: (image: StoredImage) => Effect.Effect<BuildProvenance | undefined>
   /** Remove one image by name; fails with ImageNotInStore when it is not there. */
   readonly remove: (
     name: string,
   ) => Effect.Effect<void, InvalidImageName | ImageNotInStore | StoreIoError>
+}
+
+/** What a build records about the image it published (registry annotations show it). */
+export interface BuildProvenance {
+  /** `sha256:HEX` of the Imagefile's text. */
+  readonly imagefileDigest: string
+  /** When it was published, ISO 8601. */
+  readonly builtAt: string
 }
 
 export class ImageStore extends Context.Tag("transient/ImageStore")<

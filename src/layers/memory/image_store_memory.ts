@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import { ImageExists } from "../../domain/errors.ts"
 import { ImageNotInStore, StoreIoError } from "../../domain/store_errors.ts"
 import { encodeImageName } from "../../domain/image_spec.ts"
-import { ImageStore, type StoredImage } from "../../services/image_store.ts"
+import { type BuildProvenance, ImageStore, type StoredImage } from "../../services/image_store.ts"
 import { usedBytes } from "./disk_images_memory.ts"
 import type { MemoryWorld } from "./world.ts"
 
@@ -15,6 +15,7 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
   let counter = 0
   /** Disk path -> recorded identity; a disk without one gets one from its object. */
   const identities = new Map<string, string>()
+  const provenances = new Map<string, BuildProvenance>()
   const contents = new WeakMap<object, string>()
   const stored = (name: string, path: string): StoredImage => {
     const disk = world.disks.get(path)
@@ -101,7 +102,12 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
         contents.set(disk, known)
         return known
       }),
-    remember: (image, identity) => Effect.sync(() => void identities.set(image.path, identity)),
+    remember: (image, identity, provenance) =>
+      Effect.sync(() => {
+        identities.set(image.path, identity)
+        if (provenance !== undefined) provenances.set(image.path, provenance)
+      }),
+    provenance: (image) => Effect.sync(() => provenances.get(image.path)),
     remove: (name) => {
       const path = world.images.get(name)
       if (!path) {

@@ -25,16 +25,24 @@ import {
   TransferIncomplete,
 } from "../../domain/store_errors.ts"
 import { qcow2FileLimit } from "../../domain/image_format.ts"
+import { isContainerDiskEntry } from "../../domain/oci_manifest.ts"
+import { NotADiskImage, type RegistryError } from "../../domain/registry_errors.ts"
 import type { Progress } from "../../services/reporter.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { decompressed } from "./decompress.ts"
 import type { FetchSource } from "./fetch_source.ts"
 import { type OpenedSource, openFile, openUrl } from "./sources.ts"
 import { sparseFile } from "./sparse_file.ts"
-import { tarEntry } from "./tar_entry.ts"
+import { type TarProblem, tarEntry } from "./tar_entry.ts"
+import type { RegistryOptions } from "../registry/registry_client.ts"
 import { openVagrantBox } from "./vagrant_source.ts"
 
-const open = (image: string, source: FetchSource, vagrantUrl: string) => {
+/** The bytes of a file, URL or Vagrant box (registries have their own: oci_source.ts). */
+export const openSource = (
+  image: string,
+  source: Exclude<FetchSource, { readonly _tag: "Oci" }>,
+  vagrantUrl: string,
+) => {
   switch (source._tag) {
     case "File":
       return openFile(image, source.path)
@@ -84,18 +92,36 @@ const hashFor = (type: string, describe: string) =>
     undefined,
   )
 
+const boxProblem = (problem: TarProblem) => problem === "Several" ? "Missing" : problem
+
+export const NO_DISK_IN_LAYER = "its layer holds no file under disk/"
+
+/** Why a containerDisk's layer yields no disk, as NotADiskImage says it. */
+const DISK_PROBLEM: Record<TarProblem, string> = {
+  Missing: NO_DISK_IN_LAYER,
+  Several: "its layer holds several files under disk/ (a containerDisk has one)",
+  Truncated: "its layer is a truncated tar archive",
+  Oversized: "its layer has a tar record over 1 MiB",
+}
+
 /** Where Vagrant boxes are looked up, and the most bytes an image may have once decompressed. */
 export interface FetchLimits {
   readonly vagrantUrl: string
   readonly maxImageBytes: number
+  /** How registries are spoken to (plain HTTP for which). */
+  readonly registry: RegistryOptions
 }
 
-/** Stream `source` into the new file `destination`: decompressed, box.img extracted, verified. */
+/**
+ * Stream `opened` (the bytes of `source`) into the new file `destination`: decompressed, the
+ * image taken out of its archive, verified.
+ */
 export const download = (
   spec: ImageSpec,
-  source: FetchSource,
+  source: Pick<FetchSource, "describe" | "label">,
+  opened: OpenedSource,
   destination: string,
-  limits: FetchLimits,
+  limits: Pick<FetchLimits, "maxImageBytes">,
 ): Effect.Effect<
   void,
   StoreError,
@@ -109,7 +135,6 @@ export const download = (
     const reporter = yield* Reporter
     const image = spec.name
     const about = { image, source: source.describe }
-    const opened: OpenedSource = yield* open(image, source, limits.vagrantUrl)
     const expected = spec.sha256 !== undefined
       ? { type: "sha256", value: spec.sha256 }
       : opened.checksum
@@ -118,9 +143,11 @@ export const download = (
     const progress = yield* reporter.progress(source.label, opened.size)
 
     const readFailed = (
-      error: PlatformError | ResponseError | SourceUnavailable,
-    ): Stream.Stream<never, SourceUnavailable | TransferIncomplete> =>
-      error._tag === "SourceUnavailable" ? Stream.fail(error) : Stream.fromEffect(
+      error: PlatformError | ResponseError | SourceUnavailable | RegistryError,
+    ): Stream.Stream<never, SourceUnavailable | RegistryError | TransferIncomplete> =>
+      error._tag !== "BadArgument" && error._tag !== "SystemError" && error._tag !== "ResponseError"
+        ? Stream.fail(error)
+        : Stream.fromEffect(
         Effect.flatMap(Ref.get(received), (count) =>
           new TransferIncomplete({
             ...about,
@@ -138,10 +165,20 @@ export const download = (
     )
     const digested = hash === undefined ? counted : hashed(hash)(counted)
     const contents = decompressed(about)(digested)
-    const unpacked = opened.boxArchive
+    const unpacked: typeof contents | Stream.Stream<
+      Uint8Array,
+      Stream.Stream.Error<typeof contents> | BoxArchiveInvalid | NotADiskImage,
+      Stream.Stream.Context<typeof contents>
+    > = opened.archive === "VagrantBox"
       ? tarEntry(
         (entry) => entry === "box.img" || entry.endsWith("/box.img"),
-        (problem) => new BoxArchiveInvalid({ ...about, problem }),
+        (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
+      )(contents)
+      : opened.archive === "ContainerDisk"
+      ? tarEntry(
+        isContainerDiskEntry,
+        (problem) => new NotADiskImage({ reference: source.describe, reason: DISK_PROBLEM[problem] }),
+        true,
       )(contents)
       : contents
     const bytes = capped(

@@ -8,6 +8,7 @@ import {
   parseVagrantBox,
   type VagrantBox,
 } from "../../domain/image_spec.ts"
+import { formatOciReference } from "../../domain/oci_reference.ts"
 import { ImageNotFound } from "../../domain/store_errors.ts"
 
 export type FetchSource =
@@ -36,6 +37,10 @@ export const fetchSourceOf = (spec: ImageSpec): Either.Either<FetchSource, Image
       return Either.right({ ...source, describe: source.url, label: `Downloading ${spec.name}` })
     case "Vagrant":
       return Either.right(vagrantSource(source.box))
+    case "Oci": {
+      const reference = formatOciReference(source.reference)
+      return Either.right({ ...source, describe: reference, label: `Downloading ${reference}` })
+    }
     case "Named": {
       const box = parseVagrantBox(spec.name)
       return box === undefined

@@ -30,6 +30,7 @@ import {
 } from "../../domain/store_errors.ts"
 import type { DiskImages } from "../../services/disk_images.ts"
 import {
+  type BuildProvenance,
   ImageStore,
   type ImageStoreShape,
   type PublishTarget,
@@ -38,6 +39,7 @@ import {
 } from "../../services/image_store.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
+import { type RegistryOptions, registryOptionsFromEnv } from "../registry/registry_client.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
@@ -76,6 +78,8 @@ export interface ImageStoreDirectoryOptions {
   readonly vagrantUrl?: string
   /** The most bytes a pulled image may have once decompressed; DEFAULT_MAX_IMAGE_BYTES if unset. */
   readonly maxImageBytes?: number
+  /** How registries are reached; from `TRANSIENT_INSECURE_REGISTRIES` if unset. */
+  readonly registry?: RegistryOptions
 }
 
 /** 256 GiB: more than any base image, less than a decompression bomb would write. */
@@ -123,6 +127,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     return yield* pullImage(layout, spec, file, {
       vagrantUrl,
       maxImageBytes: options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+      registry: options.registry ?? registryOptionsFromEnv(),
     })
   }, Effect.provide(context))
 
@@ -233,9 +238,9 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
       mtimeMs: Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0),
     }))
 
-  const remember = (image: StoredImage, identity: string) =>
+  const remember = (image: StoredImage, identity: string, provenance?: BuildProvenance) =>
     Effect.gen(function* () {
-      const record = { identity, ...(yield* fileStamp(image.path)) }
+      const record = { identity, ...(yield* fileStamp(image.path)), ...(provenance ?? {}) }
       const file = identityFile(image.name)
       const temporary = `${file}.${OWN_PID}.tmp`
       yield* fs.makeDirectory(identities, { recursive: true })
@@ -243,20 +248,36 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
       yield* fs.rename(temporary, file)
     }).pipe(Effect.ignore)
 
-  const identity = Effect.fn("ImageStore.identity")(function* (image: StoredImage) {
-    const stamp = yield* fileStamp(image.path).pipe(
-      Effect.mapError((cause) =>
-        new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
+  /** The image's record, when it was made for the file the image is now. */
+  const record = (image: StoredImage) =>
+    Effect.gen(function* () {
+      const stamp = yield* fileStamp(image.path).pipe(
+        Effect.mapError((cause) =>
+          new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
+        ),
+      )
+      const recorded = yield* fs.readFileString(identityFile(image.name)).pipe(
+        Effect.map((text) => JSON.parse(text) as Record<string, unknown>),
+        Effect.orElseSucceed((): Record<string, unknown> => ({})),
+      )
+      const current = recorded.size === stamp.size && recorded.ino === stamp.ino &&
+        recorded.mtimeMs === stamp.mtimeMs
+      return { stamp, recorded: current ? recorded : {} }
+    })
+
+  const provenance = (image: StoredImage) =>
+    record(image).pipe(
+      Effect.map(({ recorded }): BuildProvenance | undefined =>
+        typeof recorded.imagefileDigest === "string" && typeof recorded.builtAt === "string"
+          ? { imagefileDigest: recorded.imagefileDigest, builtAt: recorded.builtAt }
+          : undefined
       ),
+      Effect.orElseSucceed(() => undefined),
     )
-    const recorded = yield* fs.readFileString(identityFile(image.name)).pipe(
-      Effect.map((text) => JSON.parse(text) as Record<string, unknown>),
-      Effect.orElseSucceed((): Record<string, unknown> => ({})),
-    )
-    if (
-      typeof recorded.identity === "string" && recorded.size === stamp.size &&
-      recorded.ino === stamp.ino && recorded.mtimeMs === stamp.mtimeMs
-    ) return recorded.identity
+
+  const identity = Effect.fn("ImageStore.identity")(function* (image: StoredImage) {
+    const { stamp, recorded } = yield* record(image)
+    if (typeof recorded.identity === "string") return recorded.identity
     const digest = yield* fileSha256(
       image.path,
       stamp.size,
@@ -284,6 +305,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
       ),
     identity,
     remember,
+    provenance,
   } satisfies ImageStoreShape
 })
 

@@ -16,12 +16,14 @@ import {
 import { DiskImages } from "../../services/disk_images.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { freeBytes } from "../host_process.ts"
-import { download, type FetchLimits } from "./download.ts"
-import { fetchSourceOf } from "./fetch_source.ts"
+import { download, type FetchLimits, NO_DISK_IN_LAYER, openSource } from "./download.ts"
+import { type FetchSource, fetchSourceOf } from "./fetch_source.ts"
+import { diskCandidates, openOciLayer, resolveOciDisk } from "./oci_source.ts"
+import type { Descriptor } from "../../domain/oci_manifest.ts"
 import { lockImageName } from "./locks.ts"
 import { publishFile } from "./publish.ts"
 import { isStored, storedImage, type StoreLayout } from "./store_layout.ts"
-import { sweepStaleWork, workingFile } from "./working_dir.ts"
+import { removeIfPresent, sweepStaleWork, workingFile } from "./working_dir.ts"
 
 /** The strict probe of the file at `path`: its first bytes and its size. */
 const probeFile = (path: string) =>
@@ -38,6 +40,33 @@ const probeFile = (path: string) =>
     }
     return probeImageFormat(head.subarray(0, filled), size)
   }))
+
+/**
+ * The disk of a registry image into `destination`: from its one artifact layer, or from the
+ * last of a containerDisk's layers that has a file under `disk/`.
+ */
+const downloadOciDisk = (
+  spec: ImageSpec,
+  source: Extract<FetchSource, { readonly _tag: "Oci" }>,
+  destination: string,
+  limits: FetchLimits,
+) =>
+  Effect.gen(function* () {
+    const disk = yield* resolveOciDisk(spec.name, source.reference, limits.registry)
+    const [last, ...earlier] = diskCandidates(disk)
+    if (last === undefined) return
+    const from = (layer: Descriptor) => download(spec, source, openOciLayer(disk, layer), destination, limits)
+    yield* earlier.reduce(
+      (tried, layer) =>
+        // A layer without a disk wrote nothing: try the one before it.
+        Effect.catchIf(
+          tried,
+          (error) => error._tag === "NotADiskImage" && error.reason === NO_DISK_IN_LAYER,
+          () => Effect.zipRight(Effect.ignore(removeIfPresent(destination)), from(layer)),
+        ),
+      from(last),
+    )
+  })
 
 /** Fetch `spec` and publish it at `file`, unless another process did so first. */
 export const pullImage = (
@@ -62,7 +91,12 @@ export const pullImage = (
     const downloaded = yield* workingFile(layout.working, encodeImageName(name), "part")
     const converted = yield* workingFile(layout.working, encodeImageName(name), "qcow2")
     yield* reporter.info(`Pulling '${name}' from ${source.describe}`)
-    yield* download(spec, source, downloaded, limits)
+    if (source._tag === "Oci") {
+      yield* downloadOciDisk(spec, source, downloaded, limits)
+    } else {
+      const opened = yield* openSource(name, source, limits.vagrantUrl)
+      yield* download(spec, source, opened, downloaded, limits)
+    }
     const probe = yield* probeFile(downloaded).pipe(
       Effect.mapError((cause) =>
         new StoreIoError({ operation: "read", image: name, path: downloaded, cause })

@@ -12,17 +12,24 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { STATUS_CODES } from "node:http"
+import type { RegistryError } from "../../domain/registry_errors.ts"
 import { SourceUnavailable } from "../../domain/store_errors.ts"
 
 export interface OpenedSource {
   /** The bytes; a failure to read them midway is the platform's error, for the caller to map. */
-  readonly bytes: Stream.Stream<Uint8Array, PlatformError | ResponseError | SourceUnavailable>
+  readonly bytes: Stream.Stream<
+    Uint8Array,
+    PlatformError | ResponseError | SourceUnavailable | RegistryError
+  >
   /** The byte count announced by the server or the file system, when known. */
   readonly size: number | undefined
   /** A checksum the source itself publishes (Vagrant metadata), to verify the bytes against. */
   readonly checksum?: { readonly type: string; readonly value: string }
-  /** A Vagrant box archive, whose `box.img` is the image. */
-  readonly boxArchive: boolean
+  /**
+   * An archive the image is one file of: a Vagrant box (its `box.img`), a containerDisk's layer
+   * (the one file under `disk/`).
+   */
+  readonly archive?: "VagrantBox" | "ContainerDisk"
 }
 
 /** Large reads: each chunk costs a trip through the Stream and the file system. */
@@ -54,7 +61,7 @@ export const openFile = (
     )
     const info = yield* file.stat.pipe(Effect.mapError((cause) => unreadable({ cause })))
     if (info.type !== "File") return yield* unreadable({ detail: "not a regular file" })
-    return { bytes: fileBytes(file), size: Number(info.size), boxArchive: false }
+    return { bytes: fileBytes(file), size: Number(info.size) }
   })
 
 /**
@@ -123,5 +130,4 @@ export const openUrl = (
       ),
     ),
     size: announcedSize(response.headers),
-    boxArchive: false,
   }))

@@ -1,6 +1,7 @@
 /**
- * One file out of a tar archive (a Vagrant box's `box.img`), as a Stream transform that never
- * holds the archive. Reads ustar, GNU (long names, base-256 sizes) and pax (path, size) headers.
+ * One file out of a tar archive (a Vagrant box's `box.img`, a containerDisk's `disk/*`), as a
+ * Stream transform that never holds the archive. Reads ustar, GNU (long names, base-256 sizes)
+ * and pax (path, size) headers.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -8,8 +9,11 @@ import * as Stream from "effect/Stream"
 
 const BLOCK = 512
 
-/** Why the archive does not yield the entry: it has none that fits, or it ends too soon. */
-export type TarProblem = "Missing" | "Truncated" | "Oversized"
+/**
+ * Why the archive does not yield the entry: it has none that fits, it ends too soon, it has a
+ * record too large to read, or (when the entry must be unique) it has two that fit.
+ */
+export type TarProblem = "Missing" | "Truncated" | "Oversized" | "Several"
 
 /** The longest long-name or pax record read: real ones are a few hundred bytes. */
 const MAX_RECORD_BYTES = 1024 * 1024
@@ -67,8 +71,14 @@ class TarEntryReader {
   #state: State = TarEntryReader.header()
   #longName: string | undefined
   #pax = new Map<string, string>()
+  /** Whether the wanted entry was read already. */
+  #found = false
 
-  constructor(private readonly wanted: (path: string) => boolean) {}
+  constructor(
+    private readonly wanted: (path: string) => boolean,
+    /** Read the headers after the entry too, and fail with "Several" on a second one. */
+    private readonly unique: boolean,
+  ) {}
 
   static header(): State {
     return { _tag: "Collect", into: new Uint8Array(BLOCK), filled: 0 }
@@ -88,7 +98,7 @@ class TarEntryReader {
           out.push(chunk.subarray(offset, offset + take))
           offset += take
           state.left -= take
-          if (state.left === 0) this.#state = { _tag: "Drain" }
+          if (state.left === 0) this.#state = this.#afterEntry()
           break
         }
         case "Skip": {
@@ -119,7 +129,15 @@ class TarEntryReader {
   end(): Either.Either<void, TarProblem> {
     const state = this.#state
     if (state._tag === "Drain") return Either.void
-    return Either.left(state._tag === "Collect" && !state.meta ? "Missing" : "Truncated")
+    const atHeader = state._tag === "Collect" && !state.meta
+    // An archive may end without its zero blocks once the entry is whole.
+    if (this.#found && atHeader && state.filled === 0) return Either.void
+    return Either.left(atHeader && !this.#found ? "Missing" : "Truncated")
+  }
+
+  #afterEntry(): State {
+    this.#found = true
+    return this.unique ? TarEntryReader.header() : { _tag: "Drain" }
   }
 
   #record(meta: Meta, data: Uint8Array): undefined {
@@ -129,7 +147,12 @@ class TarEntryReader {
   }
 
   #header(header: Uint8Array): TarProblem | undefined {
-    if (header.every((byte) => byte === 0)) return "Missing"
+    if (header.every((byte) => byte === 0)) {
+      // The end of the archive.
+      if (!this.#found) return "Missing"
+      this.#state = { _tag: "Drain" }
+      return undefined
+    }
     const type = String.fromCharCode(header[156] ?? 0)
     const size = this.#pax.has("size") ? Number(this.#pax.get("size")) : number(header, 124, 12)
     const prefix = text(header, 345, 155)
@@ -151,7 +174,8 @@ class TarEntryReader {
     this.#pax = new Map()
     const regular = type === "0" || type === "\0" || type === "7"
     if (regular && this.wanted(name)) {
-      this.#state = size === 0 ? { _tag: "Drain" } : { _tag: "Entry", left: size }
+      if (this.#found) return "Several"
+      this.#state = size === 0 ? this.#afterEntry() : { _tag: "Entry", left: size }
     } else {
       this.#state = padded(size) === 0
         ? TarEntryReader.header()
@@ -163,15 +187,17 @@ class TarEntryReader {
 
 /**
  * The contents of the first regular file in the archive whose path `wanted` accepts. After that
- * file, the rest of the archive is read and discarded.
+ * file, the rest of the archive is read and discarded; with `unique`, its headers are read, and
+ * a second file that `wanted` accepts is the problem "Several".
  */
 export const tarEntry = <E2>(
   wanted: (path: string) => boolean,
   onProblem: (problem: TarProblem) => E2,
+  unique = false,
 ) =>
 <E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | E2, R> =>
   Stream.suspend(() => {
-    const reader = new TarEntryReader(wanted)
+    const reader = new TarEntryReader(wanted, unique)
     return self.pipe(
       Stream.mapEffect((chunk) => Either.mapLeft(reader.push(chunk), onProblem)),
       Stream.flattenIterables,

@@ -97,5 +97,5 @@ export const openVagrantBox = (
     const checksum = provider.checksum && provider.checksum_type
       ? { type: provider.checksum_type.toLowerCase(), value: provider.checksum.toLowerCase() }
       : undefined
-    return { ...opened, boxArchive: true, ...(checksum ? { checksum } : {}) }
+    return { ...opened, archive: "VagrantBox", ...(checksum ? { checksum } : {}) }
   })

@@ -1,0 +1,209 @@
+/**
+ * The OCI (and Docker v2) manifests a disk image travels in: a KubeVirt containerDisk (a container
+ * image whose layer holds `disk/disk.img`) or an OCI artifact (the disk as the single layer), and
+ * how a pulled manifest is read back into the one disk it carries.
+ */
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+
+export const MediaType = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  ociEmpty: "application/vnd.oci.empty.v1+json",
+  ociLayerTar: "application/vnd.oci.image.layer.v1.tar",
+  /** transient's artifacts: the artifact type, and its layer (the qcow2, zstd-compressed). */
+  diskArtifact: "application/vnd.transient.disk.v1",
+  diskLayer: "application/vnd.transient.disk.layer.v1.qcow2+zstd",
+} as const
+
+/** Everything a manifest request accepts, best first. */
+export const MANIFEST_ACCEPT = [
+  MediaType.ociManifest,
+  MediaType.ociIndex,
+  MediaType.dockerManifest,
+  MediaType.dockerList,
+].join(", ")
+
+/** The annotation naming a layer's file, as ORAS and Podman write it. */
+export const TITLE = "org.opencontainers.image.title"
+
+const Annotations = Schema.Record({ key: Schema.String, value: Schema.String })
+
+export const Descriptor = Schema.Struct({
+  mediaType: Schema.String,
+  digest: Schema.String,
+  size: Schema.Number,
+  annotations: Schema.optional(Annotations),
+  platform: Schema.optional(Schema.Struct({
+    architecture: Schema.String,
+    os: Schema.String,
+  })),
+  artifactType: Schema.optional(Schema.String),
+})
+export type Descriptor = typeof Descriptor.Type
+
+export const Manifest = Schema.Struct({
+  schemaVersion: Schema.Literal(2),
+  mediaType: Schema.optional(Schema.String),
+  artifactType: Schema.optional(Schema.String),
+  config: Descriptor,
+  layers: Schema.Array(Descriptor),
+  annotations: Schema.optional(Annotations),
+})
+export type Manifest = typeof Manifest.Type
+
+export const Index = Schema.Struct({
+  schemaVersion: Schema.Literal(2),
+  mediaType: Schema.optional(Schema.String),
+  manifests: Schema.Array(Descriptor),
+})
+export type Index = typeof Index.Type
+
+/** A manifest or an index, told apart by their fields as the registry may not say. */
+export const ManifestOrIndex = Schema.Union(Manifest, Index)
+
+export const isIndex = (value: Manifest | Index): value is Index => "manifests" in value
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/
+
+/** The entry of an index to pull: this host's platform, else the only entry. */
+export const chooseFromIndex = (index: Index): Either.Either<Descriptor, string> => {
+  const valid = index.manifests.filter((entry) => DIGEST.test(entry.digest))
+  const native = valid.find((entry) =>
+    entry.platform?.os === "linux" && entry.platform.architecture === "amd64"
+  )
+  if (native) return Either.right(native)
+  const [only, ...others] = valid
+  if (only !== undefined && others.length === 0) return Either.right(only)
+  return Either.left(
+    valid.length === 0
+      ? "its index lists no manifest"
+      : "its index lists no linux/amd64 manifest among several",
+  )
+}
+
+const TAR_LAYER = /^application\/vnd\.(?:oci\.image\.layer\.v1\.tar(?:\+(?:gzip|zstd))?|docker\.image\.rootfs\.diff\.tar(?:\.gzip)?)$/
+const DISK_FILE = /\.(?:qcow2|img|raw)(?:\.(?:gz|xz|zst|bz2))?$/i
+
+/** Where the disk is in a pulled manifest. */
+export type DiskLayout =
+  /** A container image: the disk is the one file under `disk/` in one of `layers` (last first). */
+  | { readonly _tag: "ContainerDisk"; readonly layers: ReadonlyArray<Descriptor> }
+  /** An artifact: `layer` is the disk itself (perhaps compressed). */
+  | { readonly _tag: "Artifact"; readonly layer: Descriptor }
+
+/** The layout of `manifest`, or why it carries no disk image. */
+export const diskLayout = (manifest: Manifest): Either.Either<DiskLayout, string> => {
+  const bad = [manifest.config, ...manifest.layers].find((entry) => !DIGEST.test(entry.digest))
+  if (bad !== undefined) return Either.left(`it has a blob with digest '${bad.digest}'`)
+  const configType = manifest.config.mediaType
+  const image = manifest.artifactType === undefined &&
+    (configType === MediaType.ociConfig || configType === MediaType.dockerConfig)
+  if (image) {
+    const layers = manifest.layers.filter((layer) => TAR_LAYER.test(layer.mediaType))
+    if (layers.length === 0) return Either.left("it is a container image with no layers")
+    return Either.right({ _tag: "ContainerDisk", layers: [...layers].reverse() })
+  }
+  const artifactType = manifest.artifactType ?? configType
+  const [layer, ...others] = manifest.layers
+  if (layer === undefined) return Either.left(`it is an artifact (${artifactType}) with no layers`)
+  const title = layer.annotations?.[TITLE] ?? ""
+  const known = artifactType === MediaType.diskArtifact || layer.mediaType === MediaType.diskLayer ||
+    DISK_FILE.test(title)
+  if (!known) {
+    return Either.left(
+      `it is an artifact of unknown type '${artifactType}' (expected ${MediaType.diskArtifact}, ` +
+        "or a layer titled *.qcow2, *.img or *.raw)",
+    )
+  }
+  if (others.length > 0) {
+    return Either.left(`it is a disk artifact with ${manifest.layers.length} layers (expected one)`)
+  }
+  return Either.right({ _tag: "Artifact", layer })
+}
+
+/** Whether `path` (a tar entry) is a file under a containerDisk's `disk/` directory. */
+export const isContainerDiskEntry = (path: string): boolean => {
+  const normal = path.replace(/^(?:\.\/|\/)+/, "")
+  return normal.startsWith("disk/") && normal.length > "disk/".length &&
+    !normal.slice("disk/".length).includes("/")
+}
+
+/** The owner KubeVirt's containerDisk reader runs as (the `qemu` user). */
+export const CONTAINER_DISK_OWNER = 107
+
+/** What an image's manifest says about where it came from. */
+export interface Provenance {
+  readonly name: string
+  readonly created: string
+  readonly version: string
+  readonly imagefileDigest: string | undefined
+}
+
+const annotationsOf = (provenance: Provenance): Record<string, string> => ({
+  "org.opencontainers.image.created": provenance.created,
+  "io.transient.image.name": provenance.name,
+  "io.transient.version": provenance.version,
+  ...(provenance.imagefileDigest === undefined
+    ? {}
+    : { "io.transient.imagefile.digest": provenance.imagefileDigest }),
+})
+
+const descriptor = (mediaType: string, digest: string, size: number) => ({
+  mediaType,
+  digest,
+  size,
+})
+
+/** The bytes of a JSON document as a registry stores them. */
+export const jsonBytes = (value: unknown): Uint8Array =>
+  new TextEncoder().encode(JSON.stringify(value))
+
+/** A containerDisk's image config: one uncompressed layer, whose digest is its diff id. */
+export const containerDiskConfig = (layerDigest: string, provenance: Provenance) => ({
+  architecture: "amd64",
+  os: "linux",
+  created: provenance.created,
+  config: { Labels: annotationsOf(provenance) },
+  rootfs: { type: "layers", diff_ids: [layerDigest] },
+  history: [{ created: provenance.created, created_by: `transient ${provenance.version}` }],
+})
+
+export interface Blob {
+  readonly digest: string
+  readonly size: number
+}
+
+/** The manifest of a containerDisk: the config blob and the tar layer holding `disk/disk.img`. */
+export const containerDiskManifest = (config: Blob, layer: Blob, provenance: Provenance) => ({
+  schemaVersion: 2,
+  mediaType: MediaType.ociManifest,
+  config: descriptor(MediaType.ociConfig, config.digest, config.size),
+  layers: [descriptor(MediaType.ociLayerTar, layer.digest, layer.size)],
+  annotations: annotationsOf(provenance),
+})
+
+/** The empty config of an artifact (OCI image spec 1.1): the two bytes `{}`. */
+export const EMPTY_CONFIG = new TextEncoder().encode("{}")
+
+/** The manifest of a disk artifact: the compressed qcow2 as its one layer, titled `fileName`. */
+export const diskArtifactManifest = (
+  empty: Blob,
+  layer: Blob,
+  fileName: string,
+  provenance: Provenance,
+) => ({
+  schemaVersion: 2,
+  mediaType: MediaType.ociManifest,
+  artifactType: MediaType.diskArtifact,
+  config: descriptor(MediaType.ociEmpty, empty.digest, empty.size),
+  layers: [{
+    ...descriptor(MediaType.diskLayer, layer.digest, layer.size),
+    annotations: { [TITLE]: fileName },
+  }],
+  annotations: annotationsOf(provenance),
+})

@@ -1,0 +1,290 @@
+/**
+ * `image push`: a stored image to a registry, as a KubeVirt containerDisk (the default) or as an
+ * OCI artifact. Blobs the registry has are skipped (HEAD); the others are uploaded in chunks, each
+ * read from the file as it is sent and sent again (from where the registry says it got to) when
+ * the connection drops; the manifest goes last, so a failed push leaves no tag behind.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpBody from "@effect/platform/HttpBody"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import * as Duration from "effect/Duration"
+import {
+  type Blob,
+  containerDiskConfig,
+  containerDiskManifest,
+  diskArtifactManifest,
+  EMPTY_CONFIG,
+  jsonBytes,
+  MediaType,
+  type Provenance,
+} from "../../domain/oci_manifest.ts"
+import { type OciReference, pinned } from "../../domain/oci_reference.ts"
+import {
+  CompressionFailed,
+  RegistryRefused,
+  type RegistryUnreachable,
+} from "../../domain/registry_errors.ts"
+import { StoreIoError } from "../../domain/store_errors.ts"
+import type { StoredImage } from "../../services/image_store.ts"
+import { Reporter } from "../../services/reporter.ts"
+import { runTool } from "../host_process.ts"
+import {
+  blobDigest,
+  type BlobSource,
+  bytesBlob,
+  bytesDigest,
+  containerDiskLayer,
+  fileBlob,
+} from "./blob_source.ts"
+import {
+  openRegistry,
+  type RegistryOptions,
+  type RegistryRequirements,
+  type RegistrySession,
+} from "./registry_client.ts"
+
+export type PushFormat = "containerdisk" | "artifact"
+
+/** The bytes of one PATCH: one buffer in memory at a time, whatever the image's size. */
+const CHUNK = 32 * 1024 * 1024
+/** The most a registry's minimum chunk length may make a chunk. */
+const MAX_CHUNK = 256 * 1024 * 1024
+/** Attempts of one chunk whose connection drops. */
+const CHUNK_ATTEMPTS = 4
+
+const collect = (stream: Stream.Stream<Uint8Array, unknown>, size: number) =>
+  Effect.map(
+    Stream.runFold(stream, { bytes: new Uint8Array(size), filled: 0 }, (state, chunk) => {
+      state.bytes.set(chunk, state.filled)
+      state.filled += chunk.length
+      return state
+    }),
+    (state) => state.bytes.subarray(0, state.filled),
+  )
+
+/** Where the registry says an upload has got to: the first byte it lacks. */
+const uploadedUpTo = (range: string | undefined): number | undefined => {
+  const match = /^(?:bytes=)?0-(\d+)$/.exec(range?.trim() ?? "")
+  return match ? Number(match[1]) + 1 : undefined
+}
+
+const readFailed = (image: string, path: string) => (cause: unknown) =>
+  new StoreIoError({ operation: "read", image, path, cause })
+
+/** Upload `blob` as `digest` unless the registry has it; true when it was sent. */
+export const uploadBlob = (
+  session: RegistrySession,
+  blob: BlobSource,
+  digest: string,
+  label: string | undefined,
+  origin: { readonly image: string; readonly path: string },
+) =>
+  Effect.gen(function* () {
+    const reporter = yield* Reporter
+    const registry = session.reference.registry
+    const present = yield* session.send({
+      method: "HEAD",
+      path: `blobs/${digest}`,
+      operation: `check for blob ${digest}`,
+    })
+    if (present.status === 200) return false
+    if (present.status !== 404) return yield* session.failure(present, `check for blob ${digest}`)
+
+    const operation = `upload blob ${digest}`
+    const started = yield* session.send({
+      method: "POST",
+      path: "blobs/uploads/",
+      operation,
+      repeatable: true,
+    })
+    if (started.status !== 202) return yield* session.failure(started, operation)
+    let location = started.headers["location"]
+    if (location === undefined) {
+      return yield* new RegistryRefused({ registry, operation, detail: "no upload location" })
+    }
+    location = new URL(location, session.url("blobs/uploads/")).href
+    const minimum = Number(started.headers["oci-chunk-min-length"] ?? 0)
+    const chunk = Math.min(MAX_CHUNK, Math.max(CHUNK, Number.isFinite(minimum) ? minimum : 0))
+    const progress = label === undefined
+      ? undefined
+      : yield* reporter.progress(label, blob.size, { phase: "upload" })
+
+    let offset = 0
+    while (offset < blob.size) {
+      const end = Math.min(offset + chunk, blob.size)
+      const chunkLocation = location
+      const bytes = yield* collect(blob.read(offset, end), end - offset).pipe(
+        Effect.mapError(readFailed(origin.image, origin.path)),
+      )
+      const sent: HttpClientResponse.HttpClientResponse = yield* session.send({
+        method: "PATCH",
+        path: chunkLocation,
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${offset}-${end - 1}`,
+        },
+        body: () => HttpBody.uint8Array(bytes, "application/octet-stream"),
+        operation,
+        repeatable: false,
+      }).pipe(
+        Effect.flatMap((response) =>
+          response.status === 202 ? Effect.succeed(response) : session.failure(response, operation)
+        ),
+        // A dropped connection: ask how far the registry got, and go on from there.
+        Effect.catchTag("RegistryUnreachable", (error) => resumeAt(session, chunkLocation, error)),
+        Effect.retry({
+          schedule: Schedule.exponential(Duration.millis(250)),
+          times: CHUNK_ATTEMPTS - 1,
+          while: (error) => error._tag === "RegistryUnreachable",
+        }),
+      )
+      const next = sent.headers["location"]
+      if (next !== undefined) location = new URL(next, location).href
+      const reached = uploadedUpTo(sent.headers["range"]) ?? end
+      if (progress !== undefined) yield* progress.advance(reached - offset)
+      offset = reached
+    }
+    const done = new URL(location)
+    done.searchParams.set("digest", digest)
+    const finished = yield* session.send({
+      method: "PUT",
+      path: done.href,
+      operation,
+      repeatable: false,
+    })
+    if (progress !== undefined) yield* progress.done
+    if (finished.status !== 201) return yield* session.failure(finished, operation)
+    return true
+  }).pipe(Effect.scoped)
+
+/** After a dropped PATCH: the upload's status, as the response to carry on from. */
+const resumeAt = (session: RegistrySession, location: string, error: RegistryUnreachable) =>
+  Effect.gen(function* () {
+    const status = yield* session.send({
+      method: "GET",
+      path: location,
+      operation: "resume the upload",
+    })
+    if (status.status !== 204 || uploadedUpTo(status.headers["range"]) === undefined) {
+      return yield* Effect.fail(error)
+    }
+    return status
+  })
+
+/** Put `manifest` at the reference's tag; its digest. */
+const putManifest = (session: RegistrySession, tag: string, manifest: Uint8Array) =>
+  Effect.gen(function* () {
+    const operation = `store the manifest of ${session.describe}`
+    const response = yield* session.send({
+      method: "PUT",
+      path: `manifests/${tag}`,
+      headers: { "content-type": MediaType.ociManifest },
+      body: () => HttpBody.uint8Array(manifest, MediaType.ociManifest),
+      operation,
+      repeatable: true,
+    })
+    if (response.status !== 201) return yield* session.failure(response, operation)
+    return bytesDigest(manifest)
+  }).pipe(Effect.scoped)
+
+/** A small JSON blob (a config). */
+const uploadBytes = (session: RegistrySession, bytes: Uint8Array): Effect.Effect<
+  Blob,
+  Effect.Effect.Error<ReturnType<typeof uploadBlob>>,
+  Effect.Effect.Context<ReturnType<typeof uploadBlob>>
+> => {
+  const digest = bytesDigest(bytes)
+  const origin = { image: "config", path: digest }
+  return Effect.as(uploadBlob(session, bytesBlob(bytes), digest, undefined, origin), {
+    digest,
+    size: bytes.length,
+  })
+}
+
+/** Hash and upload the disk's blob, with progress for both. */
+const uploadDisk = (session: RegistrySession, blob: BlobSource, name: string, path: string) =>
+  Effect.gen(function* () {
+    const reporter = yield* Reporter
+    const hashing = yield* reporter.progress(`Digest of '${name}'`, blob.size, { phase: "verify" })
+    const digest = yield* blobDigest(blob, hashing.advance).pipe(
+      Effect.ensuring(hashing.done),
+      Effect.mapError(readFailed(name, path)),
+    )
+    const sent = yield* uploadBlob(session, blob, digest, `Pushing '${name}'`, { image: name, path })
+    if (!sent) yield* reporter.info(`The registry has the disk already (${digest})`)
+    return { digest, size: blob.size }
+  })
+
+/** `file` compressed with zstd into `into` (the host's zstd: multi-threaded and streaming). */
+const compress = (image: string, file: string, into: string) =>
+  Effect.gen(function* () {
+    const result = yield* runTool(["zstd", "-q", "-3", "-T0", "-f", "-o", into, "--", file]).pipe(
+      Effect.catchTag("ToolMissing", () => Effect.succeed({ code: 127, stderr: "zstd is not installed" })),
+    )
+    if (result.code !== 0) {
+      return yield* new CompressionFailed({
+        image,
+        detail: result.stderr.trim().split("\n").at(-1) ?? `exit status ${result.code}`,
+      })
+    }
+  })
+
+/** Push `image` to `reference` (a tag); the manifest's digest. */
+export const pushImage = (
+  image: StoredImage,
+  reference: OciReference & { readonly tag: string },
+  format: PushFormat,
+  provenance: Provenance,
+  options: RegistryOptions,
+) =>
+  Effect.scoped(Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const reporter = yield* Reporter
+    const session = yield* openRegistry(reference, "push", options)
+    const failedToRead = readFailed(image.name, image.path)
+    // One open file: the image published again meanwhile does not mix two versions.
+    const file = yield* fs.open(image.path, { flag: "r" }).pipe(Effect.mapError(failedToRead))
+    const size = Number((yield* file.stat.pipe(Effect.mapError(failedToRead))).size)
+    yield* reporter.info(`Pushing '${image.name}' to ${session.describe} as a ${
+      format === "artifact" ? "disk artifact" : "containerDisk"
+    }`)
+    let manifest: unknown
+    if (format === "containerdisk") {
+      const layer = yield* uploadDisk(
+        session,
+        containerDiskLayer(file, size),
+        image.name,
+        image.path,
+      )
+      const config = yield* uploadBytes(
+        session,
+        jsonBytes(containerDiskConfig(layer.digest, provenance)),
+      )
+      manifest = containerDiskManifest(config, layer, provenance)
+    } else {
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "transient-push-" }).pipe(
+        Effect.mapError(failedToRead),
+      )
+      const compressed = `${directory}/disk.qcow2.zst`
+      yield* reporter.info(`Compressing '${image.name}' with zstd`)
+      yield* compress(image.name, image.path, compressed)
+      const packed = yield* fs.open(compressed, { flag: "r" }).pipe(Effect.mapError(failedToRead))
+      const packedSize = Number((yield* packed.stat.pipe(Effect.mapError(failedToRead))).size)
+      const layer = yield* uploadDisk(
+        session,
+        fileBlob(packed, packedSize),
+        image.name,
+        compressed,
+      )
+      const empty = yield* uploadBytes(session, EMPTY_CONFIG)
+      const title = `${image.name.replace(/[^A-Za-z0-9._-]+/g, "_")}.qcow2.zst`
+      manifest = diskArtifactManifest(empty, layer, title, provenance)
+    }
+    const digest = yield* putManifest(session, reference.tag, jsonBytes(manifest))
+    return { digest, pinned: pinned(reference, digest) }
+  }))
+
+export type PushRequirements = RegistryRequirements | FileSystem.FileSystem | Reporter

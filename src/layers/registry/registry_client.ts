@@ -1,0 +1,314 @@
+/**
+ * The registry side of the OCI distribution protocol: requests to one repository, authenticated
+ * the way registries challenge for it (anonymous, Basic, or a Bearer token from the challenge's
+ * token endpoint), over HTTPS, or plain HTTP where `usesPlainHttp` allows it. Redirects are
+ * followed by hand so that credentials never go to another host; requests that fail in transit
+ * are retried a bounded number of times where they can be repeated.
+ */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import {
+  apiHost,
+  formatOciReference,
+  type OciReference,
+  usesPlainHttp,
+} from "../../domain/oci_reference.ts"
+import {
+  type RegistryError,
+  RegistryNotFound,
+  RegistryRefused,
+  RegistryUnauthorized,
+  RegistryUnreachable,
+} from "../../domain/registry_errors.ts"
+import { type CredentialLookup, describeLookup, findCredential } from "./credentials.ts"
+
+/** How to reach registries: the `--plain-http` flag and `TRANSIENT_INSECURE_REGISTRIES`. */
+export interface RegistryOptions {
+  readonly plainHttp: boolean
+  readonly insecure: ReadonlyArray<string>
+}
+
+/** The options from the environment alone. */
+export const registryOptionsFromEnv = (plainHttp = false): RegistryOptions => ({
+  plainHttp,
+  insecure: (Deno.env.get("TRANSIENT_INSECURE_REGISTRIES") ?? "").split(",").filter((entry) =>
+    entry.trim() !== ""
+  ),
+})
+
+export interface RegistryRequest {
+  readonly method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH"
+  /** A path under `/v2/REPOSITORY/`, or an absolute URL (an upload's Location). */
+  readonly path: string
+  readonly headers?: Record<string, string>
+  /** Made anew for each attempt, so that a challenged or retried request can be sent again. */
+  readonly body?: () => HttpBody.HttpBody
+  /** What the request does, for errors: `fetch the manifest`, `upload blob sha256:…`. */
+  readonly operation: string
+  /** Whether the request may be sent again after a transport failure (default: GET and HEAD). */
+  readonly repeatable?: boolean
+}
+
+export type RegistryRequirements =
+  | HttpClient.HttpClient
+  | FileSystem.FileSystem
+  | CommandExecutor.CommandExecutor
+
+export interface RegistrySession {
+  readonly reference: OciReference
+  /** The reference as the user wrote it, for messages. */
+  readonly describe: string
+  /** The URL of `path` under the repository (`manifests/latest`), or `path` when absolute. */
+  readonly url: (path: string) => string
+  /** Send `request`; any status comes back (see `expect`), failures in transit are errors. */
+  readonly send: (
+    request: RegistryRequest,
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, RegistryError, Scope.Scope>
+  /** The error for an unexpected answer to `operation`: NotFound, Unauthorized or Refused. */
+  readonly failure: (
+    response: HttpClientResponse.HttpClientResponse,
+    operation: string,
+  ) => Effect.Effect<never, RegistryError>
+}
+
+/** Attempts of a repeatable request that fails in transit. */
+const ATTEMPTS = 4
+const MAX_REDIRECTS = 5
+
+/** `key="value"` parameters of a WWW-Authenticate challenge. */
+export const challengeParameters = (header: string): Record<string, string> => {
+  const parameters: Record<string, string> = {}
+  for (const match of header.matchAll(/([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
+    const key = (match[1] ?? "").toLowerCase()
+    parameters[key] = (match[2] ?? match[3] ?? "").replace(/\\(.)/g, "$1")
+  }
+  return parameters
+}
+
+const basic = (username: string, password: string) => {
+  const bytes = new TextEncoder().encode(`${username}:${password}`)
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`
+}
+
+/** The registry's own words from an error body (`{"errors":[{"code","message"}]}`). */
+const registryErrors = (body: string): ReadonlyArray<{ code: string; message: string }> => {
+  try {
+    const parsed = JSON.parse(body) as { errors?: ReadonlyArray<Record<string, unknown>> }
+    return (parsed.errors ?? []).map((error) => ({
+      code: String(error.code ?? ""),
+      message: String(error.message ?? ""),
+    }))
+  } catch {
+    return []
+  }
+}
+
+/** A session with the repository of `reference`, authorized for `action`. */
+export const openRegistry = (
+  reference: OciReference,
+  action: "pull" | "push",
+  options: RegistryOptions,
+): Effect.Effect<RegistrySession, never, RegistryRequirements> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<RegistryRequirements>()
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.withTracerPropagation(false),
+      HttpClient.withScope,
+    )
+    const scheme = usesPlainHttp(reference.registry, options.insecure, options.plainHttp)
+      ? "http"
+      : "https"
+    const host = apiHost(reference.registry)
+    const base = `${scheme}://${host}/v2/${reference.repository}/`
+    const describe = formatOciReference(reference)
+    const registry = reference.registry
+    const authorization = yield* Ref.make<string | undefined>(undefined)
+    const lookup = yield* Ref.make<CredentialLookup | undefined>(undefined)
+    const credential = Effect.gen(function* () {
+      const known = yield* Ref.get(lookup)
+      if (known !== undefined) return known
+      const found = yield* findCredential(registry).pipe(Effect.provide(context))
+      yield* Ref.set(lookup, found)
+      return found
+    })
+    const unauthorized = Effect.flatMap(credential, (found) =>
+      Effect.fail(
+        new RegistryUnauthorized({
+          registry,
+          repository: reference.repository,
+          action,
+          tried: describeLookup(found),
+        }),
+      ))
+
+    const url = (path: string) => /^https?:\/\//.test(path) ? path : new URL(path, base).href
+
+    const unreachable = (target: string, cause: unknown) =>
+      new RegistryUnreachable({
+        registry,
+        url: target,
+        reason: cause instanceof Error
+          ? (cause.cause instanceof Error ? cause.cause.message : cause.message)
+          : String(cause),
+      })
+
+    /** One exchange, following redirects; the credential goes to the registry's host only. */
+    const exchange = (request: RegistryRequest, target: string, redirects = 0): Effect.Effect<
+      HttpClientResponse.HttpClientResponse,
+      RegistryUnreachable,
+      Scope.Scope
+    > =>
+      Effect.gen(function* () {
+        const auth = yield* Ref.get(authorization)
+        const sameHost = new URL(target).host === host
+        let outgoing = HttpClientRequest.make(request.method)(target).pipe(
+          HttpClientRequest.setHeaders(request.headers ?? {}),
+        )
+        if (auth !== undefined && sameHost) {
+          outgoing = HttpClientRequest.setHeader(outgoing, "authorization", auth)
+        }
+        if (request.body !== undefined) outgoing = HttpClientRequest.setBody(outgoing, request.body())
+        const response = yield* client.execute(outgoing).pipe(
+          Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+          Effect.mapError((error) => unreachable(target, error.cause ?? error)),
+        )
+        const location = response.headers["location"]
+        const redirected = [301, 302, 303, 307, 308].includes(response.status) &&
+          location !== undefined && (request.method === "GET" || request.method === "HEAD")
+        if (!redirected || redirects >= MAX_REDIRECTS) return response
+        return yield* exchange(request, new URL(location, target).href, redirects + 1)
+      })
+
+    /** Answer a 401's challenge: a token, or Basic credentials. False when there is no answer. */
+    const answer = (challenge: string) =>
+      Effect.gen(function* () {
+        const scheme = challenge.trim().split(/\s+/)[0]?.toLowerCase()
+        const found = yield* credential
+        const own = found.credential
+        if (scheme === "basic") {
+          if (own === undefined) return false
+          yield* Ref.set(authorization, basic(own.username, own.password))
+          return true
+        }
+        if (scheme !== "bearer") return false
+        const parameters = challengeParameters(challenge)
+        const realm = parameters.realm
+        if (realm === undefined) return false
+        const tokenUrl = new URL(realm)
+        if (parameters.service) tokenUrl.searchParams.set("service", parameters.service)
+        tokenUrl.searchParams.set(
+          "scope",
+          `repository:${reference.repository}:${action === "push" ? "pull,push" : "pull"}`,
+        )
+        let tokenRequest = HttpClientRequest.get(tokenUrl.href)
+        if (own !== undefined) {
+          tokenRequest = HttpClientRequest.setHeader(
+            tokenRequest,
+            "authorization",
+            basic(own.username, own.password),
+          )
+        }
+        const response = yield* client.execute(tokenRequest).pipe(
+          Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow" }),
+          Effect.mapError((error) => unreachable(tokenUrl.href, error.cause ?? error)),
+        )
+        if (response.status === 401 || response.status === 403) return false
+        if (response.status < 200 || response.status >= 300) {
+          return yield* new RegistryRefused({
+            registry,
+            operation: `issue a token at ${tokenUrl.origin}${tokenUrl.pathname}`,
+            status: response.status,
+            detail: "the token endpoint refused",
+          })
+        }
+        const body = yield* response.json.pipe(
+          Effect.orElseSucceed((): unknown => ({})),
+        ) as Effect.Effect<Record<string, unknown>>
+        const token = body.token ?? body.access_token
+        if (typeof token !== "string" || token === "") {
+          return yield* new RegistryRefused({
+            registry,
+            operation: "issue a token",
+            detail: "its token endpoint answered without a token",
+          })
+        }
+        yield* Ref.set(authorization, `Bearer ${token}`)
+        return true
+      })
+
+    const attempt = (request: RegistryRequest) =>
+      Effect.gen(function* () {
+        const target = url(request.path)
+        const first = yield* exchange(request, target)
+        if (first.status !== 401) return first
+        const challenge = first.headers["www-authenticate"] ?? ""
+        const before = yield* Ref.get(authorization)
+        if (!(yield* answer(challenge))) return yield* unauthorized
+        const after = yield* Ref.get(authorization)
+        // The same credential again would get the same answer.
+        if (after === before) return yield* unauthorized
+        const second = yield* exchange(request, target)
+        if (second.status === 401) return yield* unauthorized
+        return second
+      })
+
+    const send = (request: RegistryRequest) => {
+      const repeatable = request.repeatable ?? (request.method === "GET" || request.method === "HEAD")
+      return attempt(request).pipe(
+        Effect.retry({
+          schedule: Schedule.exponential(Duration.millis(250)),
+          times: repeatable ? ATTEMPTS - 1 : 0,
+          while: (error) => error._tag === "RegistryUnreachable",
+        }),
+      )
+    }
+
+    const failure = (response: HttpClientResponse.HttpClientResponse, operation: string) =>
+      Effect.gen(function* () {
+        const text = response.request.method === "HEAD"
+          ? ""
+          : yield* response.text.pipe(Effect.orElseSucceed(() => ""))
+        const errors = registryErrors(text)
+        const codes = new Set(errors.map((error) => error.code))
+        if (response.status === 401 || response.status === 403 || codes.has("DENIED")) {
+          return yield* unauthorized
+        }
+        if (response.status === 404) {
+          const what = codes.has("NAME_UNKNOWN")
+            ? "repository" as const
+            : codes.has("BLOB_UNKNOWN")
+            ? "blob" as const
+            : reference.digest !== undefined && reference.tag === undefined
+            ? "digest" as const
+            : "tag" as const
+          const name = what === "repository"
+            ? reference.repository
+            : what === "digest"
+            ? reference.digest ?? ""
+            : what === "tag"
+            ? reference.tag ?? "latest"
+            : operation
+          return yield* new RegistryNotFound({ reference: describe, what, name })
+        }
+        const detail = errors.map((error) => error.message || error.code).filter(Boolean)
+          .join("; ") || (text.trim().split("\n")[0] ?? "").slice(0, 200) || "no explanation"
+        return yield* new RegistryRefused({
+          registry,
+          operation,
+          status: response.status,
+          detail,
+        })
+      })
+
+    return { reference, describe, url, send, failure } satisfies RegistrySession
+  })
