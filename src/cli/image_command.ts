@@ -14,7 +14,7 @@ import { parseImageSpec, visibleName } from "../domain/image_spec.ts"
 import { parseOciReference } from "../domain/oci_reference.ts"
 import { InvalidOciReference } from "../domain/registry_errors.ts"
 import { ImageNotInStore, InvalidImageName } from "../domain/store_errors.ts"
-import { pushImage, type PushFormat } from "../layers/registry/push.ts"
+import { type PushFormat, pushImage } from "../layers/registry/push.ts"
 import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
 import { VERSION } from "../version.ts"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -269,7 +269,9 @@ const pushCommand = Command.make(
           imagefileDigest: recorded?.imagefileDigest,
         }, registryOptionsFromEnv(plainHttp))
         yield* progress === "json"
-          ? Console.log(JSON.stringify({ event: "pushed", reference: result.pinned, digest: result.digest }))
+          ? Console.log(
+            JSON.stringify({ event: "pushed", reference: result.pinned, digest: result.digest }),
+          )
           : Console.log(result.pinned)
       })
       if (progress !== "json") return yield* pushed

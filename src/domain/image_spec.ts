@@ -77,7 +77,10 @@ const parseSource = (
       return Either.match(parseOciReference(location), {
         onLeft: (reason) =>
           Either.left(
-            invalid(spec, `Invalid registry reference '${location}' in image spec '${spec}': ${reason}`),
+            invalid(
+              spec,
+              `Invalid registry reference '${location}' in image spec '${spec}': ${reason}`,
+            ),
           ),
         onRight: (reference) => Either.right({ _tag: "Oci", reference }),
       })

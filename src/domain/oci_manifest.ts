@@ -86,7 +86,8 @@ export const chooseFromIndex = (index: Index): Either.Either<Descriptor, string>
   )
 }
 
-const TAR_LAYER = /^application\/vnd\.(?:oci\.image\.layer\.v1\.tar(?:\+(?:gzip|zstd))?|docker\.image\.rootfs\.diff\.tar(?:\.gzip)?)$/
+const TAR_LAYER =
+  /^application\/vnd\.(?:oci\.image\.layer\.v1\.tar(?:\+(?:gzip|zstd))?|docker\.image\.rootfs\.diff\.tar(?:\.gzip)?)$/
 const DISK_FILE = /\.(?:qcow2|img|raw)(?:\.(?:gz|xz|zst|bz2))?$/i
 
 /** Where the disk is in a pulled manifest. */
@@ -112,7 +113,8 @@ export const diskLayout = (manifest: Manifest): Either.Either<DiskLayout, string
   const [layer, ...others] = manifest.layers
   if (layer === undefined) return Either.left(`it is an artifact (${artifactType}) with no layers`)
   const title = layer.annotations?.[TITLE] ?? ""
-  const known = artifactType === MediaType.diskArtifact || layer.mediaType === MediaType.diskLayer ||
+  const known = artifactType === MediaType.diskArtifact ||
+    layer.mediaType === MediaType.diskLayer ||
     DISK_FILE.test(title)
   if (!known) {
     return Either.left(

@@ -55,9 +55,7 @@ export const parseOciReference = (text: string): Either.Either<OciReference, str
     )
   }
   // Docker Hub's official images live under `library/`.
-  const repository = registry === "docker.io" && components.length === 1
-    ? `library/${path}`
-    : path
+  const repository = registry === "docker.io" && components.length === 1 ? `library/${path}` : path
   return Either.right({
     registry,
     repository,

@@ -78,10 +78,11 @@ export class NotADiskImage extends Schema.TaggedError<NotADiskImage>()("NotADisk
 }
 
 /** The disk of an artifact could not be compressed. */
-export class CompressionFailed extends Schema.TaggedError<CompressionFailed>()("CompressionFailed", {
-  image: Schema.String,
-  detail: Schema.String,
-}) {
+export class CompressionFailed
+  extends Schema.TaggedError<CompressionFailed>()("CompressionFailed", {
+    image: Schema.String,
+    detail: Schema.String,
+  }) {
   override get message() {
     return `Cannot compress '${this.image}' with zstd: ${this.detail}`
   }

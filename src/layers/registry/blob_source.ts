@@ -28,15 +28,18 @@ const segmentSize = (segment: Segment) =>
 const READ = 1024 * 1024
 
 const fileRange = (file: FileSystem.File, start: number, end: number) =>
-  Stream.unfoldEffect(start, (offset) =>
-    offset >= end ? Effect.succeed(Option.none()) : Effect.flatMap(
-      // Each read seeks: several ranges of one file may be read, one after the other.
-      Effect.zipRight(file.seek(offset, "start"), file.readAlloc(Math.min(READ, end - offset))),
-      Option.match({
-        onNone: () => Effect.succeed(Option.none()),
-        onSome: (chunk) => Effect.succeed(Option.some([chunk, offset + chunk.length] as const)),
-      }),
-    ))
+  Stream.unfoldEffect(
+    start,
+    (offset) =>
+      offset >= end ? Effect.succeed(Option.none()) : Effect.flatMap(
+        // Each read seeks: several ranges of one file may be read, one after the other.
+        Effect.zipRight(file.seek(offset, "start"), file.readAlloc(Math.min(READ, end - offset))),
+        Option.match({
+          onNone: () => Effect.succeed(Option.none()),
+          onSome: (chunk) => Effect.succeed(Option.some([chunk, offset + chunk.length] as const)),
+        }),
+      ),
+  )
 
 /** The blob made of `segments` in order. */
 const concatenated = (segments: ReadonlyArray<Segment>): BlobSource => {
@@ -65,8 +68,7 @@ const concatenated = (segments: ReadonlyArray<Segment>): BlobSource => {
   return { size, read }
 }
 
-export const bytesBlob = (bytes: Uint8Array): BlobSource =>
-  concatenated([{ _tag: "Bytes", bytes }])
+export const bytesBlob = (bytes: Uint8Array): BlobSource => concatenated([{ _tag: "Bytes", bytes }])
 
 export const fileBlob = (file: FileSystem.File, size: number): BlobSource =>
   concatenated([{ _tag: "File", file, size }])

@@ -92,7 +92,9 @@ const fromHelper = (helper: string, registry: string, searched: Array<string>) =
       stdin: Stream.make(new TextEncoder().encode(helperServer(registry))),
     }).pipe(Effect.option)
     if (result._tag === "None" || result.value.code !== 0) return undefined
-    const answer = yield* Effect.try(() => JSON.parse(result.value.stdout) as Record<string, unknown>)
+    const answer = yield* Effect.try(() =>
+      JSON.parse(result.value.stdout) as Record<string, unknown>
+    )
       .pipe(Effect.orElseSucceed((): Record<string, unknown> => ({})))
     const { Username: username, Secret: password } = answer
     return typeof username === "string" && typeof password === "string" && username !== "<token>"
@@ -104,7 +106,11 @@ const fromHelper = (helper: string, registry: string, searched: Array<string>) =
 export const findCredential = (
   registry: string,
   env: CredentialEnvironment = processEnvironment(),
-): Effect.Effect<CredentialLookup, never, FileSystem.FileSystem | CommandExecutor.CommandExecutor> =>
+): Effect.Effect<
+  CredentialLookup,
+  never,
+  FileSystem.FileSystem | CommandExecutor.CommandExecutor
+> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const host = keyHost(registry)

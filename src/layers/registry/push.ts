@@ -213,7 +213,10 @@ const uploadDisk = (session: RegistrySession, blob: BlobSource, name: string, pa
       Effect.ensuring(hashing.done),
       Effect.mapError(readFailed(name, path)),
     )
-    const sent = yield* uploadBlob(session, blob, digest, `Pushing '${name}'`, { image: name, path })
+    const sent = yield* uploadBlob(session, blob, digest, `Pushing '${name}'`, {
+      image: name,
+      path,
+    })
     if (!sent) yield* reporter.info(`The registry has the disk already (${digest})`)
     return { digest, size: blob.size }
   })
@@ -222,7 +225,8 @@ const uploadDisk = (session: RegistrySession, blob: BlobSource, name: string, pa
 const compress = (image: string, file: string, into: string) =>
   Effect.gen(function* () {
     const result = yield* runTool(["zstd", "-q", "-3", "-T0", "-f", "-o", into, "--", file]).pipe(
-      Effect.catchTag("ToolMissing", () => Effect.succeed({ code: 127, stderr: "zstd is not installed" })),
+      Effect.catchTag("ToolMissing", () =>
+        Effect.succeed({ code: 127, stderr: "zstd is not installed" })),
     )
     if (result.code !== 0) {
       return yield* new CompressionFailed({
@@ -248,9 +252,11 @@ export const pushImage = (
     // One open file: the image published again meanwhile does not mix two versions.
     const file = yield* fs.open(image.path, { flag: "r" }).pipe(Effect.mapError(failedToRead))
     const size = Number((yield* file.stat.pipe(Effect.mapError(failedToRead))).size)
-    yield* reporter.info(`Pushing '${image.name}' to ${session.describe} as a ${
-      format === "artifact" ? "disk artifact" : "containerDisk"
-    }`)
+    yield* reporter.info(
+      `Pushing '${image.name}' to ${session.describe} as a ${
+        format === "artifact" ? "disk artifact" : "containerDisk"
+      }`,
+    )
     let manifest: unknown
     if (format === "containerdisk") {
       const layer = yield* uploadDisk(

@@ -177,7 +177,9 @@ export const openRegistry = (
         if (auth !== undefined && sameHost) {
           outgoing = HttpClientRequest.setHeader(outgoing, "authorization", auth)
         }
-        if (request.body !== undefined) outgoing = HttpClientRequest.setBody(outgoing, request.body())
+        if (request.body !== undefined) {
+          outgoing = HttpClientRequest.setBody(outgoing, request.body())
+        }
         const response = yield* client.execute(outgoing).pipe(
           Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
           Effect.mapError((error) => unreachable(target, error.cause ?? error)),
@@ -263,7 +265,8 @@ export const openRegistry = (
       })
 
     const send = (request: RegistryRequest) => {
-      const repeatable = request.repeatable ?? (request.method === "GET" || request.method === "HEAD")
+      const repeatable = request.repeatable ??
+        (request.method === "GET" || request.method === "HEAD")
       return attempt(request).pipe(
         Effect.retry({
           schedule: Schedule.exponential(Duration.millis(250)),

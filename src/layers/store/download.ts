@@ -33,7 +33,7 @@ import { decompressed } from "./decompress.ts"
 import type { FetchSource } from "./fetch_source.ts"
 import { type OpenedSource, openFile, openUrl } from "./sources.ts"
 import { sparseFile } from "./sparse_file.ts"
-import { type TarProblem, tarEntry } from "./tar_entry.ts"
+import { tarEntry, type TarProblem } from "./tar_entry.ts"
 import type { RegistryOptions } from "../registry/registry_client.ts"
 import { openVagrantBox } from "./vagrant_source.ts"
 
@@ -148,14 +148,14 @@ export const download = (
       error._tag !== "BadArgument" && error._tag !== "SystemError" && error._tag !== "ResponseError"
         ? Stream.fail(error)
         : Stream.fromEffect(
-        Effect.flatMap(Ref.get(received), (count) =>
-          new TransferIncomplete({
-            ...about,
-            received: count,
-            expected: opened.size,
-            cause: error._tag === "ResponseError" ? error.cause ?? error : error,
-          })),
-      )
+          Effect.flatMap(Ref.get(received), (count) =>
+            new TransferIncomplete({
+              ...about,
+              received: count,
+              expected: opened.size,
+              cause: error._tag === "ResponseError" ? error.cause ?? error : error,
+            })),
+        )
 
     const counted = opened.bytes.pipe(
       Stream.catchAll(readFailed),
@@ -165,22 +165,25 @@ export const download = (
     )
     const digested = hash === undefined ? counted : hashed(hash)(counted)
     const contents = decompressed(about)(digested)
-    const unpacked: typeof contents | Stream.Stream<
-      Uint8Array,
-      Stream.Stream.Error<typeof contents> | BoxArchiveInvalid | NotADiskImage,
-      Stream.Stream.Context<typeof contents>
-    > = opened.archive === "VagrantBox"
-      ? tarEntry(
-        (entry) => entry === "box.img" || entry.endsWith("/box.img"),
-        (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
-      )(contents)
-      : opened.archive === "ContainerDisk"
-      ? tarEntry(
-        isContainerDiskEntry,
-        (problem) => new NotADiskImage({ reference: source.describe, reason: DISK_PROBLEM[problem] }),
-        true,
-      )(contents)
-      : contents
+    const unpacked:
+      | typeof contents
+      | Stream.Stream<
+        Uint8Array,
+        Stream.Stream.Error<typeof contents> | BoxArchiveInvalid | NotADiskImage,
+        Stream.Stream.Context<typeof contents>
+      > = opened.archive === "VagrantBox"
+        ? tarEntry(
+          (entry) => entry === "box.img" || entry.endsWith("/box.img"),
+          (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
+        )(contents)
+        : opened.archive === "ContainerDisk"
+        ? tarEntry(
+          isContainerDiskEntry,
+          (problem) =>
+            new NotADiskImage({ reference: source.describe, reason: DISK_PROBLEM[problem] }),
+          true,
+        )(contents)
+        : contents
     const bytes = capped(
       limits.maxImageBytes,
       (limit) => new ImageTooLarge({ ...about, limit, declared: limit < limits.maxImageBytes }),

@@ -14,20 +14,16 @@ import { createHash } from "node:crypto"
 import {
   chooseFromIndex,
   type Descriptor,
-  diskLayout,
   type DiskLayout,
+  diskLayout,
   isIndex,
-  MANIFEST_ACCEPT,
   type Manifest,
+  MANIFEST_ACCEPT,
   ManifestOrIndex,
 } from "../../domain/oci_manifest.ts"
 import { formatOciReference, type OciReference } from "../../domain/oci_reference.ts"
 import type { ResponseError } from "@effect/platform/HttpClientError"
-import {
-  NotADiskImage,
-  type RegistryError,
-  RegistryRefused,
-} from "../../domain/registry_errors.ts"
+import { NotADiskImage, type RegistryError, RegistryRefused } from "../../domain/registry_errors.ts"
 import { ChecksumMismatch } from "../../domain/store_errors.ts"
 import {
   openRegistry,
@@ -43,11 +39,19 @@ const RESUMES = 3
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
 
-const bodyBytes = (response: HttpClientResponse.HttpClientResponse, operation: string, registry: string) =>
+const bodyBytes = (
+  response: HttpClientResponse.HttpClientResponse,
+  operation: string,
+  registry: string,
+) =>
   Effect.gen(function* () {
     const length = Number(response.headers["content-length"] ?? 0)
     if (length > MAX_MANIFEST_BYTES) {
-      return yield* new RegistryRefused({ registry, operation, detail: `a ${length}-byte manifest` })
+      return yield* new RegistryRefused({
+        registry,
+        operation,
+        detail: `a ${length}-byte manifest`,
+      })
     }
     const buffer = yield* response.arrayBuffer.pipe(
       Effect.mapError((error) =>
@@ -126,7 +130,10 @@ export const resolveOciDisk = (
       )
       const chosen = yield* fetchManifest(image, session, entry.digest, entry.digest)
       if (isIndex(chosen)) {
-        return yield* new NotADiskImage({ reference: describe, reason: "it nests one index in another" })
+        return yield* new NotADiskImage({
+          reference: describe,
+          reason: "it nests one index in another",
+        })
       }
       manifest = chosen
     } else {
@@ -158,15 +165,17 @@ const blobFrom = (session: RegistrySession, descriptor: Descriptor, offset: numb
 const resumableBlob = (session: RegistrySession, descriptor: Descriptor) =>
   Stream.unwrap(Effect.map(Ref.make(0), (received) => {
     const from = (resumes: number): Stream.Stream<Uint8Array, RegistryError | ResponseError> =>
-      Stream.unwrap(Effect.map(Ref.get(received), (offset) =>
-        blobFrom(session, descriptor, offset).pipe(
-          Stream.tap((chunk) => Ref.update(received, (count) => count + chunk.length)),
-          Stream.catchAll((error) =>
-            error._tag === "ResponseError" && resumes < RESUMES
-              ? from(resumes + 1)
-              : Stream.fail(error)
-          ),
-        )))
+      Stream.unwrap(
+        Effect.map(Ref.get(received), (offset) =>
+          blobFrom(session, descriptor, offset).pipe(
+            Stream.tap((chunk) => Ref.update(received, (count) => count + chunk.length)),
+            Stream.catchAll((error) =>
+              error._tag === "ResponseError" && resumes < RESUMES
+                ? from(resumes + 1)
+                : Stream.fail(error)
+            ),
+          )),
+      )
     return from(0)
   }))
 

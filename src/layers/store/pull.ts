@@ -55,7 +55,8 @@ const downloadOciDisk = (
     const disk = yield* resolveOciDisk(spec.name, source.reference, limits.registry)
     const [last, ...earlier] = diskCandidates(disk)
     if (last === undefined) return
-    const from = (layer: Descriptor) => download(spec, source, openOciLayer(disk, layer), destination, limits)
+    const from = (layer: Descriptor) =>
+      download(spec, source, openOciLayer(disk, layer), destination, limits)
     yield* earlier.reduce(
       (tried, layer) =>
         // A layer without a disk wrote nothing: try the one before it.
