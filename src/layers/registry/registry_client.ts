@@ -85,6 +85,16 @@ export interface RegistrySession {
 const ATTEMPTS = 4
 const MAX_REDIRECTS = 5
 
+/** What failed in transit, without the URL fetch repeats (`…: Connection refused`). */
+const transportReason = (cause: unknown): string => {
+  const error = cause instanceof Error && cause.cause instanceof Error ? cause.cause : cause
+  const text = error instanceof Error ? error.message : String(error)
+  return text.replace(/^error sending request for url \([^)]*\): /, "").replace(
+    /^client error \(Connect\): /,
+    "",
+  )
+}
+
 /** `key="value"` parameters of a WWW-Authenticate challenge. */
 export const challengeParameters = (header: string): Record<string, string> => {
   const parameters: Record<string, string> = {}
@@ -154,13 +164,7 @@ export const openRegistry = (
     const url = (path: string) => /^https?:\/\//.test(path) ? path : new URL(path, base).href
 
     const unreachable = (target: string, cause: unknown) =>
-      new RegistryUnreachable({
-        registry,
-        url: target,
-        reason: cause instanceof Error
-          ? (cause.cause instanceof Error ? cause.cause.message : cause.message)
-          : String(cause),
-      })
+      new RegistryUnreachable({ registry, url: target, reason: transportReason(cause) })
 
     /** One exchange, following redirects; the credential goes to the registry's host only. */
     const exchange = (request: RegistryRequest, target: string, redirects = 0): Effect.Effect<

@@ -23,7 +23,12 @@ import {
 } from "../../domain/oci_manifest.ts"
 import { formatOciReference, type OciReference } from "../../domain/oci_reference.ts"
 import type { ResponseError } from "@effect/platform/HttpClientError"
-import { NotADiskImage, type RegistryError, RegistryRefused } from "../../domain/registry_errors.ts"
+import {
+  NotADiskImage,
+  type RegistryError,
+  RegistryNotFound,
+  RegistryRefused,
+} from "../../domain/registry_errors.ts"
 import { ChecksumMismatch } from "../../domain/store_errors.ts"
 import {
   openRegistry,
@@ -77,6 +82,17 @@ const fetchManifest = (
       headers: { accept: MANIFEST_ACCEPT },
       operation,
     })
+    if (response.status === 404) {
+      // Registries answer "manifest unknown" for a repository they lack too: ask which it is.
+      const tags = yield* session.send({ method: "GET", path: "tags/list", operation })
+      if (tags.status === 404) {
+        return yield* new RegistryNotFound({
+          reference: session.describe,
+          what: "repository",
+          name: session.reference.repository,
+        })
+      }
+    }
     if (response.status !== 200) return yield* session.failure(response, operation)
     const bytes = yield* bodyBytes(response, operation, registry)
     if (digest !== undefined) {

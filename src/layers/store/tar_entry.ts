@@ -54,7 +54,8 @@ type State =
   /** Collecting `into` (a header, or a long name or pax record of `size` bytes). */
   | { readonly _tag: "Collect"; readonly into: Uint8Array; filled: number; readonly meta?: Meta }
   | { readonly _tag: "Skip"; left: number }
-  | { readonly _tag: "Entry"; left: number }
+  /** The entry's bytes; then `padding` to the next block. */
+  | { readonly _tag: "Entry"; left: number; readonly padding: number }
   /** After the entry: read the rest, so that a checksum computed on the way in covers it all. */
   | { readonly _tag: "Drain" }
 
@@ -98,7 +99,7 @@ class TarEntryReader {
           out.push(chunk.subarray(offset, offset + take))
           offset += take
           state.left -= take
-          if (state.left === 0) this.#state = this.#afterEntry()
+          if (state.left === 0) this.#state = this.#afterEntry(state.padding)
           break
         }
         case "Skip": {
@@ -135,9 +136,10 @@ class TarEntryReader {
     return Either.left(atHeader && !this.#found ? "Missing" : "Truncated")
   }
 
-  #afterEntry(): State {
+  #afterEntry(padding: number): State {
     this.#found = true
-    return this.unique ? TarEntryReader.header() : { _tag: "Drain" }
+    if (!this.unique) return { _tag: "Drain" }
+    return padding === 0 ? TarEntryReader.header() : { _tag: "Skip", left: padding }
   }
 
   #record(meta: Meta, data: Uint8Array): undefined {
@@ -175,7 +177,9 @@ class TarEntryReader {
     const regular = type === "0" || type === "\0" || type === "7"
     if (regular && this.wanted(name)) {
       if (this.#found) return "Several"
-      this.#state = size === 0 ? this.#afterEntry() : { _tag: "Entry", left: size }
+      this.#state = size === 0
+        ? this.#afterEntry(0)
+        : { _tag: "Entry", left: size, padding: padded(size) - size }
     } else {
       this.#state = padded(size) === 0
         ? TarEntryReader.header()
