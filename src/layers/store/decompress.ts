@@ -1,7 +1,7 @@
 /**
  * On-the-fly decompression of fetched images, chosen by the content's magic bytes, never by the
- * name. gzip and zstd use node:zlib through the platform's NodeStream; xz uses xz-decompress
- * (xz-embedded compiled to WebAssembly, so no native code); bzip2 uses the host's `bzip2`.
+ * name. gzip uses node:zlib through the platform's NodeStream; xz uses xz-decompress
+ * (xz-embedded compiled to WebAssembly, so no native code); bzip2 and zstd use the host's tools.
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import * as zlib from "node:zlib"
 import xzDecompress from "xz-decompress"
 import { type Compression, DecompressionFailed } from "../../domain/store_errors.ts"
-import { type Decompressed, type Fetched, throughBzip2 } from "./bzip2_process.ts"
+import { type Decompressed, type Fetched, throughTool } from "./decompress_process.ts"
 import { throughWebTransform } from "./web_transform.ts"
 
 const MAGIC: ReadonlyArray<readonly [Compression, ReadonlyArray<number>]> = [
@@ -93,11 +93,7 @@ export const decompressed = (about: Fetched) =>
           failed("gzip"),
         )
       case "zstd":
-        return NodeStream.pipeThroughDuplex(
-          whole,
-          () => zlib.createZstdDecompress({ chunkSize: ZLIB_CHUNK }),
-          failed("zstd"),
-        )
+        return throughTool(whole, about, "zstd")
       case "xz":
         return throughWebTransform(
           whole,
@@ -105,6 +101,6 @@ export const decompressed = (about: Fetched) =>
           failed("xz"),
         )
       case "bzip2":
-        return throughBzip2(whole, about)
+        return throughTool(whole, about, "bzip2")
     }
   }))

@@ -1,6 +1,7 @@
 /**
- * bzip2 decompression by the host's `bzip2 -dc`, as a Stream transform: the JavaScript decoders
- * are several times slower and do not apply back-pressure. The process is killed when the stream
+ * Decompression by a host tool (`bzip2 -dc`, `zstd -dc`), as a Stream transform: the JavaScript
+ * bzip2 decoders are several times slower and do not apply back-pressure, and the runtime's zstd
+ * throws on corrupt input instead of failing the stream. The process is killed when the stream
  * ends or is interrupted.
  */
 import * as Command from "@effect/platform/Command"
@@ -12,7 +13,7 @@ import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import { DecompressionFailed, DecompressorMissing } from "../../domain/store_errors.ts"
 
-/** bzip2 stopped reading its input: its exit status says why, not the closed pipe. */
+/** The tool stopped reading its input: its exit status says why, not the closed pipe. */
 class InputClosed extends Data.TaggedError("InputClosed") {}
 
 /** Bytes of an image being fetched, and what it is about (for errors). */
@@ -28,17 +29,25 @@ export type Decompressed<E, R> = Stream.Stream<
   R | CommandExecutor.CommandExecutor
 >
 
-export const throughBzip2 = <E, R>(
+/** The tools, and how they are told to decompress standard input to standard output. */
+const TOOLS = {
+  bzip2: ["bzip2", "-dc"],
+  zstd: ["zstd", "-dcq"],
+} as const
+
+export const throughTool = <E, R>(
   self: Stream.Stream<Uint8Array, E, R>,
   about: Fetched,
+  compression: keyof typeof TOOLS,
 ): Decompressed<E, R> =>
   Stream.unwrapScoped(Effect.gen(function* () {
     const failed = (fields: { readonly cause?: unknown; readonly detail?: string }) =>
-      new DecompressionFailed({ ...about, compression: "bzip2", ...fields })
-    const process = yield* Command.start(Command.make("bzip2", "-dc")).pipe(
+      new DecompressionFailed({ ...about, compression, ...fields })
+    const [tool, ...args] = TOOLS[compression]
+    const process = yield* Command.start(Command.make(tool, ...args)).pipe(
       Effect.mapError((cause) =>
         cause._tag === "SystemError" && cause.reason === "NotFound"
-          ? new DecompressorMissing({ image: about.image, compression: "bzip2", tool: "bzip2" })
+          ? new DecompressorMissing({ image: about.image, compression, tool })
           : failed({ cause })
       ),
     )

@@ -1,0 +1,224 @@
+/**
+ * A registry of the distribution protocol's core, in process, on 127.0.0.1: manifests, blobs,
+ * uploads (POST, PATCH, PUT), Bearer auth through a token endpoint on another port, and blob
+ * downloads redirected to a third port ("the CDN") that can drop a connection half-way. It
+ * records what it was sent, so that tests can check what a client did, not only what it got.
+ */
+import { createHash } from "node:crypto"
+
+export interface FakeRegistryOptions {
+  /** Require `Bearer` tokens, issued to this user and password at the token endpoint. */
+  readonly bearer?: { readonly username: string; readonly password: string }
+  /** Redirect blob downloads to the CDN. */
+  readonly redirectBlobs?: boolean
+  /** The CDN drops the first download of each blob after this many bytes. */
+  readonly dropAfter?: number
+}
+
+export interface SeenRequest {
+  readonly server: "registry" | "token" | "cdn"
+  readonly method: string
+  readonly path: string
+  readonly authorization: string | null
+  readonly range: string | null
+}
+
+export interface FakeRegistry {
+  readonly host: string
+  readonly seen: Array<SeenRequest>
+  readonly blobs: Map<string, Uint8Array>
+  readonly manifests: Map<string, { readonly type: string; readonly bytes: Uint8Array }>
+  readonly close: () => Promise<void>
+}
+
+export const digestOf = (bytes: Uint8Array) =>
+  `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+
+const concat = (parts: ReadonlyArray<Uint8Array>) => {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  })
+
+const error = (status: number, code: string) =>
+  json(status, { errors: [{ code, message: code.toLowerCase().replace(/_/g, " ") }] })
+
+const listen = (handler: (request: Request) => Response | Promise<Response>) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler)
+  return { server, port: (server.addr as Deno.NetAddr).port }
+}
+
+/** Half of `bytes`, then a broken connection. */
+const dropped = (bytes: Uint8Array, after: number) =>
+  new Response(
+    new ReadableStream({
+      start(controller) {
+        controller.enqueue(bytes.slice(0, after))
+        // Once the first part has gone out: the client has had bytes when the connection breaks.
+        setTimeout(() => controller.error(new Error("dropped on purpose")), 300)
+      },
+    }),
+    { headers: { "content-length": String(bytes.length) } },
+  )
+
+export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegistry => {
+  const seen: Array<SeenRequest> = []
+  const blobs = new Map<string, Uint8Array>()
+  const manifests = new Map<string, { type: string; bytes: Uint8Array }>()
+  const uploads = new Map<string, Array<Uint8Array>>()
+  const droppedOnce = new Set<string>()
+  const record = (server: SeenRequest["server"], request: Request) => {
+    const url = new URL(request.url)
+    seen.push({
+      server,
+      method: request.method,
+      path: url.pathname + url.search,
+      authorization: request.headers.get("authorization"),
+      range: request.headers.get("range"),
+    })
+  }
+
+  const cdn = listen((request) => {
+    record("cdn", request)
+    const digest = new URL(request.url).pathname.slice(1)
+    const bytes = blobs.get(digest)
+    if (!bytes) return new Response("no", { status: 404 })
+    const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "")
+    if (range) {
+      const start = Number(range[1])
+      return new Response(bytes.slice(start), {
+        status: 206,
+        headers: { "content-range": `bytes ${start}-${bytes.length - 1}/${bytes.length}` },
+      })
+    }
+    if (options.dropAfter !== undefined && !droppedOnce.has(digest)) {
+      droppedOnce.add(digest)
+      return dropped(bytes, options.dropAfter)
+    }
+    return new Response(bytes.slice())
+  })
+
+  const token = listen((request) => {
+    record("token", request)
+    const expected = options.bearer
+    const given = request.headers.get("authorization")
+    if (!expected || given !== `Basic ${btoa(`${expected.username}:${expected.password}`)}`) {
+      return error(401, "UNAUTHORIZED")
+    }
+    const scope = new URL(request.url).searchParams.get("scope") ?? ""
+    return json(200, { token: `tok ${scope}` })
+  })
+
+  const registry = listen(async (request) => {
+    record("registry", request)
+    const url = new URL(request.url)
+    if (options.bearer) {
+      const auth = request.headers.get("authorization") ?? ""
+      const push = request.method !== "GET" && request.method !== "HEAD"
+      const scope = /^Bearer tok repository:[^:]+:(.+)$/.exec(auth)?.[1] ?? ""
+      if (!scope.split(",").includes(push ? "push" : "pull")) {
+        return new Response(JSON.stringify({ errors: [{ code: "UNAUTHORIZED" }] }), {
+          status: 401,
+          headers: {
+            "www-authenticate": `Bearer realm="http://127.0.0.1:${token.port}/token",` +
+              `service="fake",scope="repository:x:pull"`,
+          },
+        })
+      }
+    }
+    const match = /^\/v2\/(.+?)\/(manifests|blobs\/uploads|blobs|tags)\/?(.*)$/.exec(url.pathname)
+    if (!match) return url.pathname === "/v2/" ? json(200, {}) : error(404, "NOT_FOUND")
+    const [, repository = "", kind, rest = ""] = match
+    if (kind === "tags") {
+      const tags = [...manifests.keys()].filter((key) => key.startsWith(`${repository}:`))
+      return tags.length === 0 ? error(404, "NAME_UNKNOWN") : json(200, { name: repository, tags })
+    }
+    if (kind === "manifests") {
+      const key = `${repository}:${rest}`
+      if (request.method === "PUT") {
+        const bytes = new Uint8Array(await request.arrayBuffer())
+        const type = request.headers.get("content-type") ?? ""
+        manifests.set(key, { type, bytes })
+        manifests.set(`${repository}:${digestOf(bytes)}`, { type, bytes })
+        return new Response(null, {
+          status: 201,
+          headers: { "docker-content-digest": digestOf(bytes) },
+        })
+      }
+      const manifest = manifests.get(key)
+      if (!manifest) return error(404, "MANIFEST_UNKNOWN")
+      return new Response(request.method === "HEAD" ? null : manifest.bytes.slice(), {
+        headers: {
+          "content-type": manifest.type,
+          "docker-content-digest": digestOf(manifest.bytes),
+        },
+      })
+    }
+    if (kind === "blobs") {
+      const bytes = blobs.get(rest)
+      if (!bytes) return error(404, "BLOB_UNKNOWN")
+      if (request.method === "HEAD") {
+        return new Response(null, { headers: { "content-length": String(bytes.length) } })
+      }
+      if (options.redirectBlobs) {
+        return new Response(null, {
+          status: 307,
+          headers: { location: `http://127.0.0.1:${cdn.port}/${rest}` },
+        })
+      }
+      return new Response(bytes.slice())
+    }
+    // Uploads.
+    if (request.method === "POST") {
+      const id = crypto.randomUUID()
+      uploads.set(id, [])
+      return new Response(null, {
+        status: 202,
+        headers: { location: `/v2/${repository}/blobs/uploads/${id}`, range: "0-0" },
+      })
+    }
+    const parts = uploads.get(rest)
+    if (!parts) return error(404, "BLOB_UPLOAD_UNKNOWN")
+    if (request.method === "PATCH") {
+      parts.push(new Uint8Array(await request.arrayBuffer()))
+      const size = parts.reduce((n, part) => n + part.length, 0)
+      return new Response(null, {
+        status: 202,
+        headers: { location: `/v2/${repository}/blobs/uploads/${rest}`, range: `0-${size - 1}` },
+      })
+    }
+    if (request.method === "PUT") {
+      const bytes = concat([...parts, new Uint8Array(await request.arrayBuffer())])
+      const digest = url.searchParams.get("digest") ?? ""
+      if (digestOf(bytes) !== digest) return error(400, "DIGEST_INVALID")
+      blobs.set(digest, bytes)
+      uploads.delete(rest)
+      return new Response(null, { status: 201, headers: { "docker-content-digest": digest } })
+    }
+    return error(405, "UNSUPPORTED")
+  })
+
+  return {
+    host: `127.0.0.1:${registry.port}`,
+    seen,
+    blobs,
+    manifests,
+    close: async () => {
+      await Promise.all([
+        registry.server.shutdown(),
+        token.server.shutdown(),
+        cdn.server.shutdown(),
+      ])
+    },
+  }
+}
