@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(nodejs npm qemu-system-x86 qemu-utils e2fsprogs xfsprogs dosfstools fdisk tar gzip
-  xz-utils bzip2 zstd cpio busybox-static mmdebstrap uidmap shellcheck)
+  xz-utils bzip2 zstd cpio busybox-static mmdebstrap uidmap shellcheck docker-registry skopeo
+  apache2-utils)
 missing=()
 for package in "${packages[@]}"; do
   # A Node.js installed some other way (nvm, a tarball) is fine.

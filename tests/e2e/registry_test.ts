@@ -1,0 +1,449 @@
+/**
+ * Images through a real OCI registry: Debian's `docker-registry` (CNCF distribution), started
+ * here on 127.0.0.1 with a temporary config and storage, one of them with htpasswd (Basic) auth.
+ * What transient pushes is read back by an independent client, skopeo; a containerDisk made
+ * with skopeo and GNU tar (not with transient) is pulled and built FROM; the refusals leave
+ * nothing in the store.
+ */
+import assert from "node:assert/strict"
+import { createHash } from "node:crypto"
+import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
+import { encodeImageName } from "../../src/domain/image_spec.ts"
+import { transient } from "../run_transient.ts"
+import { extCat, extractPartition, rawDisk, tool } from "../support/host.ts"
+
+const work = await Deno.makeTempDir({ prefix: "transient-e2e-registry-" })
+const env = { TRANSIENT_CACHE_DIR: `${work}/cache` }
+
+const freePort = () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 })
+  const port = (listener.addr as Deno.NetAddr).port
+  listener.close()
+  return port
+}
+
+interface Registry {
+  readonly host: string
+  readonly storage: string
+  readonly stop: () => Promise<void>
+}
+
+/** A docker-registry on 127.0.0.1, with htpasswd auth when `htpasswd` is given. */
+const startRegistry = async (name: string, htpasswd?: string): Promise<Registry> => {
+  const port = freePort()
+  const storage = `${work}/${name}-storage`
+  const config = `${work}/${name}.yml`
+  await Deno.writeTextFile(
+    config,
+    [
+      "version: 0.1",
+      "log:",
+      "  level: error",
+      "storage:",
+      "  filesystem:",
+      `    rootdirectory: ${storage}`,
+      "http:",
+      `  addr: 127.0.0.1:${port}`,
+      "  secret: transient-e2e",
+      ...(htpasswd ? ["auth:", "  htpasswd:", "    realm: e2e", `    path: ${htpasswd}`] : []),
+    ].join("\n") + "\n",
+  )
+  const child = new Deno.Command("docker-registry", {
+    args: ["serve", config],
+    stdout: "null",
+    stderr: "null",
+  }).spawn()
+  const host = `127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    const ready = await fetch(`http://${host}/v2/`).then(
+      (r) => (r.body?.cancel(), true),
+      () => false,
+    )
+    if (ready) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
+    host,
+    storage,
+    stop: async () => {
+      child.kill("SIGTERM")
+      await child.status
+    },
+  }
+}
+
+const plain = await startRegistry("plain")
+await tool("htpasswd", "-Bbc", `${work}/htpasswd`, "alice", "wonderland")
+const guarded = await startRegistry("guarded", `${work}/htpasswd`)
+const authFile = `${work}/auth.json`
+await Deno.writeTextFile(
+  authFile,
+  JSON.stringify({ auths: { [guarded.host]: { auth: btoa("alice:wonderland") } } }),
+)
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(work, { recursive: true })
+  } catch {
+    // Already gone.
+  }
+})
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+
+/** A build context: the busybox rootfs and `imagefile`. */
+const context = async (name: string, imagefile: string) => {
+  const dir = `${work}/${name}`
+  await Deno.mkdir(dir, { recursive: true })
+  await Deno.copyFile(`${work}/rootfs.tar.gz`, `${dir}/rootfs.tar.gz`).catch(() => {})
+  await Deno.writeTextFile(`${dir}/Imagefile`, imagefile)
+  return dir
+}
+
+const build = async (dir: string, name: string, store: string) => {
+  const outcome = await transient([
+    "build",
+    "--accel",
+    "tcg",
+    "--no-network",
+    "--progress",
+    "plain",
+    "--name",
+    name,
+    "--image-backend",
+    store,
+    dir,
+  ], { env })
+  assert.equal(outcome.code, 0, outcome.stderr)
+  return `${store}/${encodeImageName(name)}`
+}
+
+/** The text of `path` on the image's first partition (ext4), read with debugfs. */
+const fileOnImage = async (image: string, path: string) => {
+  const raw = `${image}.${crypto.randomUUID()}.raw`
+  const { partitions } = await rawDisk(image, raw)
+  await extractPartition(raw, partitions[0]!, `${raw}.ext4`)
+  const text = await extCat(`${raw}.ext4`, path)
+  await Deno.remove(raw)
+  await Deno.remove(`${raw}.ext4`)
+  return text
+}
+
+const identical = async (a: string, b: string, aFormat = "qcow2") =>
+  (await new Deno.Command("qemu-img", { args: ["compare", "-q", "-f", aFormat, a, b] }).output())
+    .code === 0
+
+/** The images in a store, and no leftovers but lock files. */
+const storeHolds = async (root: string) => {
+  const names: Array<string> = []
+  for await (const entry of Deno.readDir(root)) {
+    if (!entry.name.startsWith(".")) names.push(entry.name)
+  }
+  for await (const entry of Deno.readDir(`${root}/.working`)) {
+    assert.match(entry.name, /\.lock$/, `left in .working: ${entry.name}`)
+  }
+  return names.sort()
+}
+
+const skopeo = (...args: ReadonlyArray<string>) => tool("skopeo", ...args)
+
+// One built image, shared by the tests: each reads it, none changes it.
+await makeBusyboxRootfs(`${work}/rootfs.tar.gz`)
+const BASE_IMAGEFILE = [
+  "FROM scratch",
+  "DISK 64 MB GPT",
+  "PARTITION 1 FORMAT ext4 MOUNT /",
+  "ADD rootfs.tar.gz /",
+  "RUN echo built-here > /marker",
+].join("\n") + "\n"
+const baseStore = `${work}/base-store`
+const baseImage = await build(await context("base", BASE_IMAGEFILE), "base", baseStore)
+
+Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the image, and it pulls back and builds FROM", async () => {
+  const reference = `${plain.host}/e2e/base:1`
+  const pushed = await transient(["image", "push", "base", reference, "--image-backend", baseStore])
+  assert.equal(pushed.code, 0, pushed.stderr)
+  const pinned = pushed.stdout.trim().split("\n").at(-1) ?? ""
+  assert.match(pinned, new RegExp(`^${plain.host}/e2e/base@sha256:[0-9a-f]{64}$`))
+
+  // skopeo: the layout, the annotations, and the same digest.
+  const inspected = JSON.parse(
+    await skopeo("inspect", "--tls-verify=false", `docker://${reference}`),
+  )
+  assert.equal(inspected.Digest, pinned.split("@")[1])
+  assert.equal(inspected.Os, "linux")
+  assert.equal(inspected.Architecture, "amd64")
+  assert.equal(inspected.Layers.length, 1)
+  assert.equal(
+    inspected.Labels["io.transient.imagefile.digest"],
+    `sha256:${sha256(BASE_IMAGEFILE)}`,
+  )
+  const raw = JSON.parse(
+    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`),
+  )
+  assert.equal(raw.mediaType, "application/vnd.oci.image.manifest.v1+json")
+  assert.ok(raw.annotations["org.opencontainers.image.created"])
+  assert.equal(raw.annotations["io.transient.version"].length > 0, true)
+
+  // skopeo copies it out; GNU tar reads the layer: disk/ and disk/disk.img, owned by 107.
+  const copied = `${work}/skopeo-copy`
+  await skopeo("copy", "--src-tls-verify=false", `docker://${reference}`, `dir:${copied}`)
+  const layerDigest = (inspected.Layers[0] as string).slice("sha256:".length)
+  const listing = await tool("tar", "-tv", "--numeric-owner", "-f", `${copied}/${layerDigest}`)
+  assert.match(listing, /^dr-xr-xr-x 107\/107 .* disk\/$/m)
+  assert.match(listing, /^-r--r--r-- 107\/107 .* disk\/disk\.img$/m)
+  await tool("tar", "-x", "-C", copied, "-f", `${copied}/${layerDigest}`, "disk/disk.img")
+  assert.ok(await identical(`${copied}/disk/disk.img`, baseImage), "the layer's disk is the image")
+
+  // Pulled into another store, by tag and by digest: the same image.
+  const store = `${work}/pull-store`
+  const byTag = await transient([
+    "image",
+    "pull",
+    `copy,oci=${reference}`,
+    "--image-backend",
+    store,
+  ])
+  assert.equal(byTag.code, 0, byTag.stderr)
+  assert.ok(await identical(`${store}/copy`, baseImage))
+  const byDigest = await transient([
+    "image",
+    "pull",
+    `pinned,oci=${pinned}`,
+    "--image-backend",
+    store,
+  ])
+  assert.equal(byDigest.code, 0, byDigest.stderr)
+  assert.ok(await identical(`${store}/pinned`, baseImage))
+
+  // FROM it, in a store that has never seen it.
+  const derived = await build(
+    await context(
+      "derived",
+      `FROM fromreg,oci=${reference}\nRUN cat /marker > /derived; echo and-here >> /derived\n`,
+    ),
+    "derived",
+    `${work}/derived-store`,
+  )
+  assert.equal(await fileOnImage(derived, "/derived"), "built-here\nand-here\n")
+
+  // Pushed again: the registry has every blob, and says so.
+  const again = await transient(["image", "push", "base", reference, "--image-backend", baseStore])
+  assert.equal(again.code, 0, again.stderr)
+  assert.match(again.stdout, /The registry has the disk already/)
+  assert.equal(again.stdout.trim().split("\n").at(-1), pinned)
+})
+
+Deno.test("a pushed disk artifact: skopeo reads its type, and it pulls back", async () => {
+  const reference = `${plain.host}/e2e/artifact:1`
+  const pushed = await transient([
+    "image",
+    "push",
+    "base",
+    reference,
+    "--format",
+    "artifact",
+    "--image-backend",
+    baseStore,
+  ])
+  assert.equal(pushed.code, 0, pushed.stderr)
+  const raw = JSON.parse(
+    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`),
+  )
+  assert.equal(raw.artifactType, "application/vnd.transient.disk.v1")
+  assert.equal(raw.layers.length, 1)
+  assert.equal(raw.layers[0].annotations["org.opencontainers.image.title"], "base.qcow2.zst")
+  const store = `${work}/artifact-store`
+  const pulled = await transient([
+    "image",
+    "pull",
+    `art,oci=${reference}`,
+    "--image-backend",
+    store,
+  ])
+  assert.equal(pulled.code, 0, pulled.stderr)
+  assert.ok(await identical(`${store}/art`, baseImage))
+})
+
+/** An OCI layout made without transient: GNU tar (gzip) layers, JSON written here. */
+const foreignLayout = async (name: string, files: Record<string, string>) => {
+  const dir = `${work}/${name}`
+  const tree = `${dir}/tree`
+  await Deno.mkdir(`${tree}/disk`, { recursive: true })
+  for (const [file, from] of Object.entries(files)) {
+    await Deno.copyFile(from, `${tree}/disk/${file}`)
+  }
+  const layout = `${dir}/layout`
+  await Deno.mkdir(`${layout}/blobs/sha256`, { recursive: true })
+  const layer = `${dir}/layer.tar.gz`
+  await tool("tar", "-C", tree, "--owner=107", "--group=107", "-czf", layer, "disk")
+  const put = async (bytes: Uint8Array) => {
+    const digest = createHash("sha256").update(bytes).digest("hex")
+    await Deno.writeFile(`${layout}/blobs/sha256/${digest}`, bytes)
+    return { digest: `sha256:${digest}`, size: bytes.length }
+  }
+  const layerBytes = await Deno.readFile(layer)
+  const diffId = createHash("sha256").update(
+    new Uint8Array(
+      await new Response(
+        new Blob([layerBytes]).stream().pipeThrough(new DecompressionStream("gzip")),
+      ).arrayBuffer(),
+    ),
+  ).digest("hex")
+  const layerBlob = await put(layerBytes)
+  const config = await put(new TextEncoder().encode(JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: [`sha256:${diffId}`] },
+  })))
+  const manifest = await put(new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...layerBlob }],
+  })))
+  await Deno.writeTextFile(`${layout}/oci-layout`, JSON.stringify({ imageLayoutVersion: "1.0.0" }))
+  await Deno.writeTextFile(
+    `${layout}/index.json`,
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        ...manifest,
+        annotations: { "org.opencontainers.image.ref.name": "1" },
+      }],
+    }),
+  )
+  return layout
+}
+
+Deno.test("a containerDisk made by other tools (a raw disk, gzip layer, skopeo copy) is pulled and built FROM", async () => {
+  const raw = `${work}/foreign.raw`
+  await tool("qemu-img", "convert", "-O", "raw", baseImage, raw)
+  const layout = await foreignLayout("foreign", { "foreign.img": raw })
+  const reference = `${plain.host}/others/disk:1`
+  await skopeo("copy", "--dest-tls-verify=false", `oci:${layout}:1`, `docker://${reference}`)
+
+  const store = `${work}/foreign-store`
+  const pulled = await transient([
+    "image",
+    "pull",
+    `foreign,oci=${reference}`,
+    "--image-backend",
+    store,
+  ])
+  assert.equal(pulled.code, 0, pulled.stderr)
+  assert.ok(await identical(raw, `${store}/foreign`, "raw"))
+  const derived = await build(
+    await context("from-foreign", `FROM foreign\nRUN cp /marker /copied\n`),
+    "from-foreign",
+    store,
+  )
+  assert.equal(await fileOnImage(derived, "/copied"), "built-here\n")
+})
+
+Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothing", async () => {
+  const withAuth = { ...env, REGISTRY_AUTH_FILE: authFile }
+  const noAuth = {
+    ...env,
+    REGISTRY_AUTH_FILE: `${work}/missing.json`,
+    HOME: work,
+    XDG_RUNTIME_DIR: `${work}/none`,
+  }
+  const reference = `${guarded.host}/private/base:1`
+  const pushed = await transient(
+    ["image", "push", "base", reference, "--image-backend", baseStore],
+    { env: withAuth },
+  )
+  assert.equal(pushed.code, 0, pushed.stderr)
+  const store = `${work}/auth-store`
+  const allowed = await transient([
+    "image",
+    "pull",
+    `private,oci=${reference}`,
+    "--image-backend",
+    store,
+  ], { env: withAuth })
+  assert.equal(allowed.code, 0, allowed.stderr)
+  assert.ok(await identical(`${store}/private`, baseImage))
+
+  const refusedStore = `${work}/refused-store`
+  const pull = (spec: string, extra: Record<string, string> = noAuth) =>
+    transient(["image", "pull", spec, "--image-backend", refusedStore], { env: extra })
+  const unauthorized = await pull(`x,oci=${reference}`)
+  assert.equal(unauthorized.code, 1)
+  assert.match(
+    unauthorized.stderr,
+    new RegExp(
+      `^error: Registry ${guarded.host} refused to let us pull private/base \\(no credentials: `,
+      "m",
+    ),
+  )
+  const wrongAuth = `${work}/wrong.json`
+  await Deno.writeTextFile(
+    wrongAuth,
+    JSON.stringify({ auths: { [guarded.host]: { auth: btoa("alice:rabbit") } } }),
+  )
+  const wrong = await pull(`x,oci=${reference}`, { ...env, REGISTRY_AUTH_FILE: wrongAuth })
+  assert.equal(wrong.code, 1)
+  assert.match(wrong.stderr, new RegExp(`credentials of user 'alice' from ${wrongAuth}`))
+
+  const missingTag = await pull(`x,oci=${plain.host}/e2e/base:nope`)
+  assert.equal(missingTag.code, 1)
+  assert.match(missingTag.stderr, /has no tag 'nope' in that repository$/m)
+  const missingRepository = await pull(`x,oci=${plain.host}/e2e/never:1`)
+  assert.match(missingRepository.stderr, /has no repository 'e2e\/never'$/m)
+
+  // Two disks in one containerDisk.
+  const layout = await foreignLayout("two-disks", {
+    "a.img": `${work}/foreign.raw`,
+    "b.img": `${work}/foreign.raw`,
+  })
+  await skopeo(
+    "copy",
+    "--dest-tls-verify=false",
+    `oci:${layout}:1`,
+    `docker://${plain.host}/others/two:1`,
+  )
+  const two = await pull(`x,oci=${plain.host}/others/two:1`)
+  assert.equal(two.code, 1)
+  assert.match(two.stderr, /is not a disk image: its layer holds several files under disk\//)
+
+  // A blob whose bytes the registry's storage no longer matches.
+  const tamperedReference = `${plain.host}/e2e/tampered:1`
+  const tamperedPush = await transient([
+    "image",
+    "push",
+    "base",
+    tamperedReference,
+    "--image-backend",
+    baseStore,
+  ])
+  assert.equal(tamperedPush.code, 0, tamperedPush.stderr)
+  const manifest = JSON.parse(
+    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${tamperedReference}`),
+  )
+  const digest = (manifest.layers[0].digest as string).slice("sha256:".length)
+  const data = `${plain.storage}/docker/registry/v2/blobs/sha256/${
+    digest.slice(0, 2)
+  }/${digest}/data`
+  const bytes = await Deno.readFile(data)
+  // A byte of the disk, inside the tar: the archive still reads, only the digest tells.
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff
+  await Deno.writeFile(data, bytes)
+  const tampered = await pull(`x,oci=${tamperedReference}`)
+  assert.equal(tampered.code, 1)
+  assert.match(
+    tampered.stderr,
+    new RegExp(
+      `^error: Checksum mismatch for ${tamperedReference}: expected sha256 ${digest}, got [0-9a-f]{64}$`,
+      "m",
+    ),
+  )
+  assert.deepEqual(await storeHolds(refusedStore), [])
+})
+
+Deno.test("registries are stopped", async () => {
+  await plain.stop()
+  await guarded.stop()
+})
