@@ -13,7 +13,12 @@ import { CONTAINER_DISK_OWNER } from "../../domain/oci_manifest.ts"
 
 export interface BlobSource {
   readonly size: number
-  /** The bytes in [start, end). */
+  /**
+   * Fill `target` with the bytes from `start` on (fewer at the blob's end); how many. The caller
+   * owns `target` and may use it again: no allocation per read.
+   */
+  readonly readInto: (start: number, target: Uint8Array) => Effect.Effect<number, PlatformError>
+  /** The bytes in [start, end), as a stream of fresh chunks. */
   readonly read: (start: number, end: number) => Stream.Stream<Uint8Array, PlatformError>
 }
 
@@ -24,48 +29,60 @@ type Segment =
 const segmentSize = (segment: Segment) =>
   segment._tag === "Bytes" ? segment.bytes.length : segment.size
 
-/** Reads larger than this are split: each is one buffer in memory. */
+/** Chunks of `read`. */
 const READ = 1024 * 1024
 
-const fileRange = (file: FileSystem.File, start: number, end: number) =>
-  Stream.unfoldEffect(
-    start,
-    (offset) =>
-      offset >= end ? Effect.succeed(Option.none()) : Effect.flatMap(
-        // Each read seeks: several ranges of one file may be read, one after the other.
-        Effect.zipRight(file.seek(offset, "start"), file.readAlloc(Math.min(READ, end - offset))),
-        Option.match({
-          onNone: () => Effect.succeed(Option.none()),
-          onSome: (chunk) => Effect.succeed(Option.some([chunk, offset + chunk.length] as const)),
-        }),
-      ),
-  )
+/** Fill `target` from `file` at `position`; stops early only at the end of the file. */
+const readFileInto = (file: FileSystem.File, position: number, target: Uint8Array) =>
+  Effect.gen(function* () {
+    yield* file.seek(position, "start")
+    let filled = 0
+    while (filled < target.length) {
+      const count = Number(yield* file.read(target.subarray(filled)))
+      if (count === 0) break
+      filled += count
+    }
+    return filled
+  })
 
 /** The blob made of `segments` in order. */
 const concatenated = (segments: ReadonlyArray<Segment>): BlobSource => {
   const size = segments.reduce((total, segment) => total + segmentSize(segment), 0)
-  const read = (start: number, end: number) => {
-    const parts: Array<Stream.Stream<Uint8Array, PlatformError>> = []
-    let offset = 0
-    for (const segment of segments) {
-      const length = segmentSize(segment)
-      const from = Math.max(start, offset)
-      const to = Math.min(end, offset + length)
-      if (from < to) {
-        parts.push(
-          segment._tag === "Bytes"
-            ? Stream.make(segment.bytes.subarray(from - offset, to - offset))
-            : fileRange(segment.file, from - offset, to - offset),
-        )
+  const readInto = (start: number, target: Uint8Array) =>
+    Effect.gen(function* () {
+      const end = Math.min(size, start + target.length)
+      let offset = 0
+      for (const segment of segments) {
+        const length = segmentSize(segment)
+        const from = Math.max(start, offset)
+        const to = Math.min(end, offset + length)
+        if (from < to) {
+          const into = target.subarray(from - start, to - start)
+          if (segment._tag === "Bytes") {
+            into.set(segment.bytes.subarray(from - offset, to - offset))
+          } else {
+            const got = yield* readFileInto(segment.file, from - offset, into)
+            // The file shrank: what it has (the registry's digest check refuses the upload).
+            if (got < into.length) return from - start + got
+          }
+        }
+        offset += length
       }
-      offset += length
-    }
-    return parts.reduce(
-      (all, part) => Stream.concat(all, part),
-      Stream.empty as Stream.Stream<Uint8Array, PlatformError>,
-    )
-  }
-  return { size, read }
+      return Math.max(0, end - start)
+    })
+  const read = (start: number, end: number) =>
+    Stream.unfoldEffect(start, (offset) => {
+      if (offset >= end) return Effect.succeed(Option.none())
+      const chunk = new Uint8Array(Math.min(READ, end - offset))
+      return Effect.map(
+        readInto(offset, chunk),
+        (count) =>
+          count === 0
+            ? Option.none()
+            : Option.some([chunk.subarray(0, count), offset + count] as const),
+      )
+    })
+  return { size, readInto, read }
 }
 
 export const bytesBlob = (bytes: Uint8Array): BlobSource => concatenated([{ _tag: "Bytes", bytes }])
@@ -132,20 +149,27 @@ export const containerDiskLayer = (file: FileSystem.File, size: number): BlobSou
   ])
 }
 
-/** `sha256:HEX` of the whole blob, read once; `advance` is told of every chunk. */
+/** `sha256:HEX` of the whole blob, read once through one buffer; `advance` hears of each part. */
 export const blobDigest = (
   blob: BlobSource,
   advance: (bytes: number) => Effect.Effect<void>,
 ): Effect.Effect<string, PlatformError> =>
-  Effect.suspend(() => {
+  Effect.gen(function* () {
     const hash = createHash("sha256")
-    return blob.read(0, blob.size).pipe(
-      Stream.runForEach((chunk) =>
-        Effect.zipRight(Effect.sync(() => hash.update(chunk)), advance(chunk.length))
-      ),
-      Effect.map(() => `sha256:${hash.digest("hex")}`),
-    )
+    const buffer = new Uint8Array(Math.min(HASH_BUFFER, Math.max(1, blob.size)))
+    let offset = 0
+    while (offset < blob.size) {
+      const count = yield* blob.readInto(offset, buffer)
+      if (count === 0) break
+      hash.update(buffer.subarray(0, count))
+      yield* advance(count)
+      offset += count
+    }
+    return `sha256:${hash.digest("hex")}`
   })
+
+/** What the digest is computed through. */
+const HASH_BUFFER = 4 * 1024 * 1024
 
 export const bytesDigest = (bytes: Uint8Array): string =>
   `sha256:${createHash("sha256").update(bytes).digest("hex")}`

@@ -9,7 +9,6 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import * as Stream from "effect/Stream"
 import * as Duration from "effect/Duration"
 import {
   type Blob,
@@ -49,21 +48,11 @@ import {
 export type PushFormat = "containerdisk" | "artifact"
 
 /** The bytes of one PATCH: one buffer in memory at a time, whatever the image's size. */
-const CHUNK = 32 * 1024 * 1024
+const CHUNK = 8 * 1024 * 1024
 /** The most a registry's minimum chunk length may make a chunk. */
 const MAX_CHUNK = 256 * 1024 * 1024
 /** Attempts of one chunk whose connection drops. */
 const CHUNK_ATTEMPTS = 4
-
-const collect = (stream: Stream.Stream<Uint8Array, unknown>, size: number) =>
-  Effect.map(
-    Stream.runFold(stream, { bytes: new Uint8Array(size), filled: 0 }, (state, chunk) => {
-      state.bytes.set(chunk, state.filled)
-      state.filled += chunk.length
-      return state
-    }),
-    (state) => state.bytes.subarray(0, state.filled),
-  )
 
 /** Where the registry says an upload has got to: the first byte it lacks. */
 const uploadedUpTo = (range: string | undefined): number | undefined => {
@@ -112,13 +101,19 @@ export const uploadBlob = (
       ? undefined
       : yield* reporter.progress(label, blob.size, { phase: "upload" })
 
+    // One buffer for every chunk: each is sent before the next is read.
+    const buffer = new Uint8Array(Math.min(chunk, blob.size))
     let offset = 0
     while (offset < blob.size) {
-      const end = Math.min(offset + chunk, blob.size)
       const chunkLocation = location
-      const bytes = yield* collect(blob.read(offset, end), end - offset).pipe(
+      const count = yield* blob.readInto(offset, buffer).pipe(
         Effect.mapError(readFailed(origin.image, origin.path)),
       )
+      if (count === 0) {
+        return yield* readFailed(origin.image, origin.path)(new Error("the file ended early"))
+      }
+      const end = offset + count
+      const bytes = buffer.subarray(0, count)
       const sent: HttpClientResponse.HttpClientResponse = yield* session.send({
         method: "PATCH",
         path: chunkLocation,

@@ -128,19 +128,24 @@ export const pullImage = (
         file: info.backingFile,
       })
     }
-    // The qcow2 written next holds at most the data the download holds: check there is room,
-    // rather than fail half-way through with a full disk.
-    const free = yield* freeBytes(layout.working)
-    if (free !== undefined && free < info.actualSize) {
-      return yield* new NotEnoughSpace({
-        image: name,
-        path: layout.working,
-        needed: info.actualSize,
-        free,
-      })
+    // A qcow2 that passed the probe and `qemu-img check` is stored as it came: rewriting it would
+    // cost as long again as the download. A raw image is converted.
+    const stored = probe.format === "qcow2" ? downloaded : converted
+    if (probe.format !== "qcow2") {
+      // The qcow2 written next holds at most the data the download holds: check there is room,
+      // rather than fail half-way through with a full disk.
+      const free = yield* freeBytes(layout.working)
+      if (free !== undefined && free < info.actualSize) {
+        return yield* new NotEnoughSpace({
+          image: name,
+          path: layout.working,
+          needed: info.actualSize,
+          free,
+        })
+      }
+      yield* disks.convert({ from: downloaded, to: converted, fromFormat: probe.format })
     }
-    yield* disks.convert({ from: downloaded, to: converted, fromFormat: probe.format })
-    yield* publishFile(name, converted, file, { force: false, readOnly: true }).pipe(
+    yield* publishFile(name, stored, file, { force: false, readOnly: true }).pipe(
       // Only this process writes the name while it holds the lock.
       Effect.catchTag("ImageExists", () => Effect.void),
     )
