@@ -30,6 +30,7 @@ import {
   RegistryUnauthorized,
   RegistryUnreachable,
 } from "../../domain/registry_errors.ts"
+import { withBulkFetch } from "../bulk_fetch.ts"
 import { type CredentialLookup, describeLookup, findCredential } from "./credentials.ts"
 
 /** How to reach registries: the `--plain-http` flag and `TRANSIENT_INSECURE_REGISTRIES`. */
@@ -186,6 +187,7 @@ export const openRegistry = (
         }
         const response = yield* client.execute(outgoing).pipe(
           Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+          withBulkFetch,
           Effect.mapError((error) => unreachable(target, error.cause ?? error)),
         )
         const location = response.headers["location"]

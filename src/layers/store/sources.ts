@@ -14,6 +14,7 @@ import * as Stream from "effect/Stream"
 import { STATUS_CODES } from "node:http"
 import type { RegistryError } from "../../domain/registry_errors.ts"
 import { SourceUnavailable } from "../../domain/store_errors.ts"
+import { withBulkFetch } from "../bulk_fetch.ts"
 
 export interface OpenedSource {
   /** The bytes; a failure to read them midway is the platform's error, for the caller to map. */
@@ -82,6 +83,7 @@ export const get = (
       HttpClient.withScope,
     )
     const response = yield* client.get(url).pipe(
+      withBulkFetch,
       Effect.mapError((error) =>
         new SourceUnavailable({
           image,

@@ -1,0 +1,215 @@
+/**
+ * Push and pull of a 1 GiB image (random data: nothing to gain from holes or compression)
+ * through Debian's docker-registry on 127.0.0.1, against skopeo copying the same image the same
+ * way in the same run: wall time, MiB/s and the peak RSS of each process (GNU time's %M).
+ * Every push goes to a registry started empty for it, so no blob is skipped and skopeo mounts
+ * nothing. Medians of RUNS.
+ *
+ *   deno run -A bench/registry_bench.ts   (part of `deno task bench`; needs docker-registry,
+ *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
+ */
+import { transient } from "../tests/run_transient.ts"
+
+const RUNS = 3
+const SIZE_MIB = Number(Deno.env.get("TRANSIENT_BENCH_REGISTRY_MIB") ?? 1024)
+const RSS_LIMIT_MB = 250
+
+const has = async (program: string) =>
+  (await new Deno.Command("sh", { args: ["-c", `command -v ${program}`], stdout: "null" }).output())
+    .success
+
+for (const program of ["docker-registry", "skopeo", "/usr/bin/time"]) {
+  if (!(await has(program))) {
+    console.log(`registry bench skipped: ${program} is not installed`)
+    Deno.exit(0)
+  }
+}
+
+const work = await Deno.makeTempDir({ prefix: "transient-bench-registry-" })
+const median = (values: ReadonlyArray<number>) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
+
+/** Run argv under GNU time: seconds and peak RSS in MB. */
+const timed = async (argv: ReadonlyArray<string>, env: Record<string, string> = {}) => {
+  const report = `${work}/time-${crypto.randomUUID()}`
+  const output = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%e %M", "-o", report, ...argv],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output()
+  if (!output.success) {
+    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`)
+  }
+  const [seconds = "", rss = ""] = (await Deno.readTextFile(report)).trim().split(/\s+/).slice(-2)
+  return { seconds: Number(seconds), rssMB: Number(rss) / 1024 }
+}
+
+const freePort = () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 })
+  const port = (listener.addr as Deno.NetAddr).port
+  listener.close()
+  return port
+}
+
+/** An empty docker-registry; stop it when done. */
+const registry = async () => {
+  const port = freePort()
+  const storage = await Deno.makeTempDir({ dir: work, prefix: "registry-" })
+  const config = `${storage}.yml`
+  await Deno.writeTextFile(
+    config,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n` +
+      `http:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
+  )
+  const child = new Deno.Command("docker-registry", {
+    args: ["serve", config],
+    stdout: "null",
+    stderr: "null",
+  }).spawn()
+  const host = `127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`http://${host}/v2/`).then((r) => (r.body?.cancel(), true), () => false)) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
+    host,
+    stop: async () => {
+      child.kill("SIGTERM")
+      await child.status
+      await Deno.remove(storage, { recursive: true })
+    },
+  }
+}
+
+const tool = async (command: string, ...args: ReadonlyArray<string>) => {
+  const output = await new Deno.Command(command, { args: [...args], stderr: "piped" }).output()
+  if (!output.success) throw new Error(`${command}: ${new TextDecoder().decode(output.stderr)}`)
+}
+
+try {
+  const raw = `${work}/disk.raw`
+  const image = `${work}/disk.qcow2`
+  await tool("dd", "if=/dev/urandom", `of=${raw}`, "bs=1M", `count=${SIZE_MIB}`, "status=none")
+  await tool("qemu-img", "convert", "-O", "qcow2", raw, image)
+  await Deno.remove(raw)
+  const store = `${work}/store`
+  const put = await transient(["image", "pull", `disk,file=${image}`, "--image-backend", store])
+  if (put.code !== 0) throw new Error(put.stderr)
+  const bytes = (await Deno.stat(image)).size
+  const mib = bytes / 1024 / 1024
+
+  // The image as skopeo will push it: a `dir:` copy of our containerDisk.
+  const seed = await registry()
+  await transient(["image", "push", "disk", `${seed.host}/bench/disk:1`, "--image-backend", store])
+  const skopeoDir = `${work}/skopeo-dir`
+  await tool(
+    "skopeo",
+    "copy",
+    "--src-tls-verify=false",
+    `docker://${seed.host}/bench/disk:1`,
+    `dir:${skopeoDir}`,
+  )
+  await seed.stop()
+
+  const ours = {
+    push: [] as Array<number>,
+    pull: [] as Array<number>,
+    pushRss: [] as Array<number>,
+    pullRss: [] as Array<number>,
+  }
+  const theirs = {
+    push: [] as Array<number>,
+    pull: [] as Array<number>,
+    pushRss: [] as Array<number>,
+    pullRss: [] as Array<number>,
+  }
+  const main = new URL("../main.ts", import.meta.url).pathname
+  for (let run = 0; run < RUNS; run++) {
+    const a = await registry()
+    const pushed = await timed([
+      Deno.execPath(),
+      "run",
+      "-A",
+      main,
+      "image",
+      "push",
+      "disk",
+      `${a.host}/bench/disk:1`,
+      "--image-backend",
+      store,
+      "--progress",
+      "plain",
+    ])
+    ours.push.push(pushed.seconds)
+    ours.pushRss.push(pushed.rssMB)
+    const pullStore = `${work}/pull-${run}`
+    const pulled = await timed([
+      Deno.execPath(),
+      "run",
+      "-A",
+      main,
+      "image",
+      "pull",
+      `copy,oci=${a.host}/bench/disk:1`,
+      "--image-backend",
+      pullStore,
+      "--progress",
+      "plain",
+    ])
+    ours.pull.push(pulled.seconds)
+    ours.pullRss.push(pulled.rssMB)
+    await Deno.remove(pullStore, { recursive: true })
+    const pullDir = `${work}/skopeo-pull-${run}`
+    const skopeoPulled = await timed([
+      "skopeo",
+      "copy",
+      "--src-tls-verify=false",
+      `docker://${a.host}/bench/disk:1`,
+      `dir:${pullDir}`,
+    ])
+    theirs.pull.push(skopeoPulled.seconds)
+    theirs.pullRss.push(skopeoPulled.rssMB)
+    await Deno.remove(pullDir, { recursive: true })
+    await a.stop()
+    const b = await registry()
+    const skopeoPushed = await timed([
+      "skopeo",
+      "copy",
+      "--dest-tls-verify=false",
+      `dir:${skopeoDir}`,
+      `docker://${b.host}/bench/disk:1`,
+    ])
+    theirs.push.push(skopeoPushed.seconds)
+    theirs.pushRss.push(skopeoPushed.rssMB)
+    await b.stop()
+  }
+  const line = (what: string, seconds: number, rss: number) =>
+    `  ${what.padEnd(22)} ${seconds.toFixed(2).padStart(6)} s  ${
+      (mib / seconds).toFixed(0).padStart(5)
+    } MiB/s  RSS ${rss.toFixed(0).padStart(4)} MB`
+  console.log(
+    `Registry push and pull of ${
+      mib.toFixed(0)
+    } MiB (median of ${RUNS}, loopback docker-registry):`,
+  )
+  console.log(line("transient image push", median(ours.push), median(ours.pushRss)))
+  console.log(line("skopeo copy dir: → reg", median(theirs.push), median(theirs.pushRss)))
+  console.log(line("transient image pull", median(ours.pull), median(ours.pullRss)))
+  console.log(line("skopeo copy reg → dir:", median(theirs.pull), median(theirs.pullRss)))
+  const verdict = (ok: boolean) => (ok ? "yes" : "no")
+  const pushRatio = median(ours.push) / median(theirs.push)
+  const pullRatio = median(ours.pull) / median(theirs.pull)
+  console.log(
+    `  push ${pushRatio.toFixed(2)}× skopeo's time (target ≤ 1.0×: ${verdict(pushRatio <= 1)})`,
+  )
+  console.log(
+    `  pull ${pullRatio.toFixed(2)}× skopeo's time (target ≤ 1.0×: ${verdict(pullRatio <= 1)})`,
+  )
+  const rss = Math.max(median(ours.pushRss), median(ours.pullRss))
+  console.log(
+    `  peak RSS ${rss.toFixed(0)} MB (target < ${RSS_LIMIT_MB} MB: ${verdict(rss < RSS_LIMIT_MB)})`,
+  )
+} finally {
+  await Deno.remove(work, { recursive: true })
+}
