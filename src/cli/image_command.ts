@@ -262,12 +262,22 @@ const pushCommand = Command.make(
           Effect.map((info) => Option.getOrUndefined(info.mtime)),
           Effect.orElseSucceed(() => undefined),
         )
-        const result = yield* pushImage(image, target, format, {
-          name,
-          created: recorded?.builtAt ?? (modified ?? new Date()).toISOString(),
-          version: VERSION,
-          imagefileDigest: recorded?.imagefileDigest,
-        }, registryOptionsFromEnv(plainHttp))
+        const result = yield* pushImage(
+          image,
+          target,
+          format,
+          {
+            name,
+            created: recorded?.builtAt ?? (modified ?? new Date()).toISOString(),
+            version: VERSION,
+            imagefileDigest: recorded?.imagefileDigest,
+          },
+          registryOptionsFromEnv(plainHttp),
+          {
+            get: (key) => store.noted(image, key),
+            set: (key, value) => store.note(image, key, value),
+          },
+        )
         yield* progress === "json"
           ? Console.log(
             JSON.stringify({ event: "pushed", reference: result.pinned, digest: result.digest }),

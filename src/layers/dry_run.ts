@@ -93,6 +93,8 @@ export const ImageStoreDryRun = Layer.effect(
       identity: () => Effect.succeed("dry-run"),
       remember: () => Effect.void,
       provenance: () => Effect.succeed(undefined),
+      note: () => Effect.void,
+      noted: () => Effect.succeed(undefined),
       resolve: (spec) =>
         store.lookup(spec).pipe(
           Effect.tap(({ name, present }) =>

@@ -85,6 +85,12 @@ export interface ImageStoreShape {
   ) => Effect.Effect<void>
   /** Where the image came from, when it was built here and has not been replaced since. */
   readonly provenance: (image: StoredImage) => Effect.Effect<BuildProvenance | undefined>
+  /**
+   * A fact derived from the image's content (the digest of its containerDisk layer), kept until
+   * the image is replaced: `noted` gives it back, or undefined. Best effort, like `remember`.
+   */
+  readonly note: (image: StoredImage, key: string, value: string) => Effect.Effect<void>
+  readonly noted: (image: StoredImage, key: string) => Effect.Effect<string | undefined>
   /** Remove one image by name; fails with ImageNotInStore when it is not there. */
   readonly remove: (
     name: string,

@@ -16,6 +16,7 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
   /** Disk path -> recorded identity; a disk without one gets one from its object. */
   const identities = new Map<string, string>()
   const provenances = new Map<string, BuildProvenance>()
+  const notes = new Map<string, string>()
   const contents = new WeakMap<object, string>()
   const stored = (name: string, path: string): StoredImage => {
     const disk = world.disks.get(path)
@@ -108,6 +109,8 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
         if (provenance !== undefined) provenances.set(image.path, provenance)
       }),
     provenance: (image) => Effect.sync(() => provenances.get(image.path)),
+    note: (image, key, value) => Effect.sync(() => void notes.set(`${image.path}\0${key}`, value)),
+    noted: (image, key) => Effect.sync(() => notes.get(`${image.path}\0${key}`)),
     remove: (name) => {
       const path = world.images.get(name)
       if (!path) {

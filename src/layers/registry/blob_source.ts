@@ -149,27 +149,5 @@ export const containerDiskLayer = (file: FileSystem.File, size: number): BlobSou
   ])
 }
 
-/** `sha256:HEX` of the whole blob, read once through one buffer; `advance` hears of each part. */
-export const blobDigest = (
-  blob: BlobSource,
-  advance: (bytes: number) => Effect.Effect<void>,
-): Effect.Effect<string, PlatformError> =>
-  Effect.gen(function* () {
-    const hash = createHash("sha256")
-    const buffer = new Uint8Array(Math.min(HASH_BUFFER, Math.max(1, blob.size)))
-    let offset = 0
-    while (offset < blob.size) {
-      const count = yield* blob.readInto(offset, buffer)
-      if (count === 0) break
-      hash.update(buffer.subarray(0, count))
-      yield* advance(count)
-      offset += count
-    }
-    return `sha256:${hash.digest("hex")}`
-  })
-
-/** What the digest is computed through. */
-const HASH_BUFFER = 4 * 1024 * 1024
-
 export const bytesDigest = (bytes: Uint8Array): string =>
   `sha256:${createHash("sha256").update(bytes).digest("hex")}`

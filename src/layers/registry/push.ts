@@ -9,6 +9,8 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
 import * as Duration from "effect/Duration"
 import {
   type Blob,
@@ -23,6 +25,7 @@ import {
 import { type OciReference, pinned } from "../../domain/oci_reference.ts"
 import {
   CompressionFailed,
+  type RegistryError,
   RegistryRefused,
   type RegistryUnreachable,
 } from "../../domain/registry_errors.ts"
@@ -31,7 +34,6 @@ import type { StoredImage } from "../../services/image_store.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { runTool } from "../host_process.ts"
 import {
-  blobDigest,
   type BlobSource,
   bytesBlob,
   bytesDigest,
@@ -47,12 +49,16 @@ import {
 
 export type PushFormat = "containerdisk" | "artifact"
 
-/** The bytes of one PATCH: one buffer in memory at a time, whatever the image's size. */
+/** The notes that keep each layout's disk digest: the same image gives the same layer. */
+const CONTAINER_DISK_NOTE = "containerdisk-layer"
+const ARTIFACT_NOTE = "artifact-layer-zstd"
+
+/** The smallest chunk when the registry asks for chunks (`OCI-Chunk-Min-Length`). */
 const CHUNK = 8 * 1024 * 1024
 /** The most a registry's minimum chunk length may make a chunk. */
 const MAX_CHUNK = 256 * 1024 * 1024
-/** Attempts of one chunk whose connection drops. */
-const CHUNK_ATTEMPTS = 4
+/** Attempts of one PATCH whose connection drops. */
+const PATCH_ATTEMPTS = 4
 
 /** Where the registry says an upload has got to: the first byte it lacks. */
 const uploadedUpTo = (range: string | undefined): number | undefined => {
@@ -63,26 +69,44 @@ const uploadedUpTo = (range: string | undefined): number | undefined => {
 const readFailed = (image: string, path: string) => (cause: unknown) =>
   new StoreIoError({ operation: "read", image, path, cause })
 
-/** Upload `blob` as `digest` unless the registry has it; true when it was sent. */
+export interface UploadedBlob {
+  readonly digest: string
+  /** False when the registry had it already. */
+  readonly sent: boolean
+}
+
+/**
+ * Upload `blob`, unless the registry has it under `known` (its digest, when known before). The
+ * bytes stream from the blob as they are sent, hashed on the way: in one PATCH, or in chunks of
+ * the size the registry asks for. A dropped PATCH resumes from where the registry says it got.
+ */
 export const uploadBlob = (
   session: RegistrySession,
   blob: BlobSource,
-  digest: string,
+  known: string | undefined,
   label: string | undefined,
   origin: { readonly image: string; readonly path: string },
-) =>
+): Effect.Effect<
+  UploadedBlob,
+  RegistryError | StoreIoError,
+  Reporter | Exclude<RegistryRequirements, never>
+> =>
   Effect.gen(function* () {
     const reporter = yield* Reporter
     const registry = session.reference.registry
-    const present = yield* session.send({
-      method: "HEAD",
-      path: `blobs/${digest}`,
-      operation: `check for blob ${digest}`,
-    })
-    if (present.status === 200) return false
-    if (present.status !== 404) return yield* session.failure(present, `check for blob ${digest}`)
+    if (known !== undefined) {
+      const present = yield* session.send({
+        method: "HEAD",
+        path: `blobs/${known}`,
+        operation: `check for blob ${known}`,
+      })
+      if (present.status === 200) return { digest: known, sent: false }
+      if (present.status !== 404) {
+        return yield* session.failure(present, `check for blob ${known}`)
+      }
+    }
 
-    const operation = `upload blob ${digest}`
+    const operation = `upload ${known === undefined ? "a blob" : `blob ${known}`}`
     const started = yield* session.send({
       method: "POST",
       path: "blobs/uploads/",
@@ -96,32 +120,50 @@ export const uploadBlob = (
     }
     location = new URL(location, session.url("blobs/uploads/")).href
     const minimum = Number(started.headers["oci-chunk-min-length"] ?? 0)
-    const chunk = Math.min(MAX_CHUNK, Math.max(CHUNK, Number.isFinite(minimum) ? minimum : 0))
+    const chunked = Number.isFinite(minimum) && minimum > 0
+    const chunk = chunked ? Math.min(MAX_CHUNK, Math.max(CHUNK, minimum)) : blob.size
     const progress = label === undefined
       ? undefined
       : yield* reporter.progress(label, blob.size, { phase: "upload" })
 
-    // One buffer for every chunk: each is sent before the next is read.
-    const buffer = new Uint8Array(Math.min(chunk, blob.size))
+    // Every byte is hashed once, in order, however often a resumed PATCH sends it again.
+    const hash = createHash("sha256")
+    let hashed = 0
+    const counted = (from: number, to: number) =>
+      Stream.suspend(() => {
+        let position = from
+        return blob.read(from, to).pipe(
+          Stream.tap((bytes) =>
+            Effect.suspend(() => {
+              const start = position
+              position += bytes.length
+              const fresh = start + bytes.length - Math.max(start, hashed)
+              if (fresh <= 0) return Effect.void
+              hash.update(bytes.subarray(bytes.length - fresh))
+              hashed += fresh
+              return progress === undefined ? Effect.void : progress.advance(fresh)
+            })
+          ),
+        )
+      })
+
     let offset = 0
     while (offset < blob.size) {
-      const chunkLocation = location
-      const count = yield* blob.readInto(offset, buffer).pipe(
-        Effect.mapError(readFailed(origin.image, origin.path)),
-      )
-      if (count === 0) {
-        return yield* readFailed(origin.image, origin.path)(new Error("the file ended early"))
-      }
-      const end = offset + count
-      const bytes = buffer.subarray(0, count)
+      const from = offset
+      const to = Math.min(offset + chunk, blob.size)
+      const target: string = location
       const sent: HttpClientResponse.HttpClientResponse = yield* session.send({
         method: "PATCH",
-        path: chunkLocation,
+        path: target,
         headers: {
           "content-type": "application/octet-stream",
-          "content-range": `${offset}-${end - 1}`,
+          ...(chunked ? { "content-range": `${from}-${to - 1}` } : {}),
         },
-        body: () => HttpBody.uint8Array(bytes, "application/octet-stream"),
+        body: () =>
+          HttpBody.stream(
+            counted(from, to).pipe(Stream.mapError(readFailed(origin.image, origin.path))),
+            "application/octet-stream",
+          ),
         operation,
         repeatable: false,
       }).pipe(
@@ -129,30 +171,41 @@ export const uploadBlob = (
           response.status === 202 ? Effect.succeed(response) : session.failure(response, operation)
         ),
         // A dropped connection: ask how far the registry got, and go on from there.
-        Effect.catchTag("RegistryUnreachable", (error) => resumeAt(session, chunkLocation, error)),
+        Effect.catchTag("RegistryUnreachable", (error) => resumeAt(session, target, error)),
         Effect.retry({
           schedule: Schedule.exponential(Duration.millis(250)),
-          times: CHUNK_ATTEMPTS - 1,
+          times: PATCH_ATTEMPTS - 1,
           while: (error) => error._tag === "RegistryUnreachable",
         }),
       )
       const next = sent.headers["location"]
-      if (next !== undefined) location = new URL(next, location).href
-      const reached = uploadedUpTo(sent.headers["range"]) ?? end
-      if (progress !== undefined) yield* progress.advance(reached - offset)
-      offset = reached
+      if (next !== undefined) location = new URL(next, target).href
+      offset = Math.max(from, Math.min(to, uploadedUpTo(sent.headers["range"]) ?? to))
+      if (offset === from) {
+        return yield* new RegistryRefused({
+          registry,
+          operation,
+          detail: "the upload made no progress",
+        })
+      }
     }
+    if (hashed !== blob.size) {
+      return yield* readFailed(origin.image, origin.path)(
+        new Error("the file changed while it was read"),
+      )
+    }
+    const digest = `sha256:${hash.digest("hex")}`
     const done = new URL(location)
     done.searchParams.set("digest", digest)
     const finished = yield* session.send({
       method: "PUT",
       path: done.href,
-      operation,
+      operation: `upload blob ${digest}`,
       repeatable: false,
     })
     if (progress !== undefined) yield* progress.done
-    if (finished.status !== 201) return yield* session.failure(finished, operation)
-    return true
+    if (finished.status !== 201) return yield* session.failure(finished, `upload blob ${digest}`)
+    return { digest, sent: true }
   }).pipe(Effect.scoped)
 
 /** After a dropped PATCH: the upload's status, as the response to carry on from. */
@@ -186,34 +239,40 @@ const putManifest = (session: RegistrySession, tag: string, manifest: Uint8Array
   }).pipe(Effect.scoped)
 
 /** A small JSON blob (a config). */
-const uploadBytes = (session: RegistrySession, bytes: Uint8Array): Effect.Effect<
-  Blob,
-  Effect.Effect.Error<ReturnType<typeof uploadBlob>>,
-  Effect.Effect.Context<ReturnType<typeof uploadBlob>>
-> => {
-  const digest = bytesDigest(bytes)
-  const origin = { image: "config", path: digest }
-  return Effect.as(uploadBlob(session, bytesBlob(bytes), digest, undefined, origin), {
-    digest,
-    size: bytes.length,
-  })
-}
+const uploadBytes = (session: RegistrySession, bytes: Uint8Array) =>
+  Effect.map(
+    uploadBlob(session, bytesBlob(bytes), bytesDigest(bytes), undefined, {
+      image: "config",
+      path: bytesDigest(bytes),
+    }),
+    ({ digest }): Blob => ({ digest, size: bytes.length }),
+  )
 
-/** Hash and upload the disk's blob, with progress for both. */
-const uploadDisk = (session: RegistrySession, blob: BlobSource, name: string, path: string) =>
+/**
+ * Upload the disk's blob: skipped when the registry has it under the digest noted for it the
+ * last time (`note`), else hashed as it is sent, and the digest noted for the next time.
+ */
+const uploadDisk = (
+  session: RegistrySession,
+  blob: BlobSource,
+  name: string,
+  path: string,
+  remembered: {
+    readonly digest: string | undefined
+    readonly note: (digest: string) => Effect.Effect<void>
+  },
+) =>
   Effect.gen(function* () {
     const reporter = yield* Reporter
-    const hashing = yield* reporter.progress(`Digest of '${name}'`, blob.size, { phase: "verify" })
-    const digest = yield* blobDigest(blob, hashing.advance).pipe(
-      Effect.ensuring(hashing.done),
-      Effect.mapError(readFailed(name, path)),
-    )
-    const sent = yield* uploadBlob(session, blob, digest, `Pushing '${name}'`, {
+    const uploaded = yield* uploadBlob(session, blob, remembered.digest, `Pushing '${name}'`, {
       image: name,
       path,
     })
-    if (!sent) yield* reporter.info(`The registry has the disk already (${digest})`)
-    return { digest, size: blob.size }
+    if (!uploaded.sent) {
+      yield* reporter.info(`The registry has the disk already (${uploaded.digest})`)
+    }
+    yield* remembered.note(uploaded.digest)
+    return { digest: uploaded.digest, size: blob.size }
   })
 
 /** `file` compressed with zstd into `into` (the host's zstd: multi-threaded and streaming). */
@@ -232,12 +291,19 @@ const compress = (image: string, file: string, into: string) =>
   })
 
 /** Push `image` to `reference` (a tag); the manifest's digest. */
+/** Facts about an image kept between pushes (the store's `note`/`noted`). */
+export interface PushNotes {
+  readonly get: (key: string) => Effect.Effect<string | undefined>
+  readonly set: (key: string, value: string) => Effect.Effect<void>
+}
+
 export const pushImage = (
   image: StoredImage,
   reference: OciReference & { readonly tag: string },
   format: PushFormat,
   provenance: Provenance,
   options: RegistryOptions,
+  notes: PushNotes,
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
@@ -259,6 +325,10 @@ export const pushImage = (
         containerDiskLayer(file, size),
         image.name,
         image.path,
+        {
+          digest: yield* notes.get(CONTAINER_DISK_NOTE),
+          note: (digest) => notes.set(CONTAINER_DISK_NOTE, digest),
+        },
       )
       const config = yield* uploadBytes(
         session,
@@ -279,6 +349,10 @@ export const pushImage = (
         fileBlob(packed, packedSize),
         image.name,
         compressed,
+        {
+          digest: yield* notes.get(ARTIFACT_NOTE),
+          note: (digest) => notes.set(ARTIFACT_NOTE, digest),
+        },
       )
       const empty = yield* uploadBytes(session, EMPTY_CONFIG)
       const title = `${image.name.replace(/[^A-Za-z0-9._-]+/g, "_")}.qcow2.zst`

@@ -238,15 +238,23 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
       mtimeMs: Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0),
     }))
 
-  const remember = (image: StoredImage, identity: string, provenance?: BuildProvenance) =>
+  const writeRecord = (image: StoredImage, record: Record<string, unknown>) =>
     Effect.gen(function* () {
-      const record = { identity, ...(yield* fileStamp(image.path)), ...(provenance ?? {}) }
       const file = identityFile(image.name)
-      const temporary = `${file}.${OWN_PID}.tmp`
+      const temporary = `${file}.${OWN_PID}.${crypto.randomUUID()}.tmp`
       yield* fs.makeDirectory(identities, { recursive: true })
       yield* fs.writeFileString(temporary, JSON.stringify(record))
       yield* fs.rename(temporary, file)
     }).pipe(Effect.ignore)
+
+  const remember = (image: StoredImage, identity: string, provenance?: BuildProvenance) =>
+    Effect.flatMap(
+      Effect.orElseSucceed(fileStamp(image.path), () => undefined),
+      (stamp) =>
+        stamp === undefined
+          ? Effect.void
+          : writeRecord(image, { identity, ...stamp, ...(provenance ?? {}) }),
+    )
 
   /** The image's record, when it was made for the file the image is now. */
   const record = (image: StoredImage) =>
@@ -272,6 +280,26 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
           ? { imagefileDigest: recorded.imagefileDigest, builtAt: recorded.builtAt }
           : undefined
       ),
+      Effect.orElseSucceed(() => undefined),
+    )
+
+  const note = (image: StoredImage, key: string, value: string) =>
+    record(image).pipe(
+      Effect.flatMap(({ stamp, recorded }) => {
+        const notes = typeof recorded.notes === "object" && recorded.notes !== null
+          ? recorded.notes as Record<string, string>
+          : {}
+        return writeRecord(image, { ...recorded, ...stamp, notes: { ...notes, [key]: value } })
+      }),
+      Effect.ignore,
+    )
+
+  const noted = (image: StoredImage, key: string) =>
+    record(image).pipe(
+      Effect.map(({ recorded }) => {
+        const value = (recorded.notes as Record<string, unknown> | undefined)?.[key]
+        return typeof value === "string" ? value : undefined
+      }),
       Effect.orElseSucceed(() => undefined),
     )
 
@@ -306,6 +334,8 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     identity,
     remember,
     provenance,
+    note,
+    noted,
   } satisfies ImageStoreShape
 })
 
