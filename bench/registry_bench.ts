@@ -29,8 +29,12 @@ const work = await Deno.makeTempDir({ prefix: "transient-bench-registry-" })
 const median = (values: ReadonlyArray<number>) =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
 
-/** Run argv under GNU time: seconds and peak RSS in MB. */
+/**
+ * Run argv under GNU time: seconds and peak RSS in MB. The disk's dirty pages are written out
+ * first, so that no run pays for the writes of the one before it.
+ */
 const timed = async (argv: ReadonlyArray<string>, env: Record<string, string> = {}) => {
+  await new Deno.Command("sync").output()
   const report = `${work}/time-${crypto.randomUUID()}`
   const output = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "%e %M", "-o", report, ...argv],
