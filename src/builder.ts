@@ -49,6 +49,8 @@ export interface BuildResult {
   readonly image: StoredImage
   readonly steps: ReadonlyArray<StepSummary>
   readonly durationMs: number
+  /** The cached layers the image is made of, first to last (what `--cache-to` pushes). */
+  readonly layers: ReadonlyArray<CachedLayer>
 }
 
 /** How many lines of a failed RUN's output its error shows. */
@@ -226,10 +228,16 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     yield* reporter.stepEnd(step.index, total, durationMs, { cached: false })
   })
 
-  for (const step of layout.layers.slice(0, hits.length).flatMap((layer) => layer.steps)) {
-    yield* reporter.stepStart(step.index, total, step.text)
-    summaries.push({ index: step.index, text: step.text, durationMs: 0 })
-    yield* reporter.stepEnd(step.index, total, 0, { cached: true })
+  for (const [i, layer] of layout.layers.slice(0, hits.length).entries()) {
+    const source = hits[i]?.source
+    for (const step of layer.steps) {
+      yield* reporter.stepStart(step.index, total, step.text)
+      summaries.push({ index: step.index, text: step.text, durationMs: 0 })
+      yield* reporter.stepEnd(step.index, total, 0, {
+        cached: true,
+        ...(source === undefined ? {} : { cacheSource: source }),
+      })
+    }
   }
 
   /** Layers this build finished, oldest first: kept once the VM has stopped. */
@@ -282,11 +290,14 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
   let image: StoredImage
   /** The cached layer the image is, when it is one. */
   let imageLayer: CachedLayer | undefined
+  /** The cached layers under the image: all of them, or those below what was not kept. */
+  let chain: ReadonlyArray<CachedLayer> = []
   const cachedTop = hits[hits.length - 1]
   if (cachedTop !== undefined && toRun.length === 0 && layout.uncached.length === 0) {
     // Everything was cached: no VM at all.
     image = yield* publish(cachedTop.path)
     imageLayer = cachedTop
+    chain = hits
   } else {
     const ran = yield* Effect.exit(runRest)
     // Whole or not at all: an interrupted close would skip the finalizers after the one it hit
@@ -304,6 +315,7 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     // Flattened before the layers are kept: keeping moves the files the chain names.
     image = yield* publish(active)
     const kept = yield* keepFinished()
+    chain = kept.length === finished.length ? [...hits, ...kept] : hits
     if (lastLayer !== undefined && kept.length === finished.length) imageLayer = kept.at(-1)
   }
   if (options.target._tag === "Store") {
@@ -317,5 +329,5 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     )
   }
   const durationMs = (yield* Clock.currentTimeMillis) - started
-  return { image, steps: summaries, durationMs } satisfies BuildResult
+  return { image, steps: summaries, durationMs, layers: chain } satisfies BuildResult
 }, Effect.scoped)

@@ -22,6 +22,8 @@ import {
 } from "../layers/dry_run.ts"
 import { LayerCache } from "../services/layer_cache.ts"
 import { cacheLayer } from "./cache_command.ts"
+import { LayerCacheWithRegistries, pushBuildCache } from "../layers/registry/registry_cache.ts"
+import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
 import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
 import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
@@ -39,6 +41,7 @@ import {
   cacheLimit,
   imageBackendOption,
   machineOptions,
+  plainHttpOption,
   progressOption,
   validateOptions,
 } from "./options.ts"
@@ -91,8 +94,30 @@ const bootTimeout = Options.integer("boot-timeout").pipe(
   Options.withDefault(60),
 )
 
+const cacheFrom = Options.text("cache-from").pipe(
+  Options.withPseudoName("REF"),
+  Options.withDescription(
+    "Before building, take the step layers this build needs and the local step cache lacks from " +
+      "the build cache at this registry reference (pushed by --cache-to); may be given more than " +
+      "once; a registry that cannot be read is a warning",
+  ),
+  Options.repeated,
+)
+
+const cacheTo = Options.text("cache-to").pipe(
+  Options.withPseudoName("REF"),
+  Options.withDescription(
+    "After building, push the image's step layers to this registry reference (REGISTRY/REPO:TAG) " +
+      "as a build cache for --cache-from; layers the registry has are not sent again",
+  ),
+  Options.optional,
+)
+
 const buildOptions = {
   buildDir,
+  cacheFrom,
+  cacheTo,
+  plainHttp: plainHttpOption,
   name,
   file,
   local,
@@ -138,7 +163,15 @@ const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<R
       ImageStoreDryRun.pipe(Layer.provide(store)),
       LayerCacheDryRun,
     )
-    : Layer.mergeAll(makeBuildVmQemu(findGuestArtifacts()), DiskImagesQemu, store, cacheLayer)
+    : Layer.mergeAll(
+      makeBuildVmQemu(findGuestArtifacts()),
+      DiskImagesQemu,
+      store,
+      args.cacheFrom.length === 0 ? cacheLayer : LayerCacheWithRegistries(
+        args.cacheFrom,
+        registryOptionsFromEnv(args.plainHttp),
+      ).pipe(Layer.provide(Layer.merge(cacheLayer, DiskImagesQemu))),
+    )
   return Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
     BuildContextDirectory(args.buildDir),
@@ -188,6 +221,23 @@ const runBuild = handler(
       if (args.dryRun) {
         yield* reporter.info(`Dry run: nothing was built; the image would be ${result.image.path}`)
         return
+      }
+      if (Option.isSome(args.cacheTo)) {
+        // The image is built: a cache that cannot be pushed is a warning.
+        yield* pushBuildCache(
+          args.cacheTo.value,
+          result.layers,
+          registryOptionsFromEnv(args.plainHttp),
+        )
+          .pipe(
+            Effect.catchAll((error) =>
+              reporter.warn(
+                `The build cache was not pushed to ${
+                  args.cacheTo.pipe(Option.getOrElse(() => ""))
+                }: ${error.message}`,
+              )
+            ),
+          )
       }
       yield* reporter.result({
         name: result.image.name,

@@ -33,6 +33,7 @@ import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
 import {
   backendDirectory,
   imageBackendOption,
+  plainHttpOption,
   type ProgressMode,
   progressOption,
 } from "./options.ts"
@@ -140,13 +141,6 @@ const spec = Args.text({ name: "SPEC" }).pipe(
     "NAME (owner/box:version for a Vagrant box), NAME,file=PATH, NAME,http=URL, " +
       "NAME,https=URL or NAME,vagrant=owner/box:version, optionally followed by ,sha256=HEX; " +
       "or NAME,oci=REGISTRY/REPOSITORY:TAG (or @sha256:HEX), a containerDisk or disk artifact",
-  ),
-)
-
-export const plainHttpOption = Options.boolean("plain-http").pipe(
-  Options.withDescription(
-    "Speak plain HTTP to the registry, not HTTPS (loopback registries and those listed in " +
-      "TRANSIENT_INSECURE_REGISTRIES, comma-separated host:port, get plain HTTP anyway)",
   ),
 )
 

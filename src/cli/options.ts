@@ -141,3 +141,10 @@ export const machineOptions = (vm: string, offline: string) => ({
     Options.withDescription(`Give ${vm} no network (${offline})`),
   ),
 })
+
+export const plainHttpOption = Options.boolean("plain-http").pipe(
+  Options.withDescription(
+    "Speak plain HTTP to the registry, not HTTPS (loopback registries and those listed in " +
+      "TRANSIENT_INSECURE_REGISTRIES, comma-separated host:port, get plain HTTP anyway)",
+  ),
+)

@@ -45,13 +45,16 @@ const KNOWN_INCOMPATIBLE = 0b11111n
 const EXTENSION_EXTERNAL_DATA = 0x44415441
 const EXTENSION_END = 0
 
-/** The qcow2 header checks: no backing file, no external data file, no encryption. */
-const probeQcow2 = (head: Uint8Array): Probe => {
+/**
+ * The qcow2 header checks: no external data file, no encryption, and no backing file unless
+ * `backing` (a step-cache layer, whose backing name its user rewrites before opening it).
+ */
+const probeQcow2 = (head: Uint8Array, backing = false): Probe => {
   if (head.length < 72) return refused("its qcow2 header is cut short")
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
   const version = view.getUint32(4)
   if (version !== 2 && version !== 3) return refused(`it is qcow version ${version}, not qcow2`)
-  if (view.getBigUint64(8) !== 0n) return refused("it refers to a backing file")
+  if (!backing && view.getBigUint64(8) !== 0n) return refused("it refers to a backing file")
   if (view.getUint32(32) !== 0) return refused("it is encrypted")
   let headerLength = 72
   if (version === 3) {
@@ -75,6 +78,10 @@ const probeQcow2 = (head: Uint8Array): Probe => {
   }
   return refused("its qcow2 header extensions do not end within the first 64 KiB")
 }
+
+/** A qcow2 step-cache layer from elsewhere: a backing file is allowed, nothing else that names one. */
+export const probeLayer = (head: Uint8Array): Probe =>
+  ascii(head, 0, 4) === QCOW_MAGIC ? probeQcow2(head, true) : refused("it is not a qcow2 image")
 
 /** Whether `head` starts like a raw disk: a partition table or a filesystem we know. */
 const looksLikeRawDisk = (head: Uint8Array): boolean => {

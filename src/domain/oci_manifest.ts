@@ -18,7 +18,75 @@ export const MediaType = {
   /** transient's artifacts: the artifact type, and its layer (the qcow2, zstd-compressed). */
   diskArtifact: "application/vnd.transient.disk.v1",
   diskLayer: "application/vnd.transient.disk.layer.v1.qcow2+zstd",
+  /** A build cache (`--cache-to`): the map of step keys to layers, and each layer. */
+  cacheArtifact: "application/vnd.transient.cache.v1",
+  cacheLayer: "application/vnd.transient.cache.layer.v1.qcow2",
 } as const
+
+/** What each layer of a build cache says about itself. */
+export const CacheAnnotation = {
+  key: "io.transient.cache.key",
+  parent: "io.transient.cache.parent",
+  text: "io.transient.cache.text",
+} as const
+
+/** One step layer of a build cache. */
+export interface CacheEntry {
+  readonly key: string
+  /** The parent's key; absent for a first layer. */
+  readonly parent: string | undefined
+  readonly text: string
+  readonly digest: string
+  readonly size: number
+}
+
+/** The most layers one cache manifest maps. */
+export const MAX_CACHE_ENTRIES = 256
+
+/** The entries of a build cache's manifest; Left when it is not one. */
+export const cacheEntries = (
+  manifest: Manifest,
+): Either.Either<ReadonlyArray<CacheEntry>, string> => {
+  if (manifest.artifactType !== MediaType.cacheArtifact) {
+    return Either.left(
+      manifest.artifactType === undefined
+        ? "its manifest is a container image's"
+        : `its artifact type is ${manifest.artifactType}`,
+    )
+  }
+  const entries: Array<CacheEntry> = []
+  for (const layer of manifest.layers) {
+    const key = layer.annotations?.[CacheAnnotation.key]
+    if (layer.mediaType !== MediaType.cacheLayer || !DIGEST.test(layer.digest)) continue
+    if (key === undefined || !/^[0-9a-f]{64}$/.test(key)) continue
+    const parent = layer.annotations?.[CacheAnnotation.parent]
+    entries.push({
+      key,
+      parent: parent === undefined || parent === "" ? undefined : parent,
+      text: layer.annotations?.[CacheAnnotation.text] ?? "",
+      digest: layer.digest,
+      size: layer.size,
+    })
+  }
+  return Either.right(entries)
+}
+
+/** The manifest of a build cache mapping `entries`. */
+export const cacheManifest = (empty: Blob, entries: ReadonlyArray<CacheEntry>) => ({
+  schemaVersion: 2,
+  mediaType: MediaType.ociManifest,
+  artifactType: MediaType.cacheArtifact,
+  config: descriptor(MediaType.ociEmpty, empty.digest, empty.size),
+  layers: entries.slice(0, MAX_CACHE_ENTRIES).map((entry) => ({
+    ...descriptor(MediaType.cacheLayer, entry.digest, entry.size),
+    annotations: {
+      [CacheAnnotation.key]: entry.key,
+      [CacheAnnotation.parent]: entry.parent ?? "",
+      // The text is for people reading the manifest; a long RUN is cut.
+      [CacheAnnotation.text]: entry.text.length > 500 ? `${entry.text.slice(0, 500)}…` : entry.text,
+    },
+  })),
+})
 
 /** Everything a manifest request accepts, best first. */
 export const MANIFEST_ACCEPT = [

@@ -88,6 +88,16 @@ export class CompressionFailed
   }
 }
 
+/** A `--cache-from` reference whose manifest is no build cache. */
+export class NotABuildCache extends Schema.TaggedError<NotABuildCache>()("NotABuildCache", {
+  reference: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return `${this.reference} is not a transient build cache: ${this.reason}`
+  }
+}
+
 /** A push REF that is no OCI reference. */
 export class InvalidOciReference
   extends Schema.TaggedError<InvalidOciReference>()("InvalidOciReference", {

@@ -20,6 +20,12 @@ export interface CachedLayer {
   readonly path: string
   /** This write of the layer. */
   readonly id: string
+  /** The parent's key; absent for a first layer. */
+  readonly parent?: string
+  /** The steps' text, as `cache ls` shows it. */
+  readonly text: string
+  /** The registry it was just downloaded from (`--cache-from`), when it was. */
+  readonly source?: string
 }
 
 /** A layer a build finished, to be kept: `path` is the build's own file, no longer written. */

@@ -443,6 +443,122 @@ Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothin
   assert.deepEqual(await storeHolds(refusedStore), [])
 })
 
+/** A build with its own step cache `cache`, its steps as it reported them. */
+const cachedBuild = async (
+  dir: string,
+  name: string,
+  cache: string,
+  ...extra: ReadonlyArray<string>
+) => {
+  const outcome = await transient([
+    "build",
+    "--accel",
+    "tcg",
+    "--no-network",
+    "--progress",
+    "plain",
+    "--name",
+    name,
+    "--force",
+    "--image-backend",
+    `${work}/cache-store`,
+    ...extra,
+    dir,
+  ], { env: { TRANSIENT_CACHE_DIR: cache } })
+  const lines = outcome.stdout.split("\n")
+  const steps = new Map<number, string>()
+  for (const [i, line] of lines.entries()) {
+    const step = /^Step (\d+)\/\d+ : /.exec(line)?.[1]
+    if (step !== undefined) steps.set(Number(step), lines[i + 1] ?? "")
+  }
+  return { ...outcome, steps, image: `${work}/cache-store/${encodeImageName(name)}` }
+}
+
+const pruneAll = async (cache: string) => {
+  const pruned = await transient(["cache", "prune", "--all"], {
+    env: { TRANSIENT_CACHE_DIR: cache },
+  })
+  assert.equal(pruned.code, 0, pruned.stderr)
+}
+
+Deno.test("a build cache in the registry: pushed with --cache-to, served by --cache-from on an empty local cache", async () => {
+  const imagefile = (last: string) =>
+    [BASE_IMAGEFILE.trimEnd(), "RUN echo one > /one", `RUN ${last}`].join("\n") + "\n"
+  const dir = await context("cached", imagefile("echo two > /two"))
+  const cache = `${work}/step-cache`
+  const reference = `${plain.host}/e2e/build-cache:main`
+
+  const first = await cachedBuild(dir, "first", cache, "--cache-to", reference)
+  assert.equal(first.code, 0, first.stderr)
+  assert.equal(first.steps.size, 7)
+  const pushed = /Pushed the build cache to .*: (\d+) layers, (\d+) uploaded/.exec(first.stdout)
+  assert.ok(pushed, first.stdout)
+  const layers = Number(pushed[1])
+  assert.equal(pushed[2], pushed[1], "every layer was uploaded the first time")
+  // An independent client reads the map.
+  const raw = JSON.parse(
+    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`),
+  )
+  assert.equal(raw.artifactType, "application/vnd.transient.cache.v1")
+  assert.equal(raw.layers.length, layers)
+  assert.ok(
+    raw.layers.every((layer: { annotations: Record<string, string> }) =>
+      /^[0-9a-f]{64}$/.test(layer.annotations["io.transient.cache.key"] ?? "")
+    ),
+  )
+
+  // An empty local cache: every step comes from the registry, none runs, the same image.
+  await pruneAll(cache)
+  const second = await cachedBuild(dir, "second", cache, "--cache-from", reference)
+  assert.equal(second.code, 0, second.stderr)
+  assert.deepEqual(
+    [...second.steps.values()],
+    Array(7).fill(` ---> Using cache (from ${reference})`),
+  )
+  assert.ok(await identical(first.image, second.image), "the same image as the first build")
+
+  // The last RUN changed: only it runs; the second push uploads only its layer.
+  await pruneAll(cache)
+  const changed = await context("cached-changed", imagefile("echo three > /two"))
+  const third = await cachedBuild(
+    changed,
+    "third",
+    cache,
+    "--cache-from",
+    reference,
+    "--cache-to",
+    reference,
+  )
+  assert.equal(third.code, 0, third.stderr)
+  for (let step = 1; step <= 6; step++) {
+    assert.equal(third.steps.get(step), ` ---> Using cache (from ${reference})`, `step ${step}`)
+  }
+  assert.doesNotMatch(third.steps.get(7) ?? "", /Using cache/)
+  assert.match(third.stdout, /Pushed the build cache to .*: \d+ layers, 1 uploaded/)
+  assert.equal(await fileOnImage(third.image, "/two"), "three\n")
+
+  // A registry that is down, or a map that is no build cache: a warning and a full build.
+  await pruneAll(cache)
+  const down = await cachedBuild(dir, "down", cache, "--cache-from", "127.0.0.1:1/nothing:here")
+  assert.equal(down.code, 0, down.stderr)
+  assert.match(
+    down.stderr,
+    /^warning: The build cache 127\.0\.0\.1:1\/nothing:here was not used: Cannot reach registry/m,
+  )
+  assert.ok([...down.steps.values()].every((line) => !line.includes("Using cache")))
+  await pruneAll(cache)
+  const notCache = `${plain.host}/e2e/not-a-cache:1`
+  const image = await transient(["image", "push", "base", notCache, "--image-backend", baseStore])
+  assert.equal(image.code, 0, image.stderr)
+  const garbage = await cachedBuild(dir, "garbage", cache, "--cache-from", notCache)
+  assert.equal(garbage.code, 0, garbage.stderr)
+  assert.match(
+    garbage.stderr,
+    /^warning: The build cache .* was not used: .* is not a transient build cache: its manifest is a container image's$/m,
+    garbage.stdout,
+  )
+})
+
 Deno.test("registries are stopped", async () => {
   await plain.stop()
   await guarded.stop()

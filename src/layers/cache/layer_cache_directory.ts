@@ -89,6 +89,8 @@ export const LayerCacheDirectory = (
         key: record.key,
         path: fileOf(record.key),
         id: record.id,
+        ...(record.parent === undefined ? {} : { parent: record.parent }),
+        text: record.text,
       })
 
       const hits = Effect.fn("LayerCache.hits")(function* (

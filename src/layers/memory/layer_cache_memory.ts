@@ -36,6 +36,8 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
     key: record.key,
     path: fileOf(record.key),
     id: record.id,
+    ...(record.parent === undefined ? {} : { parent: record.parent }),
+    text: record.text,
   })
   const entries = (): ReadonlyArray<LayerEntry> =>
     [...records.values()].filter((record) => valid(record.key)).map((record) => {

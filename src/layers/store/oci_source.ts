@@ -200,10 +200,15 @@ export const openOciLayer = (
   disk: OciDisk,
   descriptor: Descriptor,
 ): OpenedSource => ({
-  bytes: resumableBlob(disk.session, descriptor),
+  ...openBlob(disk.session, descriptor),
+  ...(disk.layout._tag === "ContainerDisk" ? { archive: "ContainerDisk" as const } : {}),
+})
+
+/** The blob `descriptor` of the session's repository, to be verified against its digest. */
+export const openBlob = (session: RegistrySession, descriptor: Descriptor): OpenedSource => ({
+  bytes: resumableBlob(session, descriptor),
   size: descriptor.size,
   checksum: { type: "sha256", value: descriptor.digest.slice("sha256:".length) },
-  ...(disk.layout._tag === "ContainerDisk" ? { archive: "ContainerDisk" as const } : {}),
 })
 
 /** The layers that may hold the disk, in the order to try them. */
