@@ -10,7 +10,10 @@ import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { parseImageSpec } from "../../src/domain/image_spec.ts"
+import { chainIn } from "../../src/layers/registry/registry_cache.ts"
 import {
+  cacheEntries,
+  cacheManifest,
   chooseFromIndex,
   diskLayout,
   isContainerDiskEntry,
@@ -355,4 +358,32 @@ Deno.test("credentials: REGISTRY_AUTH_FILE, then containers auth.json, then Dock
     Deno.env.set("PATH", originalPath)
     await Deno.remove(directory, { recursive: true })
   }
+})
+
+Deno.test("a build cache's map: entries round-trip, and the chain follows keys and parents", () => {
+  const key = (c: string) => c.repeat(64)
+  const entry = (k: string, parent: string | undefined) => ({
+    key: key(k),
+    parent: parent === undefined ? undefined : key(parent),
+    text: `step ${k}`,
+    digest: `sha256:${k.repeat(64)}`,
+    size: 100,
+  })
+  const entries = [entry("a", undefined), entry("b", "a"), entry("c", "b"), entry("d", "x")]
+  const map = cacheManifest({ digest: `sha256:${"e".repeat(64)}`, size: 2 }, entries)
+  const read = right(cacheEntries(map as unknown as Manifest))
+  assert.deepEqual(read, entries)
+  // From the start; from after a local hit; a key on another parent breaks the chain.
+  assert.deepEqual(chainIn(read, [key("a"), key("b"), key("c")], 0, undefined).map((e) => e.key), [
+    key("a"),
+    key("b"),
+    key("c"),
+  ])
+  assert.deepEqual(chainIn(read, [key("a"), key("b"), key("c")], 1, key("a")).length, 2)
+  assert.deepEqual(chainIn(read, [key("a"), key("d")], 0, undefined).length, 1)
+  assert.deepEqual(chainIn(read, [key("b")], 0, undefined).length, 0)
+  assert.match(
+    left(cacheEntries(manifest({ layers: [] }))),
+    /its manifest is a container image's/,
+  )
 })
