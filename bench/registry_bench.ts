@@ -3,12 +3,16 @@
  * through Debian's docker-registry on 127.0.0.1, against skopeo copying the same image the same
  * way in the same run: wall time, MiB/s and the peak RSS of each process (GNU time's %M).
  * Every push goes to a registry started empty for it, so no blob is skipped and skopeo mounts
- * nothing. Medians of RUNS.
+ * nothing. Medians of RUNS. Then the build cache: the FROM-scratch build of the e2e tests built
+ * cold with `--cache-to`, again on an empty local cache with `--cache-from` (goal ≤ 0.1× the cold
+ * build), and the bytes the registry gains from a second `--cache-to` after only the last step
+ * changed (goal: that step's layer and the map).
  *
  *   deno run -A bench/registry_bench.ts   (part of `deno task bench`; needs docker-registry,
  *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
  */
 import { transient } from "../tests/run_transient.ts"
+import { SCRATCH_IMAGEFILE, writeScratchContext } from "../tests/support/scratch_context.ts"
 
 const RUNS = 3
 const SIZE_MIB = Number(Deno.env.get("TRANSIENT_BENCH_REGISTRY_MIB") ?? 1024)
@@ -78,6 +82,7 @@ const registry = async () => {
   }
   return {
     host,
+    storage,
     stop: async () => {
       child.kill("SIGTERM")
       await child.status
@@ -213,6 +218,73 @@ try {
   const rss = Math.max(median(ours.pushRss), median(ours.pullRss))
   console.log(
     `  peak RSS ${rss.toFixed(0)} MB (target < ${RSS_LIMIT_MB} MB: ${verdict(rss < RSS_LIMIT_MB)})`,
+  )
+
+  // The build cache.
+  const cacheRegistry = await registry()
+  const context = `${work}/context`
+  await writeScratchContext(context)
+  const cacheDir = `${work}/step-cache`
+  const cacheRef = `${cacheRegistry.host}/bench/cache:main`
+  const buildEnv = { TRANSIENT_CACHE_DIR: cacheDir }
+  const buildWith = async (name: string, ...extra: ReadonlyArray<string>) => {
+    await new Deno.Command("sync").output()
+    const started = performance.now()
+    const outcome = await transient([
+      "build",
+      "--accel",
+      "tcg",
+      "--no-network",
+      "--progress",
+      "plain",
+      "--local",
+      "--force",
+      "--name",
+      name,
+      ...extra,
+      context,
+    ], { env: buildEnv })
+    if (outcome.code !== 0) throw new Error(outcome.stderr)
+    return { seconds: (performance.now() - started) / 1000, stdout: outcome.stdout }
+  }
+  const storageBytes = async () => {
+    const du = await new Deno.Command("du", { args: ["-sb", cacheRegistry.storage] }).output()
+    return Number(new TextDecoder().decode(du.stdout).split(/\s+/)[0])
+  }
+  const prune = () => transient(["cache", "prune", "--all"], { env: buildEnv })
+  const cold = await buildWith("cold", "--cache-to", cacheRef)
+  await prune()
+  const fromRegistry = await buildWith("warm", "--cache-from", cacheRef)
+  const served = fromRegistry.stdout.split("\n").filter((line) =>
+    line.startsWith(" ---> Using cache (from ")
+  ).length
+  await Deno.writeTextFile(
+    `${context}/Imagefile`,
+    SCRATCH_IMAGEFILE.replace(/RUN .*$/m, (run) => `${run} && echo changed > /changed`),
+  )
+  await prune()
+  const before = await storageBytes()
+  const changed = await buildWith("changed", "--cache-from", cacheRef, "--cache-to", cacheRef)
+  const grown = (await storageBytes()) - before
+  const lastLayer = (await transient(["cache", "ls", "--json"], { env: buildEnv })).stdout
+  const layers = JSON.parse(lastLayer) as Array<{ text: string; sizeBytes: number }>
+  const changedLayer = layers.find((layer) => layer.text.includes("echo changed"))
+  await cacheRegistry.stop()
+  const ratio = fromRegistry.seconds / cold.seconds
+  console.log("Registry build cache (the e2e FROM-scratch build):")
+  console.log(`  cold build with --cache-to          ${cold.seconds.toFixed(2)} s`)
+  console.log(
+    `  empty local cache, --cache-from     ${
+      fromRegistry.seconds.toFixed(2)
+    } s (${served} steps from the registry)`,
+  )
+  console.log(
+    `  ${ratio.toFixed(3)}× the cold build (target ≤ 0.1×: ${ratio <= 0.1 ? "yes" : "no"})`,
+  )
+  console.log(
+    `  last step changed: the registry grew by ${grown} bytes; that step's layer takes ${
+      changedLayer?.sizeBytes ?? "?"
+    } bytes on disk (${changed.seconds.toFixed(2)} s)`,
   )
 } finally {
   await Deno.remove(work, { recursive: true })
