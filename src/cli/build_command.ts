@@ -155,7 +155,8 @@ const BuildFlags = Schema.Struct({
 
 /** The live services of a build, or of its dry run, reporting through `reporter`. */
 const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<Reporter>) => {
-  const store = ImageStoreDirectory(backend).pipe(Layer.provide(DiskImagesQemu))
+  const store = ImageStoreDirectory(backend, { registry: registryOptionsFromEnv(args.plainHttp) })
+    .pipe(Layer.provide(DiskImagesQemu))
   const services = args.dryRun
     ? Layer.mergeAll(
       BuildVmDryRun,
