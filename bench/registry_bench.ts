@@ -12,6 +12,8 @@
  *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
  */
 import { transient } from "../tests/run_transient.ts"
+import { startDockerRegistry } from "../tests/support/docker_registry.ts"
+import { tool } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"
 
 const RUNS = 3
@@ -53,49 +55,6 @@ const timed = async (argv: ReadonlyArray<string>, env: Record<string, string> = 
   return { seconds: Number(seconds), rssMB: Number(rss) / 1024 }
 }
 
-const freePort = () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 })
-  const port = (listener.addr as Deno.NetAddr).port
-  listener.close()
-  return port
-}
-
-/** An empty docker-registry; stop it when done. */
-const registry = async () => {
-  const port = freePort()
-  const storage = await Deno.makeTempDir({ dir: work, prefix: "registry-" })
-  const config = `${storage}.yml`
-  await Deno.writeTextFile(
-    config,
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n` +
-      `http:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
-  )
-  const child = new Deno.Command("docker-registry", {
-    args: ["serve", config],
-    stdout: "null",
-    stderr: "null",
-  }).spawn()
-  const host = `127.0.0.1:${port}`
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`http://${host}/v2/`).then((r) => (r.body?.cancel(), true), () => false)) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  return {
-    host,
-    storage,
-    stop: async () => {
-      child.kill("SIGTERM")
-      await child.status
-      await Deno.remove(storage, { recursive: true })
-    },
-  }
-}
-
-const tool = async (command: string, ...args: ReadonlyArray<string>) => {
-  const output = await new Deno.Command(command, { args: [...args], stderr: "piped" }).output()
-  if (!output.success) throw new Error(`${command}: ${new TextDecoder().decode(output.stderr)}`)
-}
-
 /**
  * Build `context` cold with `--cache-to`, then on an empty local cache with `--cache-from`, then
  * with its Imagefile changed by `change` (only its last step): the times, and what the registry
@@ -107,7 +66,7 @@ const cacheBench = async (
   network: boolean,
   change: (imagefile: string) => string,
 ) => {
-  const cacheRegistry = await registry()
+  const cacheRegistry = await startDockerRegistry(work)
   const cacheDir = await Deno.makeTempDir({ dir: work, prefix: "step-cache-" })
   const cacheRef = `${cacheRegistry.host}/bench/cache:main`
   const buildEnv = { TRANSIENT_CACHE_DIR: cacheDir }
@@ -181,7 +140,7 @@ try {
   const mib = bytes / 1024 / 1024
 
   // The image as skopeo will push it: a `dir:` copy of our containerDisk.
-  const seed = await registry()
+  const seed = await startDockerRegistry(work)
   await transient(["image", "push", "disk", `${seed.host}/bench/disk:1`, "--image-backend", store])
   const skopeoDir = `${work}/skopeo-dir`
   await tool(
@@ -207,7 +166,7 @@ try {
   }
   const main = new URL("../main.ts", import.meta.url).pathname
   for (let run = 0; run < RUNS; run++) {
-    const a = await registry()
+    const a = await startDockerRegistry(work)
     const pushed = await timed([
       Deno.execPath(),
       "run",
@@ -253,7 +212,7 @@ try {
     theirs.pullRss.push(skopeoPulled.rssMB)
     await Deno.remove(pullDir, { recursive: true })
     await a.stop()
-    const b = await registry()
+    const b = await startDockerRegistry(work)
     const skopeoPushed = await timed([
       "skopeo",
       "copy",

@@ -10,71 +10,15 @@ import { createHash } from "node:crypto"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { transient } from "../run_transient.ts"
+import { identicalImages, startDockerRegistry, storeImages } from "../support/docker_registry.ts"
 import { extCat, extractPartition, rawDisk, tool } from "../support/host.ts"
 
 const work = await Deno.makeTempDir({ prefix: "transient-e2e-registry-" })
 const env = { TRANSIENT_CACHE_DIR: `${work}/cache` }
 
-const freePort = () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 })
-  const port = (listener.addr as Deno.NetAddr).port
-  listener.close()
-  return port
-}
-
-interface Registry {
-  readonly host: string
-  readonly storage: string
-  readonly stop: () => Promise<void>
-}
-
-/** A docker-registry on 127.0.0.1, with htpasswd auth when `htpasswd` is given. */
-const startRegistry = async (name: string, htpasswd?: string): Promise<Registry> => {
-  const port = freePort()
-  const storage = `${work}/${name}-storage`
-  const config = `${work}/${name}.yml`
-  await Deno.writeTextFile(
-    config,
-    [
-      "version: 0.1",
-      "log:",
-      "  level: error",
-      "storage:",
-      "  filesystem:",
-      `    rootdirectory: ${storage}`,
-      "http:",
-      `  addr: 127.0.0.1:${port}`,
-      "  secret: transient-e2e",
-      ...(htpasswd ? ["auth:", "  htpasswd:", "    realm: e2e", `    path: ${htpasswd}`] : []),
-    ].join("\n") + "\n",
-  )
-  const child = new Deno.Command("docker-registry", {
-    args: ["serve", config],
-    stdout: "null",
-    stderr: "null",
-  }).spawn()
-  const host = `127.0.0.1:${port}`
-  for (let i = 0; i < 100; i++) {
-    const ready = await fetch(`http://${host}/v2/`).then(
-      (r) => (r.body?.cancel(), true),
-      () => false,
-    )
-    if (ready) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  return {
-    host,
-    storage,
-    stop: async () => {
-      child.kill("SIGTERM")
-      await child.status
-    },
-  }
-}
-
-const plain = await startRegistry("plain")
+const plain = await startDockerRegistry(work)
 await tool("htpasswd", "-Bbc", `${work}/htpasswd`, "alice", "wonderland")
-const guarded = await startRegistry("guarded", `${work}/htpasswd`)
+const guarded = await startDockerRegistry(work, { htpasswd: `${work}/htpasswd` })
 const authFile = `${work}/auth.json`
 await Deno.writeTextFile(
   authFile,
@@ -129,22 +73,6 @@ const fileOnImage = async (image: string, path: string) => {
   return text
 }
 
-const identical = async (a: string, b: string, aFormat = "qcow2") =>
-  (await new Deno.Command("qemu-img", { args: ["compare", "-q", "-f", aFormat, a, b] }).output())
-    .code === 0
-
-/** The images in a store, and no leftovers but lock files. */
-const storeHolds = async (root: string) => {
-  const names: Array<string> = []
-  for await (const entry of Deno.readDir(root)) {
-    if (!entry.name.startsWith(".")) names.push(entry.name)
-  }
-  for await (const entry of Deno.readDir(`${root}/.working`)) {
-    assert.match(entry.name, /\.lock$/, `left in .working: ${entry.name}`)
-  }
-  return names.sort()
-}
-
 const skopeo = (...args: ReadonlyArray<string>) => tool("skopeo", ...args)
 
 // One built image, shared by the tests: each reads it, none changes it.
@@ -193,7 +121,10 @@ Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the ima
   assert.match(listing, /^dr-xr-xr-x 107\/107 .* disk\/$/m)
   assert.match(listing, /^-r--r--r-- 107\/107 .* disk\/disk\.img$/m)
   await tool("tar", "-x", "-C", copied, "-f", `${copied}/${layerDigest}`, "disk/disk.img")
-  assert.ok(await identical(`${copied}/disk/disk.img`, baseImage), "the layer's disk is the image")
+  assert.ok(
+    await identicalImages(`${copied}/disk/disk.img`, baseImage),
+    "the layer's disk is the image",
+  )
 
   // Pulled into another store, by tag and by digest: the same image.
   const store = `${work}/pull-store`
@@ -205,7 +136,7 @@ Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the ima
     store,
   ])
   assert.equal(byTag.code, 0, byTag.stderr)
-  assert.ok(await identical(`${store}/copy`, baseImage))
+  assert.ok(await identicalImages(`${store}/copy`, baseImage))
   const byDigest = await transient([
     "image",
     "pull",
@@ -214,7 +145,7 @@ Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the ima
     store,
   ])
   assert.equal(byDigest.code, 0, byDigest.stderr)
-  assert.ok(await identical(`${store}/pinned`, baseImage))
+  assert.ok(await identicalImages(`${store}/pinned`, baseImage))
 
   // FROM it, in a store that has never seen it.
   const derived = await build(
@@ -262,7 +193,7 @@ Deno.test("a pushed disk artifact: skopeo reads its type, and it pulls back", as
     store,
   ])
   assert.equal(pulled.code, 0, pulled.stderr)
-  assert.ok(await identical(`${store}/art`, baseImage))
+  assert.ok(await identicalImages(`${store}/art`, baseImage))
 })
 
 /** An OCI layout made without transient: GNU tar (gzip) layers, JSON written here. */
@@ -333,7 +264,7 @@ Deno.test("a containerDisk made by other tools (a raw disk, gzip layer, skopeo c
     store,
   ])
   assert.equal(pulled.code, 0, pulled.stderr)
-  assert.ok(await identical(raw, `${store}/foreign`, "raw"))
+  assert.ok(await identicalImages(raw, `${store}/foreign`, "raw"))
   const derived = await build(
     await context("from-foreign", `FROM foreign\nRUN cp /marker /copied\n`),
     "from-foreign",
@@ -365,7 +296,7 @@ Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothin
     store,
   ], { env: withAuth })
   assert.equal(allowed.code, 0, allowed.stderr)
-  assert.ok(await identical(`${store}/private`, baseImage))
+  assert.ok(await identicalImages(`${store}/private`, baseImage))
 
   const refusedStore = `${work}/refused-store`
   const pull = (spec: string, extra: Record<string, string> = noAuth) =>
@@ -440,7 +371,7 @@ Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothin
       "m",
     ),
   )
-  assert.deepEqual(await storeHolds(refusedStore), [])
+  assert.deepEqual(await storeImages(refusedStore), [])
 })
 
 /** A build with its own step cache `cache`, its steps as it reported them. */
@@ -515,7 +446,7 @@ Deno.test("a build cache in the registry: pushed with --cache-to, served by --ca
     [...second.steps.values()],
     Array(7).fill(` ---> Using cache (from ${reference})`),
   )
-  assert.ok(await identical(first.image, second.image), "the same image as the first build")
+  assert.ok(await identicalImages(first.image, second.image), "the same image as the first build")
 
   // The last RUN changed: only it runs; the second push uploads only its layer.
   await pruneAll(cache)

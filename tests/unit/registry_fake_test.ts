@@ -9,6 +9,7 @@ import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { MediaType } from "../../src/domain/oci_manifest.ts"
 import { digestOf, type FakeRegistry, startFakeRegistry } from "../support/fake_registry.ts"
 import { transient } from "../run_transient.ts"
+import { identicalImages, storeImages } from "../support/docker_registry.ts"
 
 const sh = async (command: string, ...args: ReadonlyArray<string>) => {
   const output = await new Deno.Command(command, { args: [...args], stderr: "piped" }).output()
@@ -33,21 +34,6 @@ const sourceStore = `${work}/source-store`
   ])
   assert.equal(pulled.code, 0, pulled.stderr)
 }
-
-/** The images a store holds (besides its hidden directories), and nothing half-written. */
-const storeHolds = async (root: string): Promise<ReadonlyArray<string>> => {
-  const names: Array<string> = []
-  for await (const entry of Deno.readDir(root)) {
-    if (!entry.name.startsWith(".")) names.push(entry.name)
-  }
-  for await (const entry of Deno.readDir(`${root}/.working`)) {
-    assert.match(entry.name, /\.lock$/, `left in .working: ${entry.name}`)
-  }
-  return names.sort()
-}
-
-const identical = async (a: string, b: string) =>
-  (await new Deno.Command("qemu-img", { args: ["compare", "-q", a, b] }).output()).code === 0
 
 const authFile = async (name: string, registry: string, user: string, password: string) => {
   const path = `${work}/${name}.json`
@@ -131,8 +117,8 @@ withRegistry(
       store,
     ], { env })
     assert.equal(pulled.code, 0, pulled.stderr)
-    assert.deepEqual(await storeHolds(store), ["copy"])
-    assert.ok(await identical(imagePath, `${store}/copy`))
+    assert.deepEqual(await storeImages(store), ["copy"])
+    assert.ok(await identicalImages(imagePath, `${store}/copy`))
     const cdn = registry.seen.filter((request) => request.server === "cdn")
     assert.ok(cdn.length >= 2, "blobs came from the redirect's host")
     assert.ok(
@@ -160,7 +146,7 @@ withRegistry(
         "m",
       ),
     )
-    assert.deepEqual(await storeHolds(refusedStore), [])
+    assert.deepEqual(await storeImages(refusedStore), [])
   },
 )
 
@@ -199,7 +185,7 @@ withRegistry(
       store,
     ])
     assert.equal(pulled.code, 0, pulled.stderr)
-    assert.ok(await identical(imagePath, `${store}/${encodeImageName("art")}`))
+    assert.ok(await identicalImages(imagePath, `${store}/${encodeImageName("art")}`))
 
     // The registry serves other bytes under the layer's digest.
     const tampered = layer.slice()
@@ -215,7 +201,7 @@ withRegistry(
     ])
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /^error: .*(Checksum mismatch for|could not decompress)/m)
-    assert.deepEqual(await storeHolds(badStore), [])
+    assert.deepEqual(await storeImages(badStore), [])
   },
 )
 
@@ -281,7 +267,7 @@ withRegistry(
         1,
       )
     }
-    assert.deepEqual(await storeHolds(store), [])
+    assert.deepEqual(await storeImages(store), [])
   },
 )
 

@@ -89,7 +89,7 @@ export const uploadBlob = (
 ): Effect.Effect<
   UploadedBlob,
   RegistryError | StoreIoError,
-  Reporter | Exclude<RegistryRequirements, never>
+  Reporter | RegistryRequirements
 > =>
   Effect.gen(function* () {
     const reporter = yield* Reporter
@@ -239,14 +239,13 @@ const putManifest = (session: RegistrySession, tag: string, manifest: Uint8Array
   }).pipe(Effect.scoped)
 
 /** A small JSON blob (a config). */
-const uploadBytes = (session: RegistrySession, bytes: Uint8Array) =>
-  Effect.map(
-    uploadBlob(session, bytesBlob(bytes), bytesDigest(bytes), undefined, {
-      image: "config",
-      path: bytesDigest(bytes),
-    }),
-    ({ digest }): Blob => ({ digest, size: bytes.length }),
+export const uploadBytes = (session: RegistrySession, bytes: Uint8Array) => {
+  const digest = bytesDigest(bytes)
+  return Effect.map(
+    uploadBlob(session, bytesBlob(bytes), digest, undefined, { image: "config", path: digest }),
+    (): Blob => ({ digest, size: bytes.length }),
   )
+}
 
 /**
  * Upload the disk's blob: skipped when the registry has it under the digest noted for it the

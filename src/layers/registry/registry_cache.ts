@@ -39,8 +39,8 @@ import { type CachedLayer, LayerCache, type LayerCacheShape } from "../../servic
 import { Reporter } from "../../services/reporter.ts"
 import { download } from "../store/download.ts"
 import { openBlob } from "../store/oci_source.ts"
-import { bytesBlob, bytesDigest, fileBlob } from "./blob_source.ts"
-import { uploadBlob } from "./push.ts"
+import { fileBlob } from "./blob_source.ts"
+import { uploadBlob, uploadBytes } from "./push.ts"
 import {
   openRegistry,
   type RegistryOptions,
@@ -289,11 +289,7 @@ export const pushBuildCache = (
     }
     // This build's chain, then what the map held for other builds.
     const others = existing.filter((entry) => !entries.some((mine) => mine.key === entry.key))
-    const empty = { digest: bytesDigest(EMPTY_CONFIG), size: EMPTY_CONFIG.length }
-    yield* uploadBlob(session, bytesBlob(EMPTY_CONFIG), empty.digest, undefined, {
-      image: "config",
-      path: empty.digest,
-    })
+    const empty = yield* uploadBytes(session, EMPTY_CONFIG)
     const manifest = jsonBytes(cacheManifest(empty, [...entries, ...others]))
     const operation = `store the build cache ${session.describe}`
     const response = yield* session.send({
