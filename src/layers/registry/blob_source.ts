@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import { CONTAINER_DISK_OWNER } from "../../domain/oci_manifest.ts"
+import { BufferRing } from "../bulk_fetch.ts"
 
 export interface BlobSource {
   readonly size: number
@@ -18,7 +19,11 @@ export interface BlobSource {
    * owns `target` and may use it again: no allocation per read.
    */
   readonly readInto: (start: number, target: Uint8Array) => Effect.Effect<number, PlatformError>
-  /** The bytes in [start, end), as a stream of fresh chunks. */
+  /**
+   * The bytes in [start, end), as a stream of chunks in a ring of buffers (bulk_fetch.ts): a
+   * chunk is overwritten `RING_CHUNKS` chunks later. An upload whose sent bytes differ from
+   * those hashed is refused by the registry's digest check, never stored.
+   */
   readonly read: (start: number, end: number) => Stream.Stream<Uint8Array, PlatformError>
 }
 
@@ -28,9 +33,6 @@ type Segment =
 
 const segmentSize = (segment: Segment) =>
   segment._tag === "Bytes" ? segment.bytes.length : segment.size
-
-/** Chunks of `read`. */
-const READ = 1024 * 1024
 
 /** Fill `target` from `file` at `position`; stops early only at the end of the file. */
 const readFileInto = (file: FileSystem.File, position: number, target: Uint8Array) =>
@@ -71,16 +73,19 @@ const concatenated = (segments: ReadonlyArray<Segment>): BlobSource => {
       return Math.max(0, end - start)
     })
   const read = (start: number, end: number) =>
-    Stream.unfoldEffect(start, (offset) => {
-      if (offset >= end) return Effect.succeed(Option.none())
-      const chunk = new Uint8Array(Math.min(READ, end - offset))
-      return Effect.map(
-        readInto(offset, chunk),
-        (count) =>
-          count === 0
-            ? Option.none()
-            : Option.some([chunk.subarray(0, count), offset + count] as const),
-      )
+    Stream.suspend(() => {
+      const ring = new BufferRing()
+      return Stream.unfoldEffect(start, (offset) => {
+        if (offset >= end) return Effect.succeed(Option.none())
+        const chunk = ring.take().subarray(0, Math.min(ring.size, end - offset))
+        return Effect.map(
+          readInto(offset, chunk),
+          (count) =>
+            count === 0
+              ? Option.none()
+              : Option.some([chunk.subarray(0, count), offset + count] as const),
+        )
+      })
     })
   return { size, readInto, read }
 }

@@ -14,6 +14,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -58,6 +59,8 @@ export interface RegistryRequest {
   readonly operation: string
   /** Whether the request may be sent again after a transport failure (default: GET and HEAD). */
   readonly repeatable?: boolean
+  /** The answer's body is a blob, read as a stream (bulk_fetch.ts): never `json` or `text`. */
+  readonly streamed?: boolean
 }
 
 export type RegistryRequirements =
@@ -187,7 +190,7 @@ export const openRegistry = (
         }
         const response = yield* client.execute(outgoing).pipe(
           Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
-          withBulkFetch,
+          request.streamed === true ? withBulkFetch : identity,
           Effect.mapError((error) => unreachable(target, error.cause ?? error)),
         )
         const location = response.headers["location"]

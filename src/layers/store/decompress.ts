@@ -77,8 +77,11 @@ export const decompressed = (about: Fetched) =>
     const pull = yield* Stream.toPull(self)
     const head = yield* readHead(pull)
     const rest = head.ended ? Stream.empty : Stream.repeatEffectChunkOption(pull)
-    const whole = Stream.concat(Stream.fromIterable(head.chunks), rest)
     const compression = sniffCompression(firstBytes(head))
+    const bytes = Stream.concat(Stream.fromIterable(head.chunks), rest)
+    // A decompressor queues its input without bound: it gets chunks of its own, since those of
+    // a download may be overwritten after a few more (bulk_fetch.ts).
+    const whole = compression === undefined ? bytes : Stream.map(bytes, (chunk) => chunk.slice())
     const failed = (compression: Compression) => (cause: unknown) =>
       new DecompressionFailed({ ...about, compression, cause })
     switch (compression) {

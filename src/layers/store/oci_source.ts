@@ -171,6 +171,7 @@ const blobFrom = (session: RegistrySession, descriptor: Descriptor, offset: numb
       path: `blobs/${descriptor.digest}`,
       headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
       operation,
+      streamed: true,
     })
     const expected = offset > 0 ? 206 : 200
     if (response.status !== expected) return yield* session.failure(response, operation)

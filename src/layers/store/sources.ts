@@ -8,6 +8,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type { ResponseError } from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -67,11 +68,13 @@ export const openFile = (
 
 /**
  * GET `url`; closing the scope aborts the request. A request that fails or is answered with a
- * status outside 2xx is SourceUnavailable.
+ * status outside 2xx is SourceUnavailable. A `streamed` body is an image's, read as a stream
+ * (bulk_fetch.ts), never whole.
  */
 export const get = (
   image: string,
   url: string,
+  streamed = false,
 ): Effect.Effect<
   HttpClientResponse.HttpClientResponse,
   SourceUnavailable,
@@ -83,7 +86,7 @@ export const get = (
       HttpClient.withScope,
     )
     const response = yield* client.get(url).pipe(
-      withBulkFetch,
+      streamed ? withBulkFetch : identity,
       Effect.mapError((error) =>
         new SourceUnavailable({
           image,
@@ -118,7 +121,7 @@ export const openUrl = (
   image: string,
   url: string,
 ): Effect.Effect<OpenedSource, SourceUnavailable, HttpClient.HttpClient | Scope.Scope> =>
-  Effect.map(get(image, url), (response) => ({
+  Effect.map(get(image, url, true), (response) => ({
     bytes: response.stream.pipe(
       Stream.mapError((error) =>
         error.reason === "EmptyBody"
