@@ -12,6 +12,9 @@
  * is throttled to what the host consumes. Stdin chunks from the host are written to the command
  * before the next frame is read, which throttles the host the same way.
  *
+ * Freeze and thaw (src/domain/guest/builtins.ts) run in the agent's own process, answered as an
+ * exec is: a process per snapshot would cost more than the snapshot.
+ *
  * A command that does not exist exits 127 (126 if it cannot be executed) with the reason on its
  * stderr; a request the agent cannot serve gets an `error` message and the agent carries on; a
  * frame longer than the limit ends the agent, since the stream cannot be resynchronised.
@@ -25,6 +28,8 @@ import {
   PROTOCOL_VERSION,
   type StreamName,
 } from "../src/domain/guest/frame.ts"
+import { AGENT_BUILTIN } from "../src/domain/guest/builtins.ts"
+import { freeze, thaw } from "./freeze.ts"
 
 /** A byte channel to the host: `read` returns null at end of input. */
 interface Channel {
@@ -224,6 +229,8 @@ class Agent {
     if (cwd !== undefined && !isDirectory(cwd)) {
       return refuse(`working directory ${cwd} does not exist`)
     }
+    const builtin = BUILTINS.get(argv[0])
+    if (builtin !== undefined) return this.#builtin(id, builtin, argv.slice(1) as Array<string>)
     // Runs on its own; the read loop carries on with the next frame.
     this.#supervise(id, argv as Array<string>, env, cwd, stdin === true).catch((error) =>
       log(`exec ${id}: ${error}`)
@@ -267,6 +274,20 @@ class Agent {
     } finally {
       this.#running.delete(id)
     }
+  }
+
+  async #builtin(id: number, builtin: Builtin, args: Array<string>): Promise<void> {
+    let outcome: BuiltinOutcome
+    try {
+      outcome = builtin(args)
+    } catch (error) {
+      outcome = { code: 1, problems: [error instanceof Error ? error.message : String(error)] }
+    }
+    if (outcome.problems.length > 0) {
+      const text = new TextEncoder().encode(outcome.problems.map((line) => `${line}\n`).join(""))
+      for (const piece of chunks(text)) await this.send(encodeDataFrame("stderr", id, piece))
+    }
+    await this.sendMessage({ _tag: "exit", id, code: outcome.code })
   }
 
   async #pump(id: number, stream: StreamName, readable: ReadableStream<Uint8Array>) {
@@ -329,6 +350,27 @@ class Agent {
     if (this.#channel.powerOff) await powerOff()
   }
 }
+
+interface BuiltinOutcome {
+  readonly code: number
+  readonly problems: ReadonlyArray<string>
+}
+type Builtin = (args: Array<string>) => BuiltinOutcome
+
+const BUILTINS = new Map<unknown, Builtin>([
+  [AGENT_BUILTIN.freeze, (args) => {
+    const [root] = args
+    if (root === undefined || args.length !== 1) {
+      return { code: 2, problems: [`usage: ${AGENT_BUILTIN.freeze} ROOT`] }
+    }
+    freeze(root)
+    return { code: 0, problems: [] }
+  }],
+  [AGENT_BUILTIN.thaw, () => {
+    const problems = thaw()
+    return { code: problems.length === 0 ? 0 : 1, problems }
+  }],
+])
 
 /** Power the VM off; the agent may be PID 1, so it must not simply exit. */
 const powerOff = async (): Promise<never> => {

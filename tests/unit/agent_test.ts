@@ -20,6 +20,8 @@ import {
   type Payload,
   PROTOCOL_VERSION,
 } from "../../src/domain/guest/frame.ts"
+import { AGENT_BUILTIN } from "../../src/domain/guest/builtins.ts"
+import { mountsUnder, unescapeMountField } from "../../guest/freeze.ts"
 import { type AgentClient, connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import type { OutputStream } from "../../src/services/reporter.ts"
 import { runTest } from "../effect_test.ts"
@@ -171,6 +173,42 @@ Deno.test("agent: a command that does not exist exits 127 and says so on stderr"
       assert.equal(yield* client.exec({ argv: ["true"] }), 0)
     })
   )))
+
+Deno.test("agent: freeze and thaw run in the agent and answer as execs do", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      const out = collector()
+      assert.equal(yield* client.exec({ argv: [AGENT_BUILTIN.freeze], ...out }), 2)
+      assert.match(out.text("stderr"), /usage: transient-agent:freeze ROOT/)
+      // No disk filesystem is mounted there: nothing to freeze, nothing to thaw.
+      const root = Deno.makeTempDirSync()
+      try {
+        assert.equal(yield* client.exec({ argv: [AGENT_BUILTIN.freeze, root] }), 0)
+        assert.equal(yield* client.exec({ argv: [AGENT_BUILTIN.thaw] }), 0)
+      } finally {
+        Deno.removeSync(root)
+      }
+      // The agent carries on with processes.
+      assert.equal(yield* client.exec({ argv: ["true"] }), 0)
+    })
+  )))
+
+Deno.test("freeze: the disk filesystems under the root, deepest first, escapes read", () => {
+  const mounts = [
+    "/dev/sda2 /mnt/root ext4 rw 0 0",
+    "proc /mnt/root/proc proc rw 0 0",
+    "/dev/sda1 /mnt/root/boot\\040efi vfat rw 0 0",
+    "/dev/sda3 /mnt/rooted ext4 rw 0 0",
+    "/dev/vda / ext4 ro 0 0",
+    "/dev/sda4 /mnt/root/boot\\040efi/deep ext4 rw 0 0",
+  ].join("\n")
+  assert.deepEqual(mountsUnder(mounts, "/mnt/root"), [
+    "/mnt/root/boot efi/deep",
+    "/mnt/root/boot efi",
+    "/mnt/root",
+  ])
+  assert.equal(unescapeMountField("a\\011b\\134c"), "a\tb\\c")
+})
 
 Deno.test("agent: 100 MB of output streams through with bounded memory", () =>
   runTest(withAgent((client, child) =>

@@ -7,6 +7,7 @@
  * travels as separate argv elements, which the scripts read as "$1", "$2", ...
  */
 import type { Filesystem } from "../imagefile/ast.ts"
+import { AGENT_BUILTIN } from "./builtins.ts"
 import type { DiskLayout, MountPoint, PartitionLayout, PartitionType } from "../plan.ts"
 import { GUEST_SCRIPT_DIR } from "./manifest.ts"
 import type { GuestOperation, GuestSource } from "./operation.ts"
@@ -271,9 +272,9 @@ export const commandFor = (operation: GuestOperation): GuestCommand => {
     case "Sync":
       return { argv: ["sync"] }
     case "Freeze":
-      return { argv: [script("freeze.sh"), BUILD_ROOT] }
+      return { argv: [AGENT_BUILTIN.freeze, BUILD_ROOT] }
     case "Thaw":
-      return { argv: [script("thaw.sh")] }
+      return { argv: [AGENT_BUILTIN.thaw] }
     case "Release":
       return { argv: [script("release.sh"), BUILD_ROOT] }
   }

@@ -1,0 +1,11 @@
+/**
+ * Commands the agent runs in its own process instead of spawning one: their names are the
+ * `argv[0]` of an exec. No program is called so; the host's commands name these, a user's
+ * RUN is always `chroot … /bin/sh -c TEXT`.
+ */
+export const AGENT_BUILTIN = {
+  /** `freeze ROOT`: freeze the disk filesystems at or below ROOT (guest/freeze.ts). */
+  freeze: "transient-agent:freeze",
+  /** `thaw`: thaw what freeze froze. */
+  thaw: "transient-agent:thaw",
+} as const
