@@ -7,7 +7,7 @@
  * streams gigabytes holds hundreds of megabytes of dead buffers.
  *
  * The price is a contract: a chunk's bytes are overwritten `RING_CHUNKS` chunks later. A
- * consumer holds at most `RING_CHUNKS - 1` chunks at once, or copies them (download.ts copies
+ * consumer holds at most `RING_CHUNKS - 1` chunks at once, or copies them (decompress.ts copies
  * what it hands to a decompressor, whose input queue has no bound). Use it for bodies read as a
  * stream, never for one read whole (`json`, `text`, `arrayBuffer`) that may be larger than
  * `RING_CHUNKS` chunks.
@@ -39,91 +39,96 @@ export class BufferRing {
 
 interface Filled {
   readonly bytes: Uint8Array
-  /** The source ended (or failed) after these bytes. */
+  /** The source ended after these bytes. */
   readonly ended: boolean
+  /** The source failed after these bytes. */
+  readonly failed?: { readonly cause: unknown }
 }
+
+/** Up to `most` next bytes of a source (none at its end), valid until the next call. */
+type NextBytes = (most: number) => Promise<Uint8Array | undefined>
 
 /** A byte stream's reads land here, then are copied: a failed read takes its buffer with it. */
 const LANDING_BYTES = 256 * 1024
 
+/** A byte stream's bytes, read into one buffer used again: no buffer made per read. */
+const landedReads = (reader: ReadableStreamBYOBReader): NextBytes => {
+  let landing = new ArrayBuffer(LANDING_BYTES)
+  return async (most) => {
+    const read = await reader.read(new Uint8Array(landing, 0, Math.min(most, LANDING_BYTES)))
+    // The read moves the buffer into the one it returns.
+    if (read.value !== undefined) landing = read.value.buffer as ArrayBuffer
+    return read.done ? undefined : read.value
+  }
+}
+
+/** Another stream's bytes, in its own chunks split where they do not fit. */
+const splitReads = (reader: ReadableStreamDefaultReader<Uint8Array>): NextBytes => {
+  /** What did not fit in the chunk before. */
+  let rest: Uint8Array | undefined
+  return async (most) => {
+    let chunk = rest
+    if (chunk === undefined) {
+      const read = await reader.read()
+      if (read.done) return undefined
+      chunk = read.value
+    }
+    rest = chunk.length > most ? chunk.subarray(most) : undefined
+    return chunk.subarray(0, most)
+  }
+}
+
+/** `source`'s reader in BYOB mode, when it is a byte stream. */
+const byobReader = (source: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined => {
+  try {
+    return source.getReader({ mode: "byob" })
+  } catch {
+    return undefined
+  }
+}
+
+/** Fill `into` from `next`, up to the source's end or failure. */
+const fill = async (next: NextBytes, into: Uint8Array): Promise<Filled> => {
+  let filled = 0
+  while (filled < into.length) {
+    let bytes: Uint8Array | undefined
+    try {
+      bytes = await next(into.length - filled)
+    } catch (cause) {
+      return { bytes: into.subarray(0, filled), ended: true, failed: { cause } }
+    }
+    if (bytes === undefined) return { bytes: into.subarray(0, filled), ended: true }
+    into.set(bytes, filled)
+    filled += bytes.length
+  }
+  return { bytes: into, ended: false }
+}
+
 /**
  * `source`'s bytes in chunks of the ring's size (the last one shorter), each in a buffer of the
- * ring. A byte stream's bytes are read into one buffer used again (no buffer made per read);
- * another's come in its chunks. Nothing is read before it is asked for. When `source` fails,
- * what was gathered comes out first, so that a resumed download starts after the bytes that
- * arrived.
+ * ring. Nothing is read before it is asked for. When `source` fails, what was gathered comes out
+ * first, so that a resumed download starts after the bytes that arrived.
  */
 export const gathered = (
   source: ReadableStream<Uint8Array>,
   ring = new BufferRing(),
 ): ReadableStream<Uint8Array> => {
+  const byob = byobReader(source)
+  const reader = byob ?? source.getReader()
+  const next = byob !== undefined
+    ? landedReads(byob)
+    : splitReads(reader as ReadableStreamDefaultReader<Uint8Array>)
   let failure: { readonly cause: unknown } | undefined
-
-  /** Up to `most` next bytes (none at the end), valid until the next call. */
-  let next: (most: number) => Promise<Uint8Array | undefined>
-  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>
-  let byob: ReadableStreamBYOBReader | undefined
-  try {
-    byob = source.getReader({ mode: "byob" })
-  } catch {
-    byob = undefined
-  }
-  if (byob !== undefined) {
-    const from = byob
-    reader = from
-    let landing = new ArrayBuffer(LANDING_BYTES)
-    next = async (most) => {
-      const read = await from.read(new Uint8Array(landing, 0, Math.min(most, LANDING_BYTES)))
-      // The read moves the buffer into the one it returns.
-      if (read.value !== undefined) landing = read.value.buffer as ArrayBuffer
-      return read.done ? undefined : read.value
-    }
-  } else {
-    const from = source.getReader()
-    reader = from
-    /** What did not fit in the chunk before. */
-    let rest: Uint8Array | undefined
-    next = async (most) => {
-      let chunk = rest
-      if (chunk === undefined) {
-        const read = await from.read()
-        if (read.done) return undefined
-        chunk = read.value
-      }
-      rest = chunk.length > most ? chunk.subarray(most) : undefined
-      return chunk.subarray(0, most)
-    }
-  }
-
-  const fill = async (into: Uint8Array): Promise<Filled> => {
-    let filled = 0
-    while (filled < into.length) {
-      let bytes: Uint8Array | undefined
-      try {
-        bytes = await next(into.length - filled)
-      } catch (cause) {
-        failure = { cause }
-        return { bytes: into.subarray(0, filled), ended: true }
-      }
-      if (bytes === undefined) return { bytes: into.subarray(0, filled), ended: true }
-      into.set(bytes, filled)
-      filled += bytes.length
-    }
-    return { bytes: into, ended: false }
-  }
 
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (failure !== undefined) return controller.error(failure.cause)
-      const { bytes, ended } = await fill(ring.take())
-      // `fill` may have set it.
-      const failed = failure as { readonly cause: unknown } | undefined
+      const { bytes, ended, failed } = await fill(next, ring.take())
+      if (failed !== undefined && bytes.length === 0) return controller.error(failed.cause)
       if (bytes.length > 0) controller.enqueue(bytes)
-      if (failed !== undefined) {
-        if (bytes.length === 0) controller.error(failed.cause)
-      } else if (ended) {
-        controller.close()
-      }
+      // A failure comes at the next pull, after the bytes before it.
+      if (failed !== undefined) failure = failed
+      else if (ended) controller.close()
     },
     cancel(reason) {
       return reader.cancel(reason)

@@ -5,6 +5,7 @@
  * records what it was sent, so that tests can check what a client did, not only what it got.
  */
 import { createHash } from "node:crypto"
+import { concat } from "../bytes.ts"
 
 export interface FakeRegistryOptions {
   /** Require `Bearer` tokens, issued to this user and password at the token endpoint. */
@@ -33,16 +34,6 @@ export interface FakeRegistry {
 
 export const digestOf = (bytes: Uint8Array) =>
   `sha256:${createHash("sha256").update(bytes).digest("hex")}`
-
-const concat = (parts: ReadonlyArray<Uint8Array>) => {
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), {

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict"
 import { BufferRing, gathered } from "../../src/layers/bulk_fetch.ts"
+import { concat } from "../bytes.ts"
 
 const pattern = (length: number) => Uint8Array.from({ length }, (_, i) => (i * 7 + 3) % 251)
 
@@ -74,16 +75,6 @@ const drain = async (stream: ReadableStream<Uint8Array>) => {
   }
 }
 
-const joined = (chunks: ReadonlyArray<Uint8Array>) => {
-  const out = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0))
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.length
-  }
-  return out
-}
-
 for (const byob of [true, false]) {
   const kind = byob ? "a byte stream" : "a default stream"
 
@@ -92,7 +83,7 @@ for (const byob of [true, false]) {
     const { stream } = source(bytes, 7, { byob })
     const { chunks } = await drain(gathered(stream, new BufferRing(3, 16)))
     assert.deepEqual(chunks.map((chunk) => chunk.length), [16, 16, 16, 16, 16, 16, 4])
-    assert.deepEqual(joined(chunks), bytes)
+    assert.deepEqual(concat(chunks), bytes)
   })
 
   Deno.test(`gathered (${kind}): the ring's buffers are used again`, async () => {
@@ -137,6 +128,6 @@ for (const byob of [true, false]) {
       }
     })()
     assert.ok(failure instanceof Error && failure.message === "dropped")
-    assert.deepEqual(joined(got), bytes.subarray(0, 40))
+    assert.deepEqual(concat(got), bytes.subarray(0, 40))
   })
 }
