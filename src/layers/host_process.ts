@@ -93,11 +93,21 @@ export const describeStatus = (status: number): string => {
   return signal === undefined ? `status ${status}` : `signal ${signal}`
 }
 
-const decodeAll = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
-  Stream.runCollect(Stream.decodeText(stream)).pipe(
+const decodeAll = (
+  stream: Stream.Stream<Uint8Array, PlatformError>,
+  onText: (text: string) => Effect.Effect<void> = () => Effect.void,
+) =>
+  Stream.runCollect(Stream.tap(Stream.decodeText(stream), onText)).pipe(
     Effect.map((chunks) => Chunk.join(chunks, "")),
     Effect.orElseSucceed(() => ""),
   )
+
+export interface RunToolOptions {
+  /** Fed to the tool's standard input. */
+  readonly stdin?: Stream.Stream<Uint8Array, PlatformError>
+  /** Sees the tool's standard output as it comes (a progress meter), besides the result. */
+  readonly onStdout?: (text: string) => Effect.Effect<void>
+}
 
 /**
  * Run `argv` to completion and collect its output; with `stdin`, the stream is fed to it.
@@ -105,7 +115,7 @@ const decodeAll = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
  */
 export const runTool = (
   argv: readonly [string, ...Array<string>],
-  options: { readonly stdin?: Stream.Stream<Uint8Array, PlatformError> } = {},
+  options: RunToolOptions = {},
 ): Effect.Effect<ToolResult, ToolMissing, CommandExecutor.CommandExecutor> =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -114,7 +124,7 @@ export const runTool = (
         : Command.stdin(commandOf(argv), options.stdin)
       const process = yield* Command.start(command).pipe(Effect.catchAll(missingOr(argv[0])))
       const [stdout, stderr, code] = yield* Effect.all(
-        [decodeAll(process.stdout), decodeAll(process.stderr), statusOf(process)],
+        [decodeAll(process.stdout, options.onStdout), decodeAll(process.stderr), statusOf(process)],
         { concurrency: "unbounded" },
       )
       return { code, stdout, stderr }

@@ -29,9 +29,17 @@ export interface DiskImagesShape {
   readonly rebase: (
     options: { readonly path: string; readonly backing: string },
   ) => Effect.Effect<void, DiskImageError>
-  /** Write `from` (any format qemu-img reads, backing chain included) as a standalone qcow2. */
+  /**
+   * Write `from` (any format qemu-img reads, backing chain included) as a standalone qcow2;
+   * `onProgress` is told the fraction done (0 to 1) as the conversion goes.
+   */
   readonly convert: (
-    options: { readonly from: string; readonly to: string; readonly fromFormat?: string },
+    options: {
+      readonly from: string
+      readonly to: string
+      readonly fromFormat?: string
+      readonly onProgress?: (fraction: number) => Effect.Effect<void>
+    },
   ) => Effect.Effect<void, DiskImageError>
   /**
    * Check the structure of the qcow2 at `path` (a download cut short, a damaged file); fails

@@ -248,8 +248,13 @@ Deno.test("a qcow2 over HTTP is stored read-only, with its content", async () =>
   await assertPublished(h.root, "plain", qcow2Path, "qcow2")
   await assertStoreHolds(h.root, ["plain"])
   const progress = h.events().filter((event) => event.event === "progress")
-  assert.equal(progress.at(-1)?.bytes, qcow2.length)
-  assert.equal(progress.at(-1)?.done, true)
+  const download = progress.filter((event) => event.phase === "download")
+  assert.equal(download.at(-1)?.bytes, qcow2.length)
+  assert.equal(download.at(-1)?.done, true)
+  // A qcow2 is stored as it came, once `qemu-img check` has read it all: no conversion.
+  const ends = progress.filter((event) => event.done === true)
+  assert.deepEqual(ends.map((event) => event.phase), ["download", "verify"])
+  assert.equal(ends[1]?.label, "Checking 'plain'")
   // Resolving again uses the stored image: no second download.
   const before = requests.get("/disk.qcow2")
   await runTest(resolve(h, `plain,http=${base}/disk.qcow2`))
@@ -262,8 +267,36 @@ for (const [kind, path] of [["xz", "xz"], ["gzip", "gz"], ["zstd", "zst"], ["bzi
     const h = await harness()
     await runTest(resolve(h, `raw-${kind},http=${base}/disk.raw.${path}`))
     await assertPublished(h.root, `raw-${kind}`, rawPath, "raw")
+    const events = h.events()
+    const info = events.filter((event) => event.event === "info").map((event) => event.message)
+    assert.ok(info.includes(`'raw-${kind}' is ${kind}-compressed: decompressed as it downloads`))
+    // Each phase has a progress of its own, which ends at its total.
+    const ends = events.filter((event) => event.event === "progress" && event.done === true)
+    assert.deepEqual(ends.map((event) => event.phase), ["download", "convert"])
+    assert.equal(ends[1]?.label, `Converting 'raw-${kind}' to qcow2`)
+    assert.equal(ends[1]?.bytes, 4 * MiB)
   })
 }
+
+Deno.test("without the xz tool, an xz image is decoded by the WebAssembly decoder", async () => {
+  // A PATH with qemu-img and nothing else: no xz to find.
+  const bin = await Deno.makeTempDir({ prefix: "transient-path-" })
+  const qemuImg = new TextDecoder().decode(await run(["sh", "-c", "command -v qemu-img"])).trim()
+  await Deno.symlink(qemuImg, `${bin}/qemu-img`)
+  const store = await Deno.makeTempDir({ prefix: "transient-store-" })
+  await Deno.writeFile(`${fixtures}/fallback.raw.xz`, xz)
+  const main = new URL("../../main.ts", import.meta.url).pathname
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "image", "pull", "--image-backend", store, "--progress", "json"]
+      .concat([`nox,file=${fixtures}/fallback.raw.xz`]),
+    env: { PATH: bin },
+    stdout: "piped",
+    stderr: "piped",
+  }).output()
+  const decoder = new TextDecoder()
+  assert.equal(output.code, 0, decoder.decode(output.stderr) + decoder.decode(output.stdout))
+  await assertPublished(store, "nox", rawPath, "raw")
+})
 
 Deno.test("a local file is copied in, and a given sha256 is verified", async () => {
   const h = await harness()

@@ -3,6 +3,7 @@
  * its errors as values: tags to branch on, messages that survive the JSON boundary.
  */
 import assert from "node:assert/strict"
+import * as zlib from "node:zlib"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { SystemError } from "@effect/platform/Error"
 import * as Chunk from "effect/Chunk"
@@ -15,11 +16,15 @@ import {
   StoreIoError,
   TransferIncomplete,
 } from "../../src/domain/store_errors.ts"
+import { progressMeter } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { sniffCompression } from "../../src/layers/store/decompress.ts"
+import { throughTool } from "../../src/layers/store/decompress_process.ts"
 import { sparseFile } from "../../src/layers/store/sparse_file.ts"
 import { tarEntry, type TarProblem } from "../../src/layers/store/tar_entry.ts"
 import { concat } from "../bytes.ts"
 import { runFailure, runTest } from "../effect_test.ts"
+
+const MiB = 1024 * 1024
 
 /** `bytes` as a stream of chunks of `size`. */
 const chunked = (bytes: Uint8Array, size: number) =>
@@ -118,6 +123,52 @@ Deno.test("compression is told by magic bytes", () => {
   assert.equal(sniffCompression(new Uint8Array([0x28, 0xb5, 0x2f, 0xfd])), "zstd")
   assert.equal(sniffCompression(new TextEncoder().encode("QFI\xfb")), undefined)
   assert.equal(sniffCompression(new Uint8Array([0x1f])), undefined)
+})
+
+Deno.test("a decompressing tool holds back its input while its output is not read", async () => {
+  // Random bytes: zstd stores them as they are, so 32 MiB in is 32 MiB out.
+  const input = new Uint8Array(32 * MiB)
+  for (let i = 0; i < input.length; i += 65536) crypto.getRandomValues(input.subarray(i, i + 65536))
+  const compressed = zlib.zstdCompressSync(input)
+  let taken = 0
+  const source = chunked(compressed, MiB).pipe(
+    Stream.tap((chunk) => Effect.sync(() => taken += chunk.length)),
+  )
+  const decoded = throughTool(source, { image: "held", source: "test" }, "zstd")
+  const consumed = Effect.scoped(Effect.gen(function* () {
+    const pull = yield* Stream.toPull(decoded)
+    let out = (yield* pull).pipe(Chunk.reduce(0, (sum, bytes) => sum + bytes.length))
+    // A slow consumer: nothing more is read for a while.
+    yield* Effect.sleep("1 second")
+    const takenWhileIdle = taken
+    while (true) {
+      const more = yield* Effect.option(pull)
+      if (more._tag === "None") break
+      out += Chunk.reduce(more.value, 0, (sum, bytes) => sum + bytes.length)
+    }
+    return { takenWhileIdle, out }
+  }))
+  const { takenWhileIdle, out } = await runTest(Effect.provide(consumed, NodeContext.layer))
+  assert.equal(out, input.length)
+  // Pipe buffers and a chunk or two in flight, not the whole input.
+  assert.ok(takenWhileIdle <= 8 * MiB, `took ${takenWhileIdle} bytes while the output sat unread`)
+})
+
+Deno.test("qemu-img's progress meter is read whatever the pieces its output comes in", () => {
+  const text = "    (0.00/100%)\r    (1.17/100%)\r    (42.50/100%)\r    (100.00/100%)\r"
+  const whole = progressMeter()
+  assert.equal(whole(text), 1)
+  for (const cut of [1, 5, 9, 16, 17, 30, 47]) {
+    const meter = progressMeter()
+    const first = meter(text.slice(0, cut))
+    const rest = meter(text.slice(cut))
+    assert.equal(rest, 1, `cut at ${cut}`)
+    if (first !== undefined) assert.ok(first <= 0.425, `cut at ${cut}: ${first}`)
+  }
+  const meter = progressMeter()
+  assert.equal(meter("    (42.5"), undefined)
+  assert.equal(meter("0/100%)\r"), 0.425)
+  assert.equal(meter("qemu-img: nothing of a meter\n"), undefined)
 })
 
 Deno.test("store errors keep their tag and message through JSON", () => {

@@ -8,11 +8,36 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DiskImageError } from "../../domain/errors.ts"
 import { type DiskImageInfo, DiskImages } from "../../services/disk_images.ts"
-import { lastLines, runTool } from "../host_process.ts"
+import { lastLines, runTool, type RunToolOptions } from "../host_process.ts"
+
+/**
+ * A reader of `qemu-img -p`'s meter (`    (42.17/100%)` and a carriage return, repeated): fed the
+ * output as it comes, in pieces cut anywhere, it gives the last fraction done (0 to 1) that each
+ * piece completes, if any.
+ */
+export const progressMeter = () => {
+  let pending = ""
+  return (text: string): number | undefined => {
+    pending += text
+    const marks = [...pending.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)]
+    const last = marks.at(-1)
+    if (last === undefined) {
+      pending = pending.slice(-32)
+      return undefined
+    }
+    pending = pending.slice(last.index + last[0].length)
+    return Math.min(1, Number(last[1]) / 100)
+  }
+}
 
 /** Run qemu-img; a failure carries qemu-img's own explanation. */
-const qemuImg = (operation: string, path: string, args: ReadonlyArray<string>) =>
-  runTool(["qemu-img", ...args]).pipe(
+const qemuImg = (
+  operation: string,
+  path: string,
+  args: ReadonlyArray<string>,
+  options: RunToolOptions = {},
+) =>
+  runTool(["qemu-img", ...args], options).pipe(
     Effect.mapError((missing) => new DiskImageError({ operation, path, reason: missing.message })),
     Effect.filterOrFail(
       (result) => result.code === 0,
@@ -68,8 +93,13 @@ export const DiskImagesQemu: Layer.Layer<
   Effect.gen(function* () {
     const executor = yield* CommandExecutor.CommandExecutor
     const paths = yield* Path.Path
-    const run = (operation: string, target: string, args: ReadonlyArray<string>) =>
-      qemuImg(operation, target, args).pipe(
+    const run = (
+      operation: string,
+      target: string,
+      args: ReadonlyArray<string>,
+      options?: RunToolOptions,
+    ) =>
+      qemuImg(operation, target, args, options).pipe(
         Effect.provideService(CommandExecutor.CommandExecutor, executor),
       )
     return DiskImages.of({
@@ -102,15 +132,21 @@ export const DiskImagesQemu: Layer.Layer<
           path,
         ])
       }),
-      convert: Effect.fn("DiskImages.convert")(function* ({ from, to, fromFormat }) {
+      convert: Effect.fn("DiskImages.convert")(function* ({ from, to, fromFormat, onProgress }) {
+        const meter = progressMeter()
+        const onStdout = onProgress === undefined ? undefined : (text: string) => {
+          const fraction = meter(text)
+          return fraction === undefined ? Effect.void : onProgress(fraction)
+        }
         yield* run("convert", from, [
           "convert",
+          ...(onStdout === undefined ? [] : ["-p"]),
           ...(fromFormat === undefined ? [] : ["-f", fromFormat]),
           "-O",
           "qcow2",
           from,
           to,
-        ])
+        ], onStdout === undefined ? {} : { onStdout })
       }),
       check: Effect.fn("DiskImages.check")(function* (path) {
         const result = yield* runTool([

@@ -140,7 +140,7 @@ export const download = (
       : opened.checksum
     const hash = expected === undefined ? undefined : yield* hashFor(expected.type, source.describe)
     const received = yield* Ref.make(0)
-    const progress = yield* reporter.progress(source.label, opened.size)
+    const progress = yield* reporter.progress(source.label, opened.size, { phase: "download" })
 
     const readFailed = (
       error: PlatformError | ResponseError | SourceUnavailable | RegistryError,
@@ -164,7 +164,11 @@ export const download = (
       Stream.buffer({ capacity: 4 }),
     )
     const digested = hash === undefined ? counted : hashed(hash)(counted)
-    const contents = decompressed(about)(digested)
+    const contents = decompressed(
+      about,
+      (compression) =>
+        reporter.info(`'${image}' is ${compression}-compressed: decompressed as it downloads`),
+    )(digested)
     const unpacked:
       | typeof contents
       | Stream.Stream<

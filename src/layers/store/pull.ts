@@ -14,7 +14,7 @@ import {
   StoreIoError,
 } from "../../domain/store_errors.ts"
 import { DiskImages } from "../../services/disk_images.ts"
-import { Reporter } from "../../services/reporter.ts"
+import { type ProgressPhase, Reporter, type ReporterShape } from "../../services/reporter.ts"
 import { freeBytes } from "../host_process.ts"
 import { download, type FetchLimits, NO_DISK_IN_LAYER, openSource } from "./download.ts"
 import { type FetchSource, fetchSourceOf } from "./fetch_source.ts"
@@ -40,6 +40,29 @@ const probeFile = (path: string) =>
     }
     return probeImageFormat(head.subarray(0, filled), size)
   }))
+
+/**
+ * `work` shown as a progress of `phase`: it reports the fraction done of `total` bytes (when it
+ * can say); the progress ends however the work does.
+ */
+const shown = <A, E, R>(
+  reporter: ReporterShape,
+  label: string,
+  total: number | undefined,
+  phase: ProgressPhase,
+  work: (onProgress: (fraction: number) => Effect.Effect<void>) => Effect.Effect<A, E, R>,
+) =>
+  Effect.gen(function* () {
+    const progress = yield* reporter.progress(label, total, { phase })
+    let reported = 0
+    const onProgress = (fraction: number) => {
+      const bytes = Math.round(fraction * (total ?? 0))
+      const step = bytes - reported
+      reported = Math.max(reported, bytes)
+      return step > 0 ? progress.advance(step) : Effect.void
+    }
+    return yield* Effect.ensuring(work(onProgress), progress.done)
+  })
 
 /**
  * The disk of a registry image into `destination`: from its one artifact layer, or from the
@@ -112,7 +135,13 @@ export const pullImage = (
     }
     // A qcow2 cut short (a download without a length) still has a valid header: check it all.
     if (probe.format === "qcow2") {
-      yield* disks.check(downloaded).pipe(
+      yield* shown(
+        reporter,
+        `Checking '${name}'`,
+        undefined,
+        "verify",
+        () => disks.check(downloaded),
+      ).pipe(
         Effect.mapError((error) =>
           new ImageFormatRefused({ image: name, source: source.describe, reason: error.reason })
         ),
@@ -143,7 +172,14 @@ export const pullImage = (
           free,
         })
       }
-      yield* disks.convert({ from: downloaded, to: converted, fromFormat: probe.format })
+      yield* shown(
+        reporter,
+        `Converting '${name}' to qcow2`,
+        info.virtualSize,
+        "convert",
+        (onProgress) =>
+          disks.convert({ from: downloaded, to: converted, fromFormat: probe.format, onProgress }),
+      )
     }
     yield* publishFile(name, stored, file, { force: false, readOnly: true }).pipe(
       // Only this process writes the name while it holds the lock.
