@@ -67,6 +67,10 @@ const xz = await run(["xz", "-c", "-1", rawPath])
 const bzip2 = await run(["bzip2", "-c", "-1", rawPath])
 const gzip = zlib.gzipSync(raw)
 const zstd = zlib.zstdCompressSync(raw)
+// Random bytes do not compress: half of this is more than one 1 MiB chunk of a download.
+const noise = new Uint8Array(3 * MiB)
+for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536))
+const stallGzip = zlib.gzipSync(noise)
 
 await Deno.mkdir(`${fixtures}/box/inner`, { recursive: true })
 await Deno.copyFile(qcow2Path, `${fixtures}/box/inner/box.img`)
@@ -123,7 +127,7 @@ const handler = async (request: Request): Promise<Response> => {
       return new Response(
         new ReadableStream({
           start(controller) {
-            controller.enqueue(gzip.subarray(0, Math.floor(gzip.length / 2)))
+            controller.enqueue(stallGzip.subarray(0, Math.floor(stallGzip.length / 2)))
             // The client may have gone before: closing a cancelled stream throws.
             timer = setTimeout(() => {
               try {
@@ -408,6 +412,12 @@ Deno.test("a qcow2 that grows past what its header declares is refused as it str
   file.close()
   const error = await errorOf(h, `liar,file=${liar}`)
   assert.match(error, /is larger than .* \(more than its qcow2 header declares/)
+  // The same compressed: the decompressor writes the file itself, which is then measured.
+  for (const [tool, suffix] of [["xz", "xz"], ["zstd", "zst"]] as const) {
+    await Deno.writeFile(`${liar}.${suffix}`, await run([tool, "-c", "-1", liar]))
+    const compressed = await errorOf(h, `liar-${tool},file=${liar}.${suffix}`)
+    assert.match(compressed, /is larger than .* \(more than its qcow2 header declares/)
+  }
   await assertStoreHolds(h.root, [])
 })
 

@@ -7,6 +7,7 @@
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Stream from "effect/Stream"
 import * as zlib from "node:zlib"
@@ -75,6 +76,68 @@ const isMissing = (error: unknown): error is DecompressorMissing =>
 /** Larger than zlib's 16 KiB: each chunk costs a trip through the Stream. */
 const ZLIB_CHUNK = 256 * 1024
 
+/** A stream whose first bytes were read: its compression, if any, and all its bytes again. */
+export interface Sniffed<E, R> {
+  readonly compression: Compression | undefined
+  readonly bytes: Stream.Stream<Uint8Array, E, R>
+}
+
+/** Read the first bytes of `self` to tell its compression; its bytes are all there after. */
+export const sniffed = <E, R>(
+  self: Stream.Stream<Uint8Array, E, R>,
+): Effect.Effect<Sniffed<E, R>, E, R | Scope.Scope> =>
+  Effect.gen(function* () {
+    // Not Stream.peel: it turns failures of the rest of the stream into defects.
+    const pull = yield* Stream.toPull(self)
+    const head = yield* readHead(pull)
+    const rest = head.ended ? Stream.empty : Stream.repeatEffectChunkOption(pull)
+    return {
+      compression: sniffCompression(firstBytes(head)),
+      bytes: Stream.concat(Stream.fromIterable(head.chunks), rest),
+    }
+  })
+
+/** The bytes of `sniffed`, decompressed when they are compressed. */
+export const decoded = <E, R>(
+  about: Fetched,
+  { compression, bytes }: Sniffed<E, R>,
+): Decompressed<E, R> => {
+  // A decompressor queues its input without bound: it gets chunks of its own, since those of
+  // a download may be overwritten after a few more (bulk_fetch.ts).
+  const whole = compression === undefined ? bytes : Stream.map(bytes, (chunk) => chunk.slice())
+  const failed = (compression: Compression) => (cause: unknown) =>
+    new DecompressionFailed({ ...about, compression, cause })
+  switch (compression) {
+    case undefined:
+      return whole
+    // The platform's own bridge to node streams: the decompressor is destroyed when the
+    // stream ends early (a cap, an interruption), which web-stream adapters got wrong.
+    case "gzip":
+      return NodeStream.pipeThroughDuplex(
+        whole,
+        () => zlib.createGunzip({ chunkSize: ZLIB_CHUNK }),
+        failed("gzip"),
+      )
+    case "zstd":
+      return throughTool(whole, about, "zstd")
+    case "xz":
+      // The tool fails to start before it reads anything, so `whole` is still unread.
+      return Stream.catchAll(
+        throughTool(whole, about, "xz"),
+        (error) =>
+          isMissing(error)
+            ? throughWebTransform(
+              whole,
+              (input) => new xzDecompress.XzReadableStream(input),
+              failed("xz"),
+            )
+            : Stream.fail(error),
+      )
+    case "bzip2":
+      return throughTool(whole, about, "bzip2")
+  }
+}
+
 /**
  * `self`, decompressed when its content is compressed (once: nested layers are left alone);
  * `onCompressed` is told which compression it found.
@@ -87,45 +150,7 @@ export const decompressed = (
   self: Stream.Stream<Uint8Array, E, R>,
 ): Decompressed<E, R> =>
   Stream.unwrapScoped(Effect.gen(function* () {
-    // Not Stream.peel: it turns failures of the rest of the stream into defects.
-    const pull = yield* Stream.toPull(self)
-    const head = yield* readHead(pull)
-    const rest = head.ended ? Stream.empty : Stream.repeatEffectChunkOption(pull)
-    const compression = sniffCompression(firstBytes(head))
-    if (compression !== undefined) yield* onCompressed(compression)
-    const bytes = Stream.concat(Stream.fromIterable(head.chunks), rest)
-    // A decompressor queues its input without bound: it gets chunks of its own, since those of
-    // a download may be overwritten after a few more (bulk_fetch.ts).
-    const whole = compression === undefined ? bytes : Stream.map(bytes, (chunk) => chunk.slice())
-    const failed = (compression: Compression) => (cause: unknown) =>
-      new DecompressionFailed({ ...about, compression, cause })
-    switch (compression) {
-      case undefined:
-        return whole
-      // The platform's own bridge to node streams: the decompressor is destroyed when the
-      // stream ends early (a cap, an interruption), which web-stream adapters got wrong.
-      case "gzip":
-        return NodeStream.pipeThroughDuplex(
-          whole,
-          () => zlib.createGunzip({ chunkSize: ZLIB_CHUNK }),
-          failed("gzip"),
-        )
-      case "zstd":
-        return throughTool(whole, about, "zstd")
-      case "xz":
-        // The tool fails to start before it reads anything, so `whole` is still unread.
-        return Stream.catchAll(
-          throughTool(whole, about, "xz"),
-          (error) =>
-            isMissing(error)
-              ? throughWebTransform(
-                whole,
-                (input) => new xzDecompress.XzReadableStream(input),
-                failed("xz"),
-              )
-              : Stream.fail(error),
-        )
-      case "bzip2":
-        return throughTool(whole, about, "bzip2")
-    }
+    const sniff = yield* sniffed(self)
+    if (sniff.compression !== undefined) yield* onCompressed(sniff.compression)
+    return decoded(about, sniff)
   }))

@@ -1,6 +1,7 @@
 /**
  * The fetch of an image's bytes into a working file, as one Stream: the source's bytes →
  * progress → hashing → decompression → `box.img` out of a Vagrant box archive → the sparse file.
+ * A plain image compressed with xz or zstd is written by the decompressor itself instead.
  * Memory stays bounded whatever the image size. The size and checksum are verified at the end.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
@@ -29,7 +30,8 @@ import { isContainerDiskEntry } from "../../domain/oci_manifest.ts"
 import { NotADiskImage, type RegistryError } from "../../domain/registry_errors.ts"
 import type { Progress } from "../../services/reporter.ts"
 import { Reporter } from "../../services/reporter.ts"
-import { decompressed } from "./decompress.ts"
+import { decoded, sniffed } from "./decompress.ts"
+import { decompressToFile, FILE_TOOLS, hasFileTool, onPath } from "./decompress_to_file.ts"
 import type { FetchSource } from "./fetch_source.ts"
 import { type OpenedSource, openFile, openUrl } from "./sources.ts"
 import { sparseFile } from "./sparse_file.ts"
@@ -164,40 +166,58 @@ export const download = (
       Stream.buffer({ capacity: 4 }),
     )
     const digested = hash === undefined ? counted : hashed(hash)(counted)
-    const contents = decompressed(
-      about,
-      (compression) =>
-        reporter.info(`'${image}' is ${compression}-compressed: decompressed as it downloads`),
-    )(digested)
-    const unpacked:
-      | typeof contents
-      | Stream.Stream<
-        Uint8Array,
-        Stream.Stream.Error<typeof contents> | BoxArchiveInvalid | NotADiskImage,
-        Stream.Stream.Context<typeof contents>
-      > = opened.archive === "VagrantBox"
-        ? tarEntry(
-          (entry) => entry === "box.img" || entry.endsWith("/box.img"),
-          (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
-        )(contents)
-        : opened.archive === "ContainerDisk"
-        ? tarEntry(
-          isContainerDiskEntry,
-          (problem) =>
-            new NotADiskImage({ reference: source.describe, reason: DISK_PROBLEM[problem] }),
-          true,
-        )(contents)
-        : contents
-    const bytes = capped(
-      limits.maxImageBytes,
-      (limit) => new ImageTooLarge({ ...about, limit, declared: limit < limits.maxImageBytes }),
-    )(unpacked)
-    const file = sparseFile(destination).pipe(
-      Sink.mapError((cause) =>
-        new StoreIoError({ operation: "write", image, path: destination, cause })
-      ),
-    )
-    yield* Stream.run(bytes, file).pipe(Effect.ensuring(progress.done))
+    const tooLarge = (limit: number) =>
+      new ImageTooLarge({ ...about, limit, declared: limit < limits.maxImageBytes })
+    const written = Effect.gen(function* () {
+      const sniff = yield* sniffed(digested)
+      const compression = sniff.compression
+      if (compression !== undefined) {
+        yield* reporter.info(
+          `'${image}' is ${compression}-compressed: decompressed as it downloads`,
+        )
+      }
+      // A plain image goes from the decompressor straight into its file, when the tool can.
+      if (
+        opened.archive === undefined && compression !== undefined && hasFileTool(compression) &&
+        (yield* onPath(FILE_TOOLS[compression][0]))
+      ) {
+        return yield* decompressToFile(
+          sniff.bytes,
+          about,
+          compression,
+          destination,
+          limits.maxImageBytes,
+          tooLarge,
+        )
+      }
+      const contents = decoded(about, sniff)
+      const unpacked:
+        | typeof contents
+        | Stream.Stream<
+          Uint8Array,
+          Stream.Stream.Error<typeof contents> | BoxArchiveInvalid | NotADiskImage,
+          Stream.Stream.Context<typeof contents>
+        > = opened.archive === "VagrantBox"
+          ? tarEntry(
+            (entry) => entry === "box.img" || entry.endsWith("/box.img"),
+            (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
+          )(contents)
+          : opened.archive === "ContainerDisk"
+          ? tarEntry(
+            isContainerDiskEntry,
+            (problem) =>
+              new NotADiskImage({ reference: source.describe, reason: DISK_PROBLEM[problem] }),
+            true,
+          )(contents)
+          : contents
+      const file = sparseFile(destination).pipe(
+        Sink.mapError((cause) =>
+          new StoreIoError({ operation: "write", image, path: destination, cause })
+        ),
+      )
+      return yield* Stream.run(capped(limits.maxImageBytes, tooLarge)(unpacked), file)
+    })
+    yield* written.pipe(Effect.scoped, Effect.ensuring(progress.done))
 
     const count = yield* Ref.get(received)
     if (opened.size !== undefined && count !== opened.size) {
