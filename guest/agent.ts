@@ -29,6 +29,7 @@ import {
   type StreamName,
 } from "../src/domain/guest/frame.ts"
 import { AGENT_BUILTIN } from "../src/domain/guest/builtins.ts"
+import { attach } from "./attach.ts"
 import { freeze, thaw } from "./freeze.ts"
 
 /** A byte channel to the host: `read` returns null at end of input. */
@@ -135,13 +136,17 @@ class Agent {
     return this.send(encodeJsonFrame(message))
   }
 
-  async run(): Promise<void> {
-    await this.sendMessage({
+  hello(): Promise<void> {
+    return this.sendMessage({
       _tag: "hello",
       version: PROTOCOL_VERSION,
       agent: `deno ${Deno.version.deno}`,
       pid: Deno.pid,
     })
+  }
+
+  async run(): Promise<void> {
+    await this.hello()
     const decoder = new FrameDecoder()
     const buffer = new Uint8Array(256 * 1024)
     let connected = false
@@ -153,8 +158,9 @@ class Agent {
         // Once a host has spoken, a channel that stays closed means it is gone (killed, say):
         // the agent ends, and init powers the VM off, so that no QEMU outlives its host.
         if (connected) {
-          disconnectedSince ??= Date.now()
-          if (Date.now() - disconnectedSince >= HOST_GONE_MS) {
+          // Monotonic: the host sets the clock (attach.ts), which may move it by days.
+          disconnectedSince ??= performance.now()
+          if (performance.now() - disconnectedSince >= HOST_GONE_MS) {
             log(`the host has been gone for ${HOST_GONE_MS / 1000} s; stopping`)
             return
           }
@@ -208,6 +214,9 @@ class Agent {
         return this.#signal(message)
       case "shutdown":
         return this.#shutdown()
+      case "hello":
+        // A VM restored from a saved state: its agent said hello to another host, long ago.
+        return this.hello()
       default:
         return this.sendMessage({
           _tag: "error",
@@ -279,7 +288,7 @@ class Agent {
   async #builtin(id: number, builtin: Builtin, args: Array<string>): Promise<void> {
     let outcome: BuiltinOutcome
     try {
-      outcome = builtin(args)
+      outcome = await builtin(args)
     } catch (error) {
       outcome = { code: 1, problems: [error instanceof Error ? error.message : String(error)] }
     }
@@ -355,7 +364,7 @@ interface BuiltinOutcome {
   readonly code: number
   readonly problems: ReadonlyArray<string>
 }
-type Builtin = (args: Array<string>) => BuiltinOutcome
+type Builtin = (args: Array<string>) => BuiltinOutcome | Promise<BuiltinOutcome>
 
 const BUILTINS = new Map<unknown, Builtin>([
   [AGENT_BUILTIN.freeze, (args) => {
@@ -368,6 +377,10 @@ const BUILTINS = new Map<unknown, Builtin>([
   }],
   [AGENT_BUILTIN.thaw, () => {
     const problems = thaw()
+    return { code: problems.length === 0 ? 0 : 1, problems }
+  }],
+  [AGENT_BUILTIN.attach, async (args) => {
+    const problems = await attach(args)
     return { code: problems.length === 0 ? 0 : 1, problems }
   }],
 ])

@@ -6,52 +6,14 @@
  * left alone. These are the FIFREEZE and FITHAW ioctls through libc: a process per snapshot
  * (fsfreeze) costs about 200 ms under TCG, and a snapshot comes after every step.
  */
+import { ioctlOn, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts"
 
 const FIFREEZE = 0xc0045877n
 const FITHAW = 0xc0045878n
-const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000
-
-let loaded:
-  | Deno.DynamicLibrary<{
-    open: { parameters: ["buffer", "i32"]; result: "i32" }
-    ioctl: { parameters: ["i32", "u64", "i64"]; result: "i32" }
-    close: { parameters: ["i32"]; result: "i32" }
-    sync: { parameters: []; result: "void" }
-    __errno_location: { parameters: []; result: "pointer" }
-    strerror: { parameters: ["i32"]; result: "pointer" }
-  }>
-  | undefined
-
-const libc = () =>
-  (loaded ??= Deno.dlopen("libc.so.6", {
-    open: { parameters: ["buffer", "i32"], result: "i32" },
-    ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
-    close: { parameters: ["i32"], result: "i32" },
-    sync: { parameters: [], result: "void" },
-    __errno_location: { parameters: [], result: "pointer" },
-    strerror: { parameters: ["i32"], result: "pointer" },
-  })).symbols
-
-/** Why the last libc call failed. */
-const lastError = (): string => {
-  const { __errno_location, strerror } = libc()
-  const location = __errno_location()
-  const errno = location === null ? 0 : new Deno.UnsafePointerView(location).getInt32()
-  const text = strerror(errno)
-  return text === null ? `errno ${errno}` : Deno.UnsafePointerView.getCString(text)
-}
 
 /** `request` on the directory `point`; the reason when it fails. */
-const ioctlOn = (point: string, request: bigint): string | undefined => {
-  const { open, ioctl, close } = libc()
-  const fd = open(new TextEncoder().encode(`${point}\0`), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-  if (fd < 0) return lastError()
-  try {
-    return ioctl(fd, request, 0n) < 0 ? lastError() : undefined
-  } finally {
-    close(fd)
-  }
-}
+const ioctlOnDirectory = (point: string, request: bigint): string | undefined =>
+  ioctlOn(point, O_RDONLY | O_DIRECTORY | O_CLOEXEC, request)
 
 /** A field of /proc/mounts, whose spaces, tabs, newlines and backslashes are octal escapes. */
 export const unescapeMountField = (field: string): string =>
@@ -77,7 +39,7 @@ let frozen: Array<string> = []
 export const freeze = (root: string): void => {
   let flushed = true
   for (const point of mountsUnder(Deno.readTextFileSync("/proc/mounts"), root)) {
-    if (ioctlOn(point, FIFREEZE) === undefined) frozen.push(point)
+    if (ioctlOnDirectory(point, FIFREEZE) === undefined) frozen.push(point)
     else flushed = false
   }
   if (!flushed) libc().sync()
@@ -87,7 +49,7 @@ export const freeze = (root: string): void => {
 export const thaw = (): Array<string> => {
   const problems: Array<string> = []
   for (const point of frozen) {
-    const problem = ioctlOn(point, FITHAW)
+    const problem = ioctlOnDirectory(point, FITHAW)
     if (problem !== undefined) problems.push(`cannot thaw ${point}: ${problem}`)
   }
   frozen = []

@@ -16,3 +16,19 @@ export const transient = (
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
   })
+
+/**
+ * `build --no-cache --accel tcg --no-network --progress plain EXTRA DIR`: every step of the
+ * build runs, also when an earlier build kept them.
+ */
+export const coldBuildArgs = (dir: string, ...extra: Array<string>): Array<string> => [
+  "build",
+  "--no-cache",
+  "--accel",
+  "tcg",
+  "--no-network",
+  "--progress",
+  "plain",
+  ...extra,
+  dir,
+]

@@ -25,6 +25,7 @@ import { cacheLayer } from "./cache_command.ts"
 import { LayerCacheWithRegistries, pushBuildCache } from "../layers/registry/registry_cache.ts"
 import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
 import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
+import { statesIn } from "../layers/qemu/vm_state.ts"
 import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
@@ -38,6 +39,7 @@ import { createHash } from "node:crypto"
 import {
   AtLeastOne,
   backendDirectory,
+  cacheDirectory,
   cacheLimit,
   imageBackendOption,
   machineOptions,
@@ -153,6 +155,14 @@ const BuildFlags = Schema.Struct({
   }),
 )
 
+/** The helper VM, its saved states in the cache directory (`helper-vm/`). */
+const helperVm = Layer.unwrapEffect(
+  Effect.map(
+    cacheDirectory,
+    (directory) => makeBuildVmQemu(findGuestArtifacts(), { stateDirectory: statesIn(directory) }),
+  ),
+)
+
 /** The live services of a build, or of its dry run, reporting through `reporter`. */
 const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<Reporter>) => {
   const store = ImageStoreDirectory(backend, { registry: registryOptionsFromEnv(args.plainHttp) })
@@ -165,7 +175,7 @@ const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<R
       LayerCacheDryRun,
     )
     : Layer.mergeAll(
-      makeBuildVmQemu(findGuestArtifacts()),
+      helperVm,
       DiskImagesQemu,
       store,
       args.cacheFrom.length === 0 ? cacheLayer : LayerCacheWithRegistries(

@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import { formatBytes, parseByteSize } from "../domain/byte_size.ts"
 import { LayerCacheDirectory } from "../layers/cache/layer_cache_directory.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
+import { removeStates, statesIn } from "../layers/qemu/vm_state.ts"
 import { LayerCache, type LayerEntry } from "../services/layer_cache.ts"
 import { cacheDirectory, cacheLimit, DEFAULT_CACHE_BYTES } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
@@ -79,7 +80,9 @@ const lsCommand = Command.make(
   ),
 )
 
-const all = Options.boolean("all").pipe(Options.withDescription("Remove every layer"))
+const all = Options.boolean("all").pipe(
+  Options.withDescription("Remove every layer, and the helper VM's saved states"),
+)
 
 const keepStorage = Options.text("keep-storage").pipe(
   Options.withPseudoName("SIZE"),
@@ -107,8 +110,13 @@ const pruneCommand = Command.make(
         ? parseByteSize(keepStorage.value)!
         : yield* cacheLimit
       const result = yield* cache.prune({ all, keepBytes })
+      const states = all ? yield* removeStates(statesIn(cache.root)) : { count: 0, bytes: 0 }
       yield* Console.log(
-        `Removed ${result.removed} layers, ${formatBytes(result.freedBytes)} freed`,
+        `Removed ${result.removed} layers${
+          states.count > 0
+            ? ` and ${states.count} saved helper-VM state${states.count === 1 ? "" : "s"}`
+            : ""
+        }, ${formatBytes(result.freedBytes + states.bytes)} freed`,
       )
     }).pipe(Effect.provide(cacheLayer))
   ),
@@ -123,7 +131,8 @@ const pruneCommand = Command.make(
 export const cacheCommand = Command.make("cache").pipe(
   Command.withDescription(
     "The step cache: the layers of earlier builds, in $TRANSIENT_CACHE_DIR (else " +
-      "$XDG_CACHE_HOME/transient, else ~/.cache/transient)",
+      "$XDG_CACHE_HOME/transient, else ~/.cache/transient), beside the helper VM's saved " +
+      "states (helper-vm/, about 200 MB each, the newest 3 kept)",
   ),
   Command.withSubcommands([lsCommand, pruneCommand]),
 )

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
-import { MAIN } from "../run_transient.ts"
+import { coldBuildArgs, MAIN } from "../run_transient.ts"
 import { runHost } from "../host_tool.ts"
 import { qemuProcessesWith } from "../support/host.ts"
 import { once } from "../support/once.ts"
@@ -137,17 +137,7 @@ const qemuPidOf = async (build: Running) => {
 }
 
 // --no-cache: every build of a case runs its steps, also when an earlier one kept them.
-const buildArgs = (dir: string, ...extra: Array<string>) => [
-  "build",
-  "--no-cache",
-  "--accel",
-  "tcg",
-  "--no-network",
-  "--progress",
-  "plain",
-  ...extra,
-  dir,
-]
+const buildArgs = coldBuildArgs
 
 for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`${signal} during a busy RUN ends the build within 10 s with status ${status}`, async () => {

@@ -193,6 +193,20 @@ Deno.test("agent: freeze and thaw run in the agent and answer as execs do", () =
     })
   )))
 
+Deno.test("agent: attach checks its arguments before it touches the clock or a disk", () =>
+  runTest(withAgent((client) =>
+    Effect.gen(function* () {
+      // Only malformed calls here: a well-formed one would set this host's clock.
+      for (
+        const args of [[], ["now", "00", "/dev/sda"], ["1", "0g", "/dev/sda"], ["1", "00"]]
+      ) {
+        const out = collector()
+        assert.equal(yield* client.exec({ argv: [AGENT_BUILTIN.attach, ...args], ...out }), 1)
+        assert.match(out.text("stderr"), /usage: attach EPOCH_MS SEED_HEX DISK/)
+      }
+    })
+  )))
+
 Deno.test("freeze: the disk filesystems under the root, deepest first, escapes read", () => {
   const mounts = [
     "/dev/sda2 /mnt/root ext4 rw 0 0",
@@ -371,6 +385,11 @@ Deno.test("agent: garbage from the host gets an error reply and the agent carrie
     assert.match((await nextJson()).message, /the host sent stdout data/)
     await writer.write(encodeJsonFrame({ _tag: "exec", id: 6, argv: ["true"] }))
     assert.deepStrictEqual(await nextJson(), { _tag: "exit", id: 6, code: 0 })
+    // A host that restored the VM asks for the hello the agent said to the host that saved it.
+    await writer.write(encodeJsonFrame({ _tag: "hello" }))
+    const again = await nextJson()
+    assert.equal(again._tag, "hello")
+    assert.equal(again.version, PROTOCOL_VERSION)
     // An oversize frame cannot be skipped: the agent says why and stops.
     await writer.write(Uint8Array.of(0xff, 0xff, 0xff, 0xff))
     assert.match((await nextJson()).message, /exceeds the limit/)
@@ -413,6 +432,20 @@ const fakeGuest = () => {
 
 const connectFake = (guest: ReturnType<typeof fakeGuest>) =>
   connectAgent(guest.channel, { helloTimeout: "2 seconds" })
+
+Deno.test("client: greeting a restored agent asks for its hello before waiting for it", () =>
+  runTest(Effect.scoped(Effect.gen(function* () {
+    const guest = fakeGuest()
+    const connecting = yield* Effect.fork(
+      connectAgent(guest.channel, { helloTimeout: "2 seconds", greet: true }),
+    )
+    const [first] = yield* guest.received(1)
+    assert.equal(first?.kind, "json")
+    assert.deepStrictEqual(JSON.parse((first as { text: string }).text), { _tag: "hello" })
+    yield* guest.hello
+    const client = yield* Fiber.join(connecting)
+    assert.equal(client.hello.version, PROTOCOL_VERSION)
+  }))))
 
 Deno.test("client: a channel closed mid-exec fails the exec and later calls", () =>
   runTest(Effect.scoped(Effect.gen(function* () {

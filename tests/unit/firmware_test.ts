@@ -65,6 +65,7 @@ Deno.test("qemuArgv passes the firmware and keeps option ROMs off the network ca
     agentSocket: "/a",
     shellSocket: "/s",
     qmpSocket: "/q",
+    migrationSocket: "/tmp/migration.sock",
     consoleLog: "/c",
   }
   const withFirmware = qemuArgv({ ...machine, firmware: FAST_FIRMWARE })

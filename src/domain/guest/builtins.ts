@@ -8,4 +8,9 @@ export const AGENT_BUILTIN = {
   freeze: "transient-agent:freeze",
   /** `thaw`: thaw what freeze froze. */
   thaw: "transient-agent:thaw",
+  /**
+   * `attach EPOCH_MS SEED_HEX DISK`: take the host's clock and randomness, mount the build
+   * context, wait for the hot-plugged build disk (guest/attach.ts).
+   */
+  attach: "transient-agent:attach",
 } as const

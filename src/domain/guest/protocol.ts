@@ -6,7 +6,8 @@
  *
  * Guest -> host: `hello` once at start, `stdout`/`stderr` chunks (binary data frames), `exit`
  * when a command ends, `error` for a request it cannot serve, `goodbye` after `shutdown` synced.
- * Host -> guest: `exec`, `stdin` chunks (an empty one closes stdin), `signal`, `shutdown`.
+ * Host -> guest: `exec`, `stdin` chunks (an empty one closes stdin), `signal`, `shutdown`, and
+ * `hello`, which the agent answers with its own (to a host that restored the VM's state).
  *
  * Conventions: a command that does not exist exits 127 (126 when it cannot be executed) with the
  * reason on its stderr, as a shell reports it; a command killed by signal N exits 128+N. An
@@ -80,7 +81,13 @@ export const Signal = Schema.TaggedStruct("signal", {
 /** Sync every filesystem, answer `goodbye`, then power the VM off. */
 export const Shutdown = Schema.TaggedStruct("shutdown", {})
 
-export const HostMessage = Schema.Union(Exec, Stdin, Signal, Shutdown)
+/**
+ * Say hello again: the agent of a VM restored from a saved state said its hello to the host
+ * that saved it.
+ */
+export const HelloAgain = Schema.TaggedStruct("hello", {})
+
+export const HostMessage = Schema.Union(Exec, Stdin, Signal, Shutdown, HelloAgain)
   .annotations({ identifier: "HostMessage" })
 export type HostMessage = typeof HostMessage.Type
 

@@ -63,6 +63,8 @@ export interface ConnectOptions {
   readonly helloTimeout: Duration.DurationInput
   /** How long an interrupted exec waits for the guest to confirm the kill. */
   readonly killTimeout?: Duration.DurationInput
+  /** Ask for the hello first: the agent of a restored VM said its own long ago. */
+  readonly greet?: boolean
 }
 
 interface PendingExec {
@@ -193,6 +195,7 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
         })).pipe(Effect.tapError(breakWith))
     })
 
+  if (options.greet === true) yield* send({ _tag: "hello" })
   const agentHello = yield* Deferred.await(hello).pipe(
     Effect.timeoutFail({
       duration: options.helloTimeout,

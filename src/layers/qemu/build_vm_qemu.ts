@@ -46,6 +46,7 @@ import {
   vmDirectory,
 } from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
+import { dropState, planState, qemuIdentity, stateKey } from "./vm_state.ts"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
 const KVM_PROBE_SECONDS = 10
@@ -69,23 +70,43 @@ const qemuExited = (booted: BootedVm) =>
  * Make `next` the working disk's active file, the current one becoming its (read-only) backing
  * file: an external snapshot, which QEMU takes between two guest writes.
  */
-const snapshotDisk = (qmp: Effect.Effect<QmpClient, QmpError>) => (next: string) =>
-  Effect.flatMap(qmp, (client) =>
-    client.execute("blockdev-snapshot-sync", {
-      device: DISK_ID,
-      "snapshot-file": next,
-      format: "qcow2",
-      mode: "absolute-paths",
-    })).pipe(
+const snapshotDisk = (qmp: Effect.Effect<QmpClient, QmpError>) => {
+  // The node the guest writes: the attached disk, then each snapshot's new file.
+  let top = DISK_ID
+  let taken = 0
+  return (next: string) =>
+    Effect.flatMap(qmp, (client) => {
+      const node = `${DISK_ID}-${taken + 1}`
+      return client.execute("blockdev-snapshot-sync", {
+        "node-name": top,
+        "snapshot-file": next,
+        "snapshot-node-name": node,
+        format: "qcow2",
+        mode: "absolute-paths",
+      }).pipe(Effect.tap(() => {
+        top = node
+        taken += 1
+      }))
+    }).pipe(
       Effect.asVoid,
       Effect.mapError((error) =>
         new GuestCommandFailed({ operation: "snapshot the disk", reason: error.message })
       ),
     )
+}
 
-/** BuildVm over QEMU, booting the guest files that `images` finds. */
+/** How long a restore from a saved state may take before the VM is booted afresh instead. */
+const RESTORE_SECONDS = 20
+
+export interface BuildVmQemuOptions {
+  /** Where the helper VM's saved states are (vm_state.ts); without it, every VM boots. */
+  readonly stateDirectory?: string
+}
+
+/** BuildVm over QEMU, booting (or restoring) the guest files that `images` finds. */
 export const makeBuildVmQemu = <R>(
   images: Effect.Effect<GuestImages, VmError, R>,
+  options: BuildVmQemuOptions = {},
 ): Layer.Layer<
   BuildVm,
   VmError,
@@ -104,11 +125,21 @@ export const makeBuildVmQemu = <R>(
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
       const platform = yield* Effect.context<
-        CommandExecutor.CommandExecutor | FileSystem.FileSystem
+        CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
       >()
       // Found when the layer is built, so a missing artifact stops a build before it starts.
       const guest = yield* images
       const firmware = yield* fastFirmware(QEMU_SYSTEM)
+      const qemu = yield* Effect.cached(qemuIdentity.pipe(Effect.provide(platform)))
+      const { stateDirectory } = options
+      const statePlan = (machine: Machine) =>
+        Effect.gen(function* () {
+          if (stateDirectory === undefined) return undefined
+          const key = stateKey(yield* qemu, machine)
+          return key === undefined
+            ? undefined
+            : yield* planState(stateDirectory, key).pipe(Effect.provide(platform))
+        })
 
       const boot = Effect.fn("BuildVm.boot")(function* (options: BootOptions) {
         const scope = yield* Effect.scope
@@ -140,16 +171,46 @@ export const makeBuildVmQemu = <R>(
             agentSocket: path.join(dir, `agent-${index}.sock`),
             shellSocket: path.join(dir, `shell-${index}.sock`),
             qmpSocket: path.join(dir, `qmp-${index}.sock`),
+            migrationSocket: path.join(dir, `migration-${index}.sock`),
             consoleLog: path.join(dir, `console-${index}.log`),
           }
           const isLast = index === engines.length - 1
           const timeout = isLast
             ? options.bootTimeoutSeconds
             : Math.min(options.bootTimeoutSeconds, KVM_PROBE_SECONDS)
-          const attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-          const booted = yield* bootOnce(machine, timeout, isLast ? undefined : KVM_SILENCE_SECONDS)
-            .pipe(Scope.extend(attempt), Effect.provide(platform), Effect.either)
+          const silenceSeconds = isLast ? {} : { silenceSeconds: KVM_SILENCE_SECONDS }
+          const state = yield* statePlan(machine)
+          const started = Date.now()
+          let attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+          let booted = yield* bootOnce(
+            machine,
+            state?.restore === true ? Math.min(timeout, RESTORE_SECONDS) : timeout,
+            state?.restore === true
+              ? { state }
+              : { ...silenceSeconds, ...(state ? { state } : {}) },
+          ).pipe(Scope.extend(attempt), Effect.provide(platform), Effect.either)
+          if (booted._tag === "Left" && state?.restore === true) {
+            // A state that does not restore is never tried again: boot afresh and save anew.
+            yield* Scope.close(attempt, Exit.fail(booted.left))
+            yield* dropState(state).pipe(Effect.provide(platform))
+            yield* reporter.warn(
+              `The helper VM's saved state did not restore (${booted.left.reason}); booting it`,
+            )
+            attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+            booted = yield* bootOnce(machine, timeout, {
+              ...silenceSeconds,
+              state: { ...state, restore: false },
+            }).pipe(Scope.extend(attempt), Effect.provide(platform), Effect.either)
+          }
           if (booted._tag === "Right") {
+            const seconds = ((Date.now() - started) / 1000).toFixed(1)
+            yield* reporter.detail(
+              booted.right.start === "restored"
+                ? `helper VM restored from its saved state in ${seconds} s`
+                : booted.right.start === "booted"
+                ? `helper VM booted in ${seconds} s`
+                : `helper VM booted in ${seconds} s; its state is saved for the next builds`,
+            )
             yield* Scope.addFinalizerExit(
               attempt,
               (exit) => stopVm(booted.right, exit, reporter).pipe(Effect.provide(platform)),

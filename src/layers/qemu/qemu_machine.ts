@@ -13,7 +13,7 @@ export interface GuestImages {
   readonly inputs?: string
 }
 
-/** The QEMU id of the working disk's drive (QMP commands name it). */
+/** The QEMU node name of the working disk as it is attached (QMP commands name it). */
 export const DISK_ID = "target"
 
 /** The devices guest/init looks for. */
@@ -44,8 +44,6 @@ export const KERNEL_CMDLINE = [
   "ipv6.disable=1",
   "8250.nr_uarts=1",
   "i8042.noaux",
-  // The build's disk is there (/dev/sda) once init has loaded the SCSI modules.
-  "scsi_mod.scan=sync",
 ].join(" ")
 
 export interface Machine {
@@ -63,6 +61,8 @@ export interface Machine {
   readonly agentSocket: string
   readonly shellSocket: string
   readonly qmpSocket: string
+  /** Where a state is saved to or restored from (vm_state.ts). */
+  readonly migrationSocket: string
   readonly consoleLog: string
 }
 
@@ -98,8 +98,16 @@ export const machineArgs = (machine: {
   "virtio-rng-pci",
 ]
 
-/** The qemu-system-x86_64 command line of `machine`. */
-export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] => [
+/**
+ * The qemu-system-x86_64 command line of `machine`, without its working disk, which is
+ * hot-plugged once the guest runs (attachDisk): the same line then serves a boot and a restore
+ * from a saved state (`incoming`: QEMU waits for `migrate-incoming`), which must describe the
+ * same devices. Only backends differ between two machines: sockets, files, the context's path.
+ */
+export const qemuArgv = (
+  machine: Machine,
+  options: { readonly incoming?: boolean } = {},
+): readonly [string, ...Array<string>] => [
   QEMU_SYSTEM,
   ...machineArgs(machine),
   "-no-reboot",
@@ -114,10 +122,9 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   `file,id=console,path=${option(machine.consoleLog)}`,
   "-serial",
   "chardev:console",
-  // The working disk, the only SCSI disk: /dev/sda.
-  "-drive",
-  `file=${option(machine.disk)},format=qcow2,if=none,id=${DISK_ID},cache=unsafe,discard=unmap`,
-  ...scsiDisk(DISK_ID),
+  // Its one disk, the working disk, comes later (attachDisk).
+  "-device",
+  `virtio-scsi-pci,id=${SCSI_ID}`,
   ...(machine.images.runtime === undefined ? [] : [
     "-drive",
     `file=${option(machine.images.runtime)},format=raw,if=none,id=runtime,readonly=on`,
@@ -141,7 +148,42 @@ export const qemuArgv = (machine: Machine): readonly [string, ...Array<string>] 
   ...(machine.network
     ? ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="]
     : []),
+  ...(options.incoming === true ? ["-incoming", "defer"] : []),
 ]
+
+const SCSI_ID = "scsi0"
+
+/** The working disk's SCSI device, as the guest finds it once hot-plugged. */
+export const GUEST_DISK = "/dev/sda"
+
+/**
+ * The QMP commands that hot-plug `disk` (a qcow2) as the one disk of the machine's SCSI
+ * controller, node `DISK_ID`: unsafe caching (a build's disk is thrown away when the build
+ * fails) and the guest's discards passed down, as `-drive ...,cache=unsafe,discard=unmap`.
+ */
+export const attachDisk = (
+  disk: string,
+): ReadonlyArray<readonly [string, Record<string, unknown>]> => {
+  const cache = { direct: false, "no-flush": true }
+  return [
+    ["blockdev-add", {
+      driver: "qcow2",
+      "node-name": DISK_ID,
+      discard: "unmap",
+      cache,
+      file: { driver: "file", filename: disk, discard: "unmap", cache },
+    }],
+    ["device_add", {
+      driver: "scsi-hd",
+      id: `${DISK_ID}-disk`,
+      bus: `${SCSI_ID}.0`,
+      channel: 0,
+      "scsi-id": 0,
+      lun: 0,
+      drive: DISK_ID,
+    }],
+  ]
+}
 
 /**
  * The drive `drive` as the one disk of a virtio-scsi controller (`/dev/sda` in a Linux guest):

@@ -11,9 +11,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
+import { AGENT_BUILTIN } from "../../domain/guest/builtins.ts"
 import { commandFor } from "../../domain/guest/commands.ts"
 import { VmBootFailed, type VmError } from "../../domain/guest/errors.ts"
 import { GuestOperation } from "../../domain/guest/operation.ts"
+import { OutputTail } from "../../domain/output_tail.ts"
 import type { ReporterShape } from "../../services/reporter.ts"
 import {
   awaitExit,
@@ -28,8 +30,9 @@ import {
 import { atMost } from "../deadline.ts"
 import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
-import { type Machine, QEMU_SYSTEM, qemuArgv } from "./qemu_machine.ts"
-import { qmpQuit } from "./qmp.ts"
+import { attachDisk, GUEST_DISK, type Machine, QEMU_SYSTEM, qemuArgv } from "./qemu_machine.ts"
+import { connectQmp, type QmpClient, type QmpError, qmpQuit } from "./qmp.ts"
+import { restoreState, saveState, type StatePlan } from "./vm_state.ts"
 import { connectUnix } from "./unix_socket.ts"
 
 const CONSOLE_LINES = 20
@@ -46,6 +49,8 @@ export interface BootedVm {
   readonly process: RunningProcess
   readonly client: AgentClient
   readonly machine: Machine
+  /** How it started: from a saved state, or booted (and its state saved for later builds). */
+  readonly start: "restored" | "booted" | "booted and saved"
 }
 
 /** The last lines of the serial console (none when it cannot be read). */
@@ -131,21 +136,30 @@ export const qemuExitReason = (process: RunningProcess): Effect.Effect<string> =
     return `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`
   })
 
+/** How the boot of a machine goes: its state restored, or booted and (when `save`) saved. */
+export interface BootPlan {
+  readonly state?: StatePlan
+  /** Give up early on a guest that has written nothing on its console by then (a cold boot). */
+  readonly silenceSeconds?: number
+}
+
 /**
- * Start QEMU and wait for the agent's hello, for `timeoutSeconds` at most; with
- * `silenceSeconds`, give up early on a guest that has written nothing on its console by then.
+ * Start QEMU and have the helper VM ready for a build, for `timeoutSeconds` at most: booted (the
+ * agent's hello awaited) or restored from `plan.state`, then saved when the plan says so, then
+ * given the build's disk and context (attachDisk, and the agent's attach).
  */
 export const bootOnce = (
   machine: Machine,
   timeoutSeconds: number,
-  silenceSeconds?: number,
+  plan: BootPlan = {},
 ): Effect.Effect<
   BootedVm,
   VmError,
-  Scope.Scope | CommandExecutor.CommandExecutor | FileSystem.FileSystem
+  Scope.Scope | CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
 > =>
   Effect.gen(function* () {
-    const argv = qemuArgv(machine)
+    const restoring = plan.state?.restore === true
+    const argv = qemuArgv(machine, { incoming: restoring })
     const process = yield* startQemu(argv, machine.qmpSocket).pipe(
       Effect.mapError((missing) =>
         new VmBootFailed({ operation: "boot", reason: missing.message })
@@ -159,18 +173,82 @@ export const bootOnce = (
         log: yield* consoleTail(machine.consoleLog),
       })
     })
-    const hello = Effect.gen(function* () {
-      const channel = yield* connectUnix(machine.agentSocket).pipe(
-        Effect.mapError((error) => new VmBootFailed({ operation: "boot", reason: error.message })),
+    const qmpFailed = (operation: string) => (error: QmpError) =>
+      new VmBootFailed({ operation, reason: error.message })
+    /** `use` with a QMP connection of its own (QEMU serves one at a time). */
+    const withQmp = <A, E, R>(operation: string, use: (qmp: QmpClient) => Effect.Effect<A, E, R>) =>
+      Effect.scoped(
+        Effect.flatMap(
+          connectQmp(machine.qmpSocket).pipe(Effect.mapError(qmpFailed(operation))),
+          use,
+        ),
       )
-      // The agent's own limit is a little longer, so that the boot timeout below speaks first.
-      return yield* connectAgent(channel, { helloTimeout: Duration.seconds(timeoutSeconds + 1) })
+    const agentChannel = connectUnix(machine.agentSocket).pipe(
+      Effect.mapError((error) => new VmBootFailed({ operation: "boot", reason: error.message })),
+    )
+    // The agent's own limit is a little longer, so that the boot timeout below speaks first.
+    const helloTimeout = Duration.seconds(timeoutSeconds + 1)
+    let start: BootedVm["start"] = restoring ? "restored" : "booted"
+    const ready = Effect.gen(function* () {
+      let client: AgentClient
+      if (restoring && plan.state !== undefined) {
+        const state = plan.state
+        yield* withQmp(
+          "restore its saved state",
+          (qmp) => restoreState(qmp, machine.migrationSocket, state),
+        )
+        // Connected before the guest runs again, so that it never sees its host gone.
+        const channel = yield* agentChannel
+        yield* withQmp(
+          "resume",
+          (qmp) => qmp.execute("cont").pipe(Effect.mapError(qmpFailed("resume"))),
+        )
+        client = yield* connectAgent(channel, { helloTimeout, greet: true })
+      } else {
+        client = yield* connectAgent(yield* agentChannel, { helloTimeout })
+        if (plan.state !== undefined) {
+          const state = plan.state
+          // The agent's first command costs it a module load that the saved state then holds.
+          yield* client.exec({ argv: ["true"] })
+          // A state that cannot be saved (a full disk) only costs the next build its boot.
+          const saved = yield* withQmp(
+            "save its state",
+            (qmp) => saveState(qmp, machine.migrationSocket, state),
+          ).pipe(Effect.either)
+          if (saved._tag === "Right") start = "booted and saved"
+        }
+      }
+      yield* withQmp("attach its disk", (qmp) =>
+        Effect.forEach(
+          attachDisk(machine.disk),
+          ([command, args]) => qmp.execute(command, args),
+          { discard: true },
+        ).pipe(Effect.mapError(qmpFailed("attach its disk"))))
+      const tail = new OutputTail()
+      const seed = new Uint8Array(32)
+      crypto.getRandomValues(seed)
+      const code = yield* client.exec({
+        argv: [
+          AGENT_BUILTIN.attach,
+          String(Date.now()),
+          Array.from(seed, (byte) => byte.toString(16).padStart(2, "0")).join(""),
+          GUEST_DISK,
+        ],
+        onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
+      })
+      if (code !== 0) {
+        return yield* new VmBootFailed({
+          operation: "attach its disk",
+          reason: tail.lines().join("; ") || `the agent's attach exited with status ${code}`,
+        })
+      }
+      return client
     })
     // The first to end, success or failure, decides (raceAll would wait for a success).
-    const stopped = silenceSeconds === undefined
+    const stopped = plan.silenceSeconds === undefined
       ? exited
-      : Effect.raceFirst(exited, silentConsole(machine, silenceSeconds))
-    const client = yield* Effect.raceFirst(hello, stopped).pipe(
+      : Effect.raceFirst(exited, silentConsole(machine, plan.silenceSeconds))
+    const client = yield* Effect.raceFirst(ready, stopped).pipe(
       Effect.timeout(Duration.seconds(timeoutSeconds)),
       Effect.catchTag("TimeoutException", () =>
         Effect.flatMap(consoleTail(machine.consoleLog), (log) =>
@@ -194,7 +272,7 @@ export const bootOnce = (
           })
         })),
     )
-    return { process, client, machine }
+    return { process, client, machine, start }
   })
 
 /**

@@ -1,0 +1,46 @@
+/**
+ * The few libc calls the agent makes in its own process (freeze.ts, attach.ts): a process per
+ * call would cost more under TCG than the work it does. Loaded on first use.
+ */
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  sync: { parameters: [], result: "void" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  clock_settime: { parameters: ["i32", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const
+
+let loaded: Deno.DynamicLibrary<typeof SYMBOLS> | undefined
+
+export const libc = () => (loaded ??= Deno.dlopen("libc.so.6", SYMBOLS)).symbols
+
+/** `text` as a C string. */
+export const cString = (text: string): Uint8Array => new TextEncoder().encode(`${text}\0`)
+
+/** Why the last libc call failed. */
+export const lastError = (): string => {
+  const { __errno_location, strerror } = libc()
+  const location = __errno_location()
+  const errno = location === null ? 0 : new Deno.UnsafePointerView(location).getInt32()
+  const text = strerror(errno)
+  return text === null ? `errno ${errno}` : Deno.UnsafePointerView.getCString(text)
+}
+
+/** `request` on `path` opened with `flags`; the reason when it fails. */
+export const ioctlOn = (path: string, flags: number, request: bigint): string | undefined => {
+  const { open, ioctl, close } = libc()
+  const fd = open(cString(path), flags)
+  if (fd < 0) return lastError()
+  try {
+    return ioctl(fd, request, 0n) < 0 ? lastError() : undefined
+  } finally {
+    close(fd)
+  }
+}
+
+export const O_RDONLY = 0, O_WRONLY = 1, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000

@@ -1,0 +1,277 @@
+/**
+ * Saved states of the helper VM. Booting it under TCG takes seconds (the kernel, the modules,
+ * Deno starting the agent); loading the state of a VM that had done all that takes a fraction
+ * of a second. So the first build of a machine boots it, lets its agent run one command, and
+ * saves its state (QMP `migrate`) before attaching the build's disk and context; later builds
+ * start from that state (`-incoming defer` + `migrate-incoming`) and attach theirs.
+ *
+ *   CACHE/helper-vm/KEY.state   QEMU's migration stream of such a VM, written via KEY.PID.part + rename
+ *
+ * KEY digests everything the state depends on: QEMU (its version line and the binary's size and
+ * mtime), the guest artifacts (their inputs' digest) and the machine (accelerator, vCPUs,
+ * memory, network, firmware). Another QEMU or another artifact build gives another key; a state
+ * that QEMU refuses, or whose agent does not answer, is deleted and the VM booted afresh. The
+ * newest few states are kept; a state is used read-only, so builds share it freely.
+ */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { createHash } from "node:crypto"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { VmBootFailed } from "../../domain/guest/errors.ts"
+import { runTool } from "../host_process.ts"
+import { OWN_PID, sweepStale } from "../stale_files.ts"
+import type { Machine } from "./qemu_machine.ts"
+import { QEMU_SYSTEM } from "./qemu_machine.ts"
+import type { QmpClient } from "./qmp.ts"
+
+/** Bumped when what a saved VM has done before its state was taken changes. */
+const STATE_FORMAT = 1
+/** How many states (machines) a cache directory keeps. */
+const KEEP_STATES = 3
+/** How long a save or a restore may take before it is given up. */
+const MIGRATION_SECONDS = 60
+
+/** Where a machine's state is, and whether it is there to restore. */
+export interface StatePlan {
+  readonly file: string
+  readonly restore: boolean
+}
+
+/** What a state depends on besides the machine: QEMU, and the guest artifacts' inputs. */
+export const stateKey = (
+  qemu: string,
+  machine: Pick<Machine, "engine" | "cpus" | "memoryMiB" | "network" | "firmware" | "images">,
+): string | undefined => {
+  // Unversioned artifacts (a development tree) could change under a state: never save one.
+  if (machine.images.inputs === undefined) return undefined
+  const parts = {
+    format: STATE_FORMAT,
+    qemu,
+    inputs: machine.images.inputs,
+    engine: machine.engine,
+    cpus: machine.cpus,
+    memoryMiB: machine.memoryMiB,
+    network: machine.network,
+    firmware: machine.firmware ?? null,
+  }
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex")
+}
+
+/** QEMU as a state depends on it: its version line, the binary's path, size and mtime. */
+export const qemuIdentity: Effect.Effect<
+  string,
+  never,
+  CommandExecutor.CommandExecutor | FileSystem.FileSystem
+> = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const version = yield* runTool([QEMU_SYSTEM, "--version"]).pipe(
+    Effect.map((result) => result.code === 0 ? result.stdout.split("\n")[0] ?? "" : ""),
+    Effect.orElseSucceed(() => ""),
+  )
+  const binary = yield* Effect.forEach(
+    (Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir !== ""),
+    (dir) =>
+      fs.stat(`${dir}/${QEMU_SYSTEM}`).pipe(
+        Effect.map((info) =>
+          `${dir}/${QEMU_SYSTEM} ${info.size} ${
+            info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0
+          }`
+        ),
+        Effect.option,
+      ),
+  ).pipe(Effect.map((found) => found.find((entry) => entry._tag === "Some")?.value ?? ""))
+  return `${version}\n${binary}`
+})
+
+const STATE_NAME = /^[0-9a-f]{64}\.state$/
+
+/** `KEY.PID.part`: a state being written by process PID. */
+const partOwner = (name: string): number | undefined => {
+  const match = /^[0-9a-f]{64}\.(\d+)\.part$/.exec(name)
+  return match ? Number(match[1]) : undefined
+}
+
+/**
+ * The plan for `key` in `directory`: restore its state when there is one, else save one. The
+ * parts of saves whose process was killed are removed first.
+ */
+export const planState = (
+  directory: string,
+  key: string,
+): Effect.Effect<StatePlan, never, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    yield* fs.makeDirectory(directory, { recursive: true })
+    yield* sweepStale(directory, partOwner)
+    const file = `${directory}/${key}.state`
+    const restore = yield* fs.exists(file)
+    // Its mtime says when it was last used: the least recently used go first.
+    if (restore) yield* fs.utimes(file, new Date(), new Date())
+    return { file, restore }
+  }).pipe(
+    Effect.orElseSucceed(() => ({ file: `${directory}/${key}.state`, restore: false })),
+  )
+
+/** Forget a state that did not restore. */
+export const dropState = (
+  plan: StatePlan,
+): Effect.Effect<void, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.remove(plan.file)).pipe(Effect.ignore)
+
+const failed = (operation: string, reason: string) => new VmBootFailed({ operation, reason })
+
+/** Poll `query-migrate` until the migration ends; fails unless it completed. */
+const migrationDone = (qmp: QmpClient, operation: string) =>
+  Effect.gen(function* () {
+    for (;;) {
+      const answer = yield* qmp.execute("query-migrate")
+      const status = (answer as { status?: unknown; "error-desc"?: unknown }).status
+      if (status === "completed") return
+      if (status === "failed" || status === "cancelled") {
+        const desc = (answer as { "error-desc"?: unknown })["error-desc"]
+        return yield* failed(operation, `the migration ${status}${desc ? `: ${desc}` : ""}`)
+      }
+      yield* Effect.sleep("10 millis")
+    }
+  }).pipe(
+    Effect.catchTag("QmpError", (error) => Effect.fail(failed(operation, error.message))),
+    Effect.timeoutFail({
+      duration: Duration.seconds(MIGRATION_SECONDS),
+      onTimeout: () => failed(operation, `the migration took more than ${MIGRATION_SECONDS} s`),
+    }),
+  )
+
+/**
+ * Save the state of the running VM behind `qmp` to `plan.file`, through a unix socket at
+ * `socket` that QEMU connects to, then let the VM go on. A save that fails leaves no file and
+ * a running VM; the older states beyond the newest few are removed.
+ */
+export const saveState = (
+  qmp: QmpClient,
+  socket: string,
+  plan: StatePlan,
+): Effect.Effect<void, VmBootFailed, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const part = `${plan.file.slice(0, -".state".length)}.${OWN_PID}.part`
+    const operation = "save its state"
+    const listener = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => Deno.listen({ transport: "unix", path: socket }),
+        catch: (error) => failed(operation, `cannot listen on ${socket} (${String(error)})`),
+      }),
+      (listener) => Effect.sync(() => listener.close()),
+    )
+    const written = Effect.tryPromise({
+      try: async () => {
+        const conn = await listener.accept()
+        const file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 })
+        await conn.readable.pipeTo(file.writable)
+      },
+      catch: (error) => failed(operation, `cannot write ${part} (${String(error)})`),
+    })
+    const saved = Effect.gen(function* () {
+      yield* qmp.execute("stop")
+      yield* qmp.execute("migrate", { uri: `unix:${socket}` })
+    }).pipe(
+      Effect.catchTag("QmpError", (error) => Effect.fail(failed(operation, error.message))),
+      Effect.zipRight(Effect.all([written, migrationDone(qmp, operation)], {
+        concurrency: "unbounded",
+      })),
+      Effect.zipRight(
+        fs.rename(part, plan.file).pipe(
+          Effect.mapError((error) => failed(operation, error.message)),
+        ),
+      ),
+    )
+    // Failed or interrupted: no part is left, and the VM is not left paused.
+    const outcome = yield* Effect.exit(saved.pipe(Effect.onExit((exit) =>
+      exit._tag === "Success" ? Effect.void : Effect.zipRight(
+        qmp.execute("migrate_cancel").pipe(Effect.ignore),
+        fs.remove(part).pipe(Effect.ignore),
+      )
+    )))
+    yield* qmp.execute("cont").pipe(
+      Effect.catchTag("QmpError", (error) =>
+        Effect.fail(failed("resume", error.message))),
+    )
+    if (outcome._tag === "Failure") return yield* outcome
+    yield* pruneStates(path.dirname(plan.file))
+  }).pipe(Effect.scoped)
+
+/** Keep the newest KEEP_STATES states of `directory` (by mtime, which planState refreshes). */
+const pruneStates = (directory: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const states = yield* Effect.forEach(
+      (yield* fs.readDirectory(directory)).filter((name) => STATE_NAME.test(name)),
+      (name) =>
+        fs.stat(`${directory}/${name}`).pipe(
+          Effect.map((info) => ({
+            name,
+            mtime: info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0,
+          })),
+        ),
+    )
+    const old = states.sort((a, b) => b.mtime - a.mtime).slice(KEEP_STATES)
+    yield* Effect.forEach(old, ({ name }) => fs.remove(`${directory}/${name}`), { discard: true })
+  }).pipe(Effect.ignore)
+
+/**
+ * Load `plan.file` into the QEMU behind `qmp`, started with `-incoming defer`, through a unix
+ * socket at `socket`; the VM stays paused, for the caller to connect before `cont`.
+ */
+export const restoreState = (
+  qmp: QmpClient,
+  socket: string,
+  plan: StatePlan,
+): Effect.Effect<void, VmBootFailed> =>
+  Effect.gen(function* () {
+    const operation = "restore its saved state"
+    yield* qmp.execute("migrate-incoming", { uri: `unix:${socket}` }).pipe(
+      Effect.catchTag("QmpError", (error) => Effect.fail(failed(operation, error.message))),
+    )
+    const sent = Effect.tryPromise({
+      try: async () => {
+        const file = await Deno.open(plan.file, { read: true })
+        const conn = await Deno.connect({ transport: "unix", path: socket })
+        await file.readable.pipeTo(conn.writable)
+      },
+      catch: (error) => failed(operation, `cannot send ${plan.file} (${String(error)})`),
+    })
+    yield* Effect.all([sent, migrationDone(qmp, operation)], { concurrency: "unbounded" })
+  })
+
+/** The directory of the saved states in a cache directory. */
+export const statesIn = (cacheDirectory: string): string => `${cacheDirectory}/helper-vm`
+
+/** Remove every saved state of `directory`; how many, and the bytes freed. */
+export const removeStates = (
+  directory: string,
+): Effect.Effect<
+  { readonly count: number; readonly bytes: number },
+  never,
+  FileSystem.FileSystem
+> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const names = (yield* fs.readDirectory(directory).pipe(Effect.orElseSucceed(() => [])))
+      .filter((name) => STATE_NAME.test(name))
+    let bytes = 0
+    let count = 0
+    for (const name of names) {
+      const size = yield* fs.stat(`${directory}/${name}`).pipe(
+        Effect.map((info) => Number(info.size)),
+        Effect.orElseSucceed(() => 0),
+      )
+      const removed = yield* fs.remove(`${directory}/${name}`).pipe(Effect.either)
+      if (removed._tag === "Right") {
+        count += 1
+        bytes += size
+      }
+    }
+    return { count, bytes }
+  })
