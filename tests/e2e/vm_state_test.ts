@@ -103,7 +103,9 @@ Deno.test("a saved state that does not load is replaced by a fresh boot's", asyn
   assert.ok(state)
   // What a disk error or an interrupted copy could leave: the right name, the wrong bytes.
   const garbage = new Uint8Array(1024 * 1024)
-  crypto.getRandomValues(garbage)
+  for (let at = 0; at < garbage.length; at += 65536) {
+    crypto.getRandomValues(garbage.subarray(at, at + 65536))
+  }
   await Deno.writeFile(`${states}/${state.name}`, garbage)
 
   const afterGarbage = await build()

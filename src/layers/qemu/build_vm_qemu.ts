@@ -211,6 +211,12 @@ export const makeBuildVmQemu = <R>(
                 ? `helper VM booted in ${seconds} s`
                 : `helper VM booted in ${seconds} s; its state is saved for the next builds`,
             )
+            if (booted.right.notSaved !== undefined) {
+              yield* reporter.warn(
+                `The helper VM's state could not be saved (${booted.right.notSaved}); ` +
+                  "the next build boots it again",
+              )
+            }
             yield* Scope.addFinalizerExit(
               attempt,
               (exit) => stopVm(booted.right, exit, reporter).pipe(Effect.provide(platform)),

@@ -51,6 +51,8 @@ export interface BootedVm {
   readonly machine: Machine
   /** How it started: from a saved state, or booted (and its state saved for later builds). */
   readonly start: "restored" | "booted" | "booted and saved"
+  /** Why its state could not be saved, when it was to be. */
+  readonly notSaved?: string
 }
 
 /** The last lines of the serial console (none when it cannot be read). */
@@ -189,6 +191,7 @@ export const bootOnce = (
     // The agent's own limit is a little longer, so that the boot timeout below speaks first.
     const helloTimeout = Duration.seconds(timeoutSeconds + 1)
     let start: BootedVm["start"] = restoring ? "restored" : "booted"
+    let notSaved: string | undefined
     const ready = Effect.gen(function* () {
       let client: AgentClient
       if (restoring && plan.state !== undefined) {
@@ -216,6 +219,7 @@ export const bootOnce = (
             (qmp) => saveState(qmp, machine.migrationSocket, state),
           ).pipe(Effect.either)
           if (saved._tag === "Right") start = "booted and saved"
+          else notSaved = saved.left.reason
         }
       }
       yield* withQmp("attach its disk", (qmp) =>
@@ -272,7 +276,7 @@ export const bootOnce = (
           })
         })),
     )
-    return { process, client, machine, start }
+    return { process, client, machine, start, ...(notSaved === undefined ? {} : { notSaved }) }
   })
 
 /**

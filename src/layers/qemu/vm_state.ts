@@ -8,8 +8,8 @@
  *   CACHE/helper-vm/KEY.state   QEMU's migration stream of such a VM, written via KEY.PID.part + rename
  *
  * KEY digests everything the state depends on: QEMU (its version line and the binary's size and
- * mtime), the guest artifacts (their inputs' digest) and the machine (accelerator, vCPUs,
- * memory, network, firmware). Another QEMU or another artifact build gives another key; a state
+ * mtime) and the host's CPU, the guest artifacts (their inputs' digest) and the machine
+ * (accelerator, vCPUs, memory, network, firmware). Another QEMU or another artifact build gives another key; a state
  * that QEMU refuses, or whose agent does not answer, is deleted and the VM booted afresh. The
  * newest few states are kept; a state is used read-only, so builds share it freely.
  */
@@ -59,7 +59,10 @@ export const stateKey = (
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex")
 }
 
-/** QEMU as a state depends on it: its version line, the binary's path, size and mtime. */
+/**
+ * QEMU and the host as a state depends on them: QEMU's version line, its binary's path, size
+ * and mtime, and the host CPU's model and features.
+ */
 export const qemuIdentity: Effect.Effect<
   string,
   never,
@@ -82,7 +85,15 @@ export const qemuIdentity: Effect.Effect<
         Effect.option,
       ),
   ).pipe(Effect.map((found) => found.find((entry) => entry._tag === "Some")?.value ?? ""))
-  return `${version}\n${binary}`
+  // A moved cache may land on another CPU, which a KVM guest (`-cpu host`) would not survive.
+  const cpu = yield* fs.readFileString("/proc/cpuinfo").pipe(
+    Effect.map((text) =>
+      text.split("\n").filter((line) => /^(vendor_id|model name|flags)\s*:/.test(line))
+        .slice(0, 3).join("\n")
+    ),
+    Effect.orElseSucceed(() => ""),
+  )
+  return `${version}\n${binary}\n${cpu}`
 })
 
 const STATE_NAME = /^[0-9a-f]{64}\.state$/
@@ -158,6 +169,8 @@ export const saveState = (
     const path = yield* Path.Path
     const part = `${plan.file.slice(0, -".state".length)}.${OWN_PID}.part`
     const operation = "save its state"
+    // A restore that failed in this VM directory may have left QEMU's socket there.
+    yield* fs.remove(socket).pipe(Effect.ignore)
     const listener = yield* Effect.acquireRelease(
       Effect.try({
         try: () => Deno.listen({ transport: "unix", path: socket }),
