@@ -383,7 +383,7 @@ const main = async () => {
       {
         figure: "last RUN changed",
         value: seconds(lastRun.wall),
-        target: `<= boot + step + 1 s = ${
+        target: `<= restore + step + 1 s = ${
           seconds(bootReady + (Number(/(\d+\.\d+) s/.exec(lastStep)?.[1] ?? 0) * 1000) + 1000)
         }`,
         met: lastRun.wall <=

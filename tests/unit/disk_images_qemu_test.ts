@@ -121,9 +121,11 @@ Deno.test("info works while another process holds the image open for writing", a
     Effect.gen(function* () {
       const path = `${dir}/busy.qcow2`
       yield* images.create({ path, sizeBytes: 16 * MiB })
-      // qemu-io takes QEMU's write lock on the image, as a running helper VM does.
+      // qemu-io takes QEMU's write lock on the image, as a running helper VM does, and keeps it
+      // until it is killed (its sleep is in ms: a short one could end on a loaded machine before
+      // the loop below sees the lock).
       const holder = new Deno.Command("qemu-io", {
-        args: ["-f", "qcow2", path, "-c", "sleep 5000"],
+        args: ["-f", "qcow2", path, "-c", "sleep 600000"],
         stdout: "null",
         stderr: "null",
       }).spawn()
