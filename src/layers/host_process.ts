@@ -6,14 +6,42 @@
 import * as Command from "@effect/platform/Command"
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { atMost, succeedsWithin } from "./deadline.ts"
+import process from "node:process"
+
+/** The first executable file `program` in `$PATH`'s directories: its path and stat. */
+export const findOnPath = (
+  program: string,
+): Effect.Effect<
+  Option.Option<{ readonly path: string; readonly info: FileSystem.File.Info }>,
+  never,
+  FileSystem.FileSystem
+> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    for (const dir of (process.env.PATH ?? "").split(":")) {
+      if (dir === "") continue
+      const path = `${dir}/${program}`
+      const info = yield* Effect.option(fs.stat(path))
+      if (info._tag === "Some" && info.value.type === "File" && (info.value.mode & 0o111) !== 0) {
+        return Option.some({ path, info: info.value })
+      }
+    }
+    return Option.none()
+  })
+
+/** Whether `program` is an executable file in one of `$PATH`'s directories. */
+export const onPath = (program: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  Effect.map(findOnPath(program), Option.isSome)
 
 /** The Debian package of each program transient runs on the host. */
 export const PACKAGE_OF: Readonly<Record<string, string>> = {

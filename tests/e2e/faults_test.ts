@@ -122,7 +122,7 @@ const assertClean = async (pid: number, dir: string, store: string) => {
 const busyBuild = async (name: string) => {
   const dir = await context(name, imagefile(BUSY))
   const store = `${work}/store-${name}`
-  const build = new Running(buildArgs(dir, "--local", "--name", name), {
+  const build = new Running(coldBuildArgs(dir, "--local", "--name", name), {
     TRANSIENT_IMAGE_BACKEND: store,
   })
   await build.waitFor(/^busy-started$/m)
@@ -135,9 +135,6 @@ const qemuPidOf = async (build: Running) => {
   assert.ok(qemu, "the build's QEMU runs")
   return Number(qemu)
 }
-
-// --no-cache: every build of a case runs its steps, also when an earlier one kept them.
-const buildArgs = coldBuildArgs
 
 for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`${signal} during a busy RUN ends the build within 10 s with status ${status}`, async () => {
@@ -203,7 +200,7 @@ Deno.test("SIGKILL of transient mid-RUN: its QEMU exits by itself, the next run 
   const dir = await context("killed", imagefile(BUSY))
   const store = `${work}/store-killed`
   const env = { TRANSIENT_IMAGE_BACKEND: store, TRANSIENT_CACHE_DIR: `${store}.cache` }
-  const build = new Running(buildArgs(dir, "--local", "--name", "killed"), env)
+  const build = new Running(coldBuildArgs(dir, "--local", "--name", "killed"), env)
   await build.waitFor(/^busy-started$/m)
   const pid = build.child.pid
   assert.notDeepEqual(await qemuOf(pid), [])
@@ -217,7 +214,7 @@ Deno.test("SIGKILL of transient mid-RUN: its QEMU exits by itself, the next run 
   // The next build in the same place removes what the killed one could not.
   await Deno.writeTextFile(`${dir}/Imagefile`, imagefile("true"))
   const next = await runHost(
-    [Deno.execPath(), "run", "-A", MAIN, ...buildArgs(dir, "--local", "--name", "killed")],
+    [Deno.execPath(), "run", "-A", MAIN, ...coldBuildArgs(dir, "--local", "--name", "killed")],
     { env: { NO_COLOR: "1", ...env } },
   )
   assert.equal(next.code, 0, next.stderr)
@@ -230,7 +227,7 @@ Deno.test("SIGINT swept across the last step and publication: the status says wh
   const env = { TRANSIENT_IMAGE_BACKEND: store, TRANSIENT_CACHE_DIR: `${store}.cache` }
   const outcomes: Array<string> = []
   for (const delayMs of [0, 250, 400, 450, 500, 550, 600, 800]) {
-    const build = new Running(buildArgs(dir, "--name", "sweep", "--force"), env)
+    const build = new Running(coldBuildArgs(dir, "--name", "sweep", "--force"), env)
     await build.waitFor(/^Step 5\/5 : /m)
     await sleep(delayMs)
     build.signal("SIGINT")
@@ -267,7 +264,7 @@ Deno.test({
     try {
       const dir = await context("full", imagefile("dd if=/dev/urandom of=/big bs=1M count=120"))
       const store = `${small}/store`
-      const build = new Running(buildArgs(dir, "--name", "full"), {
+      const build = new Running(coldBuildArgs(dir, "--name", "full"), {
         TRANSIENT_IMAGE_BACKEND: store,
         TRANSIENT_CACHE_DIR: `${store}.cache`,
       })

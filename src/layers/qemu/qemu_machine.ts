@@ -13,6 +13,9 @@ export interface GuestImages {
   readonly inputs?: string
 }
 
+/** The working disk's SCSI controller. */
+const SCSI_ID = "scsi0"
+
 /** The QEMU node name of the working disk as it is attached (QMP commands name it). */
 export const DISK_ID = "target"
 
@@ -151,8 +154,6 @@ export const qemuArgv = (
   ...(options.incoming === true ? ["-incoming", "defer"] : []),
 ]
 
-const SCSI_ID = "scsi0"
-
 /** The working disk's SCSI device, as the guest finds it once hot-plugged. */
 export const GUEST_DISK = "/dev/sda"
 
@@ -191,9 +192,9 @@ export const attachDisk = (
  */
 export const scsiDisk = (drive: string): ReadonlyArray<string> => [
   "-device",
-  "virtio-scsi-pci,id=scsi0",
+  `virtio-scsi-pci,id=${SCSI_ID}`,
   "-device",
-  `scsi-hd,bus=scsi0.0,channel=0,scsi-id=0,lun=0,drive=${drive}`,
+  `scsi-hd,bus=${SCSI_ID}.0,channel=0,scsi-id=0,lun=0,drive=${drive}`,
 ]
 
 /** A value inside a QEMU `key=value,...` option: commas are doubled. */

@@ -31,8 +31,8 @@ import { atMost } from "../deadline.ts"
 import { OWN_PID, sweepStale } from "../stale_files.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
 import { attachDisk, GUEST_DISK, type Machine, QEMU_SYSTEM, qemuArgv } from "./qemu_machine.ts"
-import { connectQmp, type QmpClient, type QmpError, qmpQuit } from "./qmp.ts"
-import { restoreState, saveState, type StatePlan } from "./vm_state.ts"
+import { connectQmp, type QmpClient, qmpQuit } from "./qmp.ts"
+import { qmpFailed, restoreState, saveState, type StatePlan } from "./vm_state.ts"
 import { connectUnix } from "./unix_socket.ts"
 
 const CONSOLE_LINES = 20
@@ -138,7 +138,7 @@ export const qemuExitReason = (process: RunningProcess): Effect.Effect<string> =
     return `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`
   })
 
-/** How the boot of a machine goes: its state restored, or booted and (when `save`) saved. */
+/** How a machine starts: with a state, restored from it or booted and saved to it; else booted. */
 export interface BootPlan {
   readonly state?: StatePlan
   /** Give up early on a guest that has written nothing on its console by then (a cold boot). */
@@ -160,7 +160,8 @@ export const bootOnce = (
   Scope.Scope | CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
 > =>
   Effect.gen(function* () {
-    const restoring = plan.state?.restore === true
+    const { state } = plan
+    const restoring = state?.restore === true
     const argv = qemuArgv(machine, { incoming: restoring })
     const process = yield* startQemu(argv, machine.qmpSocket).pipe(
       Effect.mapError((missing) =>
@@ -175,8 +176,6 @@ export const bootOnce = (
         log: yield* consoleTail(machine.consoleLog),
       })
     })
-    const qmpFailed = (operation: string) => (error: QmpError) =>
-      new VmBootFailed({ operation, reason: error.message })
     /** `use` with a QMP connection of its own (QEMU serves one at a time). */
     const withQmp = <A, E, R>(operation: string, use: (qmp: QmpClient) => Effect.Effect<A, E, R>) =>
       Effect.scoped(
@@ -194,8 +193,7 @@ export const bootOnce = (
     let notSaved: string | undefined
     const ready = Effect.gen(function* () {
       let client: AgentClient
-      if (restoring && plan.state !== undefined) {
-        const state = plan.state
+      if (state?.restore === true) {
         yield* withQmp(
           "restore its saved state",
           (qmp) => restoreState(qmp, machine.migrationSocket, state),
@@ -209,8 +207,7 @@ export const bootOnce = (
         client = yield* connectAgent(channel, { helloTimeout, greet: true })
       } else {
         client = yield* connectAgent(yield* agentChannel, { helloTimeout })
-        if (plan.state !== undefined) {
-          const state = plan.state
+        if (state !== undefined) {
           // The agent's first command costs it a module load that the saved state then holds.
           yield* client.exec({ argv: ["true"] })
           // A state that cannot be saved (a full disk) only costs the next build its boot.

@@ -5,13 +5,13 @@
  * saves its state (QMP `migrate`) before attaching the build's disk and context; later builds
  * start from that state (`-incoming defer` + `migrate-incoming`) and attach theirs.
  *
- *   CACHE/helper-vm/KEY.state   QEMU's migration stream of such a VM, written via KEY.PID.part + rename
+ *   CACHE/helper-vm/KEY.state   QEMU's migration stream of such a VM (via KEY.PID.part + rename)
  *
  * KEY digests everything the state depends on: QEMU (its version line and the binary's size and
  * mtime) and the host's CPU, the guest artifacts (their inputs' digest) and the machine
- * (accelerator, vCPUs, memory, network, firmware). Another QEMU or another artifact build gives another key; a state
- * that QEMU refuses, or whose agent does not answer, is deleted and the VM booted afresh. The
- * newest few states are kept; a state is used read-only, so builds share it freely.
+ * (accelerator, vCPUs, memory, network, firmware). Another QEMU or another artifact build gives
+ * another key; a state that QEMU refuses, or whose agent does not answer, is deleted and the VM
+ * booted afresh. The newest few states are kept; a state is used read-only, so builds share it.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -19,12 +19,13 @@ import * as Path from "@effect/platform/Path"
 import { createHash } from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { VmBootFailed } from "../../domain/guest/errors.ts"
-import { runTool } from "../host_process.ts"
+import { findOnPath, runTool } from "../host_process.ts"
 import { OWN_PID, sweepStale } from "../stale_files.ts"
 import type { Machine } from "./qemu_machine.ts"
 import { QEMU_SYSTEM } from "./qemu_machine.ts"
-import type { QmpClient } from "./qmp.ts"
+import type { QmpClient, QmpError } from "./qmp.ts"
 
 /** Bumped when what a saved VM has done before its state was taken changes. */
 const STATE_FORMAT = 1
@@ -39,7 +40,7 @@ export interface StatePlan {
   readonly restore: boolean
 }
 
-/** What a state depends on besides the machine: QEMU, and the guest artifacts' inputs. */
+/** The key of `machine`'s state under `qemu` (qemuIdentity); none for unversioned artifacts. */
 export const stateKey = (
   qemu: string,
   machine: Pick<Machine, "engine" | "cpus" | "memoryMiB" | "network" | "firmware" | "images">,
@@ -73,18 +74,10 @@ export const qemuIdentity: Effect.Effect<
     Effect.map((result) => result.code === 0 ? result.stdout.split("\n")[0] ?? "" : ""),
     Effect.orElseSucceed(() => ""),
   )
-  const binary = yield* Effect.forEach(
-    (Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir !== ""),
-    (dir) =>
-      fs.stat(`${dir}/${QEMU_SYSTEM}`).pipe(
-        Effect.map((info) =>
-          `${dir}/${QEMU_SYSTEM} ${info.size} ${
-            info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0
-          }`
-        ),
-        Effect.option,
-      ),
-  ).pipe(Effect.map((found) => found.find((entry) => entry._tag === "Some")?.value ?? ""))
+  const binary = Option.match(yield* findOnPath(QEMU_SYSTEM), {
+    onNone: () => "",
+    onSome: ({ path, info }) => `${path} ${info.size} ${mtimeMs(info)}`,
+  })
   // A moved cache may land on another CPU, which a KVM guest (`-cpu host`) would not survive.
   const cpu = yield* fs.readFileString("/proc/cpuinfo").pipe(
     Effect.map((text) =>
@@ -97,6 +90,22 @@ export const qemuIdentity: Effect.Effect<
 })
 
 const STATE_NAME = /^[0-9a-f]{64}\.state$/
+
+const mtimeMs = (info: FileSystem.File.Info): number =>
+  Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0)
+
+/** The states in `directory`: name, size and mtime. */
+const listStates = (directory: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const names = (yield* fs.readDirectory(directory)).filter((name) => STATE_NAME.test(name))
+    return yield* Effect.forEach(names, (name) =>
+      Effect.map(fs.stat(`${directory}/${name}`), (info) => ({
+        name,
+        bytes: Number(info.size),
+        mtime: mtimeMs(info),
+      })))
+  })
 
 /** `KEY.PID.part`: a state being written by process PID. */
 const partOwner = (name: string): number | undefined => {
@@ -133,6 +142,10 @@ export const dropState = (
 
 const failed = (operation: string, reason: string) => new VmBootFailed({ operation, reason })
 
+/** A QMP command that failed, as the boot step `operation` failing. */
+export const qmpFailed = (operation: string) => (error: QmpError): VmBootFailed =>
+  failed(operation, error.message)
+
 /** Poll `query-migrate` until the migration ends; fails unless it completed. */
 const migrationDone = (qmp: QmpClient, operation: string) =>
   Effect.gen(function* () {
@@ -147,7 +160,7 @@ const migrationDone = (qmp: QmpClient, operation: string) =>
       yield* Effect.sleep("10 millis")
     }
   }).pipe(
-    Effect.catchTag("QmpError", (error) => Effect.fail(failed(operation, error.message))),
+    Effect.mapError((error) => error._tag === "QmpError" ? qmpFailed(operation)(error) : error),
     Effect.timeoutFail({
       duration: Duration.seconds(MIGRATION_SECONDS),
       onTimeout: () => failed(operation, `the migration took more than ${MIGRATION_SECONDS} s`),
@@ -190,7 +203,7 @@ export const saveState = (
       yield* qmp.execute("stop")
       yield* qmp.execute("migrate", { uri: `unix:${socket}` })
     }).pipe(
-      Effect.catchTag("QmpError", (error) => Effect.fail(failed(operation, error.message))),
+      Effect.mapError(qmpFailed(operation)),
       Effect.zipRight(Effect.all([written, migrationDone(qmp, operation)], {
         concurrency: "unbounded",
       })),
@@ -207,11 +220,10 @@ export const saveState = (
         fs.remove(part).pipe(Effect.ignore),
       )
     )))
-    yield* qmp.execute("cont").pipe(
-      Effect.catchTag("QmpError", (error) =>
-        Effect.fail(failed("resume", error.message))),
-    )
-    if (outcome._tag === "Failure") return yield* outcome
+    yield* qmp.execute("cont").pipe(Effect.mapError(qmpFailed("resume")))
+    if (outcome._tag === "Failure") {
+      return yield* outcome
+    }
     yield* pruneStates(path.dirname(plan.file))
   }).pipe(Effect.scoped)
 
@@ -219,17 +231,7 @@ export const saveState = (
 const pruneStates = (directory: string) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const states = yield* Effect.forEach(
-      (yield* fs.readDirectory(directory)).filter((name) => STATE_NAME.test(name)),
-      (name) =>
-        fs.stat(`${directory}/${name}`).pipe(
-          Effect.map((info) => ({
-            name,
-            mtime: info.mtime._tag === "Some" ? info.mtime.value.getTime() : 0,
-          })),
-        ),
-    )
-    const old = states.sort((a, b) => b.mtime - a.mtime).slice(KEEP_STATES)
+    const old = (yield* listStates(directory)).sort((a, b) => b.mtime - a.mtime).slice(KEEP_STATES)
     yield* Effect.forEach(old, ({ name }) => fs.remove(`${directory}/${name}`), { discard: true })
   }).pipe(Effect.ignore)
 
@@ -245,7 +247,7 @@ export const restoreState = (
   Effect.gen(function* () {
     const operation = "restore its saved state"
     yield* qmp.execute("migrate-incoming", { uri: `unix:${socket}` }).pipe(
-      Effect.catchTag("QmpError", (error) => Effect.fail(failed(operation, error.message))),
+      Effect.mapError(qmpFailed(operation)),
     )
     const sent = Effect.tryPromise({
       try: async () => {
@@ -271,19 +273,13 @@ export const removeStates = (
 > =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const names = (yield* fs.readDirectory(directory).pipe(Effect.orElseSucceed(() => [])))
-      .filter((name) => STATE_NAME.test(name))
-    let bytes = 0
+    const states = yield* listStates(directory).pipe(Effect.orElseSucceed(() => []))
     let count = 0
-    for (const name of names) {
-      const size = yield* fs.stat(`${directory}/${name}`).pipe(
-        Effect.map((info) => Number(info.size)),
-        Effect.orElseSucceed(() => 0),
-      )
-      const removed = yield* fs.remove(`${directory}/${name}`).pipe(Effect.either)
-      if (removed._tag === "Right") {
+    let bytes = 0
+    for (const state of states) {
+      if ((yield* Effect.either(fs.remove(`${directory}/${state.name}`)))._tag === "Right") {
         count += 1
-        bytes += size
+        bytes += state.bytes
       }
     }
     return { count, bytes }

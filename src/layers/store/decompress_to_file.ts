@@ -6,12 +6,10 @@
  * (xz does on a regular file, zstd with `--sparse`), and RLIMIT_FSIZE (`prlimit`, util-linux)
  * stops it at the size limit.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as nodeFs from "node:fs"
-import process from "node:process"
 import { qcow2FileLimit } from "../../domain/image_format.ts"
 import { DecompressionFailed, ImageTooLarge, StoreIoError } from "../../domain/store_errors.ts"
 import { diesWithParent, lastLines } from "../host_process.ts"
@@ -28,20 +26,6 @@ export type FileToolCompression = keyof typeof FILE_TOOLS
 
 export const hasFileTool = (compression: string): compression is FileToolCompression =>
   compression in FILE_TOOLS
-
-/** Whether `program` is an executable file in one of `$PATH`'s directories. */
-export const onPath = (program: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
-  Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    for (const dir of (process.env.PATH ?? "").split(":")) {
-      if (dir === "") continue
-      const info = yield* Effect.option(fs.stat(`${dir}/${program}`))
-      if (info._tag === "Some" && info.value.type === "File" && (info.value.mode & 0o111) !== 0) {
-        return true
-      }
-    }
-    return false
-  })
 
 /** SIGXFSZ: the tool tried to write past RLIMIT_FSIZE. */
 const FILE_TOO_LARGE = "SIGXFSZ"
