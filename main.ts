@@ -13,11 +13,11 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
-import { buildCommand } from "./src/cli/build_command.ts"
+import { buildCommand, imageBuildCommand } from "./src/cli/build_command.ts"
 import { cacheCommand } from "./src/cli/cache_command.ts"
 import { checkCommand } from "./src/cli/check.ts"
 import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
-import { imageCommand } from "./src/cli/image_command.ts"
+import { imageCommand, imageSubcommands } from "./src/cli/image_command.ts"
 import { Published, rootCommand } from "./src/cli/root.ts"
 import { runCommand } from "./src/cli/run_command.ts"
 import { TerminalDeno } from "./src/layers/terminal_deno.ts"
@@ -28,7 +28,13 @@ const transient = rootCommand.pipe(
     "Build virtual-machine disk images (qcow2) from an Imagefile, inside a small helper VM: " +
       "no root, no loop devices, no host mounts.",
   ),
-  Command.withSubcommands([buildCommand, runCommand, imageCommand, cacheCommand, checkCommand]),
+  Command.withSubcommands([
+    buildCommand,
+    runCommand,
+    imageCommand.pipe(Command.withSubcommands([...imageSubcommands, imageBuildCommand])),
+    cacheCommand,
+    checkCommand,
+  ]),
 )
 
 const cli = Command.run(transient, { name: "transient", version: VERSION })

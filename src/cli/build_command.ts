@@ -6,30 +6,17 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { build, type BuildOptions } from "../builder.ts"
 import { imageNameProblem, visibleName } from "../domain/image_spec.ts"
 import { planBuild } from "../domain/plan.ts"
-import { BuildContextDirectory } from "../layers/build_context_directory.ts"
-import {
-  BuildVmDryRun,
-  DiskImagesDryRun,
-  ImageStoreDryRun,
-  LayerCacheDryRun,
-} from "../layers/dry_run.ts"
-import { LayerCache } from "../services/layer_cache.ts"
-import { cacheLayer } from "./cache_command.ts"
-import { LayerCacheWithRegistries, pushBuildCache } from "../layers/registry/registry_cache.ts"
+import { buildLive } from "../app/live.ts"
+import { pruneCache } from "../app/prune_cache.ts"
+import { cacheSizeLimit } from "../app/settings.ts"
+import { pushBuildCache } from "../layers/registry/registry_cache.ts"
 import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
-import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
-import { statesIn } from "../layers/qemu/vm_state.ts"
-import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
-import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
-import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
-import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
@@ -38,9 +25,6 @@ import { loadImagefile, readImagefile } from "./load_imagefile.ts"
 import { createHash } from "node:crypto"
 import {
   AtLeastOne,
-  backendDirectory,
-  cacheDirectory,
-  cacheLimit,
   imageBackendOption,
   machineOptions,
   plainHttpOption,
@@ -48,6 +32,7 @@ import {
   validateOptions,
 } from "./options.ts"
 import { handler, Published, verboseOption } from "./root.ts"
+import { usage } from "./usage.ts"
 
 const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
   Args.withDescription("The build directory: COPY and ADD sources are relative to it"),
@@ -155,41 +140,6 @@ const BuildFlags = Schema.Struct({
   }),
 )
 
-/** The helper VM, its saved states in the cache directory (`helper-vm/`). */
-const helperVm = Layer.unwrapEffect(
-  Effect.map(
-    cacheDirectory,
-    (directory) => makeBuildVmQemu(findGuestArtifacts(), { stateDirectory: statesIn(directory) }),
-  ),
-)
-
-/** The live services of a build, or of its dry run, reporting through `reporter`. */
-const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<Reporter>) => {
-  const store = ImageStoreDirectory(backend, { registry: registryOptionsFromEnv(args.plainHttp) })
-    .pipe(Layer.provide(DiskImagesQemu))
-  const services = args.dryRun
-    ? Layer.mergeAll(
-      BuildVmDryRun,
-      DiskImagesDryRun,
-      ImageStoreDryRun.pipe(Layer.provide(store)),
-      LayerCacheDryRun,
-    )
-    : Layer.mergeAll(
-      helperVm,
-      DiskImagesQemu,
-      store,
-      args.cacheFrom.length === 0 ? cacheLayer : LayerCacheWithRegistries(
-        args.cacheFrom,
-        registryOptionsFromEnv(args.plainHttp),
-      ).pipe(Layer.provide(Layer.merge(cacheLayer, DiskImagesQemu))),
-    )
-  return Layer.mergeAll(
-    services.pipe(Layer.provide(reporter)),
-    BuildContextDirectory(args.buildDir),
-    reporter,
-  )
-}
-
 const runBuild = handler(
   Effect.fn("cli.build")(function* (args: BuildArgs) {
     yield* validateOptions(BuildFlags, args)
@@ -220,8 +170,9 @@ const runBuild = handler(
         bootTimeoutSeconds: args.bootTimeout,
       },
     }
-    const backend = yield* backendDirectory(args.imageBackend)
-    const keepBytes = yield* cacheLimit
+    const keepBytes = yield* cacheSizeLimit.pipe(
+      Effect.catchTag("InvalidSetting", (error) => usage(error.message)),
+    )
 
     yield* Effect.gen(function* () {
       const reporter = yield* Reporter
@@ -259,13 +210,19 @@ const runBuild = handler(
         steps: result.steps,
       })
       // The cache's size limit, least recently used layers first; a failure only warns.
-      const cache = yield* LayerCache
-      yield* cache.prune({ all: false, keepBytes }).pipe(
+      yield* pruneCache({ all: false, keepBytes }).pipe(
         Effect.catchAll((error) =>
           reporter.warn(`The step cache was not pruned: ${error.message}`)
         ),
       )
-    }).pipe(Effect.provide(buildServices(args, backend, ReporterConsole(args.progress))))
+    }).pipe(Effect.provide(buildLive({
+      buildDir: args.buildDir,
+      backend: args.imageBackend,
+      progress: args.progress,
+      dryRun: args.dryRun,
+      plainHttp: args.plainHttp,
+      cacheFrom: args.cacheFrom,
+    })))
   }),
 )
 

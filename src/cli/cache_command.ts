@@ -5,25 +5,16 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { cacheLive } from "../app/live.ts"
+import { pruneCache } from "../app/prune_cache.ts"
+import { cacheSizeLimit, DEFAULT_CACHE_BYTES } from "../app/settings.ts"
 import { formatBytes, parseByteSize } from "../domain/byte_size.ts"
-import { LayerCacheDirectory } from "../layers/cache/layer_cache_directory.ts"
-import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
-import { removeStates, statesIn } from "../layers/qemu/vm_state.ts"
 import { LayerCache, type LayerEntry } from "../services/layer_cache.ts"
-import { cacheDirectory, cacheLimit, DEFAULT_CACHE_BYTES } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
 import { alignedTable } from "./table.ts"
-
-/** The step cache in its directory (`$TRANSIENT_CACHE_DIR`, ...). */
-export const cacheLayer = Layer.unwrapEffect(
-  Effect.map(
-    cacheDirectory,
-    (directory) => LayerCacheDirectory(directory).pipe(Layer.provide(DiskImagesQemu)),
-  ),
-)
+import { usage } from "./usage.ts"
 
 /** Seconds, minutes, hours or days ago, as `docker` prints them. */
 const ago = (ms: number, now: number): string => {
@@ -71,7 +62,7 @@ const lsCommand = Command.make(
       yield* Console.log(cacheTable(entries, Date.now()))
       const total = entries.reduce((sum, entry) => sum + entry.sizeBytes, 0)
       yield* Console.log(`${entries.length} layers, ${formatBytes(total)} in ${cache.root}`)
-    }).pipe(Effect.provide(cacheLayer))
+    }).pipe(Effect.provide(cacheLive))
   ),
 ).pipe(
   Command.withDescription(
@@ -105,12 +96,11 @@ const pruneCommand = Command.make(
   { all, keepStorage, verbose: verboseOption },
   handler(({ all, keepStorage }) =>
     Effect.gen(function* () {
-      const cache = yield* LayerCache
       const keepBytes = Option.isSome(keepStorage)
         ? parseByteSize(keepStorage.value)!
-        : yield* cacheLimit
-      const result = yield* cache.prune({ all, keepBytes })
-      const states = all ? yield* removeStates(statesIn(cache.root)) : { count: 0, bytes: 0 }
+        : yield* cacheSizeLimit.pipe(Effect.catchTag("InvalidSetting", (e) => usage(e.message)))
+      const result = yield* pruneCache({ all, keepBytes })
+      const { states } = result
       yield* Console.log(
         `Removed ${result.removed} layers${
           states.count > 0
@@ -118,7 +108,7 @@ const pruneCommand = Command.make(
             : ""
         }, ${formatBytes(result.freedBytes + states.bytes)} freed`,
       )
-    }).pipe(Effect.provide(cacheLayer))
+    }).pipe(Effect.provide(cacheLive))
   ),
 ).pipe(
   Command.withDescription(

@@ -6,7 +6,6 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
@@ -19,40 +18,15 @@ import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
 import { VERSION } from "../version.ts"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Either from "effect/Either"
-import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
-import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
-import {
-  DEFAULT_MAX_IMAGE_BYTES,
-  ImageStoreDirectory,
-  type ImageStoreDirectoryOptions,
-} from "../layers/store/image_store_directory.ts"
+import { DEFAULT_MAX_IMAGE_BYTES } from "../layers/store/image_store_directory.ts"
+import { storeLive } from "../app/live.ts"
+import { pullImage } from "../app/pull_image.ts"
 import { ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
-import { imageBuildCommand } from "./build_command.ts"
 import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
-import {
-  backendDirectory,
-  imageBackendOption,
-  plainHttpOption,
-  type ProgressMode,
-  progressOption,
-} from "./options.ts"
+import { imageBackendOption, plainHttpOption, progressOption } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
 import { alignedTable } from "./table.ts"
-
-/** The store on the chosen backend directory, reporting in `progress` mode. */
-export const storeLayer = (
-  backend: Option.Option<string>,
-  progress: ProgressMode,
-  options: ImageStoreDirectoryOptions = {},
-) =>
-  Layer.unwrapEffect(
-    Effect.map(backendDirectory(backend), (directory) =>
-      Layer.provideMerge(
-        ImageStoreDirectory(directory, options),
-        Layer.merge(DiskImagesQemu, ReporterConsole(progress)),
-      )),
-  )
 
 /** `NAME  VIRT SIZE  REAL SIZE`, columns aligned, in the original's size format. */
 export const imageTable = (images: ReadonlyArray<StoredImage>): string => {
@@ -93,7 +67,7 @@ const lsCommand = Command.make(
       } else {
         yield* Console.log(imageTable(images))
       }
-    }).pipe(Effect.provide(storeLayer(backend, "plain")))
+    }).pipe(Effect.provide(storeLive({ backend, progress: "plain" })))
   ),
 ).pipe(
   Command.withDescription(
@@ -127,7 +101,7 @@ const rmCommand = Command.make(
         )
       }
       if (failed) return yield* new ExitWith({ code: EXIT_FAILURE })
-    }).pipe(Effect.provide(storeLayer(backend, "plain")))
+    }).pipe(Effect.provide(storeLive({ backend, progress: "plain" })))
   ),
 ).pipe(
   Command.withDescription(
@@ -169,13 +143,8 @@ const pullCommand = Command.make(
   },
   handler(({ backend, progress, maxSize, plainHttp, spec }) =>
     Effect.gen(function* () {
-      const store = yield* ImageStore
       const reporter = yield* Reporter
-      const pulled = Effect.gen(function* () {
-        const before = yield* store.lookup(spec)
-        const image = yield* store.resolve(spec)
-        yield* reporter.pulled({ present: before.present, ...image })
-      })
+      const pulled = pullImage(spec)
       if (progress !== "json") return yield* pulled
       // JSON consumers read the error as an event too.
       return yield* pulled.pipe(
@@ -186,9 +155,11 @@ const pullCommand = Command.make(
           )
         ),
       )
-    }).pipe(Effect.provide(storeLayer(backend, progress, {
+    }).pipe(Effect.provide(storeLive({
+      backend,
+      progress,
       maxImageBytes: Option.getOrElse(maxSize, () => DEFAULT_MAX_IMAGE_BYTES / GiB) * GiB,
-      registry: registryOptionsFromEnv(plainHttp),
+      plainHttp,
     })))
   ),
 ).pipe(
@@ -287,7 +258,7 @@ const pushCommand = Command.make(
           )
         ),
       )
-    }).pipe(Effect.provide(storeLayer(backend, progress)))
+    }).pipe(Effect.provide(storeLive({ backend, progress })))
   ),
 ).pipe(
   Command.withDescription(
@@ -299,10 +270,12 @@ const pushCommand = Command.make(
   ),
 )
 
+/** `transient image`; main.ts adds `image build`, the older spelling of `transient build`. */
 export const imageCommand = Command.make("image").pipe(
   Command.withDescription(
     "Manage the image store: the base images builds start FROM and the images they produce.\n" +
       "Example: transient image pull generic/alpine38:v3.0.2",
   ),
-  Command.withSubcommands([lsCommand, rmCommand, pullCommand, pushCommand, imageBuildCommand]),
 )
+
+export const imageSubcommands = [lsCommand, rmCommand, pullCommand, pushCommand] as const

@@ -5,18 +5,17 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
-import { type PortForward, runImage } from "../layers/qemu/run_vm.ts"
-import { ImageStore } from "../services/image_store.ts"
-import { EXIT_USAGE, ExitWith } from "./exit.ts"
-import { storeLayer } from "./image_command.ts"
+import * as Layer from "effect/Layer"
+import { runnerLive, storeLive } from "../app/live.ts"
+import { runImage } from "../app/run_image.ts"
+import { parsePortForward, type PortForward } from "../domain/vm_run.ts"
 import { AtLeastOne, imageBackendOption, machineOptions, validateOptions } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
+import { usage } from "./usage.ts"
 
 const image = Args.text({ name: "IMAGE" }).pipe(
   Args.withDescription("An image in the store (as `image ls` shows it), or a path to a qcow2"),
@@ -26,8 +25,6 @@ const { accel, cpus, memory, noNetwork } = machineOptions(
   "the VM",
   "no downloads, no forwarded ports",
 )
-
-const PORT = /^(\d{1,5}):(\d{1,5})$/
 
 const forward = Options.text("forward").pipe(
   Options.withPseudoName("HOST:GUEST"),
@@ -64,14 +61,6 @@ const RunFlags = Schema.Struct({
   timeout: Schema.OptionFromSelf(AtLeastOne("timeout")),
 })
 
-const parseForward = (text: string): PortForward | string => {
-  const match = PORT.exec(text)
-  const [host, guest] = [Number(match?.[1]), Number(match?.[2])]
-  return match && host >= 1 && host <= 65535 && guest >= 1 && guest <= 65535
-    ? { host, guest }
-    : `--forward takes HOST:GUEST, two TCP ports (got '${text}')`
-}
-
 const parseUntil = (text: string): RegExp | string => {
   try {
     return new RegExp(text, "m")
@@ -79,10 +68,6 @@ const parseUntil = (text: string): RegExp | string => {
     return `--until is not a regular expression: ${(error as Error).message}`
   }
 }
-
-/** A usage error: one line, exit 2. */
-const usage = (message: string) =>
-  Console.error(`error: ${message}`).pipe(Effect.zipRight(new ExitWith({ code: EXIT_USAGE })))
 
 export const runCommand = Command.make(
   "run",
@@ -104,7 +89,7 @@ export const runCommand = Command.make(
       yield* validateOptions(RunFlags, args)
       const forwards: Array<PortForward> = []
       for (const text of args.forward) {
-        const parsed = parseForward(text)
+        const parsed = parsePortForward(text)
         if (typeof parsed === "string") return yield* usage(parsed)
         forwards.push(parsed)
       }
@@ -112,20 +97,8 @@ export const runCommand = Command.make(
       if (Option.isSome(pattern) && typeof pattern.value === "string") {
         return yield* usage(pattern.value)
       }
-      const fs = yield* FileSystem.FileSystem
-      // A path to a file, or a name in the store (pulled first if the name says from where).
-      const isFile = yield* fs.stat(args.image).pipe(
-        Effect.map((info) => info.type === "File"),
-        Effect.orElseSucceed(() => false),
-      )
-      const path = isFile
-        ? args.image
-        : yield* Effect.flatMap(ImageStore, (store) => store.resolve(args.image)).pipe(
-          Effect.map((stored) => stored.path),
-          Effect.provide(storeLayer(args.backend, "plain")),
-        )
       const outcome = yield* runImage({
-        image: path,
+        image: args.image,
         accel: args.accel,
         ...(Option.isSome(args.cpus) ? { cpus: args.cpus.value } : {}),
         memoryMiB: args.memory,
@@ -136,7 +109,11 @@ export const runCommand = Command.make(
           : {}),
         ...(Option.isSome(args.timeout) ? { timeoutSeconds: args.timeout.value } : {}),
         ...(Option.isSome(args.consoleLog) ? { consoleLog: args.consoleLog.value } : {}),
-      }).pipe(Effect.provide(DiskImagesQemu))
+      }).pipe(
+        Effect.provide(
+          Layer.merge(runnerLive, storeLive({ backend: args.backend, progress: "plain" })),
+        ),
+      )
       if (outcome._tag === "Matched") {
         yield* Console.error(`transient run: matched '${outcome.line}'`)
       }

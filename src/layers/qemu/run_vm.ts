@@ -6,57 +6,20 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Path from "@effect/platform/Path"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { DiskImageError } from "../../domain/errors.ts"
-import type { Accel } from "../../services/build_vm.ts"
+import { type PortForward, RunFailed, type RunOutcome } from "../../domain/vm_run.ts"
 import { DiskImages } from "../../services/disk_images.ts"
+import type { RunOptions } from "../../services/vm_runner.ts"
 import { Terminal } from "../../services/terminal.ts"
 import { lastLines } from "../host_process.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { DISK_ID, machineArgs, option, QEMU_SYSTEM, scsiDisk } from "./qemu_machine.ts"
 import { connectUnix } from "./unix_socket.ts"
 import { qemuExitReason, startQemu, vmDirectory } from "./vm_boot.ts"
-
-/** A TCP port of the host forwarded to one of the guest (user-mode network). */
-export interface PortForward {
-  readonly host: number
-  readonly guest: number
-}
-
-export interface RunOptions {
-  /** The qcow2 to boot (never written). */
-  readonly image: string
-  readonly accel: Accel
-  readonly cpus?: number
-  readonly memoryMiB: number
-  readonly network: boolean
-  readonly forwards: ReadonlyArray<PortForward>
-  /** Watch the console for this and end (successfully) as soon as it appears. */
-  readonly until?: RegExp
-  /** Give up after this long (exit 1). */
-  readonly timeoutSeconds?: number
-  /** Also write everything the console prints here. */
-  readonly consoleLog?: string
-}
-
-/** How a run ended. */
-export type RunOutcome =
-  | { readonly _tag: "Matched"; readonly line: string }
-  | { readonly _tag: "PoweredOff" }
-  | { readonly _tag: "Detached" }
-
-export class RunFailed extends Data.TaggedError("RunFailed")<{
-  readonly reason: string
-  readonly log?: ReadonlyArray<string>
-}> {
-  override get message() {
-    return `transient run: ${this.reason}`
-  }
-}
 
 /** Ctrl-]: leaves the console (and stops the VM), as telnet's escape. */
 const ESCAPE = 0x1d

@@ -1,0 +1,123 @@
+/**
+ * The live wiring: every real implementation of the ports, assembled here and only here, over
+ * the platform that main.ts provides (files, processes, HTTP, the terminal). Where things are
+ * comes from the environment through Config (src/app/settings.ts), read by the layers below.
+ * Commands take the layer they need and provide it to their use case.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import { BuildContextDirectory } from "../layers/build_context_directory.ts"
+import { LayerCacheDirectory } from "../layers/cache/layer_cache_directory.ts"
+import {
+  BuildVmDryRun,
+  DiskImagesDryRun,
+  ImageStoreDryRun,
+  LayerCacheDryRun,
+} from "../layers/dry_run.ts"
+import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
+import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
+import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
+import { HelperVmStatesDirectory } from "../layers/qemu/helper_vm_states_directory.ts"
+import { statesIn } from "../layers/qemu/vm_state.ts"
+import { VmRunnerQemu } from "../layers/qemu/vm_runner_qemu.ts"
+import { LayerCacheWithRegistries } from "../layers/registry/registry_cache.ts"
+import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
+import { type ProgressMode, ReporterConsole } from "../layers/reporter/reporter_console.ts"
+import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
+import { cacheDirectorySetting, imageBackendDirectory } from "./settings.ts"
+
+export type { ProgressMode }
+
+export interface StoreRequest {
+  /** `--image-backend`, else the setting. */
+  readonly backend: Option.Option<string>
+  readonly progress: ProgressMode
+  /** The most bytes a pulled image may have once decompressed. */
+  readonly maxImageBytes?: number
+  /** `--plain-http`: speak plain HTTP to registries. */
+  readonly plainHttp?: boolean
+}
+
+/** The image store (with the disk tools it needs), reporting in `progress` mode. */
+export const storeLive = (request: StoreRequest) =>
+  Layer.unwrapEffect(
+    Effect.map(imageBackendDirectory(request.backend), (directory) =>
+      Layer.provideMerge(
+        ImageStoreDirectory(directory, {
+          registry: registryOptionsFromEnv(request.plainHttp ?? false),
+          ...(request.maxImageBytes === undefined ? {} : { maxImageBytes: request.maxImageBytes }),
+        }),
+        Layer.merge(DiskImagesQemu, ReporterConsole(request.progress)),
+      )),
+  )
+
+/** The cache directory's setting, a defect if it cannot be read (it always can: a string). */
+const cacheDirectory = Effect.orDie(cacheDirectorySetting)
+
+/** The step cache. */
+const layerCacheLive = Layer.unwrapEffect(
+  Effect.map(
+    cacheDirectory,
+    (directory) => LayerCacheDirectory(directory).pipe(Layer.provide(DiskImagesQemu)),
+  ),
+)
+
+/** The helper VM's saved states beside the step cache. */
+const statesLive = Layer.unwrapEffect(Effect.map(cacheDirectory, HelperVmStatesDirectory))
+
+/** The step cache and the helper VM's saved states beside it. */
+export const cacheLive = Layer.merge(layerCacheLive, statesLive)
+
+/** The helper VM over QEMU, its saved states in the cache directory (`helper-vm/`). */
+const helperVmLive = Layer.unwrapEffect(
+  Effect.map(
+    cacheDirectory,
+    (directory) => makeBuildVmQemu(findGuestArtifacts(), { stateDirectory: statesIn(directory) }),
+  ),
+)
+
+/** `transient run`: QEMU with its disk tools. */
+export const runnerLive = VmRunnerQemu.pipe(Layer.provide(DiskImagesQemu))
+
+export interface BuildRequest {
+  readonly buildDir: string
+  readonly backend: Option.Option<string>
+  readonly progress: ProgressMode
+  readonly dryRun: boolean
+  readonly plainHttp: boolean
+  /** Registry references to take missing step layers from. */
+  readonly cacheFrom: ReadonlyArray<string>
+}
+
+/** Every service of a build, or of its dry run (which starts nothing and writes nothing). */
+export const buildLive = (request: BuildRequest) => {
+  const reporter = ReporterConsole(request.progress)
+  const registry = registryOptionsFromEnv(request.plainHttp)
+  const store = Layer.unwrapEffect(
+    Effect.map(
+      imageBackendDirectory(request.backend),
+      (directory) => ImageStoreDirectory(directory, { registry }),
+    ),
+  ).pipe(Layer.provide(DiskImagesQemu))
+  const layerCache = request.cacheFrom.length === 0
+    ? layerCacheLive
+    : LayerCacheWithRegistries(request.cacheFrom, registry).pipe(
+      Layer.provide(Layer.merge(layerCacheLive, DiskImagesQemu)),
+    )
+  const cache = Layer.merge(layerCache, statesLive)
+  const services = request.dryRun
+    ? Layer.mergeAll(
+      BuildVmDryRun,
+      DiskImagesDryRun,
+      ImageStoreDryRun.pipe(Layer.provide(store)),
+      LayerCacheDryRun,
+      statesLive,
+    )
+    : Layer.mergeAll(helperVmLive, DiskImagesQemu, store, cache)
+  return Layer.mergeAll(
+    services.pipe(Layer.provide(reporter)),
+    BuildContextDirectory(request.buildDir),
+    reporter,
+  )
+}
