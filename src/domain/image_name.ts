@@ -4,7 +4,7 @@
  */
 import * as Either from "effect/Either"
 import { imageNameProblem } from "./image_spec.ts"
-import { InvalidImageName } from "./store_errors.ts"
+import { InvalidImageName } from "./errors/store.ts"
 
 /** `name`, when the store can hold an image by that name. */
 export const checkImageName = (name: string): Either.Either<string, InvalidImageName> => {

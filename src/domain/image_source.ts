@@ -4,7 +4,7 @@
  */
 import * as Either from "effect/Either"
 import { type ImageSource, type ImageSpec, parseVagrantBox } from "./image_spec.ts"
-import { ImageNotFound } from "./store_errors.ts"
+import { ImageNotFound } from "./errors/store.ts"
 
 /** A source an image can be fetched from. */
 export type FetchableSource = Exclude<ImageSource, { readonly _tag: "Named" }>

@@ -11,7 +11,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { CacheIoError } from "../domain/store_errors.ts"
+import type { CacheIoError } from "../domain/errors/cache.ts"
 
 /** A layer the cache holds. */
 export interface CachedLayer {

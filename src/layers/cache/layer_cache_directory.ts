@@ -20,7 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { CacheIoError } from "../../domain/store_errors.ts"
+import { CacheIoError } from "../../domain/errors/cache.ts"
 import {
   alreadyKept,
   isLayerKey,

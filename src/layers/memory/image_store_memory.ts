@@ -9,17 +9,17 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { ImageExists } from "../../domain/errors.ts"
-import { checkImageName, compareImageNames } from "../../domain/image_name.ts"
-import { type FetchableSource, fetchableSource } from "../../domain/image_source.ts"
-import { encodeImageName, type ImageSpec, parseImageSpec } from "../../domain/image_spec.ts"
-import { formatOciReference } from "../../domain/oci_reference.ts"
 import {
+  ImageExists,
   ImageNotInStore,
   SourceFileMissing,
   SourceUnavailable,
   StoreIoError,
-} from "../../domain/store_errors.ts"
+} from "../../domain/errors/store.ts"
+import { checkImageName, compareImageNames } from "../../domain/image_name.ts"
+import { type FetchableSource, fetchableSource } from "../../domain/image_source.ts"
+import { encodeImageName, type ImageSpec, parseImageSpec } from "../../domain/image_spec.ts"
+import { formatOciReference } from "../../domain/oci_reference.ts"
 import {
   currentRecord,
   type FileStamp,

@@ -5,7 +5,7 @@ import * as Either from "effect/Either"
 import { type FetchableSource, fetchableSource } from "../../domain/image_source.ts"
 import type { ImageSpec, VagrantBox } from "../../domain/image_spec.ts"
 import { formatOciReference } from "../../domain/oci_reference.ts"
-import type { ImageNotFound } from "../../domain/store_errors.ts"
+import type { ImageNotFound } from "../../domain/errors/store.ts"
 
 export type FetchSource =
   & FetchableSource

@@ -16,10 +16,14 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
-import { ImageExists } from "../../domain/errors.ts"
+import {
+  ImageExists,
+  ImageNotInStore,
+  SourceFileMissing,
+  StoreIoError,
+} from "../../domain/errors/store.ts"
 import { checkImageName, compareImageNames } from "../../domain/image_name.ts"
 import { decodeImageName, encodeImageName, parseImageSpec } from "../../domain/image_spec.ts"
-import { ImageNotInStore, SourceFileMissing, StoreIoError } from "../../domain/store_errors.ts"
 import {
   currentRecord,
   type FileStamp,
