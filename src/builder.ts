@@ -15,14 +15,18 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import type { DiskImageError, ImageExists, InvalidImageSpec } from "./domain/errors.ts"
-import { ContextSourceError, StepFailed } from "./domain/errors.ts"
-import type { VmError } from "./domain/guest/errors.ts"
+import type {
+  DiskImageError,
+  ImageExists,
+  InvalidImageSpec,
+  StoreError,
+} from "./domain/errors/store.ts"
+import { ContextSourceError, StepFailed } from "./domain/errors/build.ts"
+import type { VmError } from "./domain/errors/vm.ts"
 import { GuestOperation } from "./domain/guest/operation.ts"
 import { OutputTail } from "./domain/output_tail.ts"
 import type { Action, BuildPlan, PlanStep } from "./domain/plan.ts"
 import { cachePlan } from "./domain/step_keys.ts"
-import type { StoreError } from "./domain/store_errors.ts"
 import { BuildContext, type ContextEntry } from "./services/build_context.ts"
 import { type BootOptions, BuildVm, type VmSession } from "./services/build_vm.ts"
 import { DiskImages } from "./services/disk_images.ts"

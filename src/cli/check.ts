@@ -13,7 +13,7 @@ import {
   renderDiagnostics,
   summarizeImagefile,
 } from "../domain/imagefile/mod.ts"
-import { InvalidImagefile } from "../domain/errors.ts"
+import { InvalidImagefile } from "../domain/errors/imagefile.ts"
 import { EXIT_FAILURE, ExitWith } from "./exit.ts"
 import { readImagefile } from "./load_imagefile.ts"
 import { handler, verboseOption } from "./root.ts"

@@ -10,7 +10,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import { InvalidImagefile } from "../domain/errors.ts"
+import { InvalidImagefile } from "../domain/errors/imagefile.ts"
 
 /** A command already told the user what went wrong; exit with `code` and print nothing more. */
 export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}

@@ -5,7 +5,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import { FileUnreadable, InvalidImagefile } from "../domain/errors.ts"
+import { FileUnreadable, InvalidImagefile } from "../domain/errors/imagefile.ts"
 import { analyzeImagefile, type Imagefile, renderDiagnostics } from "../domain/imagefile/mod.ts"
 
 const REASONS: Record<string, string> = {

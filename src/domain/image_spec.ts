@@ -4,8 +4,9 @@
  * original transient so that its specs and stores keep working.
  */
 import * as Either from "effect/Either"
-import { InvalidImageSpec } from "./errors.ts"
+import { InvalidImageSpec } from "./errors/store.ts"
 import { type OciReference, parseOciReference } from "./oci_reference.ts"
+import { visibleName } from "./visible_name.ts"
 
 /** A Vagrant box: `owner/box` at a version (given with or without a leading `v`). */
 export interface VagrantBox {
@@ -108,14 +109,6 @@ export const imageNameProblem = (name: string): string | undefined => {
   }
   return undefined
 }
-
-/** A name as an error message may show it: control characters as escapes. */
-export const visibleName = (name: string): string =>
-  name.replace(
-    // deno-lint-ignore no-control-regex -- control characters are what is escaped.
-    /[\x00-\x1f\x7f]/g,
-    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  )
 
 /** Parse an image spec, with the original's error messages. */
 export const parseImageSpec = (spec: string): Either.Either<ImageSpec, InvalidImageSpec> => {

@@ -1,7 +1,6 @@
 /**
  * `transient run`'s vocabulary: what a run is asked to do and how it ended.
  */
-import * as Data from "effect/Data"
 
 /** A TCP port of the host forwarded to one of the guest (user-mode network). */
 export interface PortForward {
@@ -14,15 +13,6 @@ export type RunOutcome =
   | { readonly _tag: "Matched"; readonly line: string }
   | { readonly _tag: "PoweredOff" }
   | { readonly _tag: "Detached" }
-
-export class RunFailed extends Data.TaggedError("RunFailed")<{
-  readonly reason: string
-  readonly log?: ReadonlyArray<string>
-}> {
-  override get message() {
-    return `transient run: ${this.reason}`
-  }
-}
 
 const PORT = /^(\d{1,5}):(\d{1,5})$/
 

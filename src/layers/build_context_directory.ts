@@ -9,7 +9,7 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { ContextSourceError } from "../domain/errors.ts"
+import { ContextSourceError } from "../domain/errors/build.ts"
 import { confineSource } from "../domain/source_path.ts"
 import { TreeDigest } from "../domain/tree_digest.ts"
 import {

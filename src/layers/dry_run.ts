@@ -4,8 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { ImageExists } from "../domain/errors.ts"
-import { StoreIoError } from "../domain/store_errors.ts"
+import { ImageExists, StoreIoError } from "../domain/errors/store.ts"
 import { commandFor, quoteArgv, renderCommand } from "../domain/guest/commands.ts"
 import { GuestOperation } from "../domain/guest/operation.ts"
 import { GUEST_DEVICES } from "./qemu/qemu_machine.ts"

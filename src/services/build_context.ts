@@ -3,7 +3,7 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { ContextSourceError } from "../domain/errors.ts"
+import type { ContextSourceError } from "../domain/errors/build.ts"
 
 export type EntryKind = "file" | "directory" | "symlink"
 

@@ -7,7 +7,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { VmError } from "../domain/guest/errors.ts"
+import type { VmError } from "../domain/errors/vm.ts"
 import type { GuestOperation } from "../domain/guest/operation.ts"
 import type { OutputStream } from "./reporter.ts"
 

@@ -3,7 +3,7 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { DiskImageError } from "../domain/errors.ts"
+import type { DiskImageError } from "../domain/errors/store.ts"
 
 export interface DiskImageInfo {
   readonly path: string

@@ -4,15 +4,17 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { DiskImageError, ImageExists, InvalidImageSpec } from "../domain/errors.ts"
 import type {
+  DiskImageError,
+  ImageExists,
   ImageNotFound,
   ImageNotInStore,
   InvalidImageName,
+  InvalidImageSpec,
   SourceFileMissing,
   StoreError,
   StoreIoError,
-} from "../domain/store_errors.ts"
+} from "../domain/errors/store.ts"
 
 /** An image held by the store. */
 export interface StoredImage {

@@ -11,7 +11,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { CacheIoError } from "../domain/store_errors.ts"
+import type { CacheIoError } from "../domain/errors/cache.ts"
 
 /** A layer the cache holds. */
 export interface CachedLayer {
@@ -101,62 +101,3 @@ export class LayerCache extends Context.Tag("transient/LayerCache")<
   LayerCache,
   LayerCacheShape
 >() {}
-
-/** What the cache records of a layer it keeps, on top of `below` (or a first layer on `base`). */
-export interface LayerRecord {
-  readonly key: string
-  readonly parent?: string
-  readonly id: string
-  readonly parentId?: string
-  /** A first layer's backing file outside the cache: the base image in the store. */
-  readonly base?: string
-  readonly text: string
-  readonly createdMs: number
-}
-
-/** The record of a new write of `layer`: a fresh id, its parent's key and id. */
-export const newRecord = (
-  layer: FinishedLayer,
-  below: CachedLayer | undefined,
-  base: string | undefined,
-  createdMs: number,
-): LayerRecord => ({
-  key: layer.key,
-  ...(below === undefined
-    ? base === undefined ? {} : { base }
-    : { parent: below.key, parentId: below.id }),
-  id: crypto.randomUUID(),
-  text: layer.text,
-  createdMs,
-})
-
-/** The layers to remove so that the rest take at most `keepBytes`: least recently used first. */
-export const pruneOrder = (
-  entries: ReadonlyArray<LayerEntry>,
-  { all, keepBytes }: PruneOptions,
-): ReadonlyArray<LayerEntry> => {
-  if (all) return entries
-  if (keepBytes === undefined) return []
-  // A child is never used without its parent: among equals, the deeper goes first.
-  const depth = new Map<string, number>()
-  const byKey = new Map(entries.map((entry) => [entry.key, entry]))
-  const depthOf = (entry: LayerEntry, seen = 0): number => {
-    const known = depth.get(entry.key)
-    if (known !== undefined) return known
-    const parent = entry.parent === undefined ? undefined : byKey.get(entry.parent)
-    const value = parent === undefined || seen > entries.length ? 0 : depthOf(parent, seen + 1) + 1
-    depth.set(entry.key, value)
-    return value
-  }
-  const ordered = [...entries].sort((a, b) =>
-    a.lastUsedMs - b.lastUsedMs || depthOf(b) - depthOf(a) || a.key.localeCompare(b.key)
-  )
-  let total = entries.reduce((sum, entry) => sum + entry.sizeBytes, 0)
-  const removed: Array<LayerEntry> = []
-  for (const entry of ordered) {
-    if (total <= keepBytes) break
-    removed.push(entry)
-    total -= entry.sizeBytes
-  }
-  return removed
-}

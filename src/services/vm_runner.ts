@@ -4,8 +4,9 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { DiskImageError } from "../domain/errors.ts"
-import type { PortForward, RunFailed, RunOutcome } from "../domain/vm_run.ts"
+import type { DiskImageError } from "../domain/errors/store.ts"
+import type { RunFailed } from "../domain/errors/vm.ts"
+import type { PortForward, RunOutcome } from "../domain/vm_run.ts"
 import type { Accel } from "./build_vm.ts"
 
 export interface RunOptions {

@@ -24,8 +24,8 @@ const setUp = () => {
       world.disks.set(`/work/${index}.qcow2`, { sizeBytes: 64 * MiB, partitions: [] })
     }
     yield* cache.keep(undefined, [
-      { key: "a", text: "RUN one", path: "/work/0.qcow2" },
-      { key: "b", text: "RUN two", path: "/work/1.qcow2" },
+      { key: "a".repeat(64), text: "RUN one", path: "/work/0.qcow2" },
+      { key: "b".repeat(64), text: "RUN two", path: "/work/1.qcow2" },
     ], { replace: false })
   })
   return { layer, fill }

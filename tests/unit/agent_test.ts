@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { isVmError, type VmError } from "../../src/domain/guest/errors.ts"
+import { isVmError, type VmError } from "../../src/domain/errors/vm.ts"
 import {
   decodePayload,
   encodeDataFrame,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
-import { DiskImageError } from "../../src/domain/errors.ts"
+import { DiskImageError } from "../../src/domain/errors/store.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { runFailure, runTest } from "../effect_test.ts"

@@ -15,7 +15,7 @@ import { elfDependencies } from "../../guest/recipe/elf.ts"
 import { Tree } from "../../guest/recipe/initramfs.ts"
 import { selectModules } from "../../guest/recipe/modules.ts"
 import { addScripts, readScripts } from "../../guest/recipe/scripts.ts"
-import { VmBootFailed } from "../../src/domain/guest/errors.ts"
+import { VmBootFailed } from "../../src/domain/errors/vm.ts"
 import {
   GUEST_SCRIPT_DIR,
   guestInputsDigest,

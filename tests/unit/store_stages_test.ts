@@ -15,7 +15,7 @@ import {
   StoreError,
   StoreIoError,
   TransferIncomplete,
-} from "../../src/domain/store_errors.ts"
+} from "../../src/domain/errors/store.ts"
 import { progressMeter } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { sniffCompression } from "../../src/layers/store/decompress.ts"
 import { throughTool } from "../../src/layers/store/decompress_process.ts"

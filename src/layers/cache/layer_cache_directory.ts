@@ -20,32 +20,25 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { CacheIoError } from "../../domain/store_errors.ts"
+import { CacheIoError } from "../../domain/errors/cache.ts"
+import {
+  alreadyKept,
+  isLayerKey,
+  type LayerRecord,
+  LayerRecordJson,
+  newRecord,
+  usableChain,
+} from "../../domain/layer_record.ts"
+import { pruneOrder } from "../../domain/prune.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import {
   type CachedLayer,
   LayerCache,
   type LayerCacheShape,
   type LayerEntry,
-  type LayerRecord,
-  newRecord,
-  pruneOrder,
 } from "../../services/layer_cache.ts"
 import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
 import { lockExclusive } from "../store/locks.ts"
-
-const LayerRecordSchema: Schema.Schema<LayerRecord> = Schema.Struct({
-  key: Schema.String,
-  parent: Schema.optionalWith(Schema.String, { exact: true }),
-  id: Schema.String,
-  parentId: Schema.optionalWith(Schema.String, { exact: true }),
-  base: Schema.optionalWith(Schema.String, { exact: true }),
-  text: Schema.String,
-  createdMs: Schema.Number,
-})
-const LayerRecordJson = Schema.parseJson(LayerRecordSchema)
-
-const KEY = /^[0-9a-f]{64}$/
 
 /** The owner of a workspace name `PID.UUID`. */
 const workspaceOwner = (name: string): number | undefined => {
@@ -97,14 +90,14 @@ export const LayerCacheDirectory = (
         keys: ReadonlyArray<string>,
         base?: string,
       ) {
-        const found: Array<CachedLayer> = []
+        const records = new Map<string, LayerRecord>()
+        // Read until the first key without a valid record: the chain cannot go past it.
         for (const key of keys) {
           const record = yield* recordFor(key)
           if (Option.isNone(record)) break
-          if (record.value.parentId !== found[found.length - 1]?.id) break
-          if (found.length === 0 && record.value.base !== base) break
-          found.push(cached(record.value))
+          records.set(key, record.value)
         }
+        const found = usableChain(keys, base, (key) => records.get(key)).map(cached)
         const now = new Date()
         yield* Effect.forEach(
           found,
@@ -135,17 +128,15 @@ export const LayerCacheDirectory = (
           const kept: Array<CachedLayer> = []
           let below = parent
           for (const layer of finished) {
-            if (!KEY.test(layer.key)) break
+            if (!isLayerKey(layer.key)) break
             const existing = yield* recordFor(layer.key)
-            if (!replace && Option.isSome(existing) && existing.value.parentId === below?.id) {
-              break
-            }
+            if (alreadyKept(Option.getOrUndefined(existing), below, replace)) break
             const target = fileOf(layer.key)
             if (below !== undefined) {
               yield* disks.rebase({ path: layer.path, backing: path.basename(below.path) })
                 .pipe(Effect.mapError(io("write", layer.path)))
             }
-            const record = newRecord(layer, below, base, Date.now())
+            const record = newRecord(layer, below, base, crypto.randomUUID(), Date.now())
             yield* Effect.gen(function* () {
               yield* fs.chmod(layer.path, 0o444)
               // The record goes first, so a record of another write never names this file.
@@ -190,7 +181,7 @@ export const LayerCacheDirectory = (
       const list = Effect.gen(function* () {
         const names = yield* fs.readDirectory(layers)
         const records = names.filter((name) =>
-          name.endsWith(".json") && KEY.test(name.slice(0, -5))
+          name.endsWith(".json") && isLayerKey(name.slice(0, -5))
         )
         const entries = yield* Effect.forEach(records, entryOf)
         return entries.flatMap(Option.toArray).sort((a, b) => b.lastUsedMs - a.lastUsedMs)

@@ -3,7 +3,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { ContextSourceError } from "../../domain/errors.ts"
+import { ContextSourceError } from "../../domain/errors/build.ts"
 import { confineSource } from "../../domain/source_path.ts"
 import { TreeDigest } from "../../domain/tree_digest.ts"
 import { BuildContext, type ContextNode } from "../../services/build_context.ts"

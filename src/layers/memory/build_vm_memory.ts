@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { GuestCommandFailed } from "../../domain/guest/errors.ts"
+import { GuestCommandFailed } from "../../domain/errors/vm.ts"
 import type { GuestSource } from "../../domain/guest/operation.ts"
 import type { MountPoint } from "../../domain/plan.ts"
 import { BuildContext } from "../../services/build_context.ts"

@@ -3,7 +3,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DiskImageError } from "../../domain/errors.ts"
+import { DiskImageError } from "../../domain/errors/store.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import { cloneTree } from "./sim_fs.ts"
 import type { MemoryWorld, SimDisk } from "./world.ts"

@@ -1,70 +1,87 @@
 /**
- * LayerCache in memory: layers are SimDisks of the MemoryWorld under `/cache/layers/`, with the
- * directory cache's rules (src/layers/cache/layer_cache_directory.ts): a layer counts when its
- * disk is there and its record names its parent's id; keeping stops at a key already held on
- * the same parent.
+ * LayerCache in memory: layers are SimDisks of the MemoryWorld under `/cache/layers/`, their
+ * records text files beside them, read and chosen by the directory cache's rules
+ * (src/domain/layer_record.ts, src/domain/prune.ts): a layer counts when its disk is there and
+ * its record decodes and names its parent's id; keeping stops at a key already held on the same
+ * parent.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import {
+  alreadyKept,
+  isLayerKey,
+  type LayerRecord,
+  LayerRecordJson,
+  newRecord,
+  usableChain,
+} from "../../domain/layer_record.ts"
+import { pruneOrder } from "../../domain/prune.ts"
 import {
   type CachedLayer,
   LayerCache,
   type LayerCacheShape,
   type LayerEntry,
-  type LayerRecord,
-  newRecord,
-  pruneOrder,
 } from "../../services/layer_cache.ts"
 import { usedBytes } from "./disk_images_memory.ts"
 import type { MemoryWorld } from "./world.ts"
 
-interface MemoryRecord extends LayerRecord {
-  lastUsedMs: number
-}
+const decodeRecord = Schema.decodeEither(LayerRecordJson)
+const encodeRecord = Schema.encodeSync(LayerRecordJson)
 
 export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
-  const records = new Map<string, MemoryRecord>()
   const fileOf = (key: string) => `${root}/layers/${key}.qcow2`
+  const recordOf = (key: string) => `${root}/layers/${key}.json`
+  /** When each layer was last used, as the directory cache has its record's mtime. */
+  const lastUsed = new Map<string, number>()
   let clock = 0
   let workspaces = 0
   const tick = () => ++clock
-  const valid = (key: string) => {
-    const record = records.get(key)
-    return record !== undefined && world.disks.has(fileOf(key)) ? record : undefined
+  /** The record of `key`, when it decodes and its layer's disk is there. */
+  const valid = (key: string): LayerRecord | undefined => {
+    const text = world.files.get(recordOf(key))
+    if (text === undefined || !world.disks.has(fileOf(key))) return undefined
+    const record = Either.getOrUndefined(decodeRecord(text))
+    return record?.key === key ? record : undefined
   }
-  const cached = (record: MemoryRecord): CachedLayer => ({
+  const cached = (record: LayerRecord): CachedLayer => ({
     key: record.key,
     path: fileOf(record.key),
     id: record.id,
     ...(record.parent === undefined ? {} : { parent: record.parent }),
     text: record.text,
   })
+  const keys = () =>
+    [...world.files.keys()].flatMap((path) => {
+      const match = path.startsWith(`${root}/layers/`) && path.endsWith(".json")
+        ? path.slice(`${root}/layers/`.length, -".json".length)
+        : undefined
+      return match !== undefined && isLayerKey(match) ? [match] : []
+    })
   const entries = (): ReadonlyArray<LayerEntry> =>
-    [...records.values()].filter((record) => valid(record.key)).map((record) => {
-      const disk = world.disks.get(fileOf(record.key))
-      return {
-        key: record.key,
+    keys().flatMap((key) => {
+      const record = valid(key)
+      const disk = world.disks.get(fileOf(key))
+      if (record === undefined || disk === undefined) return []
+      return [{
+        key,
         ...(record.parent === undefined ? {} : { parent: record.parent }),
         text: record.text,
-        sizeBytes: disk ? usedBytes(disk) : 0,
+        sizeBytes: usedBytes(disk),
         createdMs: record.createdMs,
-        lastUsedMs: record.lastUsedMs,
-      }
+        lastUsedMs: lastUsed.get(key) ?? record.createdMs,
+      }]
     })
 
   const shape: LayerCacheShape = {
     root,
     hits: (keys, base) =>
       Effect.sync(() => {
-        const found: Array<CachedLayer> = []
-        for (const key of keys) {
-          const record = valid(key)
-          if (!record || record.parentId !== found[found.length - 1]?.id) break
-          if (found.length === 0 && record.base !== base) break
-          record.lastUsedMs = tick()
-          found.push(cached(record))
-        }
-        return found
+        const found = usableChain(keys, base, valid)
+        const now = tick()
+        for (const record of found) lastUsed.set(record.key, now)
+        return found.map(cached)
       }),
     workspace: Effect.acquireRelease(
       Effect.sync(() => `${root}/work/${++workspaces}`),
@@ -80,15 +97,17 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
         const kept: Array<CachedLayer> = []
         let below = parent
         for (const layer of finished) {
-          const existing = valid(layer.key)
-          if (!replace && existing && existing.parentId === below?.id) break
+          if (!isLayerKey(layer.key)) break
+          if (alreadyKept(valid(layer.key), below, replace)) break
           const disk = world.disks.get(layer.path)
           if (!disk) break
+          world.files.delete(recordOf(layer.key))
           world.disks.delete(layer.path)
           world.disks.set(fileOf(layer.key), disk)
           const now = tick()
-          const record: MemoryRecord = { ...newRecord(layer, below, base, now), lastUsedMs: now }
-          records.set(layer.key, record)
+          const record = newRecord(layer, below, base, crypto.randomUUID(), now)
+          world.files.set(recordOf(layer.key), encodeRecord(record))
+          lastUsed.set(layer.key, now)
           below = cached(record)
           kept.push(below)
         }
@@ -99,8 +118,15 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
       Effect.sync(() => {
         const doomed = pruneOrder(entries(), options)
         for (const entry of doomed) {
-          records.delete(entry.key)
+          world.files.delete(recordOf(entry.key))
           world.disks.delete(fileOf(entry.key))
+          lastUsed.delete(entry.key)
+        }
+        if (options.all) {
+          // Layer files without a valid record, as the directory cache removes them.
+          for (const path of [...world.disks.keys()]) {
+            if (path.startsWith(`${root}/layers/`)) world.disks.delete(path)
+          }
         }
         return {
           removed: doomed.length,

@@ -5,7 +5,8 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
-import { RunFailed, type RunOutcome } from "../../domain/vm_run.ts"
+import { RunFailed } from "../../domain/errors/vm.ts"
+import type { RunOutcome } from "../../domain/vm_run.ts"
 import { type RunOptions, VmRunner } from "../../services/vm_runner.ts"
 
 export interface MemoryVm {

@@ -70,6 +70,8 @@ export class MemoryWorld {
   readonly disks = new Map<string, SimDisk>()
   /** Store name -> disk path. */
   readonly images = new Map<string, string>()
+  /** Small files the memory layers keep as text (store and cache records), by path. */
+  readonly files = new Map<string, string>()
   readonly log: Array<Operation> = []
   /** Helper VM sessions booted and not yet shut down. */
   openSessions = 0

@@ -18,7 +18,7 @@ import {
   GuestCommandFailed,
   VmBootFailed,
   type VmError,
-} from "../../domain/guest/errors.ts"
+} from "../../domain/errors/vm.ts"
 import { chunks, FrameDecoder, MAX_FRAME_BYTES } from "../../domain/guest/frame.ts"
 import {
   checkVersion,

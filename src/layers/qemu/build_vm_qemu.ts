@@ -17,12 +17,7 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import {
-  GuestCommandFailed,
-  VmBootFailed,
-  type VmError,
-  VmHalted,
-} from "../../domain/guest/errors.ts"
+import { GuestCommandFailed, VmBootFailed, type VmError, VmHalted } from "../../domain/errors/vm.ts"
 import { type BootOptions, BuildVm } from "../../services/build_vm.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { Terminal } from "../../services/terminal.ts"

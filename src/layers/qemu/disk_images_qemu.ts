@@ -6,7 +6,7 @@ import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DiskImageError } from "../../domain/errors.ts"
+import { DiskImageError } from "../../domain/errors/store.ts"
 import { type DiskImageInfo, DiskImages } from "../../services/disk_images.ts"
 import { lastLines, runTool, type RunToolOptions } from "../host_process.ts"
 

@@ -10,7 +10,7 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { VmBootFailed } from "../../domain/guest/errors.ts"
+import { VmBootFailed } from "../../domain/errors/vm.ts"
 import { guestInputsDigest, GuestManifestJson } from "../../domain/guest/manifest.ts"
 
 /** The boot files of the helper VM, as absolute paths. */

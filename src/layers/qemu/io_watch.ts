@@ -9,7 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import { VmHalted } from "../../domain/guest/errors.ts"
+import { VmHalted } from "../../domain/errors/vm.ts"
 import type { Machine } from "./qemu_machine.ts"
 import { connectQmp, type QmpClient, QmpError, type QmpEvent } from "./qmp.ts"
 

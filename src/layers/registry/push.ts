@@ -29,7 +29,7 @@ import {
   RegistryRefused,
   type RegistryUnreachable,
 } from "../../domain/registry_errors.ts"
-import { StoreIoError } from "../../domain/store_errors.ts"
+import { StoreIoError } from "../../domain/errors/store.ts"
 import type { StoredImage } from "../../services/image_store.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { runTool } from "../host_process.ts"

@@ -16,7 +16,7 @@ import {
   type Compression,
   DecompressionFailed,
   DecompressorMissing,
-} from "../../domain/store_errors.ts"
+} from "../../domain/errors/store.ts"
 import { type Decompressed, type Fetched, throughTool } from "./decompress_process.ts"
 import { throughWebTransform } from "./web_transform.ts"
 

@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
-import { DecompressionFailed, DecompressorMissing } from "../../domain/store_errors.ts"
+import { DecompressionFailed, DecompressorMissing } from "../../domain/errors/store.ts"
 
 const EMPTY = new Uint8Array(0)
 

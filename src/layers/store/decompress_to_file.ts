@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as nodeFs from "node:fs"
 import { qcow2FileLimit } from "../../domain/image_format.ts"
-import { DecompressionFailed, ImageTooLarge, StoreIoError } from "../../domain/store_errors.ts"
+import { DecompressionFailed, ImageTooLarge, StoreIoError } from "../../domain/errors/store.ts"
 import { diesWithParent, lastLines } from "../host_process.ts"
 import type { Fetched } from "./decompress_process.ts"
 

@@ -24,7 +24,7 @@ import {
   type StoreError,
   StoreIoError,
   TransferIncomplete,
-} from "../../domain/store_errors.ts"
+} from "../../domain/errors/store.ts"
 import { qcow2FileLimit } from "../../domain/image_format.ts"
 import { isContainerDiskEntry } from "../../domain/oci_manifest.ts"
 import { NotADiskImage, type RegistryError } from "../../domain/registry_errors.ts"

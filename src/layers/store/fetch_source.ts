@@ -2,17 +2,13 @@
  * Where to fetch an image the store lacks, with the words to show the user about it.
  */
 import * as Either from "effect/Either"
-import {
-  type ImageSource,
-  type ImageSpec,
-  parseVagrantBox,
-  type VagrantBox,
-} from "../../domain/image_spec.ts"
+import { type FetchableSource, fetchableSource } from "../../domain/image_source.ts"
+import type { ImageSpec, VagrantBox } from "../../domain/image_spec.ts"
 import { formatOciReference } from "../../domain/oci_reference.ts"
-import { ImageNotFound } from "../../domain/store_errors.ts"
+import type { ImageNotFound } from "../../domain/errors/store.ts"
 
 export type FetchSource =
-  & Exclude<ImageSource, { readonly _tag: "Named" }>
+  & FetchableSource
   & {
     /** The source in messages: a path, a URL, `Vagrant box owner/box:version`. */
     readonly describe: string
@@ -28,24 +24,18 @@ const vagrantSource = (box: VagrantBox): FetchSource => ({
 })
 
 /** The source of `spec`: the one it names, else the Vagrant box its name spells. */
-export const fetchSourceOf = (spec: ImageSpec): Either.Either<FetchSource, ImageNotFound> => {
-  const source = spec.source
-  switch (source._tag) {
-    case "File":
-      return Either.right({ ...source, describe: source.path, label: `Copying ${spec.name}` })
-    case "Http":
-      return Either.right({ ...source, describe: source.url, label: `Downloading ${spec.name}` })
-    case "Vagrant":
-      return Either.right(vagrantSource(source.box))
-    case "Oci": {
-      const reference = formatOciReference(source.reference)
-      return Either.right({ ...source, describe: reference, label: `Downloading ${reference}` })
+export const fetchSourceOf = (spec: ImageSpec): Either.Either<FetchSource, ImageNotFound> =>
+  Either.map(fetchableSource(spec), (source): FetchSource => {
+    switch (source._tag) {
+      case "File":
+        return { ...source, describe: source.path, label: `Copying ${spec.name}` }
+      case "Http":
+        return { ...source, describe: source.url, label: `Downloading ${spec.name}` }
+      case "Vagrant":
+        return vagrantSource(source.box)
+      case "Oci": {
+        const reference = formatOciReference(source.reference)
+        return { ...source, describe: reference, label: `Downloading ${reference}` }
+      }
     }
-    case "Named": {
-      const box = parseVagrantBox(spec.name)
-      return box === undefined
-        ? Either.left(new ImageNotFound({ image: spec.name }))
-        : Either.right(vagrantSource(box))
-    }
-  }
-}
+  })

@@ -13,21 +13,25 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
-import { ImageExists } from "../../domain/errors.ts"
 import {
-  decodeImageName,
-  encodeImageName,
-  imageNameProblem,
-  parseImageSpec,
-} from "../../domain/image_spec.ts"
-import {
+  ImageExists,
   ImageNotInStore,
-  InvalidImageName,
   SourceFileMissing,
   StoreIoError,
-} from "../../domain/store_errors.ts"
+} from "../../domain/errors/store.ts"
+import { checkImageName, compareImageNames } from "../../domain/image_name.ts"
+import { decodeImageName, encodeImageName, parseImageSpec } from "../../domain/image_spec.ts"
+import {
+  currentRecord,
+  type FileStamp,
+  STORE_RECORDS,
+  type StoreRecord,
+  storeRecordFileName,
+  StoreRecordJson,
+} from "../../domain/store_record.ts"
 import type { DiskImages } from "../../services/disk_images.ts"
 import {
   type BuildProvenance,
@@ -53,9 +57,6 @@ import {
 } from "./working_dir.ts"
 
 const DEFAULT_VAGRANT_URL = "https://vagrantcloud.com"
-
-/** Where the store records the identity of each image's content (step-cache keys). */
-const IDENTITIES = ".identity"
 
 /** The sha256 of a file of `size` bytes, read as a stream, with progress as `label`. */
 const fileSha256 = (file: string, size: number, label: string) =>
@@ -97,12 +98,6 @@ export type ImageStoreDirectoryRequirements =
 const vagrantUrlConfig = Config.string("TRANSIENT_VAGRANT_URL").pipe(
   Config.withDefault(DEFAULT_VAGRANT_URL),
 )
-
-/** Fails when the store cannot hold an image named `name`. */
-const validName = (name: string): Effect.Effect<void, InvalidImageName> => {
-  const reason = imageNameProblem(name)
-  return reason === undefined ? Effect.void : Effect.fail(new InvalidImageName({ name, reason }))
-}
 
 const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* (
   backend: string,
@@ -152,7 +147,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     { force }: { readonly force: boolean },
   ) {
     const name = target.name
-    if (target._tag === "Store") yield* validName(name)
+    if (target._tag === "Store") yield* checkImageName(name)
     const destination = target._tag === "Store" ? layout.pathOf(name) : path.resolve(target.path)
     if (!force && (yield* isStored(layout, name, destination))) {
       return yield* new ImageExists({ name, path: destination })
@@ -211,13 +206,13 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     )
     const images = yield* Effect.forEach(names.filter((name) => !name.startsWith(".")), listed)
     return images.filter((image) => image !== undefined).sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+      compareImageNames(a.name, b.name)
     )
   }).pipe(Effect.withSpan("ImageStore.list"), Effect.provide(context))
 
   const remove = Effect.fn("ImageStore.remove")(function* (name: string) {
     // `..` would be the store's own parent.
-    yield* validName(name)
+    yield* checkImageName(name)
     const file = layout.pathOf(name)
     yield* fs.remove(file).pipe(
       Effect.mapError((cause) =>
@@ -228,22 +223,22 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     )
   })
 
-  const identities = path.join(root, IDENTITIES)
-  const identityFile = (name: string) => path.join(identities, `${encodeImageName(name)}.json`)
+  const records = path.join(root, STORE_RECORDS)
+  const recordFile = (name: string) => path.join(records, storeRecordFileName(name))
   /** What the image's file is now: a record made for another file does not match. */
   const fileStamp = (file: string) =>
-    Effect.map(fs.stat(file), (info) => ({
+    Effect.map(fs.stat(file), (info): FileStamp => ({
       size: Number(info.size),
       ino: Option.getOrElse(info.ino, () => 0),
       mtimeMs: Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0),
     }))
 
-  const writeRecord = (image: StoredImage, record: Record<string, unknown>) =>
+  const writeRecord = (image: StoredImage, record: StoreRecord) =>
     Effect.gen(function* () {
-      const file = identityFile(image.name)
+      const file = recordFile(image.name)
       const temporary = `${file}.${OWN_PID}.${crypto.randomUUID()}.tmp`
-      yield* fs.makeDirectory(identities, { recursive: true })
-      yield* fs.writeFileString(temporary, JSON.stringify(record))
+      yield* fs.makeDirectory(records, { recursive: true })
+      yield* fs.writeFileString(temporary, yield* Schema.encode(StoreRecordJson)(record))
       yield* fs.rename(temporary, file)
     }).pipe(Effect.ignore)
 
@@ -256,7 +251,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
           : writeRecord(image, { identity, ...stamp, ...(provenance ?? {}) }),
     )
 
-  /** The image's record, when it was made for the file the image is now. */
+  /** The image's record, when it was made for the file the image is now; a corrupt one is none. */
   const record = (image: StoredImage) =>
     Effect.gen(function* () {
       const stamp = yield* fileStamp(image.path).pipe(
@@ -264,20 +259,18 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
           new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
         ),
       )
-      const recorded = yield* fs.readFileString(identityFile(image.name)).pipe(
-        Effect.map((text) => JSON.parse(text) as Record<string, unknown>),
-        Effect.orElseSucceed((): Record<string, unknown> => ({})),
+      const recorded = yield* fs.readFileString(recordFile(image.name)).pipe(
+        Effect.flatMap(Schema.decode(StoreRecordJson)),
+        Effect.option,
       )
-      const current = recorded.size === stamp.size && recorded.ino === stamp.ino &&
-        recorded.mtimeMs === stamp.mtimeMs
-      return { stamp, recorded: current ? recorded : {} }
+      return { stamp, recorded: currentRecord(Option.getOrUndefined(recorded), stamp) }
     })
 
   const provenance = (image: StoredImage) =>
     record(image).pipe(
-      Effect.map(({ recorded }): BuildProvenance | undefined =>
-        typeof recorded.imagefileDigest === "string" && typeof recorded.builtAt === "string"
-          ? { imagefileDigest: recorded.imagefileDigest, builtAt: recorded.builtAt }
+      Effect.map(({ recorded: { imagefileDigest, builtAt } }): BuildProvenance | undefined =>
+        imagefileDigest !== undefined && builtAt !== undefined
+          ? { imagefileDigest, builtAt }
           : undefined
       ),
       Effect.orElseSucceed(() => undefined),
@@ -285,27 +278,21 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
 
   const note = (image: StoredImage, key: string, value: string) =>
     record(image).pipe(
-      Effect.flatMap(({ stamp, recorded }) => {
-        const notes = typeof recorded.notes === "object" && recorded.notes !== null
-          ? recorded.notes as Record<string, string>
-          : {}
-        return writeRecord(image, { ...recorded, ...stamp, notes: { ...notes, [key]: value } })
-      }),
+      Effect.flatMap(({ stamp, recorded }) =>
+        writeRecord(image, { ...recorded, ...stamp, notes: { ...recorded.notes, [key]: value } })
+      ),
       Effect.ignore,
     )
 
   const noted = (image: StoredImage, key: string) =>
     record(image).pipe(
-      Effect.map(({ recorded }) => {
-        const value = (recorded.notes as Record<string, unknown> | undefined)?.[key]
-        return typeof value === "string" ? value : undefined
-      }),
+      Effect.map(({ recorded }) => recorded.notes?.[key]),
       Effect.orElseSucceed(() => undefined),
     )
 
   const identity = Effect.fn("ImageStore.identity")(function* (image: StoredImage) {
     const { stamp, recorded } = yield* record(image)
-    if (typeof recorded.identity === "string") return recorded.identity
+    if (recorded.identity !== undefined) return recorded.identity
     const digest = yield* fileSha256(
       image.path,
       stamp.size,
@@ -329,7 +316,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     remove: (name: string) =>
       Effect.zipLeft(
         remove(name),
-        removeIfPresent(identityFile(name)).pipe(Effect.ignore, Effect.provide(context)),
+        removeIfPresent(recordFile(name)).pipe(Effect.ignore, Effect.provide(context)),
       ),
     identity,
     remember,

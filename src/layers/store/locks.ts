@@ -5,7 +5,7 @@
 import { type PlatformError, SystemError } from "@effect/platform/Error"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { StoreIoError } from "../../domain/store_errors.ts"
+import { StoreIoError } from "../../domain/errors/store.ts"
 import type { StoreLayout } from "./store_layout.ts"
 
 const platformError = (method: string, path: string) => (cause: unknown): PlatformError =>

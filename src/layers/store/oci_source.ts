@@ -29,7 +29,7 @@ import {
   RegistryNotFound,
   RegistryRefused,
 } from "../../domain/registry_errors.ts"
-import { ChecksumMismatch } from "../../domain/store_errors.ts"
+import { ChecksumMismatch } from "../../domain/errors/store.ts"
 import {
   openRegistry,
   type RegistryOptions,

@@ -4,8 +4,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
-import { ImageExists } from "../../domain/errors.ts"
-import { StoreIoError } from "../../domain/store_errors.ts"
+import { ImageExists, StoreIoError } from "../../domain/errors/store.ts"
 
 interface PublishOptions {
   /** Replace whatever `to` is. */

@@ -12,7 +12,7 @@ import {
   ImageRefersToFile,
   NotEnoughSpace,
   StoreIoError,
-} from "../../domain/store_errors.ts"
+} from "../../domain/errors/store.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import { type ProgressPhase, Reporter, type ReporterShape } from "../../services/reporter.ts"
 import { freeBytes } from "../host_process.ts"

@@ -14,7 +14,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { STATUS_CODES } from "node:http"
 import type { RegistryError } from "../../domain/registry_errors.ts"
-import { SourceUnavailable } from "../../domain/store_errors.ts"
+import { SourceUnavailable } from "../../domain/errors/store.ts"
 import { withBulkFetch } from "../bulk_fetch.ts"
 
 export interface OpenedSource {

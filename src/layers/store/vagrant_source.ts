@@ -12,7 +12,7 @@ import {
   type SourceUnavailable,
   VagrantMetadataUnavailable,
   VagrantVersionNotFound,
-} from "../../domain/store_errors.ts"
+} from "../../domain/errors/store.ts"
 import { get, type OpenedSource, openUrl } from "./sources.ts"
 
 const VagrantProvider = Schema.Struct({

@@ -1,51 +1,44 @@
 /**
- * The image store's errors. They cross a boundary (`--progress json`), so they are Schema values;
- * each renders as the one sentence users and scripts already know (`message`), and keeps what
- * caused it (`cause`) where something did.
+ * The image store's errors: specs and names it refuses, images it lacks, sources that fail, and
+ * its own files. They cross a boundary (`--progress json`), so they are Schema values; each
+ * renders as the one sentence users and scripts already know (`message`), and keeps what caused
+ * it (`cause`) where something did.
  */
 import * as Schema from "effect/Schema"
-import { formatBytes } from "./byte_size.ts"
-import { visibleName } from "./image_spec.ts"
+import { formatBytes } from "../byte_size.ts"
 import {
   NotADiskImage,
   RegistryNotFound,
   RegistryRefused,
   RegistryUnauthorized,
   RegistryUnreachable,
-} from "./registry_errors.ts"
-
-/** The OS's own words, for @effect/platform's errors (whose message repeats the call). */
-const systemDescription = (cause: Error): string | undefined =>
-  "_tag" in cause && cause._tag === "SystemError" && "description" in cause &&
-    typeof cause.description === "string"
-    ? cause.description
-    : undefined
-
-/** An error's text, with the text of the error under it when that adds something. */
-const reasonOf = (cause: unknown): string => {
-  if (!(cause instanceof Error)) return String(cause)
-  const description = systemDescription(cause)
-  if (description !== undefined) return description
-  const inner = cause.cause instanceof Error && !cause.message.includes(cause.cause.message)
-    ? `: ${cause.cause.message}`
-    : ""
-  return `${cause.message}${inner}`
-}
-
-/** `HTTP 404 Not Found` when the server answered, else what went wrong. */
-const failureOf = (failure: {
-  readonly status?: number | undefined
-  readonly statusText?: string | undefined
-  readonly detail?: string | undefined
-  readonly cause?: unknown
-}): string =>
-  failure.status !== undefined
-    ? `HTTP ${failure.status} ${failure.statusText ?? ""}`.trimEnd()
-    : failure.detail ?? reasonOf(failure.cause)
+} from "../registry_errors.ts"
+import { visibleName } from "../visible_name.ts"
+import { failureOf, reasonOf } from "./reason.ts"
 
 /** The compressions the store decompresses on the fly. */
 export const Compression = Schema.Literal("gzip", "bzip2", "xz", "zstd")
 export type Compression = typeof Compression.Type
+
+/** An image spec that cannot be parsed (`Invalid image spec '...'` as in the original). */
+export class InvalidImageSpec extends Schema.TaggedError<InvalidImageSpec>()("InvalidImageSpec", {
+  spec: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** An image of that name exists and `--force` was not given. */
+export class ImageExists extends Schema.TaggedError<ImageExists>()("ImageExists", {
+  name: Schema.String,
+  path: Schema.String,
+}) {
+  override get message() {
+    return `An image named '${this.name}' already exists at ${this.path} (use --force to replace it)`
+  }
+}
 
 /** A name the store cannot hold (see `imageNameProblem`). */
 export class InvalidImageName extends Schema.TaggedError<InvalidImageName>()("InvalidImageName", {
@@ -274,7 +267,22 @@ export class ImageFormatRefused
   }
 }
 
-/** The store's own files or directory cannot be read or written. */
+/** qemu-img (or its in-memory stand-in) failed. */
+export class DiskImageError extends Schema.TaggedError<DiskImageError>()("DiskImageError", {
+  operation: Schema.String,
+  path: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect),
+}) {
+  override get message() {
+    return `Cannot ${this.operation} ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * The store's own files or directory cannot be read or written. Like the other I/O errors
+ * (DiskImageError, CacheIoError) it reads as an operation on a path, for a reason.
+ */
 export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoError", {
   operation: Schema.Literal(
     "open",
@@ -305,7 +313,12 @@ export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoErr
       "list": `list ${this.path}`,
       "remove": `remove ${image}`,
     }[this.operation]
-    return `Cannot ${what}: ${reasonOf(this.cause)}`
+    return `Cannot ${what}: ${this.reason}`
+  }
+
+  /** What went wrong, in the OS's or the library's words. */
+  get reason(): string {
+    return reasonOf(this.cause)
   }
 }
 
@@ -335,22 +348,3 @@ export const StoreError = Schema.Union(
   NotADiskImage,
 )
 export type StoreError = typeof StoreError.Type
-
-/** The step cache could not be read or written; builds go on without it where they can. */
-export class CacheIoError extends Schema.TaggedError<CacheIoError>()("CacheIoError", {
-  operation: Schema.Literal("open", "read", "lock", "write", "remove"),
-  /** The cache, or the file the operation was on. */
-  path: Schema.String,
-  cause: Schema.Defect,
-}) {
-  override get message() {
-    const what = {
-      "open": `open the step cache at ${this.path}`,
-      "read": `read ${this.path}`,
-      "lock": `lock the step cache at ${this.path}`,
-      "write": `write ${this.path}`,
-      "remove": `remove ${this.path}`,
-    }[this.operation]
-    return `Cannot ${what}: ${reasonOf(this.cause)}`
-  }
-}

@@ -57,3 +57,13 @@ export type VmError = VmBootFailed | AgentChannelBroken | GuestCommandFailed | V
 export const isVmError = (error: unknown): error is VmError =>
   error instanceof VmBootFailed || error instanceof AgentChannelBroken ||
   error instanceof GuestCommandFailed || error instanceof VmHalted
+
+/** `transient run`'s VM failed: QEMU would not start, stopped early, or the time ran out. */
+export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
+  reason: Schema.String,
+  log: Schema.optional(Schema.Array(Schema.String)),
+}) {
+  override get message() {
+    return `transient run: ${this.reason}`
+  }
+}

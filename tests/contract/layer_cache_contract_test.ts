@@ -1,0 +1,276 @@
+/**
+ * The LayerCache contract, run against both implementations: LayerCacheMemory (what tests/fake
+ * builds on) and LayerCacheDirectory over a temporary directory with qemu-img. Every case asserts
+ * the same layers and counts for both: hits on empty, partial and full chains, keeping, listing,
+ * pruning, and records that are corrupt.
+ */
+import assert from "node:assert/strict"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
+import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
+import { newTree, put } from "../../src/layers/memory/sim_fs.ts"
+import { MemoryWorld } from "../../src/layers/memory/world.ts"
+import { LayerCacheDirectory } from "../../src/layers/cache/layer_cache_directory.ts"
+import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
+import { DiskImages } from "../../src/services/disk_images.ts"
+import {
+  type CachedLayer,
+  type FinishedLayer,
+  LayerCache,
+  type LayerCacheShape,
+} from "../../src/services/layer_cache.ts"
+import { runTest } from "../effect_test.ts"
+
+const MiB = 1024 * 1024
+const BASE = "/store/base"
+
+/** One implementation, fresh, rooted at `root`. */
+interface Subject {
+  readonly layer: Layer.Layer<LayerCache | DiskImages, unknown>
+  /** Write a layer's file at `path`, with some content, as a build's steps would. */
+  readonly writeLayer: (path: string) => Effect.Effect<void, unknown, DiskImages>
+  /** Overwrite the record of `key` with `text`, as a crash or a hand edit would. */
+  readonly writeRecord: (key: string, text: string) => Promise<void>
+}
+
+const implementations: Record<string, (root: string) => Subject> = {
+  memory: (root) => {
+    const world = new MemoryWorld()
+    return {
+      layer: Layer.merge(LayerCacheMemory(world, root), DiskImagesMemory(world)),
+      writeLayer: (path) =>
+        Effect.sync(() => {
+          const tree = newTree()
+          put(tree, "/data", {
+            kind: "file",
+            content: new Uint8Array(4096),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+          })
+          world.disks.set(path, {
+            sizeBytes: MiB,
+            partitions: [{
+              layout: {
+                number: 1,
+                startSector: 2048,
+                sizeSectors: 1024,
+                type: "linux",
+                bootable: false,
+              },
+              filesystem: { fs: "ext4", options: [], tree },
+            }],
+          })
+        }),
+      writeRecord: (key, text) =>
+        Promise.resolve(void world.files.set(`${root}/layers/${key}.json`, text)),
+    }
+  },
+  directory: (root) => ({
+    layer: Layer.provideMerge(LayerCacheDirectory(root), DiskImagesQemu).pipe(
+      Layer.provide(NodeContext.layer),
+    ),
+    writeLayer: (path) =>
+      Effect.flatMap(DiskImages, (disks) => disks.create({ path, sizeBytes: MiB })),
+    writeRecord: (key, text) => Deno.writeTextFile(`${root}/layers/${key}.json`, text),
+  }),
+}
+
+type Body = (
+  cache: LayerCacheShape,
+  context: {
+    readonly root: string
+    readonly subject: Subject
+    /** Finished layers for `keys`, written in a workspace of this test. */
+    readonly finish: (
+      ...keys: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<FinishedLayer>, unknown, DiskImages>
+  },
+) => Effect.Effect<void, unknown, DiskImages | Scope.Scope>
+
+/** Register `body` as a test of each implementation. */
+const contract = (name: string, body: Body) => {
+  for (const [implementation, make] of Object.entries(implementations)) {
+    Deno.test(`LayerCache (${implementation}): ${name}`, async () => {
+      const root = await Deno.makeTempDir({ prefix: "cache-contract-" })
+      try {
+        const subject = make(root)
+        await runTest(
+          Effect.gen(function* () {
+            const cache = yield* LayerCache
+            const workspace = yield* cache.workspace
+            let written = 0
+            const finish = (...keys: ReadonlyArray<string>) =>
+              Effect.forEach(keys, (key) =>
+                Effect.gen(function* () {
+                  const path = `${workspace}/${++written}.qcow2`
+                  yield* subject.writeLayer(path)
+                  return { key, text: `RUN step ${key.slice(0, 4)}`, path }
+                }))
+            yield* body(cache, { root, subject, finish })
+          }).pipe(Effect.scoped, Effect.provide(subject.layer)),
+        )
+      } finally {
+        await Deno.remove(root, { recursive: true })
+      }
+    })
+  }
+}
+
+const key = (char: string) => char.repeat(64)
+const [A, B, C, D, X, Y] = ["a", "b", "c", "d", "e", "f"].map(key) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+]
+const keysOf = (layers: ReadonlyArray<{ readonly key: string }>) => layers.map((layer) => layer.key)
+
+/** Wall-clock time passes (the directory cache dates uses by mtime). */
+const later = Effect.sleep("15 millis")
+
+contract(
+  "an empty cache has no hits, no layers, nothing to prune",
+  (cache) =>
+    Effect.gen(function* () {
+      assert.deepEqual(yield* cache.hits([A, B], BASE), [])
+      assert.deepEqual(yield* cache.list, [])
+      assert.deepEqual(yield* cache.prune({ all: true }), { removed: 0, freedBytes: 0 })
+    }),
+)
+
+contract(
+  "hits are the longest usable prefix of a kept chain",
+  (cache, { root, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B, C), {
+        replace: false,
+        base: BASE,
+      })
+      assert.deepEqual(keysOf(kept), [A, B, C])
+      assert.deepEqual(kept.map((layer) => layer.parent), [undefined, A, B])
+      assert.deepEqual(
+        kept.map((layer) => layer.path),
+        [A, B, C].map((k) => `${root}/layers/${k}.qcow2`),
+      )
+
+      const full = yield* cache.hits([A, B, C], BASE)
+      assert.deepEqual(full, kept)
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, X, C], BASE)), [A, B])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C, D], BASE)), [A, B, C])
+      // Not a first layer, or on another base: nothing.
+      assert.deepEqual(yield* cache.hits([B, C], BASE), [])
+      assert.deepEqual(yield* cache.hits([A, B, C], "/store/other"), [])
+      assert.deepEqual(yield* cache.hits([A, B, C]), [])
+    }),
+)
+
+contract(
+  "keeping stops at a key held on the same parent, unless replacing",
+  (cache, { finish }) =>
+    Effect.gen(function* () {
+      const [a] = yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      assert.deepEqual(
+        yield* cache.keep(undefined, yield* finish(A, D), { replace: false, base: BASE }),
+        [],
+      )
+      assert.deepEqual(
+        yield* cache.keep(a as CachedLayer, yield* finish(B, D), { replace: false }),
+        [],
+      )
+      // Invalid keys are never kept.
+      assert.deepEqual(
+        yield* cache.keep(undefined, yield* finish("not-a-key"), { replace: false }),
+        [],
+      )
+
+      const replaced = yield* cache.keep(undefined, yield* finish(A), { replace: true, base: BASE })
+      assert.deepEqual(keysOf(replaced), [A])
+      assert.notEqual(replaced[0]?.id, a?.id)
+      // B was kept on the old write of A: it no longer counts.
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A])
+      const more = yield* cache.keep(replaced[0], yield* finish(B), { replace: false })
+      assert.deepEqual(keysOf(more), [B])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A, B])
+    }),
+)
+
+contract(
+  "list shows each layer, the most recently used first",
+  (cache, { finish }) =>
+    Effect.gen(function* () {
+      yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      yield* later
+      yield* cache.keep(undefined, yield* finish(X), { replace: false, base: BASE })
+      yield* later
+      yield* cache.hits([A], BASE)
+      const entries = yield* cache.list
+      assert.deepEqual(keysOf(entries), [A, X, B])
+      assert.deepEqual(entries.map((entry) => entry.parent), [undefined, undefined, A])
+      assert.deepEqual(
+        entries.map((entry) => entry.text),
+        [A, X, B].map((k) => `RUN step ${k.slice(0, 4)}`),
+      )
+      assert.ok(
+        entries.every((entry) => entry.sizeBytes > 0 && entry.createdMs > 0),
+      )
+    }),
+)
+
+contract(
+  "prune removes the least recently used, deeper first, until the rest fit",
+  (cache, { finish }) =>
+    Effect.gen(function* () {
+      yield* cache.keep(undefined, yield* finish(X), { replace: false, base: BASE })
+      yield* cache.keep(undefined, yield* finish(Y), { replace: false, base: BASE })
+      yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      for (const keys of [[X], [Y], [A, B]]) {
+        yield* later
+        yield* cache.hits(keys, BASE)
+      }
+      assert.deepEqual(yield* cache.prune({ all: false }), { removed: 0, freedBytes: 0 })
+      const sizes = new Map((yield* cache.list).map((entry) => [entry.key, entry.sizeBytes]))
+      const size = (k: string) => sizes.get(k) ?? 0
+      // Room for all but X, the least recently used.
+      const first = yield* cache.prune({ all: false, keepBytes: size(Y) + size(A) + size(B) })
+      assert.deepEqual(first, { removed: 1, freedBytes: size(X) })
+      assert.deepEqual(new Set(keysOf(yield* cache.list)), new Set([A, B, Y]))
+      // A and B were used together: the child goes before its parent.
+      const second = yield* cache.prune({ all: false, keepBytes: size(A) + size(B) })
+      assert.deepEqual(second, { removed: 1, freedBytes: size(Y) })
+      const third = yield* cache.prune({ all: false, keepBytes: size(A) })
+      assert.deepEqual(third, { removed: 1, freedBytes: size(B) })
+      assert.deepEqual(keysOf(yield* cache.list), [A])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A])
+      assert.deepEqual(yield* cache.prune({ all: true }), { removed: 1, freedBytes: size(A) })
+      assert.deepEqual(yield* cache.list, [])
+      assert.deepEqual(yield* cache.hits([A], BASE), [])
+    }),
+)
+
+contract(
+  "a corrupt record is no layer: the chain stops before it",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      yield* cache.keep(undefined, yield* finish(A, B, C), { replace: false, base: BASE })
+      yield* Effect.promise(() => subject.writeRecord(B, "{not json"))
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A])
+      assert.deepEqual(new Set(keysOf(yield* cache.list)), new Set([A, C]))
+      yield* Effect.promise(() => subject.writeRecord(B, JSON.stringify({ key: B, id: 5 })))
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A])
+      // A record under another key's name is not that key's.
+      yield* Effect.promise(() =>
+        subject.writeRecord(C, JSON.stringify({ key: A, id: "x", text: "", createdMs: 0 }))
+      )
+      assert.deepEqual(new Set(keysOf(yield* cache.list)), new Set([A]))
+      // Kept again, B counts again (on the A that is there).
+      const [a] = yield* cache.hits([A], BASE)
+      assert.deepEqual(keysOf(yield* cache.keep(a, yield* finish(B), { replace: false })), [B])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A, B])
+    }),
+)
