@@ -34,8 +34,7 @@ import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
 import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
-import { loadImagefile, readImagefile } from "./load_imagefile.ts"
-import { createHash } from "node:crypto"
+import { loadImagefile } from "../app/load_imagefile.ts"
 import {
   AtLeastOne,
   backendDirectory,
@@ -194,11 +193,7 @@ const runBuild = handler(
   Effect.fn("cli.build")(function* (args: BuildArgs) {
     yield* validateOptions(BuildFlags, args)
     const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
-    const imagefile = yield* loadImagefile(imagefilePath)
-    const imagefileDigest = yield* readImagefile(imagefilePath).pipe(
-      Effect.map((text) => `sha256:${createHash("sha256").update(text).digest("hex")}`),
-      Effect.option,
-    )
+    const { imagefile, digest: imagefileDigest } = yield* loadImagefile(imagefilePath)
     const target: PublishTarget = args.local
       ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
       : { _tag: "Store", name: args.name }
@@ -209,7 +204,7 @@ const runBuild = handler(
       force: args.force,
       useCache: !args.noCache,
       interactive: terminal.interactive,
-      ...(Option.isSome(imagefileDigest) ? { imagefileDigest: imagefileDigest.value } : {}),
+      imagefileDigest,
       ...(args.dryRun ? {} : { onPublished: () => Ref.set(published, true) }),
       vm: {
         context: args.buildDir,

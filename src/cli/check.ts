@@ -15,7 +15,7 @@ import {
 } from "../domain/imagefile/mod.ts"
 import { InvalidImagefile } from "../domain/errors.ts"
 import { EXIT_FAILURE, ExitWith } from "./exit.ts"
-import { readImagefile } from "./load_imagefile.ts"
+import { readImagefile } from "../app/load_imagefile.ts"
 import { handler, verboseOption } from "./root.ts"
 
 const file = Args.path({ name: "FILE" }).pipe(
