@@ -9,6 +9,7 @@ import type * as Span from "@effect/cli/HelpDoc/Span"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { visibleName } from "../domain/image_spec.ts"
 import { closestWord } from "../domain/imagefile/suggest.ts"
 import { EXIT_USAGE, ExitWith } from "./exit.ts"
 
@@ -24,6 +25,9 @@ export interface OptionHelp {
   readonly defaultValue: string | undefined
   readonly required: boolean
   readonly repeated: boolean
+  /** The values it takes, when they are a few words. */
+  readonly choices: ReadonlyArray<string> | undefined
+  readonly integer: boolean
 }
 
 /** One positional argument as help shows it. */
@@ -202,6 +206,10 @@ const optionsOf = (node: OptionsNode, context: OptionContext): Array<OptionHelp>
         alias: node.aliases.map((alias) => `-${alias}`)[0],
         metavar: metavarOf(node),
         description: describe(node.description),
+        choices: node.primitiveType._tag === "Choice"
+          ? node.primitiveType.alternatives.map(([name]) => name)
+          : undefined,
+        integer: node.primitiveType._tag === "Integer",
         ...context,
       }]
     case "Both":
@@ -307,6 +315,8 @@ const HELP: OptionHelp = {
   defaultValue: undefined,
   required: false,
   repeated: false,
+  choices: undefined,
+  integer: false,
 }
 const VERSION: OptionHelp = {
   ...HELP,
@@ -417,6 +427,19 @@ export type Invocation =
 
 const BOOLEAN_WORDS = new Set(["true", "1", "y", "yes", "on", "false", "0", "n", "no", "off"])
 
+/** What is wrong with `value` for `option`, when the words it takes say so. */
+const valueProblem = (option: OptionHelp, value: string): string | undefined => {
+  if (option.choices !== undefined && !option.choices.includes(value)) {
+    return `${option.name} must be one of ${option.choices.join(", ")} (got '${
+      visibleName(value)
+    }')`
+  }
+  if (option.integer && (value.trim() === "" || !Number.isInteger(Number(value)))) {
+    return `${option.name} must be a whole number (got '${visibleName(value)}')`
+  }
+  return undefined
+}
+
 const quoted = (help: CommandHelp) => `'${help.path.join(" ")}'`
 
 /** The likely typo's fix, or where to look when nothing is close. */
@@ -452,21 +475,24 @@ export const readInvocation = (root: CommandHelp, argv: ReadonlyArray<string>): 
       const known = [...command.options, ...HIDDEN_BUILT_INS, VERSION]
       const option = known.find((candidate) => candidate.name === name || candidate.alias === name)
       if (option === undefined) {
-        problem ??= `unknown option '${name}' for ${quoted(command)}${
+        problem ??= `unknown option '${visibleName(name)}' for ${quoted(command)}${
           suggestion(command, name, shownOptions(command).map((candidate) => candidate.name))
         }`
         continue
       }
       given.add(option.name)
-      if (name !== word) continue
-      if (option.metavar !== undefined) i++
-      else if (BOOLEAN_WORDS.has(argv[i + 1] ?? "")) i++
+      if (option.metavar === undefined) {
+        if (name === word && BOOLEAN_WORDS.has(argv[i + 1] ?? "")) i++
+        continue
+      }
+      const value = name === word ? argv[++i] : word.slice(name.length + 1)
+      if (value !== undefined) problem ??= valueProblem(option, value)
       continue
     }
     if (command.subcommands.length > 0) {
       const next = command.subcommands.find((sub) => sub.path.at(-1) === word)
       if (next === undefined) {
-        problem ??= `unknown command '${word}' for ${quoted(command)}${
+        problem ??= `unknown command '${visibleName(word)}' for ${quoted(command)}${
           suggestion(command, word, command.subcommands.map((sub) => sub.path.at(-1)!))
         }`
         continue

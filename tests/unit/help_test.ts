@@ -181,6 +181,18 @@ Deno.test("a command line is read for help, typos and what is missing", () => {
   assert.equal(errorOf("run", "--accel", "tcg"), "missing argument IMAGE for 'transient run'")
   assert.equal(errorOf("image", "push", "web"), "missing argument REF for 'transient image push'")
   assert.equal(errorOf("image", "rm"), "missing argument NAME for 'transient image rm'")
+  assert.equal(
+    errorOf("build", "--name", "web", "--accel", "foo", "."),
+    "--accel must be one of auto, kvm, tcg (got 'foo')",
+  )
+  assert.equal(
+    errorOf("run", "--memory=lots", "web"),
+    "--memory must be a whole number (got 'lots')",
+  )
+  assert.equal(
+    errorOf("build", "--x\x1b[31m"),
+    "unknown option '--x\\x1b[31m' for 'transient build' (see 'transient build --help')",
+  )
   // Values are skipped as the parser skips them: after an option that takes one, in --x=VALUE,
   // and true or false after a flag.
   assert.equal(read("build", "-n", "web", "--cpus", "-1", ".")._tag, "Run")
