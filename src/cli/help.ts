@@ -324,7 +324,7 @@ const VERSION: OptionHelp = {
   alias: undefined,
   description: "Print the version",
 }
-/** Accepted, never shown: the help of @effect/cli's wizard and completions is not ours to give. */
+/** Accepted and left to @effect/cli, never shown: its wizard, completions and log level. */
 const HIDDEN_BUILT_INS: ReadonlyArray<OptionHelp> = [
   { ...HELP, name: "--wizard", alias: undefined },
   { ...HELP, name: "--completions", alias: undefined, metavar: "SHELL" },
