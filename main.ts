@@ -1,8 +1,8 @@
 /**
  * transient: build virtual-machine disk images from an Imagefile.
  *
- * The entry point: the command tree, the platform layer (provided here, once), and the runtime
- * that turns the program's end into an exit status.
+ * The entry point: the command tree with readable help, the platform layer (provided here, once),
+ * and the runtime that turns the program's end into an exit status.
  */
 import * as Command from "@effect/cli/Command"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
@@ -13,31 +13,14 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
-import { buildCommand, imageBuildCommand } from "./src/cli/build_command.ts"
-import { cacheCommand } from "./src/cli/cache_command.ts"
-import { checkCommand } from "./src/cli/check.ts"
+import { transientCommand } from "./src/cli/command_tree.ts"
 import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
-import { imageCommand, imageSubcommands } from "./src/cli/image_command.ts"
-import { Published, rootCommand } from "./src/cli/root.ts"
-import { runCommand } from "./src/cli/run_command.ts"
+import { commandHelp, withReadableHelp } from "./src/cli/help.ts"
+import { Published } from "./src/cli/root.ts"
 import { TerminalDeno } from "./src/layers/terminal_deno.ts"
 import { VERSION } from "./src/version.ts"
 
-const transient = rootCommand.pipe(
-  Command.withDescription(
-    "Build virtual-machine disk images (qcow2) from an Imagefile, inside a small helper VM: " +
-      "no root, no loop devices, no host mounts.",
-  ),
-  Command.withSubcommands([
-    buildCommand,
-    runCommand,
-    imageCommand.pipe(Command.withSubcommands([...imageSubcommands, imageBuildCommand])),
-    cacheCommand,
-    checkCommand,
-  ]),
-)
-
-const cli = Command.run(transient, { name: "transient", version: VERSION })
+const cli = Command.run(transientCommand, { name: "transient", version: VERSION })
 
 /** What every command runs on: files, paths, processes, HTTP and the terminal. */
 const platform = Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, TerminalDeno)
@@ -78,7 +61,13 @@ const exitStatus = (exit: Exit.Exit<unknown, unknown>) =>
     published: Effect.runSync(Ref.get(published)),
   })
 
-const program = withColourOnlyOnTerminals(cli(["deno", "transient", ...Deno.args]), {
+const run = withReadableHelp(
+  commandHelp(transientCommand),
+  Deno.args,
+  cli(["deno", "transient", ...Deno.args]),
+)
+
+const program = withColourOnlyOnTerminals(run, {
   stdout: Deno.stdout.isTerminal(),
   stderr: Deno.stderr.isTerminal(),
   noColor: (Deno.env.get("NO_COLOR") ?? "") !== "",

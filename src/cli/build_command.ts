@@ -22,8 +22,8 @@ import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
 import { describeFailure, EXIT_FAILURE, ExitWith } from "./exit.ts"
-import { loadImagefile, readImagefile } from "./load_imagefile.ts"
-import { createHash } from "node:crypto"
+import { commandDescription } from "./help.ts"
+import { loadImagefile } from "../app/load_imagefile.ts"
 import {
   AtLeastOne,
   imageBackendOption,
@@ -52,7 +52,7 @@ const file = Options.file("file", { exists: "yes" }).pipe(
 )
 
 const local = Options.boolean("local").pipe(
-  Options.withDescription("Write BUILD_DIR/NAME.qcow2 instead of publishing to the image store"),
+  Options.withDescription("Write BUILD_DIR/NAME.qcow2 instead of publishing to the store"),
 )
 
 const force = Options.boolean("force").pipe(
@@ -60,10 +60,8 @@ const force = Options.boolean("force").pipe(
 )
 
 const dryRun = Options.boolean("dry-run").pipe(
-  Options.withDescription(
-    "Check the sources and the base image, and print what each step would do; start no VM, " +
-      "write nothing",
-  ),
+  // The sources and the base image are still checked.
+  Options.withDescription("Print what each step would do; start no VM, write nothing"),
 )
 
 const { accel, cpus, memory, noNetwork } = machineOptions(
@@ -72,46 +70,40 @@ const { accel, cpus, memory, noNetwork } = machineOptions(
 )
 
 const noCache = Options.boolean("no-cache").pipe(
-  Options.withDescription(
-    "Run every step instead of reusing the step cache's layers (what runs is still cached)",
-  ),
+  // What runs is still cached.
+  Options.withDescription("Run every step instead of reusing the step cache's layers"),
 )
 
 const bootTimeout = Options.integer("boot-timeout").pipe(
+  Options.withPseudoName("SECONDS"),
   Options.withDescription("Seconds to wait for the helper VM to come up"),
   Options.withDefault(60),
 )
 
 const cacheFrom = Options.text("cache-from").pipe(
   Options.withPseudoName("REF"),
-  Options.withDescription(
-    "Before building, take the step layers this build needs and the local step cache lacks from " +
-      "the build cache at this registry reference (pushed by --cache-to); may be given more than " +
-      "once; a registry that cannot be read is a warning",
-  ),
+  // Only layers the local step cache lacks are fetched; a registry that cannot be read warns.
+  Options.withDescription("Take missing step layers from this registry build cache"),
   Options.repeated,
 )
 
 const cacheTo = Options.text("cache-to").pipe(
   Options.withPseudoName("REF"),
-  Options.withDescription(
-    "After building, push the image's step layers to this registry reference (REGISTRY/REPO:TAG) " +
-      "as a build cache for --cache-from; layers the registry has are not sent again",
-  ),
+  Options.withDescription("Push the step layers to REF (REGISTRY/REPO:TAG), for --cache-from"),
   Options.optional,
 )
 
 const buildOptions = {
   buildDir,
-  cacheFrom,
-  cacheTo,
-  plainHttp: plainHttpOption,
   name,
   file,
   local,
   force,
   dryRun,
   noCache,
+  cacheFrom,
+  cacheTo,
+  plainHttp: plainHttpOption,
   imageBackend: imageBackendOption,
   accel,
   cpus,
@@ -145,11 +137,7 @@ const runBuild = handler(
   Effect.fn("cli.build")(function* (args: BuildArgs) {
     yield* validateOptions(BuildFlags, args)
     const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
-    const imagefile = yield* loadImagefile(imagefilePath)
-    const imagefileDigest = yield* readImagefile(imagefilePath).pipe(
-      Effect.map((text) => `sha256:${createHash("sha256").update(text).digest("hex")}`),
-      Effect.option,
-    )
+    const { imagefile, digest: imagefileDigest } = yield* loadImagefile(imagefilePath)
     const target: PublishTarget = args.local
       ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
       : { _tag: "Store", name: args.name }
@@ -160,7 +148,7 @@ const runBuild = handler(
       force: args.force,
       useCache: !args.noCache,
       interactive: terminal.interactive,
-      ...(Option.isSome(imagefileDigest) ? { imagefileDigest: imagefileDigest.value } : {}),
+      imagefileDigest,
       ...(args.dryRun ? {} : { onPublished: () => Ref.set(published, true) }),
       vm: {
         context: args.buildDir,
@@ -228,9 +216,15 @@ const runBuild = handler(
 )
 
 const describeBuild = (command: string) =>
-  "Build a qcow2 image from BUILD_DIR/Imagefile inside a helper VM, then publish it to the " +
-  "image store (or to BUILD_DIR/NAME.qcow2 with --local).\n\n" +
-  `Example: ${command} --name web --accel tcg ./web`
+  commandDescription({
+    summary: "Build a qcow2 image from an Imagefile inside a helper VM",
+    details: ["The image goes to the image store, or to BUILD_DIR/NAME.qcow2 with --local."],
+    examples: [
+      `${command} --name web ./web`,
+      `${command} --name web --local --accel tcg --progress plain ./web`,
+      `${command} --name web --cache-from ghcr.io/example/web-cache:main ./web`,
+    ],
+  })
 
 export const buildCommand = Command.make("build", buildOptions, runBuild).pipe(
   Command.withDescription(describeBuild("transient build")),

@@ -12,6 +12,7 @@ import { pruneCache } from "../app/prune_cache.ts"
 import { cacheSizeLimit, DEFAULT_CACHE_BYTES } from "../app/settings.ts"
 import { formatBytes, parseByteSize } from "../domain/byte_size.ts"
 import { LayerCache, type LayerEntry } from "../services/layer_cache.ts"
+import { commandDescription } from "./help.ts"
 import { handler, verboseOption } from "./root.ts"
 import { alignedTable } from "./table.ts"
 import { usage } from "./usage.ts"
@@ -46,9 +47,7 @@ export const cacheTable = (entries: ReadonlyArray<LayerEntry>, now: number): str
 }
 
 const json = Options.boolean("json").pipe(
-  Options.withDescription(
-    "Print a JSON array of {key,parent,text,sizeBytes,createdMs,lastUsedMs} instead of a table",
-  ),
+  Options.withDescription("Print a JSON array of {key,parent,text,sizeBytes,createdMs,lastUsedMs}"),
 )
 
 const lsCommand = Command.make(
@@ -65,10 +64,10 @@ const lsCommand = Command.make(
     }).pipe(Effect.provide(cacheLive))
   ),
 ).pipe(
-  Command.withDescription(
-    "List the step cache's layers, most recently used first: each one's key, size, when a " +
-      "build last used it, and its step.\nExample: transient cache ls --json",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "List the step cache's layers, most recently used first",
+    examples: ["transient cache ls", "transient cache ls --json"],
+  })),
 )
 
 const all = Options.boolean("all").pipe(
@@ -78,8 +77,7 @@ const all = Options.boolean("all").pipe(
 const keepStorage = Options.text("keep-storage").pipe(
   Options.withPseudoName("SIZE"),
   Options.withDescription(
-    "Remove the least recently used layers until the rest take at most SIZE (10G, 500MB; " +
-      `default: $TRANSIENT_CACHE_SIZE, else ${formatBytes(DEFAULT_CACHE_BYTES)})`,
+    `Keep at most SIZE (default: $TRANSIENT_CACHE_SIZE, else ${formatBytes(DEFAULT_CACHE_BYTES)})`,
   ),
   Options.withSchema(
     Schema.String.pipe(
@@ -111,18 +109,21 @@ const pruneCommand = Command.make(
     }).pipe(Effect.provide(cacheLive))
   ),
 ).pipe(
-  Command.withDescription(
-    "Remove layers from the step cache: all of them with --all, else the least recently used " +
-      "ones beyond --keep-storage. Builds prune the same way after each build.\n" +
-      "Example: transient cache prune --keep-storage 5G",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Remove the least recently used layers from the step cache, or --all",
+    details: ["Builds prune the same way after each build."],
+    examples: ["transient cache prune --keep-storage 5G", "transient cache prune --all"],
+  })),
 )
 
 export const cacheCommand = Command.make("cache").pipe(
-  Command.withDescription(
-    "The step cache: the layers of earlier builds, in $TRANSIENT_CACHE_DIR (else " +
-      "$XDG_CACHE_HOME/transient, else ~/.cache/transient), beside the helper VM's saved " +
-      "states (helper-vm/, about 200 MB each, the newest 3 kept)",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Manage the step cache: the layers of earlier builds",
+    details: [
+      "It is $TRANSIENT_CACHE_DIR, else $XDG_CACHE_HOME/transient, else ~/.cache/transient,",
+      "beside the helper VM's saved states (helper-vm/, about 200 MB each, the newest 3 kept).",
+    ],
+    examples: ["transient cache ls", "transient cache prune --keep-storage 5G"],
+  })),
   Command.withSubcommands([lsCommand, pruneCommand]),
 )

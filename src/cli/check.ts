@@ -15,7 +15,8 @@ import {
 } from "../domain/imagefile/mod.ts"
 import { InvalidImagefile } from "../domain/errors/imagefile.ts"
 import { EXIT_FAILURE, ExitWith } from "./exit.ts"
-import { readImagefile } from "./load_imagefile.ts"
+import { readImagefile } from "../app/load_imagefile.ts"
+import { commandDescription } from "./help.ts"
 import { handler, verboseOption } from "./root.ts"
 
 const file = Args.path({ name: "FILE" }).pipe(
@@ -25,15 +26,13 @@ const file = Args.path({ name: "FILE" }).pipe(
       ? Effect.fail(HelpDoc.p(`Unknown option '${path}' (write ./${path} for a file of that name)`))
       : Effect.succeed(path)
   ),
-  Args.withDescription("The Imagefile to check (default: ./Imagefile)"),
+  Args.withDescription("The Imagefile to check"),
   Args.withDefault("Imagefile"),
 )
 
 const json = Options.boolean("json").pipe(
-  Options.withDescription(
-    "Print the diagnostics as a JSON array of " +
-      "{file,line,column,endLine,endColumn,severity,code,message} on stdout ([] when valid)",
-  ),
+  // Each one {file,line,column,endLine,endColumn,severity,code,message}, as docs/guide.md says.
+  Options.withDescription("Print the diagnostics as a JSON array on stdout ([] when valid)"),
 )
 
 export const checkCommand = Command.make(
@@ -57,11 +56,12 @@ export const checkCommand = Command.make(
     })
   ),
 ).pipe(
-  Command.withDescription(
-    "Parse and validate an Imagefile, printing every problem with its line and column, like " +
-      "a compiler. Exits 0 with a one-line summary when the file is valid, 1 when it is not.\n" +
-      "Examples:\n" +
-      "  transient check                                  # checks ./Imagefile\n" +
-      "  transient check --json images/alpine/Imagefile   # diagnostics as JSON, for editors and CI",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Parse and validate an Imagefile, printing every problem with its line and column",
+    details: ["Exits 0 with a one-line summary when the file is valid, 1 when it is not."],
+    examples: [
+      "transient check                                  # checks ./Imagefile",
+      "transient check --json images/alpine/Imagefile   # diagnostics as JSON, for editors and CI",
+    ],
+  })),
 )

@@ -25,6 +25,7 @@ import { pullImage } from "../app/pull_image.ts"
 import { ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
+import { commandDescription } from "./help.ts"
 import { imageBackendOption, plainHttpOption, progressOption } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
 import { alignedTable } from "./table.ts"
@@ -44,9 +45,7 @@ export const imageTable = (images: ReadonlyArray<StoredImage>): string => {
 }
 
 const json = Options.boolean("json").pipe(
-  Options.withDescription(
-    "Print a JSON array of {name,path,virtualSize,actualSize,format} instead of a table",
-  ),
+  Options.withDescription("Print a JSON array of {name,path,virtualSize,actualSize,format}"),
 )
 
 const lsCommand = Command.make(
@@ -71,10 +70,10 @@ const lsCommand = Command.make(
     }).pipe(Effect.provide(storeLive({ backend, progress: "plain" })))
   ),
 ).pipe(
-  Command.withDescription(
-    "List the images in the store, sorted by name, with their virtual and on-disk sizes.\n" +
-      "Example: transient image ls --json",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "List the images in the store with their virtual and on-disk sizes",
+    examples: ["transient image ls", "transient image ls --json"],
+  })),
 )
 
 const names = Args.text({ name: "NAME" }).pipe(
@@ -105,18 +104,17 @@ const rmCommand = Command.make(
     }).pipe(Effect.provide(storeLive({ backend, progress: "plain" })))
   ),
 ).pipe(
-  Command.withDescription(
-    "Remove images from the store. An unknown name is an error (exit status 1); the other " +
-      "names are still removed.\nExample: transient image rm alpine-base old%2Dname",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Remove images from the store",
+    details: ["An unknown name is an error (exit status 1); the other names are still removed."],
+    examples: ["transient image rm alpine-base old%2Dname"],
+  })),
 )
 
 const spec = Args.text({ name: "SPEC" }).pipe(
-  Args.withDescription(
-    "NAME (owner/box:version for a Vagrant box), NAME,file=PATH, NAME,http=URL, " +
-      "NAME,https=URL or NAME,vagrant=owner/box:version, optionally followed by ,sha256=HEX; " +
-      "or NAME,oci=REGISTRY/REPOSITORY:TAG (or @sha256:HEX), a containerDisk or disk artifact",
-  ),
+  // The forms are listed in docs/guide.md (FROM): owner/box:version is a Vagrant box, oci= a
+  // containerDisk or disk artifact by tag or @sha256:HEX.
+  Args.withDescription("NAME[,file=PATH|,http(s)=URL|,vagrant=BOX|,oci=REF][,sha256=HEX]"),
 )
 
 const GiB = 1024 ** 3
@@ -124,9 +122,7 @@ const GiB = 1024 ** 3
 const maxSizeOption = Options.integer("max-size").pipe(
   Options.withPseudoName("GIB"),
   Options.withDescription(
-    `The most GiB the image may have once decompressed; a larger one is refused (default: ${
-      DEFAULT_MAX_IMAGE_BYTES / GiB
-    })`,
+    `Refuse an image larger than GIB once decompressed (default: ${DEFAULT_MAX_IMAGE_BYTES / GiB})`,
   ),
   Options.withSchema(Schema.Int.pipe(Schema.positive())),
   Options.optional,
@@ -164,21 +160,24 @@ const pullCommand = Command.make(
     })))
   ),
 ).pipe(
-  Command.withDescription(
-    "Fetch an image into the store (unless it is there already): from a file, an HTTP(S) URL " +
-      "a Vagrant box or an OCI registry, decompressed (gzip, bzip2, xz, zstd), converted to " +
-      "qcow2 and, when a checksum or digest is known, verified. Registry credentials come from " +
-      "REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json.\n" +
-      "Example: transient image pull alpine,https=https://example.org/alpine.qcow2.xz\n" +
-      "Example: transient image pull fedora,oci=quay.io/containerdisks/fedora:40",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Fetch an image into the store from a file, a URL, a Vagrant box or a registry",
+    details: [
+      "It is decompressed, converted to qcow2 and, when a digest is known, verified.",
+      "Registry credentials: see docs/registries.md.",
+    ],
+    examples: [
+      "transient image pull alpine,https=https://example.org/alpine.qcow2.xz",
+      "transient image pull fedora,oci=quay.io/containerdisks/fedora:40",
+      "transient image pull generic/alpine38:v3.0.2",
+    ],
+  })),
 )
 
 const formatOption = Options.choice("format", ["containerdisk", "artifact"] as const).pipe(
-  Options.withDescription(
-    "containerdisk: a container image holding disk/disk.img, as KubeVirt boots it; artifact: " +
-      "an OCI artifact whose one layer is the zstd-compressed qcow2, as ORAS and Podman push disks",
-  ),
+  // containerdisk: a container image holding disk/disk.img; artifact: an OCI artifact whose
+  // one layer is the zstd-compressed qcow2, as ORAS and Podman push disks.
+  Options.withDescription("A KubeVirt containerDisk, or an OCI artifact of the zstd qcow2"),
   Options.withDefault<PushFormat>("containerdisk"),
 )
 
@@ -262,21 +261,24 @@ const pushCommand = Command.make(
     }).pipe(Effect.provide(storeLive({ backend, progress })))
   ),
 ).pipe(
-  Command.withDescription(
-    "Push an image from the store to an OCI registry, as a KubeVirt containerDisk (default) or " +
-      "an OCI artifact, and print REF@sha256:DIGEST. Blobs the registry has are not sent again. " +
-      "Credentials come from REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or " +
-      "~/.docker/config.json; loopback registries and TRANSIENT_INSECURE_REGISTRIES get plain " +
-      "HTTP.\nExample: transient image push web ghcr.io/example/web-disk:1.0",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Push an image from the store to an OCI registry; print REF@sha256:DIGEST",
+    details: [
+      "Blobs the registry has are not sent again. Credentials: see docs/registries.md.",
+    ],
+    examples: [
+      "transient image push web ghcr.io/example/web-disk:1.0",
+      "transient image push --format artifact web localhost:5000/web:latest",
+    ],
+  })),
 )
 
 /** `transient image`; main.ts adds `image build`, the older spelling of `transient build`. */
 export const imageCommand = Command.make("image").pipe(
-  Command.withDescription(
-    "Manage the image store: the base images builds start FROM and the images they produce.\n" +
-      "Example: transient image pull generic/alpine38:v3.0.2",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Manage the image store: the images builds start FROM and produce",
+    examples: ["transient image pull generic/alpine38:v3.0.2", "transient image ls"],
+  })),
 )
 
 export const imageSubcommands = [lsCommand, rmCommand, pullCommand, pushCommand] as const

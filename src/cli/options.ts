@@ -12,23 +12,16 @@ import { EXIT_USAGE, ExitWith } from "./exit.ts"
 
 export type { ProgressMode }
 
-/** `--image-backend DIR`; see `backendDirectory` for the default. */
+/** `--image-backend DIR`; see `imageBackendDirectory` (src/app/settings.ts) for the default. */
 export const imageBackendOption = Options.text("image-backend").pipe(
   Options.withPseudoName("DIR"),
-  Options.withDescription(
-    "The image store directory (default: $TRANSIENT_IMAGE_BACKEND, else " +
-      "$XDG_DATA_HOME/transient/backend, else ~/.local/share/transient/backend)",
-  ),
+  Options.withDescription("The image store (default: $TRANSIENT_IMAGE_BACKEND, see docs/guide.md)"),
   Options.optional,
 )
 
-/** `--progress auto|plain|json` */
+/** `--progress auto|plain|json`: auto is a bar on a terminal, plain lines otherwise. */
 export const progressOption = Options.choice("progress", PROGRESS_MODES).pipe(
-  Options.withPseudoName("MODE"),
-  Options.withDescription(
-    "How to show progress: auto (a bar on a terminal, plain lines otherwise), plain, or json " +
-      "(one JSON object per event and line on stdout, for CI systems)",
-  ),
+  Options.withDescription("A bar (auto, on a terminal), plain lines, or JSON events"),
   Options.withDefault<ProgressMode>("auto"),
 )
 
@@ -60,19 +53,15 @@ export const validateOptions = <A, I>(schema: Schema.Schema<A, I>, values: I) =>
  */
 export const machineOptions = (vm: string, offline: string) => ({
   accel: Options.choice("accel", ["auto", "kvm", "tcg"] as const).pipe(
-    Options.withDescription(
-      `How QEMU runs ${vm}: kvm, tcg (software emulation), or auto (KVM when it works, ` +
-        "else TCG)",
-    ),
+    Options.withDescription(`QEMU's accelerator for ${vm}; auto: KVM if it works, else TCG`),
     Options.withDefault("auto" as Accel),
   ),
   cpus: Options.integer("cpus").pipe(
-    Options.withDescription(
-      `Virtual CPUs of ${vm} (default: 2 under KVM, 1 under TCG, where more are slower)`,
-    ),
+    Options.withDescription(`Virtual CPUs of ${vm} (default: 2 under KVM, 1 under TCG)`),
     Options.optional,
   ),
   memory: Options.integer("memory").pipe(
+    Options.withPseudoName("MIB"),
     Options.withDescription(`Memory of ${vm}, in MiB`),
     Options.withDefault(1024),
   ),
@@ -82,8 +71,6 @@ export const machineOptions = (vm: string, offline: string) => ({
 })
 
 export const plainHttpOption = Options.boolean("plain-http").pipe(
-  Options.withDescription(
-    "Speak plain HTTP to the registry, not HTTPS (loopback registries and those listed in " +
-      "TRANSIENT_INSECURE_REGISTRIES, comma-separated host:port, get plain HTTP anyway)",
-  ),
+  // Loopback registries and TRANSIENT_INSECURE_REGISTRIES get plain HTTP anyway (registries.md).
+  Options.withDescription("Speak plain HTTP to the registry, not HTTPS"),
 )

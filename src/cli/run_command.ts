@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import { runnerLive, storeLive } from "../app/live.ts"
 import { runImage } from "../app/run_image.ts"
 import { parsePortForward, type PortForward } from "../domain/vm_run.ts"
+import { commandDescription } from "./help.ts"
 import { AtLeastOne, imageBackendOption, machineOptions, validateOptions } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
 import { usage } from "./usage.ts"
@@ -28,24 +29,20 @@ const { accel, cpus, memory, noNetwork } = machineOptions(
 
 const forward = Options.text("forward").pipe(
   Options.withPseudoName("HOST:GUEST"),
-  Options.withDescription(
-    "Forward the host's TCP port HOST (on 127.0.0.1) to the guest's port GUEST; repeatable",
-  ),
+  Options.withDescription("Forward TCP port HOST (on 127.0.0.1) to the guest's port GUEST"),
   Options.repeated,
 )
 
 const until = Options.text("until").pipe(
   Options.withPseudoName("REGEX"),
-  Options.withDescription(
-    "Do not attach the terminal: watch the console, and exit 0 (stopping the VM) as soon as it " +
-      "prints a match of REGEX, e.g. --until 'login:'",
-  ),
+  // For pipelines: the terminal is not attached.
+  Options.withDescription("Watch the console; stop the VM and exit 0 once a line matches REGEX"),
   Options.optional,
 )
 
 const timeout = Options.integer("timeout").pipe(
   Options.withPseudoName("SECONDS"),
-  Options.withDescription("Stop the VM and exit 1, with the console's last lines, after SECONDS"),
+  Options.withDescription("After SECONDS, stop the VM and exit 1 with the console's last lines"),
   Options.optional,
 )
 
@@ -123,12 +120,12 @@ export const runCommand = Command.make(
     })
   ),
 ).pipe(
-  Command.withDescription(
-    "Boot an image (from the store, or a qcow2 file) on a throw-away overlay: the image itself " +
-      "is never written. The serial console is the terminal; Ctrl-] leaves and stops the VM. " +
-      "With --until, the console is watched instead, for pipelines.\n" +
-      "Examples:\n" +
-      "  transient run web --forward 8080:80\n" +
-      "  transient run web --accel tcg --until 'login:' --timeout 300",
-  ),
+  Command.withDescription(commandDescription({
+    summary: "Boot an image on a throw-away overlay: the image itself is never written",
+    details: ["The serial console is the terminal; Ctrl-] leaves and stops the VM."],
+    examples: [
+      "transient run web --forward 8080:80",
+      "transient run web --accel tcg --until 'login:' --timeout 300",
+    ],
+  })),
 )

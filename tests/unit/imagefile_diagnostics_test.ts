@@ -4,7 +4,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { loadImagefile } from "../../src/cli/load_imagefile.ts"
+import { loadImagefile } from "../../src/app/load_imagefile.ts"
 import {
   analyzeImagefile,
   renderDiagnostics,
@@ -61,7 +61,7 @@ Deno.test("the summary names the instructions, FROM and the disk layout", () => 
 })
 
 Deno.test("loadImagefile returns the AST of a valid file", async () => {
-  const imagefile = await runTest(
+  const { imagefile } = await runTest(
     loadImagefile("testdata/alpine-gpt/Imagefile").pipe(Effect.provide(NodeContext.layer)),
   )
   assert.equal(imagefile.file, "testdata/alpine-gpt/Imagefile")
@@ -72,6 +72,22 @@ Deno.test("loadImagefile returns the AST of a valid file", async () => {
     "Partition",
     "Add",
   ])
+})
+
+Deno.test("loadImagefile returns the sha256 of the file's bytes, as read", async () => {
+  const dir = await Deno.makeTempDir()
+  const path = `${dir}/Imagefile`
+  // A byte-order mark, which decoding drops: the digest is of the bytes, not the decoded text.
+  await Deno.writeTextFile(
+    path,
+    "\uFEFFFROM scratch\nDISK 1 GB GPT\nPARTITION 1 FORMAT ext4 MOUNT /\n",
+  )
+  const { digest } = await runTest(loadImagefile(path).pipe(Effect.provide(NodeContext.layer)))
+  const bytes = await Deno.readFile(path)
+  const expected = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))
+  const hex = [...expected].map((byte) => byte.toString(16).padStart(2, "0")).join("")
+  assert.equal(digest, `sha256:${hex}`)
+  await Deno.remove(dir, { recursive: true })
 })
 
 const failureOf = async (path: string) => {

@@ -44,3 +44,32 @@ export const closestWord = (
   }
   return best?.candidate
 }
+
+/** How many leading characters `a` and `b` share. */
+const sharedPrefix = (a: string, b: string): number => {
+  let length = 0
+  while (length < a.length && a[length] === b[length]) length++
+  return length
+}
+
+/** A word without its leading dashes, in lower case: `--Name` reads as `name`. */
+const bare = (word: string) => word.replace(/^-+/, "").toLowerCase()
+
+/**
+ * The candidate nearest to `word` (ignoring case and leading dashes) for an unknown option: of
+ * those that begin with the same letter, the one that begins most like it, then the fewest edits
+ * away.
+ */
+export const nearestWord = (
+  word: string,
+  candidates: ReadonlyArray<string>,
+): string | undefined => {
+  const wanted = bare(word)
+  const ranked = candidates.map((candidate) => ({
+    candidate,
+    prefix: sharedPrefix(wanted, bare(candidate)),
+    distance: editDistance(wanted, bare(candidate)),
+  })).filter((ranking) => ranking.prefix > 0)
+    .sort((a, b) => b.prefix - a.prefix || a.distance - b.distance)
+  return ranked[0]?.candidate
+}
