@@ -16,8 +16,9 @@ import { LayerCache } from "../services/layer_cache.ts"
 import { Reporter } from "../services/reporter.ts"
 
 /**
- * The helper VM of a dry run: each operation prints the exact command the QEMU layer would run
- * for it (src/domain/guest/commands.ts), as a shell line.
+ * The helper VM of a dry run: each operation the build hands it (mapped from the plan's actions
+ * by src/domain/guest/action_operations.ts, as in a real build) prints the exact command the
+ * QEMU layer would run for it (src/domain/guest/commands.ts), as a shell line.
  */
 export const BuildVmDryRun = Layer.effect(
   BuildVm,

@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import { build, type BuildOptions } from "../../src/builder.ts"
+import { build, type BuildOptions } from "../../src/app/build.ts"
 import { analyzeImagefile, hasErrors, renderDiagnostics } from "../../src/domain/imagefile/mod.ts"
 import { planBuild } from "../../src/domain/plan.ts"
 import { BuildContextMemory } from "../../src/layers/memory/build_context_memory.ts"

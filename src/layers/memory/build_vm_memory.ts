@@ -56,16 +56,10 @@ export const BuildVmMemory = (world: MemoryWorld) =>
     }),
   )
 
-const session = (
-  world: MemoryWorld,
-  disk: SimDisk,
-  diskPath: string,
-  context: typeof BuildContext.Service,
-): VmSession => {
-  let active = diskPath
+/** The guest's view of the disk: its mount table, and the image's paths resolved through it. */
+const guestFiles = (disk: SimDisk) => {
   // The mount table: guest path -> partition, deepest paths resolved first.
   const mounts: Array<MountPoint> = []
-  let chroot = false
 
   const partition = (number: number) => disk.partitions.find((p) => p.layout.number === number)
 
@@ -105,157 +99,192 @@ const session = (
     },
   }
 
-  const guestIsDirectory = (path: string) => {
+  const isDirectoryAt = (path: string) => {
     const place = locate(path)
     return place !== undefined && isDirectory(place.tree, place.inner)
   }
 
-  /** Copy one build-context source the way `cp -a` does: a directory gives its contents. */
-  const copySource = Effect.fn("BuildVmMemory.copySource")(function* (
-    operation: string,
-    source: GuestSource,
-    destination: string,
-    intoDirectory: boolean,
-  ) {
-    const nodes = yield* context.walk(source).pipe(
-      Effect.mapError((error) => fail(operation, error.message)),
-    )
-    const target = source.kind === "directory"
-      ? destination
-      : intoDirectory
-      ? join(destination, basename(source.path))
-      : destination
-    for (const node of nodes) {
-      const path = node.path === "" ? target : join(target, node.path)
-      const owner = { mode: node.mode, uid: 0, gid: 0 }
-      const simNode: SimNode = node.kind === "directory"
-        ? { kind: "directory", ...owner }
-        : node.kind === "symlink"
-        ? { kind: "symlink", target: node.target ?? "", ...owner }
-        : { kind: "file", content: node.content ?? new Uint8Array(), ...owner }
-      yield* write(operation, path, simNode)
+  return { mounts, partition, locate, write, guest, isDirectoryAt }
+}
+
+type GuestFiles = ReturnType<typeof guestFiles>
+
+/** What the simulated operations work with. */
+interface SimMachine {
+  readonly world: MemoryWorld
+  readonly disk: SimDisk
+  readonly files: GuestFiles
+  readonly context: typeof BuildContext.Service
+}
+
+/** Copy one build-context source the way `cp -a` does: a directory gives its contents. */
+const copySource = Effect.fn("BuildVmMemory.copySource")(function* (
+  { context, files }: SimMachine,
+  operation: string,
+  source: GuestSource,
+  destination: string,
+  intoDirectory: boolean,
+) {
+  const nodes = yield* context.walk(source).pipe(
+    Effect.mapError((error) => fail(operation, error.message)),
+  )
+  const target = source.kind === "directory"
+    ? destination
+    : intoDirectory
+    ? join(destination, basename(source.path))
+    : destination
+  for (const node of nodes) {
+    const path = node.path === "" ? target : join(target, node.path)
+    const owner = { mode: node.mode, uid: 0, gid: 0 }
+    const simNode: SimNode = node.kind === "directory"
+      ? { kind: "directory", ...owner }
+      : node.kind === "symlink"
+      ? { kind: "symlink", target: node.target ?? "", ...owner }
+      : { kind: "file", content: node.content ?? new Uint8Array(), ...owner }
+    yield* files.write(operation, path, simNode)
+  }
+})
+
+const mountPartitions = ({ world, files }: SimMachine, points: ReadonlyArray<MountPoint>) =>
+  Effect.forEach(points, (point) => {
+    if (!files.partition(point.partition)?.filesystem) {
+      return Effect.fail(
+        fail("mount", `partition ${point.partition} has no filesystem to mount at ${point.path}`),
+      )
+    }
+    if (point.path !== "/" && !files.locate(point.path)) {
+      return Effect.fail(fail("mount", `nothing is mounted at / (mounting ${point.path})`))
+    }
+    return Effect.sync(() => {
+      const parent = files.locate(point.path)
+      if (parent) mkdirs(parent.tree, parent.inner)
+      files.mounts.push(point)
+      world.record({ op: "mount", partition: point.partition, path: point.path })
+    })
+  }, { discard: true })
+
+const discoverRoot = ({ world, disk, files }: SimMachine) => {
+  const root = disk.partitions.find((p) => p.filesystem?.tree.get("/etc/fstab"))
+  const fstab = root?.filesystem?.tree.get("/etc/fstab")
+  if (!root || fstab?.kind !== "file") {
+    return Effect.fail(fail("find the root filesystem", "no filesystem holds /etc/fstab"))
+  }
+  return Effect.sync(() => {
+    files.mounts.push({ partition: root.layout.number, path: "/" })
+    world.record({ op: "discover-root", root: root.layout.number })
+    // The simulated fstab names partitions by device: `/dev/sdaN /path fstype ...`.
+    for (const line of new TextDecoder().decode(fstab.content).split("\n")) {
+      const [device, path, fs] = line.trim().split(/\s+/)
+      const number = /^\/dev\/[sv]da(\d+)$/.exec(device ?? "")?.[1]
+      if (!number || !path || path === "/" || fs === "swap" || line.startsWith("#")) continue
+      files.mounts.push({ partition: Number(number), path })
+      world.record({ op: "mount", partition: Number(number), path })
     }
   })
+}
 
-  const perform = (operation: SessionOperation): Effect.Effect<void, GuestCommandFailed> => {
-    switch (operation._tag) {
-      case "PartitionDisk":
-        return Effect.sync(() => {
-          const { layout } = operation
-          disk.table = layout.table
-          disk.partitions = layout.partitions.map((p) => ({ layout: p }))
-          world.record({ op: "partition", table: layout.table, count: layout.partitions.length })
-        })
+const copyIn = Effect.fn("BuildVmMemory.copyIn")(function* (
+  machine: SimMachine,
+  sources: ReadonlyArray<GuestSource>,
+  destination: string,
+) {
+  machine.world.record({ op: "copy", sources: sources.map((s) => s.path), destination })
+  const intoDirectory = destination.endsWith("/") || sources.length > 1 ||
+    machine.files.isDirectoryAt(destination)
+  for (const source of sources) {
+    yield* copySource(machine, "copy", source, destination, intoDirectory)
+  }
+})
 
-      case "Format": {
-        const { partition: number, fs, options } = operation
-        const target = partition(number)
-        if (!target) return Effect.fail(fail("format", `partition ${number} does not exist`))
-        return Effect.sync(() => {
-          target.filesystem = { fs, options, tree: newTree() }
-          world.record({ op: "format", partition: number, fs })
-        })
-      }
+const extract = Effect.fn("BuildVmMemory.extract")(function* (
+  machine: SimMachine,
+  source: GuestSource,
+  destination: string,
+) {
+  machine.world.record({ op: "extract", source: source.path, destination })
+  const nodes = yield* machine.context.walk(source).pipe(
+    Effect.mapError((error) => fail("extract", error.message)),
+  )
+  const raw = source.kind === "file" ? nodes[0]?.content : undefined
+  const bytes = raw && isGzip(raw) ? yield* Effect.promise(() => gunzip(raw)) : raw
+  if (!bytes || !isTar(bytes)) {
+    return yield* copySource(
+      machine,
+      "extract",
+      source,
+      destination,
+      destination.endsWith("/") || machine.files.isDirectoryAt(destination),
+    )
+  }
+  for (const { path, node } of readTar(bytes)) {
+    yield* machine.files.write("extract", join(destination, path), node)
+  }
+})
 
-      case "MountPartitions":
-        return Effect.forEach(operation.mounts, (point) => {
-          if (!partition(point.partition)?.filesystem) {
-            return Effect.fail(
-              fail(
-                "mount",
-                `partition ${point.partition} has no filesystem to mount at ${point.path}`,
-              ),
-            )
-          }
-          if (point.path !== "/" && !locate(point.path)) {
-            return Effect.fail(fail("mount", `nothing is mounted at / (mounting ${point.path})`))
-          }
-          return Effect.sync(() => {
-            const parent = locate(point.path)
-            if (parent) mkdirs(parent.tree, parent.inner)
-            mounts.push(point)
-            world.record({ op: "mount", partition: point.partition, path: point.path })
-          })
-        }, { discard: true })
+/** One operation on the simulated disk; PrepareChroot is the session's to record. */
+const performOn = (
+  machine: SimMachine,
+  operation: Exclude<SessionOperation, { readonly _tag: "PrepareChroot" }>,
+): Effect.Effect<void, GuestCommandFailed> => {
+  const { world, disk, files } = machine
+  switch (operation._tag) {
+    case "PartitionDisk":
+      return Effect.sync(() => {
+        const { layout } = operation
+        disk.table = layout.table
+        disk.partitions = layout.partitions.map((p) => ({ layout: p }))
+        world.record({ op: "partition", table: layout.table, count: layout.partitions.length })
+      })
+    case "Format": {
+      const { partition: number, fs, options } = operation
+      const target = files.partition(number)
+      if (!target) return Effect.fail(fail("format", `partition ${number} does not exist`))
+      return Effect.sync(() => {
+        target.filesystem = { fs, options, tree: newTree() }
+        world.record({ op: "format", partition: number, fs })
+      })
+    }
+    case "MountPartitions":
+      return mountPartitions(machine, operation.mounts)
+    case "DiscoverRoot":
+      return discoverRoot(machine)
+    case "CopyIn":
+      return copyIn(machine, operation.sources, operation.destination)
+    case "Extract":
+      return extract(machine, operation.source, operation.destination)
+    case "Sync":
+      return Effect.sync(() => world.record({ op: "sync" }))
+    case "Freeze":
+    case "Thaw":
+      return Effect.void
+    case "Release":
+      return Effect.sync(() => world.record({ op: "release" }))
+  }
+}
 
-      case "DiscoverRoot": {
-        const root = disk.partitions.find((p) => p.filesystem?.tree.get("/etc/fstab"))
-        const fstab = root?.filesystem?.tree.get("/etc/fstab")
-        if (!root || fstab?.kind !== "file") {
-          return Effect.fail(fail("find the root filesystem", "no filesystem holds /etc/fstab"))
-        }
-        return Effect.sync(() => {
-          mounts.push({ partition: root.layout.number, path: "/" })
-          world.record({ op: "discover-root", root: root.layout.number })
-          // The simulated fstab names partitions by device: `/dev/sdaN /path fstype ...`.
-          for (const line of new TextDecoder().decode(fstab.content).split("\n")) {
-            const [device, path, fs] = line.trim().split(/\s+/)
-            const number = /^\/dev\/[sv]da(\d+)$/.exec(device ?? "")?.[1]
-            if (!number || !path || path === "/" || fs === "swap" || line.startsWith("#")) continue
-            mounts.push({ partition: Number(number), path })
-            world.record({ op: "mount", partition: Number(number), path })
-          }
-        })
-      }
+const session = (
+  world: MemoryWorld,
+  disk: SimDisk,
+  diskPath: string,
+  context: typeof BuildContext.Service,
+): VmSession => {
+  let active = diskPath
+  let chroot = false
+  const machine: SimMachine = { world, disk, files: guestFiles(disk), context }
 
-      case "PrepareChroot":
-        return Effect.sync(() => {
+  return {
+    perform: (operation) =>
+      operation._tag === "PrepareChroot"
+        ? Effect.sync(() => {
           chroot = true
           world.record({ op: "prepare-chroot" })
         })
-
-      case "CopyIn":
-        return Effect.gen(function* () {
-          const { sources, destination } = operation
-          world.record({ op: "copy", sources: sources.map((s) => s.path), destination })
-          const intoDirectory = destination.endsWith("/") || sources.length > 1 ||
-            guestIsDirectory(destination)
-          for (const source of sources) {
-            yield* copySource("copy", source, destination, intoDirectory)
-          }
-        })
-
-      case "Extract":
-        return Effect.gen(function* () {
-          const { source, destination } = operation
-          world.record({ op: "extract", source: source.path, destination })
-          const nodes = yield* context.walk(source).pipe(
-            Effect.mapError((error) => fail("extract", error.message)),
-          )
-          const raw = source.kind === "file" ? nodes[0]?.content : undefined
-          const bytes = raw && isGzip(raw) ? yield* Effect.promise(() => gunzip(raw)) : raw
-          if (!bytes || !isTar(bytes)) {
-            return yield* copySource(
-              "extract",
-              source,
-              destination,
-              destination.endsWith("/") || guestIsDirectory(destination),
-            )
-          }
-          for (const { path, node } of readTar(bytes)) {
-            yield* write("extract", join(destination, path), node)
-          }
-        })
-
-      case "Sync":
-        return Effect.sync(() => world.record({ op: "sync" }))
-
-      case "Freeze":
-      case "Thaw":
-        return Effect.void
-
-      case "Release":
-        return Effect.sync(() => world.record({ op: "release" }))
-    }
-  }
-
-  return {
-    perform,
+        : performOn(machine, operation),
 
     run: Effect.fn("BuildVmMemory.run")(function* ({ command, onOutput }) {
       if (!chroot) return yield* fail("run", "the chroot was not prepared before RUN")
       world.record({ op: "run", command })
-      const scripted = world.runScript(command, guest)
+      const scripted = world.runScript(command, machine.files.guest)
       const outcome = Effect.isEffect(scripted) ? yield* scripted : scripted
       if (outcome.stdout) yield* onOutput("stdout", encoder.encode(outcome.stdout))
       if (outcome.stderr) yield* onOutput("stderr", encoder.encode(outcome.stderr))

@@ -12,6 +12,7 @@
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
@@ -19,8 +20,8 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { GuestCommandFailed, VmBootFailed, type VmError, VmHalted } from "../../domain/errors/vm.ts"
 import { type BootOptions, BuildVm } from "../../services/build_vm.ts"
-import { Reporter } from "../../services/reporter.ts"
-import { Terminal } from "../../services/terminal.ts"
+import { Reporter, type ReporterShape } from "../../services/reporter.ts"
+import { Terminal, type TerminalShape } from "../../services/terminal.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { fastFirmware } from "./firmware.ts"
 import { watchHostIo } from "./io_watch.ts"
@@ -41,7 +42,7 @@ import {
   vmDirectory,
 } from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
-import { dropState, planState, qemuIdentity, stateKey } from "./vm_state.ts"
+import { dropState, planState, qemuIdentity, stateKey, type StatePlan } from "./vm_state.ts"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
 const KVM_PROBE_SECONDS = 10
@@ -98,43 +99,151 @@ export interface BuildVmQemuOptions {
   readonly stateDirectory?: string
 }
 
+type Platform = CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
+
+/** What a boot needs, resolved when the layer is built. */
+interface BootDeps {
+  readonly reporter: ReporterShape
+  readonly terminal: TerminalShape
+  readonly platform: Context.Context<Platform>
+  /** The saved state `machine` restores from or is saved to, if any. */
+  readonly statePlan: (machine: Machine) => Effect.Effect<StatePlan | undefined, never>
+}
+
+/** The machine of the `index`th engine tried, its sockets and console in `dir`. */
+const machineFor = (
+  options: BootOptions,
+  engine: Machine["engine"],
+  index: number,
+  files: {
+    readonly dir: string
+    readonly path: Path.Path
+    readonly images: GuestImages
+    readonly firmware: Machine["firmware"] | undefined
+  },
+): Machine => {
+  const { dir, path, firmware } = files
+  return {
+    engine,
+    ...(firmware === undefined ? {} : { firmware }),
+    cpus: options.cpus ?? defaultCpus(engine),
+    memoryMiB: options.memoryMiB,
+    images: files.images,
+    disk: options.disk,
+    context: options.context,
+    network: options.network,
+    agentSocket: path.join(dir, `agent-${index}.sock`),
+    shellSocket: path.join(dir, `shell-${index}.sock`),
+    qmpSocket: path.join(dir, `qmp-${index}.sock`),
+    migrationSocket: path.join(dir, `migration-${index}.sock`),
+    consoleLog: path.join(dir, `console-${index}.log`),
+  }
+}
+
+/**
+ * Start `machine` in a scope of its own under `scope`: restored from its saved state when there
+ * is one, booted (and its state saved) otherwise. A state that does not restore is dropped and
+ * the machine booted afresh. The attempt's scope is left for the caller to close.
+ */
+const startMachine = Effect.fn("BuildVm.start")(function* (
+  deps: BootDeps,
+  scope: Scope.Scope,
+  machine: Machine,
+  timeouts: { readonly seconds: number; readonly silence: { readonly silenceSeconds?: number } },
+) {
+  const { silence } = timeouts
+  const state = yield* deps.statePlan(machine)
+  const started = Date.now()
+  let attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+  let booted = yield* bootOnce(
+    machine,
+    state?.restore === true ? Math.min(timeouts.seconds, RESTORE_SECONDS) : timeouts.seconds,
+    state?.restore === true ? { state } : { ...silence, ...(state ? { state } : {}) },
+  ).pipe(Scope.extend(attempt), Effect.provide(deps.platform), Effect.either)
+  if (booted._tag === "Left" && state?.restore === true) {
+    // A state that does not restore is never tried again: boot afresh and save anew.
+    yield* Scope.close(attempt, Exit.fail(booted.left))
+    yield* dropState(state).pipe(Effect.provide(deps.platform))
+    yield* deps.reporter.warn(
+      `The helper VM's saved state did not restore (${booted.left.reason}); booting it`,
+    )
+    attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+    booted = yield* bootOnce(machine, timeouts.seconds, {
+      ...silence,
+      state: { ...state, restore: false },
+    }).pipe(Scope.extend(attempt), Effect.provide(deps.platform), Effect.either)
+  }
+  return { attempt, booted, started }
+})
+
+/** How the VM came up, and how long it took. */
+const startedMessage = (start: BootedVm["start"], seconds: string) =>
+  start === "restored"
+    ? `helper VM restored from its saved state in ${seconds} s`
+    : start === "booted"
+    ? `helper VM booted in ${seconds} s`
+    : `helper VM booted in ${seconds} s; its state is saved for the next builds`
+
+/** The session of a VM that came up, stopped when `attempt` closes. */
+const sessionOf = Effect.fn("BuildVm.session")(function* (
+  deps: BootDeps,
+  attempt: Scope.CloseableScope,
+  booted: BootedVm,
+  started: number,
+) {
+  const { reporter, platform } = deps
+  const seconds = ((Date.now() - started) / 1000).toFixed(1)
+  yield* reporter.detail(startedMessage(booted.start, seconds))
+  if (booted.notSaved !== undefined) {
+    yield* reporter.warn(
+      `The helper VM's state could not be saved (${booted.notSaved}); ` +
+        "the next build boots it again",
+    )
+  }
+  yield* Scope.addFinalizerExit(
+    attempt,
+    (exit) => stopVm(booted, exit, reporter).pipe(Effect.provide(platform)),
+  )
+  // Added after stopVm, so it ends first: stopVm needs QMP for itself.
+  const hostIo = yield* watchHostIo(booted.machine).pipe(Scope.extend(attempt))
+  const halted = Effect.raceFirst(hostIo.halted, qemuExited(booted).pipe(Effect.provide(platform)))
+  return makeSession(booted.client, {
+    terminal: deps.terminal,
+    socket: booted.machine.shellSocket,
+    tty: GUEST_DEVICES.shellTty,
+  }, { halted, snapshotDisk: snapshotDisk(hostIo.qmp) })
+})
+
 /** BuildVm over QEMU, booting (or restoring) the guest files that `images` finds. */
 export const makeBuildVmQemu = <R>(
   images: Effect.Effect<GuestImages, VmError, R>,
   options: BuildVmQemuOptions = {},
-): Layer.Layer<
-  BuildVm,
-  VmError,
-  | R
-  | Reporter
-  | Terminal
-  | CommandExecutor.CommandExecutor
-  | FileSystem.FileSystem
-  | Path.Path
-> =>
+): Layer.Layer<BuildVm, VmError, R | Reporter | Terminal | Platform> =>
   Layer.effect(
     BuildVm,
     Effect.gen(function* () {
       const reporter = yield* Reporter
-      const terminal = yield* Terminal
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
-      const platform = yield* Effect.context<
-        CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
-      >()
+      const platform = yield* Effect.context<Platform>()
       // Found when the layer is built, so a missing artifact stops a build before it starts.
       const guest = yield* images
       const firmware = yield* fastFirmware(QEMU_SYSTEM)
       const qemu = yield* Effect.cached(qemuIdentity.pipe(Effect.provide(platform)))
       const { stateDirectory } = options
-      const statePlan = (machine: Machine) =>
-        Effect.gen(function* () {
-          if (stateDirectory === undefined) return undefined
-          const key = stateKey(yield* qemu, machine)
-          return key === undefined
-            ? undefined
-            : yield* planState(stateDirectory, key).pipe(Effect.provide(platform))
-        })
+      const deps: BootDeps = {
+        reporter,
+        terminal: yield* Terminal,
+        platform,
+        statePlan: (machine) =>
+          Effect.gen(function* () {
+            if (stateDirectory === undefined) return undefined
+            const key = stateKey(yield* qemu, machine)
+            return key === undefined
+              ? undefined
+              : yield* planState(stateDirectory, key).pipe(Effect.provide(platform))
+          }),
+      }
 
       const boot = Effect.fn("BuildVm.boot")(function* (options: BootOptions) {
         const scope = yield* Effect.scope
@@ -154,80 +263,15 @@ export const makeBuildVmQemu = <R>(
         }
         const engines = enginesFor(options.accel, kvm)
         for (const [index, engine] of engines.entries()) {
-          const machine: Machine = {
-            engine,
-            ...(firmware === undefined ? {} : { firmware }),
-            cpus: options.cpus ?? defaultCpus(engine),
-            memoryMiB: options.memoryMiB,
-            images: guest,
-            disk: options.disk,
-            context: options.context,
-            network: options.network,
-            agentSocket: path.join(dir, `agent-${index}.sock`),
-            shellSocket: path.join(dir, `shell-${index}.sock`),
-            qmpSocket: path.join(dir, `qmp-${index}.sock`),
-            migrationSocket: path.join(dir, `migration-${index}.sock`),
-            consoleLog: path.join(dir, `console-${index}.log`),
-          }
+          const machine = machineFor(options, engine, index, { dir, path, images: guest, firmware })
           const isLast = index === engines.length - 1
-          const timeout = isLast
-            ? options.bootTimeoutSeconds
-            : Math.min(options.bootTimeoutSeconds, KVM_PROBE_SECONDS)
-          const silenceSeconds = isLast ? {} : { silenceSeconds: KVM_SILENCE_SECONDS }
-          const state = yield* statePlan(machine)
-          const started = Date.now()
-          let attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-          let booted = yield* bootOnce(
-            machine,
-            state?.restore === true ? Math.min(timeout, RESTORE_SECONDS) : timeout,
-            state?.restore === true
-              ? { state }
-              : { ...silenceSeconds, ...(state ? { state } : {}) },
-          ).pipe(Scope.extend(attempt), Effect.provide(platform), Effect.either)
-          if (booted._tag === "Left" && state?.restore === true) {
-            // A state that does not restore is never tried again: boot afresh and save anew.
-            yield* Scope.close(attempt, Exit.fail(booted.left))
-            yield* dropState(state).pipe(Effect.provide(platform))
-            yield* reporter.warn(
-              `The helper VM's saved state did not restore (${booted.left.reason}); booting it`,
-            )
-            attempt = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-            booted = yield* bootOnce(machine, timeout, {
-              ...silenceSeconds,
-              state: { ...state, restore: false },
-            }).pipe(Scope.extend(attempt), Effect.provide(platform), Effect.either)
-          }
-          if (booted._tag === "Right") {
-            const seconds = ((Date.now() - started) / 1000).toFixed(1)
-            yield* reporter.detail(
-              booted.right.start === "restored"
-                ? `helper VM restored from its saved state in ${seconds} s`
-                : booted.right.start === "booted"
-                ? `helper VM booted in ${seconds} s`
-                : `helper VM booted in ${seconds} s; its state is saved for the next builds`,
-            )
-            if (booted.right.notSaved !== undefined) {
-              yield* reporter.warn(
-                `The helper VM's state could not be saved (${booted.right.notSaved}); ` +
-                  "the next build boots it again",
-              )
-            }
-            yield* Scope.addFinalizerExit(
-              attempt,
-              (exit) => stopVm(booted.right, exit, reporter).pipe(Effect.provide(platform)),
-            )
-            // Added after stopVm, so it ends first: stopVm needs QMP for itself.
-            const hostIo = yield* watchHostIo(machine).pipe(Scope.extend(attempt))
-            const halted = Effect.raceFirst(
-              hostIo.halted,
-              qemuExited(booted.right).pipe(Effect.provide(platform)),
-            )
-            return makeSession(booted.right.client, {
-              terminal,
-              socket: machine.shellSocket,
-              tty: GUEST_DEVICES.shellTty,
-            }, { halted, snapshotDisk: snapshotDisk(hostIo.qmp) })
-          }
+          const { attempt, booted, started } = yield* startMachine(deps, scope, machine, {
+            seconds: isLast
+              ? options.bootTimeoutSeconds
+              : Math.min(options.bootTimeoutSeconds, KVM_PROBE_SECONDS),
+            silence: isLast ? {} : { silenceSeconds: KVM_SILENCE_SECONDS },
+          })
+          if (booted._tag === "Right") return yield* sessionOf(deps, attempt, booted.right, started)
           yield* Scope.close(attempt, Exit.fail(booted.left))
           if (isLast) return yield* booted.left
           yield* reporter.warn(

@@ -84,6 +84,38 @@ const parseInfo = (path: string, json: string): Effect.Effect<DiskImageInfo, Dis
       }),
   })
 
+/** `qemu-img check`: leaked clusters pass, corruptions fail, counted when qemu-img says. */
+const checkImage = Effect.fn("DiskImages.check")(function* (path: string) {
+  const result = yield* runTool([
+    "qemu-img",
+    "check",
+    "--force-share",
+    "--output=json",
+    "-f",
+    "qcow2",
+    path,
+  ]).pipe(
+    Effect.mapError((missing) =>
+      new DiskImageError({ operation: "check", path, reason: missing.message })
+    ),
+  )
+  // 0: clean, 3: only leaked clusters; 2: corruptions, 1: the check itself failed.
+  if (result.code === 0 || result.code === 3) return
+  const counts = Effect.try(() => JSON.parse(result.stdout) as { corruptions?: number })
+  const { corruptions } = yield* Effect.orElseSucceed(
+    counts,
+    (): { corruptions?: number } => ({}),
+  )
+  return yield* new DiskImageError({
+    operation: "check",
+    path,
+    reason: corruptions
+      ? `it is damaged or incomplete (${corruptions} corruptions)`
+      : lastLines(result.stderr.replace(/^qemu-img: /gm, ""), 2).join("; ") ||
+        `qemu-img check exited with status ${result.code}`,
+  })
+})
+
 export const DiskImagesQemu: Layer.Layer<
   DiskImages,
   never,
@@ -148,37 +180,8 @@ export const DiskImagesQemu: Layer.Layer<
           to,
         ], onStdout === undefined ? {} : { onStdout })
       }),
-      check: Effect.fn("DiskImages.check")(function* (path) {
-        const result = yield* runTool([
-          "qemu-img",
-          "check",
-          "--force-share",
-          "--output=json",
-          "-f",
-          "qcow2",
-          path,
-        ]).pipe(
-          Effect.mapError((missing) =>
-            new DiskImageError({ operation: "check", path, reason: missing.message })
-          ),
-          Effect.provideService(CommandExecutor.CommandExecutor, executor),
-        )
-        // 0: clean, 3: only leaked clusters; 2: corruptions, 1: the check itself failed.
-        if (result.code === 0 || result.code === 3) return
-        const counts = Effect.try(() => JSON.parse(result.stdout) as { corruptions?: number })
-        const { corruptions } = yield* Effect.orElseSucceed(
-          counts,
-          (): { corruptions?: number } => ({}),
-        )
-        return yield* new DiskImageError({
-          operation: "check",
-          path,
-          reason: corruptions
-            ? `it is damaged or incomplete (${corruptions} corruptions)`
-            : lastLines(result.stderr.replace(/^qemu-img: /gm, ""), 2).join("; ") ||
-              `qemu-img check exited with status ${result.code}`,
-        })
-      }),
+      check: (path) =>
+        checkImage(path).pipe(Effect.provideService(CommandExecutor.CommandExecutor, executor)),
       info: Effect.fn("DiskImages.info")(function* (path, format) {
         // --force-share: listing must work while a running VM holds the image open.
         const result = yield* run("inspect", path, [

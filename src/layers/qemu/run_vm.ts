@@ -15,7 +15,7 @@ import { RunFailed } from "../../domain/errors/vm.ts"
 import type { PortForward, RunOutcome } from "../../domain/vm_run.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import type { RunOptions } from "../../services/vm_runner.ts"
-import { Terminal } from "../../services/terminal.ts"
+import { Terminal, type TerminalShape } from "../../services/terminal.ts"
 import { lastLines } from "../host_process.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { DISK_ID, machineArgs, option, QEMU_SYSTEM, scsiDisk } from "./qemu_machine.ts"
@@ -62,23 +62,12 @@ export const runArgv = (options: {
   ]
 }
 
-/** Boot `options.image` until the console matches, the VM powers off, or the user leaves. */
-export const runImage = (
-  options: RunOptions,
-): Effect.Effect<
-  RunOutcome,
-  RunFailed | DiskImageError,
-  | DiskImages
-  | Terminal
-  | FileSystem.FileSystem
-  | Path.Path
-  | CommandExecutor.CommandExecutor
-> =>
-  Effect.scoped(Effect.gen(function* () {
+/** A started run: QEMU on an overlay of the image, its console connected, the log opened. */
+const startRun = (options: RunOptions) =>
+  Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const disks = yield* DiskImages
-    const terminal = yield* Terminal
     const info = yield* disks.info(options.image)
     if (info.format !== "qcow2") {
       return yield* new RunFailed({ reason: `${options.image} is ${info.format}, not qcow2` })
@@ -113,57 +102,104 @@ export const runImage = (
       : yield* fs.open(options.consoleLog, { flag: "w" }).pipe(
         Effect.mapError((error) => new RunFailed({ reason: error.message })),
       )
+    return { qemu, console, log }
+  })
 
-    let tail = ""
-    const decoder = new TextDecoder()
+/** The end of the console's output, kept to match `--until` against and to show on a failure. */
+class ConsoleTail {
+  private text = ""
+  private readonly decoder = new TextDecoder()
+  push(chunk: Uint8Array): string {
+    this.text = (this.text + this.decoder.decode(chunk, { stream: true })).slice(-TAIL_CHARS)
+    return this.text.replaceAll("\r", "")
+  }
+  lines(): ReadonlyArray<string> {
+    return lastLines(this.text.replaceAll("\r", ""), 20)
+  }
+}
+
+/**
+ * The console, chunk by chunk: to the terminal (unless watching), to the log, to the tail.
+ * Ends with the line that matched `until`, or with nothing when the console closes.
+ */
+const consoleOutput = (
+  console: { readonly readable: ReadableStream<Uint8Array> },
+  options: RunOptions,
+  to: {
+    readonly terminal: TerminalShape
+    readonly log: FileSystem.File | undefined
+    readonly tail: ConsoleTail
+  },
+) =>
+  Stream.fromReadableStream({
+    evaluate: () => console.readable,
+    onError: (error) => error,
+    releaseLockOnEnd: true,
+  }).pipe(
+    // The console closes when QEMU exits: that is the end of its output, not an error.
+    Stream.catchAll(() => Stream.empty),
+    Stream.mapEffect((chunk) =>
+      Effect.gen(function* () {
+        if (options.until === undefined) yield* to.terminal.write(chunk)
+        if (to.log !== undefined) yield* Effect.ignore(to.log.writeAll(chunk))
+        const tail = to.tail.push(chunk)
+        const match = options.until === undefined ? null : options.until.exec(tail)
+        return match === null ? Option.none<string>() : Option.some(match[0])
+      })
+    ),
+    Stream.filterMap((matched) => matched),
+    Stream.runHead,
+    Effect.map(Option.match({
+      onNone: (): RunOutcome | undefined => undefined,
+      onSome: (line): RunOutcome => ({ _tag: "Matched", line }),
+    })),
+  )
+
+/** What the user types goes to the console; on a terminal, Ctrl-] leaves. */
+const consoleInput = (
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  terminal: TerminalShape,
+  interactive: boolean,
+) =>
+  terminal.input.pipe(
+    Stream.takeUntil((chunk) => interactive && chunk.includes(ESCAPE)),
+    Stream.runForEach((chunk) => {
+      const escape = interactive ? chunk.indexOf(ESCAPE) : -1
+      const bytes = escape === -1 ? chunk : chunk.subarray(0, escape)
+      return Effect.promise(() => writer.write(bytes).catch(() => {}))
+    }),
+    Effect.zipRight(
+      interactive ? Effect.succeed<RunOutcome>({ _tag: "Detached" }) : Effect.never,
+    ),
+  )
+
+/** Boot `options.image` until the console matches, the VM powers off, or the user leaves. */
+export const runImage = (
+  options: RunOptions,
+): Effect.Effect<
+  RunOutcome,
+  RunFailed | DiskImageError,
+  | DiskImages
+  | Terminal
+  | FileSystem.FileSystem
+  | Path.Path
+  | CommandExecutor.CommandExecutor
+> =>
+  Effect.scoped(Effect.gen(function* () {
+    const terminal = yield* Terminal
+    const { qemu, console, log } = yield* startRun(options)
+    const tail = new ConsoleTail()
     const interactive = options.until === undefined && terminal.interactive
-    // The console, chunk by chunk: to the terminal (unless watching), to the log, to the tail.
-    const output = Stream.fromReadableStream({
-      evaluate: () => console.readable,
-      onError: (error) => error,
-      releaseLockOnEnd: true,
-    }).pipe(
-      // The console closes when QEMU exits: that is the end of its output, not an error.
-      Stream.catchAll(() => Stream.empty),
-      Stream.mapEffect((chunk) =>
-        Effect.gen(function* () {
-          if (options.until === undefined) yield* terminal.write(chunk)
-          if (log !== undefined) yield* Effect.ignore(log.writeAll(chunk))
-          tail = (tail + decoder.decode(chunk, { stream: true })).slice(-TAIL_CHARS)
-          const match = options.until === undefined
-            ? null
-            : options.until.exec(tail.replaceAll("\r", ""))
-          return match === null ? Option.none<string>() : Option.some(match[0])
-        })
-      ),
-      Stream.filterMap((matched) => matched),
-      Stream.runHead,
-      Effect.map(Option.match({
-        onNone: (): RunOutcome | undefined => undefined,
-        onSome: (line): RunOutcome => ({ _tag: "Matched", line }),
-      })),
-    )
-    // What the user types goes to the console; on a terminal, Ctrl-] leaves.
+    const output = consoleOutput(console, options, { terminal, log, tail })
     const writer = console.writable.getWriter()
     if (interactive) yield* terminal.raw
-    const input = terminal.input.pipe(
-      Stream.takeUntil((chunk) => interactive && chunk.includes(ESCAPE)),
-      Stream.runForEach((chunk) => {
-        const escape = interactive ? chunk.indexOf(ESCAPE) : -1
-        const bytes = escape === -1 ? chunk : chunk.subarray(0, escape)
-        return Effect.promise(() => writer.write(bytes).catch(() => {}))
-      }),
-      Effect.zipRight(
-        interactive ? Effect.succeed<RunOutcome>({ _tag: "Detached" }) : Effect.never,
-      ),
-    )
-    const consoleEnd = () => lastLines(tail.replaceAll("\r", ""), 20)
+    const input = consoleInput(writer, terminal, interactive)
     const poweredOff = Effect.flatMap(qemuExitReason(qemu), (reason) =>
       options.until === undefined
         ? Effect.succeed<RunOutcome>({ _tag: "PoweredOff" })
         : new RunFailed({
           reason: `the VM stopped (${reason}) before a console line matched ${options.until}`,
-          log: consoleEnd(),
+          log: tail.lines(),
         }))
     const watched = Effect.raceFirst(
       Effect.flatMap(output, (outcome) =>
@@ -178,7 +214,7 @@ export const runImage = (
             reason: options.until === undefined
               ? `the VM was still running after ${options.timeoutSeconds} s`
               : `no console line matched ${options.until} within ${options.timeoutSeconds} s`,
-            log: consoleEnd(),
+            log: tail.lines(),
           }),
       }),
     )

@@ -145,6 +145,104 @@ export interface BootPlan {
   readonly silenceSeconds?: number
 }
 
+/** `use` with a QMP connection of its own to `machine` (QEMU serves one at a time). */
+const withQmp = <A, E, R>(
+  machine: Machine,
+  operation: string,
+  use: (qmp: QmpClient) => Effect.Effect<A, E, R>,
+) =>
+  Effect.scoped(
+    Effect.flatMap(connectQmp(machine.qmpSocket).pipe(Effect.mapError(qmpFailed(operation))), use),
+  )
+
+/** The agent of a guest that is up, and how the guest started. */
+interface AgentUp {
+  readonly client: AgentClient
+  readonly start: BootedVm["start"]
+  readonly notSaved?: string
+}
+
+/**
+ * The agent of a started QEMU: the guest restored from `state` and resumed, or booted (its
+ * state then saved, when the plan has one).
+ */
+const agentUp = (
+  machine: Machine,
+  state: StatePlan | undefined,
+  helloTimeout: Duration.Duration,
+): Effect.Effect<AgentUp, VmError, Scope.Scope | FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function* () {
+    const agentChannel = connectUnix(machine.agentSocket).pipe(
+      Effect.mapError((error) => new VmBootFailed({ operation: "boot", reason: error.message })),
+    )
+    if (state?.restore === true) {
+      yield* withQmp(
+        machine,
+        "restore its saved state",
+        (qmp) => restoreState(qmp, machine.migrationSocket, state),
+      )
+      // Connected before the guest runs again, so that it never sees its host gone.
+      const channel = yield* agentChannel
+      yield* withQmp(
+        machine,
+        "resume",
+        (qmp) => qmp.execute("cont").pipe(Effect.mapError(qmpFailed("resume"))),
+      )
+      return {
+        client: yield* connectAgent(channel, { helloTimeout, greet: true }),
+        start: "restored",
+      }
+    }
+    const client = yield* connectAgent(yield* agentChannel, { helloTimeout })
+    if (state === undefined) return { client, start: "booted" }
+    // The agent's first command costs it a module load that the saved state then holds.
+    yield* client.exec({ argv: ["true"] })
+    // A state that cannot be saved (a full disk) only costs the next build its boot.
+    const saved = yield* withQmp(
+      machine,
+      "save its state",
+      (qmp) => saveState(qmp, machine.migrationSocket, state),
+    ).pipe(Effect.either)
+    return saved._tag === "Right"
+      ? { client, start: "booted and saved" }
+      : { client, start: "booted", notSaved: saved.left.reason }
+  })
+
+/**
+ * Give the guest the build's disk (hot-plugged over QMP) and have its agent set the clock,
+ * reseed its RNG from host randomness, mount the context and wait for the disk.
+ */
+const attachBuild = (
+  machine: Machine,
+  client: AgentClient,
+): Effect.Effect<void, VmError, Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* withQmp(machine, "attach its disk", (qmp) =>
+      Effect.forEach(
+        attachDisk(machine.disk),
+        ([command, args]) => qmp.execute(command, args),
+        { discard: true },
+      ).pipe(Effect.mapError(qmpFailed("attach its disk"))))
+    const tail = new OutputTail()
+    const seed = new Uint8Array(32)
+    crypto.getRandomValues(seed)
+    const code = yield* client.exec({
+      argv: [
+        AGENT_BUILTIN.attach,
+        String(Date.now()),
+        Array.from(seed, (byte) => byte.toString(16).padStart(2, "0")).join(""),
+        GUEST_DISK,
+      ],
+      onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
+    })
+    if (code !== 0) {
+      return yield* new VmBootFailed({
+        operation: "attach its disk",
+        reason: tail.lines().join("; ") || `the agent's attach exited with status ${code}`,
+      })
+    }
+  })
+
 /**
  * Start QEMU and have the helper VM ready for a build, for `timeoutSeconds` at most: booted (the
  * agent's hello awaited) or restored from `plan.state`, then saved when the plan says so, then
@@ -160,15 +258,12 @@ export const bootOnce = (
   Scope.Scope | CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
 > =>
   Effect.gen(function* () {
-    const { state } = plan
-    const restoring = state?.restore === true
-    const argv = qemuArgv(machine, { incoming: restoring })
+    const argv = qemuArgv(machine, { incoming: plan.state?.restore === true })
     const process = yield* startQemu(argv, machine.qmpSocket).pipe(
       Effect.mapError((missing) =>
         new VmBootFailed({ operation: "boot", reason: missing.message })
       ),
     )
-
     const exited = Effect.gen(function* () {
       return yield* new VmBootFailed({
         operation: "boot",
@@ -176,80 +271,16 @@ export const bootOnce = (
         log: yield* consoleTail(machine.consoleLog),
       })
     })
-    /** `use` with a QMP connection of its own (QEMU serves one at a time). */
-    const withQmp = <A, E, R>(operation: string, use: (qmp: QmpClient) => Effect.Effect<A, E, R>) =>
-      Effect.scoped(
-        Effect.flatMap(
-          connectQmp(machine.qmpSocket).pipe(Effect.mapError(qmpFailed(operation))),
-          use,
-        ),
-      )
-    const agentChannel = connectUnix(machine.agentSocket).pipe(
-      Effect.mapError((error) => new VmBootFailed({ operation: "boot", reason: error.message })),
-    )
     // The agent's own limit is a little longer, so that the boot timeout below speaks first.
-    const helloTimeout = Duration.seconds(timeoutSeconds + 1)
-    let start: BootedVm["start"] = restoring ? "restored" : "booted"
-    let notSaved: string | undefined
-    const ready = Effect.gen(function* () {
-      let client: AgentClient
-      if (state?.restore === true) {
-        yield* withQmp(
-          "restore its saved state",
-          (qmp) => restoreState(qmp, machine.migrationSocket, state),
-        )
-        // Connected before the guest runs again, so that it never sees its host gone.
-        const channel = yield* agentChannel
-        yield* withQmp(
-          "resume",
-          (qmp) => qmp.execute("cont").pipe(Effect.mapError(qmpFailed("resume"))),
-        )
-        client = yield* connectAgent(channel, { helloTimeout, greet: true })
-      } else {
-        client = yield* connectAgent(yield* agentChannel, { helloTimeout })
-        if (state !== undefined) {
-          // The agent's first command costs it a module load that the saved state then holds.
-          yield* client.exec({ argv: ["true"] })
-          // A state that cannot be saved (a full disk) only costs the next build its boot.
-          const saved = yield* withQmp(
-            "save its state",
-            (qmp) => saveState(qmp, machine.migrationSocket, state),
-          ).pipe(Effect.either)
-          if (saved._tag === "Right") start = "booted and saved"
-          else notSaved = saved.left.reason
-        }
-      }
-      yield* withQmp("attach its disk", (qmp) =>
-        Effect.forEach(
-          attachDisk(machine.disk),
-          ([command, args]) => qmp.execute(command, args),
-          { discard: true },
-        ).pipe(Effect.mapError(qmpFailed("attach its disk"))))
-      const tail = new OutputTail()
-      const seed = new Uint8Array(32)
-      crypto.getRandomValues(seed)
-      const code = yield* client.exec({
-        argv: [
-          AGENT_BUILTIN.attach,
-          String(Date.now()),
-          Array.from(seed, (byte) => byte.toString(16).padStart(2, "0")).join(""),
-          GUEST_DISK,
-        ],
-        onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
-      })
-      if (code !== 0) {
-        return yield* new VmBootFailed({
-          operation: "attach its disk",
-          reason: tail.lines().join("; ") || `the agent's attach exited with status ${code}`,
-        })
-      }
-      return client
-    })
+    const ready = Effect.tap(
+      agentUp(machine, plan.state, Duration.seconds(timeoutSeconds + 1)),
+      ({ client }) => attachBuild(machine, client),
+    )
     // The first to end, success or failure, decides (raceAll would wait for a success).
     const stopped = plan.silenceSeconds === undefined
       ? exited
       : Effect.raceFirst(exited, silentConsole(machine, plan.silenceSeconds))
-    const client = yield* Effect.raceFirst(ready, stopped).pipe(
+    const up = yield* Effect.raceFirst(ready, stopped).pipe(
       Effect.timeout(Duration.seconds(timeoutSeconds)),
       Effect.catchTag("TimeoutException", () =>
         Effect.flatMap(consoleTail(machine.consoleLog), (log) =>
@@ -273,7 +304,7 @@ export const bootOnce = (
           })
         })),
     )
-    return { process, client, machine, start, ...(notSaved === undefined ? {} : { notSaved }) }
+    return { process, machine, ...up } satisfies BootedVm
   })
 
 /**

@@ -57,15 +57,13 @@ export interface MachineAccess {
   readonly snapshotDisk?: (next: string) => Effect.Effect<void, VmError>
 }
 
-export const makeSession = (
-  client: AgentClient,
-  shellAccess: ShellAccess,
-  machine: MachineAccess = {},
-): VmSession => {
-  const halted = machine.halted ?? Effect.never
-  const guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+/**
+ * Race `effect` against the VM halting, so that no operation waits for a guest that will not
+ * answer; a channel that breaks because QEMU died says that QEMU died, and how.
+ */
+const guardedBy =
+  (halted: Effect.Effect<never, VmError>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.raceFirst(effect, halted).pipe(
-      // A channel that breaks because QEMU died: say that QEMU died, and how.
       Effect.catchIf(
         (error): error is E & AgentChannelBroken => error instanceof AgentChannelBroken,
         (broken) =>
@@ -76,30 +74,9 @@ export const makeSession = (
       ),
     )
 
-  const perform = Effect.fn("VmSession.perform")(function* (operation: SessionOperation) {
-    const command = commandFor(operation)
-    const tail = new OutputTail()
-    const code = yield* guarded(client.exec({
-      ...execRequest(command),
-      onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
-    }))
-    if (code !== 0) {
-      const lines = tail.lines()
-      return yield* new GuestCommandFailed({
-        operation: describeOperation(operation),
-        reason: failingCommand(lines) ?? `\`${commandLine(command)}\` exited with status ${code}`,
-        exitCode: code,
-        log: lines,
-      })
-    }
-  })
-
-  const run = Effect.fn("VmSession.run")(function* (request: RunRequest) {
-    const command = commandFor(GuestOperation.Run({ command: request.command }))
-    return yield* guarded(client.exec({ ...execRequest(command), onOutput: request.onOutput }))
-  })
-
-  const shell = Effect.gen(function* () {
+/** INSPECT: a shell in the guest on `shellAccess`'s console, wired to the user's terminal. */
+const openShell = (client: AgentClient, shellAccess: ShellAccess) =>
+  Effect.gen(function* () {
     const { terminal } = shellAccess
     if (!terminal.interactive) {
       return yield* new GuestCommandFailed({
@@ -130,7 +107,43 @@ export const makeSession = (
       GuestOperation.Shell({ console: shellAccess.tty, rows, columns }),
     )
     return yield* client.exec(execRequest(command))
-  }).pipe(Effect.scoped, guarded, Effect.withSpan("VmSession.shell"))
+  })
+
+export const makeSession = (
+  client: AgentClient,
+  shellAccess: ShellAccess,
+  machine: MachineAccess = {},
+): VmSession => {
+  const guarded = guardedBy(machine.halted ?? Effect.never)
+
+  const perform = Effect.fn("VmSession.perform")(function* (operation: SessionOperation) {
+    const command = commandFor(operation)
+    const tail = new OutputTail()
+    const code = yield* guarded(client.exec({
+      ...execRequest(command),
+      onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
+    }))
+    if (code !== 0) {
+      const lines = tail.lines()
+      return yield* new GuestCommandFailed({
+        operation: describeOperation(operation),
+        reason: failingCommand(lines) ?? `\`${commandLine(command)}\` exited with status ${code}`,
+        exitCode: code,
+        log: lines,
+      })
+    }
+  })
+
+  const run = Effect.fn("VmSession.run")(function* (request: RunRequest) {
+    const command = commandFor(GuestOperation.Run({ command: request.command }))
+    return yield* guarded(client.exec({ ...execRequest(command), onOutput: request.onOutput }))
+  })
+
+  const shell = openShell(client, shellAccess).pipe(
+    Effect.scoped,
+    guarded,
+    Effect.withSpan("VmSession.shell"),
+  )
 
   /**
    * The thaw after the last snapshot. It is not waited for: the next step's commands start at
