@@ -23,6 +23,7 @@ import { OutputTail } from "./domain/output_tail.ts"
 import type { Action, BuildPlan, PlanStep } from "./domain/plan.ts"
 import { cachePlan } from "./domain/step_keys.ts"
 import type { StoreError } from "./domain/store_errors.ts"
+import type { NotADiskImage, RegistryError } from "./domain/errors/registry.ts"
 import { BuildContext, type ContextEntry } from "./services/build_context.ts"
 import { type BootOptions, BuildVm, type VmSession } from "./services/build_vm.ts"
 import { DiskImages } from "./services/disk_images.ts"
@@ -61,6 +62,8 @@ export type BuildError =
   | VmError
   | ContextSourceError
   | StoreError
+  | RegistryError
+  | NotADiskImage
   | ImageExists
   | DiskImageError
   | InvalidImageSpec

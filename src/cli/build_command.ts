@@ -22,8 +22,9 @@ import {
 } from "../layers/dry_run.ts"
 import { LayerCache } from "../services/layer_cache.ts"
 import { cacheLayer } from "./cache_command.ts"
-import { LayerCacheWithRegistries, pushBuildCache } from "../layers/registry/registry_cache.ts"
-import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
+import { pushBuildCache } from "../app/build_cache.ts"
+import { LayerCacheWithRegistry } from "../layers/cache/layer_cache_with_registry.ts"
+import { RegistryHttp } from "../layers/registry/registry_http.ts"
 import { makeBuildVmQemu } from "../layers/qemu/build_vm_qemu.ts"
 import { statesIn } from "../layers/qemu/vm_state.ts"
 import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
@@ -165,8 +166,10 @@ const helperVm = Layer.unwrapEffect(
 
 /** The live services of a build, or of its dry run, reporting through `reporter`. */
 const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<Reporter>) => {
-  const store = ImageStoreDirectory(backend, { registry: registryOptionsFromEnv(args.plainHttp) })
-    .pipe(Layer.provide(DiskImagesQemu))
+  const registry = RegistryHttp(args.plainHttp)
+  const store = ImageStoreDirectory(backend).pipe(
+    Layer.provide(Layer.merge(DiskImagesQemu, registry)),
+  )
   const services = args.dryRun
     ? Layer.mergeAll(
       BuildVmDryRun,
@@ -178,13 +181,13 @@ const buildServices = (args: BuildArgs, backend: string, reporter: Layer.Layer<R
       helperVm,
       DiskImagesQemu,
       store,
-      args.cacheFrom.length === 0 ? cacheLayer : LayerCacheWithRegistries(
-        args.cacheFrom,
-        registryOptionsFromEnv(args.plainHttp),
-      ).pipe(Layer.provide(Layer.merge(cacheLayer, DiskImagesQemu))),
+      args.cacheFrom.length === 0 ? cacheLayer : LayerCacheWithRegistry(args.cacheFrom).pipe(
+        Layer.provide(Layer.mergeAll(cacheLayer, DiskImagesQemu, registry)),
+      ),
     )
   return Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
+    registry,
     BuildContextDirectory(args.buildDir),
     reporter,
   )
@@ -235,11 +238,7 @@ const runBuild = handler(
       }
       if (Option.isSome(args.cacheTo)) {
         // The image is built: a cache that cannot be pushed is a warning.
-        yield* pushBuildCache(
-          args.cacheTo.value,
-          result.layers,
-          registryOptionsFromEnv(args.plainHttp),
-        )
+        yield* pushBuildCache(args.cacheTo.value, result.layers)
           .pipe(
             Effect.catchAll((error) =>
               reporter.warn(

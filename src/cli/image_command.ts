@@ -10,15 +10,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
-import { parseImageSpec, visibleName } from "../domain/image_spec.ts"
-import { parseOciReference } from "../domain/oci_reference.ts"
-import { InvalidOciReference } from "../domain/registry_errors.ts"
-import { ImageNotInStore, InvalidImageName } from "../domain/store_errors.ts"
-import { type PushFormat, pushImage } from "../layers/registry/push.ts"
-import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
-import { VERSION } from "../version.ts"
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as Either from "effect/Either"
+import { visibleName } from "../domain/image_spec.ts"
+import { type PushFormat, pushImage } from "../app/push_image.ts"
+import { RegistryHttp } from "../layers/registry/registry_http.ts"
 import { DiskImagesQemu } from "../layers/qemu/disk_images_qemu.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import {
@@ -45,12 +39,13 @@ export const storeLayer = (
   backend: Option.Option<string>,
   progress: ProgressMode,
   options: ImageStoreDirectoryOptions = {},
+  plainHttp = false,
 ) =>
   Layer.unwrapEffect(
     Effect.map(backendDirectory(backend), (directory) =>
       Layer.provideMerge(
         ImageStoreDirectory(directory, options),
-        Layer.merge(DiskImagesQemu, ReporterConsole(progress)),
+        Layer.mergeAll(DiskImagesQemu, ReporterConsole(progress), RegistryHttp(plainHttp)),
       )),
   )
 
@@ -188,8 +183,7 @@ const pullCommand = Command.make(
       )
     }).pipe(Effect.provide(storeLayer(backend, progress, {
       maxImageBytes: Option.getOrElse(maxSize, () => DEFAULT_MAX_IMAGE_BYTES / GiB) * GiB,
-      registry: registryOptionsFromEnv(plainHttp),
-    })))
+    }, plainHttp)))
   ),
 ).pipe(
   Command.withDescription(
@@ -230,48 +224,9 @@ const pushCommand = Command.make(
   },
   handler(({ backend, progress, format, plainHttp, name, reference }) =>
     Effect.gen(function* () {
-      const store = yield* ImageStore
       const reporter = yield* Reporter
       const pushed = Effect.gen(function* () {
-        const target = yield* parseOciReference(reference).pipe(
-          Either.flatMap((parsed) =>
-            parsed.digest !== undefined
-              ? Either.left("push to a tag, not a digest")
-              : Either.right({ ...parsed, tag: parsed.tag ?? "latest" })
-          ),
-          Either.mapLeft((reason) => new InvalidOciReference({ reference, reason })),
-        )
-        const spec = yield* parseImageSpec(name)
-        if (spec.source._tag !== "Named") {
-          return yield* new InvalidImageName({ name, reason: "push takes a stored image's name" })
-        }
-        const { present } = yield* store.lookup(name).pipe(
-          Effect.catchTag("ImageNotFound", () => Effect.succeed({ present: false })),
-        )
-        if (!present) return yield* new ImageNotInStore({ image: name, store: store.root })
-        const image = yield* store.resolve(name)
-        const recorded = yield* store.provenance(image)
-        const fs = yield* FileSystem.FileSystem
-        const modified = yield* fs.stat(image.path).pipe(
-          Effect.map((info) => Option.getOrUndefined(info.mtime)),
-          Effect.orElseSucceed(() => undefined),
-        )
-        const result = yield* pushImage(
-          image,
-          target,
-          format,
-          {
-            name,
-            created: recorded?.builtAt ?? (modified ?? new Date()).toISOString(),
-            version: VERSION,
-            imagefileDigest: recorded?.imagefileDigest,
-          },
-          registryOptionsFromEnv(plainHttp),
-          {
-            get: (key) => store.noted(image, key),
-            set: (key, value) => store.note(image, key, value),
-          },
-        )
+        const result = yield* pushImage({ name, reference, format })
         yield* progress === "json"
           ? Console.log(
             JSON.stringify({ event: "pushed", reference: result.pinned, digest: result.digest }),
@@ -287,7 +242,7 @@ const pushCommand = Command.make(
           )
         ),
       )
-    }).pipe(Effect.provide(storeLayer(backend, progress)))
+    }).pipe(Effect.provide(storeLayer(backend, progress, {}, plainHttp)))
   ),
 ).pipe(
   Command.withDescription(

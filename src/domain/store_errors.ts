@@ -6,13 +6,6 @@
 import * as Schema from "effect/Schema"
 import { formatBytes } from "./byte_size.ts"
 import { visibleName } from "./image_spec.ts"
-import {
-  NotADiskImage,
-  RegistryNotFound,
-  RegistryRefused,
-  RegistryUnauthorized,
-  RegistryUnreachable,
-} from "./registry_errors.ts"
 
 /** The OS's own words, for @effect/platform's errors (whose message repeats the call). */
 const systemDescription = (cause: Error): string | undefined =>
@@ -309,7 +302,7 @@ export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoErr
   }
 }
 
-/** Every way the image store can fail. */
+/** Every way the image store can fail on its own (a pull names registry errors beside these). */
 export const StoreError = Schema.Union(
   InvalidImageName,
   ImageNotFound,
@@ -328,11 +321,6 @@ export const StoreError = Schema.Union(
   ImageTooLarge,
   NotEnoughSpace,
   StoreIoError,
-  RegistryUnreachable,
-  RegistryUnauthorized,
-  RegistryNotFound,
-  RegistryRefused,
-  NotADiskImage,
 )
 export type StoreError = typeof StoreError.Type
 

@@ -10,10 +10,10 @@ import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { parseImageSpec } from "../../src/domain/image_spec.ts"
-import { chainIn } from "../../src/layers/registry/registry_cache.ts"
 import {
   cacheEntries,
   cacheManifest,
+  chainIn,
   chooseFromIndex,
   diskLayout,
   isContainerDiskEntry,
@@ -26,9 +26,10 @@ import {
   parseOciReference,
   usesPlainHttp,
 } from "../../src/domain/oci_reference.ts"
-import { bytesDigest, containerDiskLayer } from "../../src/layers/registry/blob_source.ts"
+import { bytesDigest, containerDiskContent } from "../../src/domain/blob_content.ts"
+import { contentReader } from "../../src/layers/registry/blob_source.ts"
 import { authFiles, describeLookup, findCredential } from "../../src/layers/registry/credentials.ts"
-import { challengeParameters } from "../../src/layers/registry/registry_client.ts"
+import { challengeParameters } from "../../src/domain/registry_protocol.ts"
 import { tarEntry } from "../../src/layers/store/tar_entry.ts"
 import { runFailure, runTest } from "../effect_test.ts"
 
@@ -219,7 +220,7 @@ Deno.test("the containerDisk layer is a tar that GNU tar lists and the store's r
       Effect.gen(function* () {
         const fs = yield* FileSystem.FileSystem
         const file = yield* fs.open(path, { flag: "r" })
-        const source = containerDiskLayer(file, content.length)
+        const source = contentReader(containerDiskContent(file, content.length))
         const bytes = yield* Stream.runCollect(source.read(0, source.size))
         const whole = new Uint8Array(source.size)
         let offset = 0

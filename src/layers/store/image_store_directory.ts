@@ -29,6 +29,7 @@ import {
   StoreIoError,
 } from "../../domain/store_errors.ts"
 import type { DiskImages } from "../../services/disk_images.ts"
+import type { Registry } from "../../services/registry.ts"
 import {
   type BuildProvenance,
   ImageStore,
@@ -39,7 +40,6 @@ import {
 } from "../../services/image_store.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
-import { type RegistryOptions, registryOptionsFromEnv } from "../registry/registry_client.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
@@ -78,8 +78,6 @@ export interface ImageStoreDirectoryOptions {
   readonly vagrantUrl?: string
   /** The most bytes a pulled image may have once decompressed; DEFAULT_MAX_IMAGE_BYTES if unset. */
   readonly maxImageBytes?: number
-  /** How registries are reached; from `TRANSIENT_INSECURE_REGISTRIES` if unset. */
-  readonly registry?: RegistryOptions
 }
 
 /** 256 GiB: more than any base image, less than a decompression bomb would write. */
@@ -92,6 +90,7 @@ export type ImageStoreDirectoryRequirements =
   | HttpClient.HttpClient
   | CommandExecutor.CommandExecutor
   | DiskImages
+  | Registry
   | Reporter
 
 const vagrantUrlConfig = Config.string("TRANSIENT_VAGRANT_URL").pipe(
@@ -127,7 +126,6 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     return yield* pullImage(layout, spec, file, {
       vagrantUrl,
       maxImageBytes: options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
-      registry: options.registry ?? registryOptionsFromEnv(),
     })
   }, Effect.provide(context))
 
