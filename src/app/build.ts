@@ -20,6 +20,7 @@ import type {
   InvalidImageSpec,
   StoreError,
 } from "../domain/errors/store.ts"
+import type { NotADiskImage, RegistryError } from "../domain/errors/registry.ts"
 import type { VmError } from "../domain/errors/vm.ts"
 import type { BuildPlan } from "../domain/plan.ts"
 import type { BootOptions } from "../services/build_vm.ts"
@@ -62,6 +63,8 @@ export type BuildError =
   | VmError
   | ContextSourceError
   | StoreError
+  | RegistryError
+  | NotADiskImage
   | ImageExists
   | DiskImageError
   | InvalidImageSpec

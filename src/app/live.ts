@@ -21,8 +21,8 @@ import { findGuestArtifacts } from "../layers/qemu/guest_artifacts.ts"
 import { HelperVmStatesDirectory } from "../layers/qemu/helper_vm_states_directory.ts"
 import { statesIn } from "../layers/qemu/vm_state.ts"
 import { VmRunnerQemu } from "../layers/qemu/vm_runner_qemu.ts"
-import { LayerCacheWithRegistries } from "../layers/registry/registry_cache.ts"
-import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
+import { LayerCacheWithRegistry } from "../layers/cache/layer_cache_with_registry.ts"
+import { RegistryHttp } from "../layers/registry/registry_http.ts"
 import { type ProgressMode, ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
 import { cacheDirectorySetting, imageBackendDirectory } from "./settings.ts"
@@ -39,16 +39,23 @@ export interface StoreRequest {
   readonly plainHttp?: boolean
 }
 
-/** The image store (with the disk tools it needs), reporting in `progress` mode. */
+/**
+ * The image store, with the disk tools and the registries it needs (which `image push` uses
+ * too), reporting in `progress` mode.
+ */
 export const storeLive = (request: StoreRequest) =>
   Layer.unwrapEffect(
     Effect.map(imageBackendDirectory(request.backend), (directory) =>
       Layer.provideMerge(
-        ImageStoreDirectory(directory, {
-          registry: registryOptionsFromEnv(request.plainHttp ?? false),
-          ...(request.maxImageBytes === undefined ? {} : { maxImageBytes: request.maxImageBytes }),
-        }),
-        Layer.merge(DiskImagesQemu, ReporterConsole(request.progress)),
+        ImageStoreDirectory(
+          directory,
+          request.maxImageBytes === undefined ? {} : { maxImageBytes: request.maxImageBytes },
+        ),
+        Layer.mergeAll(
+          DiskImagesQemu,
+          ReporterConsole(request.progress),
+          RegistryHttp(request.plainHttp ?? false),
+        ),
       )),
   )
 
@@ -93,17 +100,17 @@ export interface BuildRequest {
 /** Every service of a build, or of its dry run (which starts nothing and writes nothing). */
 export const buildLive = (request: BuildRequest) => {
   const reporter = ReporterConsole(request.progress)
-  const registry = registryOptionsFromEnv(request.plainHttp)
+  const registry = RegistryHttp(request.plainHttp)
   const store = Layer.unwrapEffect(
     Effect.map(
       imageBackendDirectory(request.backend),
-      (directory) => ImageStoreDirectory(directory, { registry }),
+      (directory) => ImageStoreDirectory(directory),
     ),
-  ).pipe(Layer.provide(DiskImagesQemu))
+  ).pipe(Layer.provide(Layer.merge(DiskImagesQemu, registry)))
   const layerCache = request.cacheFrom.length === 0
     ? layerCacheLive
-    : LayerCacheWithRegistries(request.cacheFrom, registry).pipe(
-      Layer.provide(Layer.merge(layerCacheLive, DiskImagesQemu)),
+    : LayerCacheWithRegistry(request.cacheFrom).pipe(
+      Layer.provide(Layer.mergeAll(layerCacheLive, DiskImagesQemu, registry)),
     )
   const cache = Layer.merge(layerCache, statesLive)
   const services = request.dryRun
@@ -115,8 +122,10 @@ export const buildLive = (request: BuildRequest) => {
       statesLive,
     )
     : Layer.mergeAll(helperVmLive, DiskImagesQemu, store, cache)
+  // The registries again for `--cache-to`, which pushes after the build.
   return Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
+    registry,
     BuildContextDirectory(request.buildDir),
     reporter,
   )

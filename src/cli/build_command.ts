@@ -16,8 +16,7 @@ import { planBuild } from "../domain/plan.ts"
 import { buildLive } from "../app/live.ts"
 import { pruneCache } from "../app/prune_cache.ts"
 import { cacheSizeLimit } from "../app/settings.ts"
-import { pushBuildCache } from "../layers/registry/registry_cache.ts"
-import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
+import { pushBuildCache } from "../app/build_cache.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
@@ -175,11 +174,7 @@ const runBuild = handler(
       }
       if (Option.isSome(args.cacheTo)) {
         // The image is built: a cache that cannot be pushed is a warning.
-        yield* pushBuildCache(
-          args.cacheTo.value,
-          result.layers,
-          registryOptionsFromEnv(args.plainHttp),
-        )
+        yield* pushBuildCache(args.cacheTo.value, result.layers)
           .pipe(
             Effect.catchAll((error) =>
               reporter.warn(

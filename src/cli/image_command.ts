@@ -9,16 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
-import { parseImageSpec } from "../domain/image_spec.ts"
 import { visibleName } from "../domain/visible_name.ts"
-import { parseOciReference } from "../domain/oci_reference.ts"
-import { InvalidOciReference } from "../domain/registry_errors.ts"
-import { ImageNotInStore, InvalidImageName } from "../domain/errors/store.ts"
-import { type PushFormat, pushImage } from "../layers/registry/push.ts"
-import { registryOptionsFromEnv } from "../layers/registry/registry_client.ts"
-import { VERSION } from "../version.ts"
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as Either from "effect/Either"
+import { type PushFormat, pushImage } from "../app/push_image.ts"
 import { DEFAULT_MAX_IMAGE_BYTES } from "../layers/store/image_store_directory.ts"
 import { storeLive } from "../app/live.ts"
 import { pullImage } from "../app/pull_image.ts"
@@ -201,48 +193,9 @@ const pushCommand = Command.make(
   },
   handler(({ backend, progress, format, plainHttp, name, reference }) =>
     Effect.gen(function* () {
-      const store = yield* ImageStore
       const reporter = yield* Reporter
       const pushed = Effect.gen(function* () {
-        const target = yield* parseOciReference(reference).pipe(
-          Either.flatMap((parsed) =>
-            parsed.digest !== undefined
-              ? Either.left("push to a tag, not a digest")
-              : Either.right({ ...parsed, tag: parsed.tag ?? "latest" })
-          ),
-          Either.mapLeft((reason) => new InvalidOciReference({ reference, reason })),
-        )
-        const spec = yield* parseImageSpec(name)
-        if (spec.source._tag !== "Named") {
-          return yield* new InvalidImageName({ name, reason: "push takes a stored image's name" })
-        }
-        const { present } = yield* store.lookup(name).pipe(
-          Effect.catchTag("ImageNotFound", () => Effect.succeed({ present: false })),
-        )
-        if (!present) return yield* new ImageNotInStore({ image: name, store: store.root })
-        const image = yield* store.resolve(name)
-        const recorded = yield* store.provenance(image)
-        const fs = yield* FileSystem.FileSystem
-        const modified = yield* fs.stat(image.path).pipe(
-          Effect.map((info) => Option.getOrUndefined(info.mtime)),
-          Effect.orElseSucceed(() => undefined),
-        )
-        const result = yield* pushImage(
-          image,
-          target,
-          format,
-          {
-            name,
-            created: recorded?.builtAt ?? (modified ?? new Date()).toISOString(),
-            version: VERSION,
-            imagefileDigest: recorded?.imagefileDigest,
-          },
-          registryOptionsFromEnv(plainHttp),
-          {
-            get: (key) => store.noted(image, key),
-            set: (key, value) => store.note(image, key, value),
-          },
-        )
+        const result = yield* pushImage({ name, reference, format })
         yield* progress === "json"
           ? Console.log(
             JSON.stringify({ event: "pushed", reference: result.pinned, digest: result.digest }),
@@ -258,7 +211,7 @@ const pushCommand = Command.make(
           )
         ),
       )
-    }).pipe(Effect.provide(storeLive({ backend, progress })))
+    }).pipe(Effect.provide(storeLive({ backend, progress, plainHttp })))
   ),
 ).pipe(
   Command.withDescription(commandDescription({

@@ -277,3 +277,60 @@ export const diskArtifactManifest = (
   }],
   annotations: annotationsOf(provenance),
 })
+
+/** Manifests are small; a larger answer is not one. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+/** The manifest or index in `bytes`; Left when they are not JSON of either. */
+export const decodeManifestOrIndex = (bytes: Uint8Array): Either.Either<Manifest | Index, void> =>
+  Either.try(() => JSON.parse(new TextDecoder().decode(bytes)) as unknown).pipe(
+    Either.flatMap((json) => Schema.decodeUnknownEither(ManifestOrIndex)(json)),
+    Either.mapLeft(() => undefined),
+  )
+
+/** The layers that may hold the disk of `layout`, in the order to try them. */
+export const diskCandidates = (layout: DiskLayout): ReadonlyArray<Descriptor> =>
+  layout._tag === "Artifact" ? [layout.layer] : layout.layers
+
+/**
+ * The longest run of `keys` from `from` on that `entries` chain together, each on the one before
+ * it (`parent`: the key of the layer below `keys[from]`).
+ */
+export const chainIn = (
+  entries: ReadonlyArray<CacheEntry>,
+  keys: ReadonlyArray<string>,
+  from: number,
+  parent: string | undefined,
+): ReadonlyArray<CacheEntry> => {
+  const chain: Array<CacheEntry> = []
+  let below = parent
+  for (const key of keys.slice(from)) {
+    const entry = entries.find((candidate) => candidate.key === key && candidate.parent === below)
+    if (entry === undefined) break
+    chain.push(entry)
+    below = key
+  }
+  return chain
+}
+
+/**
+ * The map a build cache holds after a push of `pushed`: this build's chain, then what `existing`
+ * held for other builds.
+ */
+export const mergedCacheEntries = (
+  pushed: ReadonlyArray<CacheEntry>,
+  existing: ReadonlyArray<CacheEntry>,
+): ReadonlyArray<CacheEntry> => [
+  ...pushed,
+  ...existing.filter((entry) => !pushed.some((mine) => mine.key === entry.key)),
+]
+
+/** The entries of the build cache whose manifest is `bytes`; Left is why it is not one. */
+export const decodeCacheMap = (
+  bytes: Uint8Array,
+): Either.Either<ReadonlyArray<CacheEntry>, string> =>
+  Either.try(() => JSON.parse(new TextDecoder().decode(bytes)) as unknown).pipe(
+    Either.flatMap((json) => Schema.decodeUnknownEither(Manifest)(json)),
+    Either.mapLeft(() => "its manifest is not an OCI image manifest"),
+    Either.flatMap(cacheEntries),
+  )

@@ -4,6 +4,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { NotADiskImage, RegistryError } from "../domain/errors/registry.ts"
 import type {
   DiskImageError,
   ImageExists,
@@ -50,7 +51,10 @@ export interface ImageStoreShape {
    */
   readonly resolve: (
     spec: string,
-  ) => Effect.Effect<StoredImage, InvalidImageSpec | StoreError | DiskImageError>
+  ) => Effect.Effect<
+    StoredImage,
+    InvalidImageSpec | StoreError | RegistryError | NotADiskImage | DiskImageError
+  >
   /**
    * Like `resolve`, but only looks: never downloads (used by `build --dry-run`). Fails when the
    * store lacks the image and the spec names no source it could be fetched from.

@@ -17,6 +17,7 @@ import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
+import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore, type ImageStoreShape } from "../../src/services/image_store.ts"
@@ -54,8 +55,8 @@ const implementations: Record<string, (root: string) => Subject> = {
   directory: (root) => ({
     layer: Layer.provideMerge(
       ImageStoreDirectory(root),
-      Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silent), FetchHttpClient.layer),
-    ).pipe(Layer.provide(NodeContext.layer)),
+      Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silent), RegistryHttp(false)),
+    ).pipe(Layer.provide(Layer.merge(NodeContext.layer, FetchHttpClient.layer))),
     writeRecord: (name, text) => Deno.writeTextFile(recordPath(root, name), text),
   }),
 }

@@ -79,19 +79,24 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
     })
   }
 
+  /** The part of `bytes` a `Range: bytes=N-` asks for, when the request has one. */
+  const ranged = (request: Request, bytes: Uint8Array) => {
+    const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "")
+    if (!range) return undefined
+    const start = Number(range[1])
+    return new Response(bytes.slice(start), {
+      status: 206,
+      headers: { "content-range": `bytes ${start}-${bytes.length - 1}/${bytes.length}` },
+    })
+  }
+
   const cdn = listen((request) => {
     record("cdn", request)
     const digest = new URL(request.url).pathname.slice(1)
     const bytes = blobs.get(digest)
     if (!bytes) return new Response("no", { status: 404 })
-    const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "")
-    if (range) {
-      const start = Number(range[1])
-      return new Response(bytes.slice(start), {
-        status: 206,
-        headers: { "content-range": `bytes ${start}-${bytes.length - 1}/${bytes.length}` },
-      })
-    }
+    const part = ranged(request, bytes)
+    if (part) return part
     if (options.dropAfter !== undefined && !droppedOnce.has(digest)) {
       droppedOnce.add(digest)
       return dropped(bytes, options.dropAfter)
@@ -167,7 +172,7 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
           headers: { location: `http://127.0.0.1:${cdn.port}/${rest}` },
         })
       }
-      return new Response(bytes.slice())
+      return ranged(request, bytes) ?? new Response(bytes.slice())
     }
     // Uploads.
     if (request.method === "POST") {

@@ -10,10 +10,10 @@ import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { parseImageSpec } from "../../src/domain/image_spec.ts"
-import { chainIn } from "../../src/layers/registry/registry_cache.ts"
 import {
   cacheEntries,
   cacheManifest,
+  chainIn,
   chooseFromIndex,
   diskLayout,
   isContainerDiskEntry,
@@ -26,9 +26,18 @@ import {
   parseOciReference,
   usesPlainHttp,
 } from "../../src/domain/oci_reference.ts"
-import { bytesDigest, containerDiskLayer } from "../../src/layers/registry/blob_source.ts"
+import { bytesDigest, containerDiskContent } from "../../src/domain/blob_content.ts"
+import { contentReader } from "../../src/layers/registry/blob_source.ts"
 import { authFiles, describeLookup, findCredential } from "../../src/layers/registry/credentials.ts"
-import { challengeParameters } from "../../src/layers/registry/registry_client.ts"
+import {
+  challengeParameters,
+  missingThing,
+  nextOffset,
+  resumeRange,
+  tokenScope,
+  uploadChunk,
+  uploadedUpTo,
+} from "../../src/domain/registry_protocol.ts"
 import { tarEntry } from "../../src/layers/store/tar_entry.ts"
 import { runFailure, runTest } from "../effect_test.ts"
 
@@ -219,7 +228,7 @@ Deno.test("the containerDisk layer is a tar that GNU tar lists and the store's r
       Effect.gen(function* () {
         const fs = yield* FileSystem.FileSystem
         const file = yield* fs.open(path, { flag: "r" })
-        const source = containerDiskLayer(file, content.length)
+        const source = contentReader(containerDiskContent(file, content.length))
         const bytes = yield* Stream.runCollect(source.read(0, source.size))
         const whole = new Uint8Array(source.size)
         let offset = 0
@@ -386,4 +395,43 @@ Deno.test("a build cache's map: entries round-trip, and the chain follows keys a
     left(cacheEntries(manifest({ layers: [] }))),
     /its manifest is a container image's/,
   )
+})
+
+Deno.test("upload offsets: the registry's Range, chunk sizes, resumed downloads and scopes", () => {
+  assert.equal(uploadedUpTo("0-99"), 100)
+  assert.equal(uploadedUpTo("bytes=0-0"), 1)
+  assert.equal(uploadedUpTo("5-9"), undefined)
+  assert.equal(uploadedUpTo(undefined), undefined)
+  // A PATCH of [100, 200): the registry's word, kept within the chunk; none means all of it.
+  assert.equal(nextOffset(100, 200, "0-149"), 150)
+  assert.equal(nextOffset(100, 200, "0-999"), 200)
+  assert.equal(nextOffset(100, 200, "0-9"), 100)
+  assert.equal(nextOffset(100, 200, undefined), 200)
+  assert.equal(uploadChunk(undefined), undefined)
+  assert.equal(uploadChunk("0"), undefined)
+  assert.equal(uploadChunk("1024"), 8 * 1024 * 1024)
+  assert.equal(uploadChunk(String(64 * 1024 * 1024)), 64 * 1024 * 1024)
+  assert.equal(uploadChunk(String(1024 ** 3)), 256 * 1024 * 1024)
+  assert.deepEqual(resumeRange(0), {})
+  assert.deepEqual(resumeRange(42), { range: "bytes=42-" })
+  assert.equal(tokenScope("team/disk", "pull"), "repository:team/disk:pull")
+  assert.equal(tokenScope("team/disk", "push"), "repository:team/disk:pull,push")
+})
+
+Deno.test("a 404 names what is missing: the codes first, else what the reference names", () => {
+  const tagged = right(parseOciReference("r.example/team/disk:1"))
+  const pinned = right(parseOciReference(`r.example/team/disk@sha256:${"a".repeat(64)}`))
+  assert.deepEqual(missingThing(new Set(["NAME_UNKNOWN"]), tagged, "x"), {
+    what: "repository",
+    name: "team/disk",
+  })
+  assert.deepEqual(missingThing(new Set(["BLOB_UNKNOWN"]), tagged, "sha256:b"), {
+    what: "blob",
+    name: "sha256:b",
+  })
+  assert.deepEqual(missingThing(new Set(), tagged, "x"), { what: "tag", name: "1" })
+  assert.deepEqual(missingThing(new Set(), pinned, "x"), {
+    what: "digest",
+    name: `sha256:${"a".repeat(64)}`,
+  })
 })

@@ -13,6 +13,7 @@ import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
+import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
 import { runFailure, runTest } from "../effect_test.ts"
 import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"
@@ -205,6 +206,7 @@ const harness = async (
   const layer = ImageStoreDirectory(root, { vagrantUrl: base, ...storeOptions }).pipe(
     Layer.provide(DiskImagesQemu),
     Layer.provide(ReporterConsole("json", sink)),
+    Layer.provide(RegistryHttp(false)),
     Layer.provide(NodeContext.layer),
     Layer.provide(FetchHttpClient.layer),
   )

@@ -11,6 +11,7 @@ import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
+import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
 import { runFailure, runTest } from "../effect_test.ts"
@@ -29,7 +30,10 @@ const storeAt = (root: string) =>
   Layer.provideMerge(
     ImageStoreDirectory(root),
     Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silent), FetchHttpClient.layer),
-  ).pipe(Layer.provide(NodeContext.layer))
+  ).pipe(
+    Layer.provide(RegistryHttp(false)),
+    Layer.provide(Layer.merge(NodeContext.layer, FetchHttpClient.layer)),
+  )
 
 const withStore = <A, E>(
   root: string,

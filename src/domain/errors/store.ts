@@ -6,13 +6,6 @@
  */
 import * as Schema from "effect/Schema"
 import { formatBytes } from "../byte_size.ts"
-import {
-  NotADiskImage,
-  RegistryNotFound,
-  RegistryRefused,
-  RegistryUnauthorized,
-  RegistryUnreachable,
-} from "../registry_errors.ts"
 import { visibleName } from "../visible_name.ts"
 import { failureOf, reasonOf } from "./reason.ts"
 
@@ -322,7 +315,7 @@ export class StoreIoError extends Schema.TaggedError<StoreIoError>()("StoreIoErr
   }
 }
 
-/** Every way the image store can fail. */
+/** Every way the image store can fail on its own (a pull names registry errors beside these). */
 export const StoreError = Schema.Union(
   InvalidImageName,
   ImageNotFound,
@@ -341,10 +334,5 @@ export const StoreError = Schema.Union(
   ImageTooLarge,
   NotEnoughSpace,
   StoreIoError,
-  RegistryUnreachable,
-  RegistryUnauthorized,
-  RegistryNotFound,
-  RegistryRefused,
-  NotADiskImage,
 )
 export type StoreError = typeof StoreError.Type

@@ -5,7 +5,6 @@
  * entry for the registry, its `auths` entry, then its `credsStore`, the helpers being the
  * `docker-credential-NAME` programs Docker runs.
  */
-import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -24,20 +23,13 @@ export interface CredentialLookup {
   readonly searched: ReadonlyArray<string>
 }
 
-/** The environment the lookup reads; the process's own by default. */
+/** The environment the lookup reads (registryConfig reads it through Config). */
 export interface CredentialEnvironment {
   readonly REGISTRY_AUTH_FILE?: string | undefined
   readonly XDG_RUNTIME_DIR?: string | undefined
   readonly DOCKER_CONFIG?: string | undefined
   readonly HOME?: string | undefined
 }
-
-export const processEnvironment = (): CredentialEnvironment => ({
-  REGISTRY_AUTH_FILE: Deno.env.get("REGISTRY_AUTH_FILE"),
-  XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR"),
-  DOCKER_CONFIG: Deno.env.get("DOCKER_CONFIG"),
-  HOME: Deno.env.get("HOME"),
-})
 
 /** The auth files to read, in order. */
 export const authFiles = (env: CredentialEnvironment): ReadonlyArray<string> => {
@@ -103,43 +95,38 @@ const fromHelper = (helper: string, registry: string, searched: Array<string>) =
   })
 
 /** The credential for `registry`, from the first place that has one. */
-export const findCredential = (
+export const findCredential = Effect.fn("Registry.findCredential")(function* (
   registry: string,
-  env: CredentialEnvironment = processEnvironment(),
-): Effect.Effect<
-  CredentialLookup,
-  never,
-  FileSystem.FileSystem | CommandExecutor.CommandExecutor
-> =>
-  Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    const host = keyHost(registry)
-    const searched: Array<string> = []
-    for (const file of authFiles(env)) {
-      const text = yield* fs.readFileString(file).pipe(Effect.option)
-      if (text._tag === "None") continue
-      searched.push(file)
-      const config = yield* Effect.try(() => JSON.parse(text.value) as Record<string, unknown>)
-        .pipe(Effect.orElseSucceed((): Record<string, unknown> => ({})))
-      const helpers = (config.credHelpers ?? {}) as Record<string, unknown>
-      const helper = Object.entries(helpers).find(([key]) => keyHost(key) === host)?.[1]
-      if (typeof helper === "string") {
-        const credential = yield* fromHelper(helper, registry, searched)
-        if (credential) return { credential, searched }
-      }
-      const auths = (config.auths ?? {}) as Record<string, AuthEntry>
-      for (const [key, entry] of Object.entries(auths)) {
-        if (keyHost(key) !== host || typeof entry !== "object" || entry === null) continue
-        const credential = fromEntry(entry, file)
-        if (credential) return { credential, searched }
-      }
-      if (typeof config.credsStore === "string") {
-        const credential = yield* fromHelper(config.credsStore, registry, searched)
-        if (credential) return { credential, searched }
-      }
+  env: CredentialEnvironment,
+) {
+  const fs = yield* FileSystem.FileSystem
+  const host = keyHost(registry)
+  const searched: Array<string> = []
+  for (const file of authFiles(env)) {
+    const text = yield* fs.readFileString(file).pipe(Effect.option)
+    if (text._tag === "None") continue
+    searched.push(file)
+    const config = yield* Effect.try(() => JSON.parse(text.value) as Record<string, unknown>)
+      .pipe(Effect.orElseSucceed((): Record<string, unknown> => ({})))
+    const helpers = (config.credHelpers ?? {}) as Record<string, unknown>
+    const helper = Object.entries(helpers).find(([key]) => keyHost(key) === host)?.[1]
+    if (typeof helper === "string") {
+      const credential = yield* fromHelper(helper, registry, searched)
+      if (credential) return { credential, searched }
     }
-    return { credential: undefined, searched }
-  })
+    const auths = (config.auths ?? {}) as Record<string, AuthEntry>
+    for (const [key, entry] of Object.entries(auths)) {
+      if (keyHost(key) !== host || typeof entry !== "object" || entry === null) continue
+      const credential = fromEntry(entry, file)
+      if (credential) return { credential, searched }
+    }
+    if (typeof config.credsStore === "string") {
+      const credential = yield* fromHelper(config.credsStore, registry, searched)
+      if (credential) return { credential, searched }
+    }
+  }
+  return { credential: undefined, searched } as CredentialLookup
+})
 
 /** How an unauthorized error says what was tried. */
 export const describeLookup = (lookup: CredentialLookup): string =>

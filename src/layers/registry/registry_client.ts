@@ -12,9 +12,11 @@ import type * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -30,23 +32,50 @@ import {
   RegistryRefused,
   RegistryUnauthorized,
   RegistryUnreachable,
-} from "../../domain/registry_errors.ts"
+} from "../../domain/errors/registry.ts"
+import {
+  basicAuthorization,
+  challengeParameters,
+  challengeScheme,
+  missingThing,
+  registryErrorEntries,
+  tokenScope,
+} from "../../domain/registry_protocol.ts"
 import { withBulkFetch } from "../bulk_fetch.ts"
-import { type CredentialLookup, describeLookup, findCredential } from "./credentials.ts"
+import {
+  type CredentialEnvironment,
+  type CredentialLookup,
+  describeLookup,
+  findCredential,
+} from "./credentials.ts"
 
-/** How to reach registries: the `--plain-http` flag and `TRANSIENT_INSECURE_REGISTRIES`. */
+/**
+ * How to reach registries: the `--plain-http` flag, `TRANSIENT_INSECURE_REGISTRIES`, and the
+ * environment the credential lookup reads.
+ */
 export interface RegistryOptions {
   readonly plainHttp: boolean
   readonly insecure: ReadonlyArray<string>
+  readonly credentials: CredentialEnvironment
 }
 
-/** The options from the environment alone. */
-export const registryOptionsFromEnv = (plainHttp = false): RegistryOptions => ({
-  plainHttp,
-  insecure: (Deno.env.get("TRANSIENT_INSECURE_REGISTRIES") ?? "").split(",").filter((entry) =>
-    entry.trim() !== ""
-  ),
-})
+const optionalString = (name: string) =>
+  Config.string(name).pipe(Config.option, Config.map(Option.getOrUndefined))
+
+/** The options from the environment, with `plainHttp` from the command line. */
+export const registryConfig = (plainHttp: boolean): Config.Config<RegistryOptions> =>
+  Config.all({
+    insecure: Config.string("TRANSIENT_INSECURE_REGISTRIES").pipe(
+      Config.withDefault(""),
+      Config.map((text) => text.split(",").filter((entry) => entry.trim() !== "")),
+    ),
+    credentials: Config.all({
+      REGISTRY_AUTH_FILE: optionalString("REGISTRY_AUTH_FILE"),
+      XDG_RUNTIME_DIR: optionalString("XDG_RUNTIME_DIR"),
+      DOCKER_CONFIG: optionalString("DOCKER_CONFIG"),
+      HOME: optionalString("HOME"),
+    }),
+  }).pipe(Config.map(({ insecure, credentials }) => ({ plainHttp, insecure, credentials })))
 
 export interface RegistryRequest {
   readonly method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH"
@@ -78,10 +107,14 @@ export interface RegistrySession {
   readonly send: (
     request: RegistryRequest,
   ) => Effect.Effect<HttpClientResponse.HttpClientResponse, RegistryError, Scope.Scope>
-  /** The error for an unexpected answer to `operation`: NotFound, Unauthorized or Refused. */
+  /**
+   * The error for an unexpected answer to `operation`: NotFound (of `blob`, when a blob was
+   * asked for), Unauthorized or Refused.
+   */
   readonly failure: (
     response: HttpClientResponse.HttpClientResponse,
     operation: string,
+    blob?: string,
   ) => Effect.Effect<never, RegistryError>
 }
 
@@ -97,34 +130,6 @@ const transportReason = (cause: unknown): string => {
     /^client error \(Connect\): /,
     "",
   )
-}
-
-/** `key="value"` parameters of a WWW-Authenticate challenge. */
-export const challengeParameters = (header: string): Record<string, string> => {
-  const parameters: Record<string, string> = {}
-  for (const match of header.matchAll(/([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
-    const key = (match[1] ?? "").toLowerCase()
-    parameters[key] = (match[2] ?? match[3] ?? "").replace(/\\(.)/g, "$1")
-  }
-  return parameters
-}
-
-const basic = (username: string, password: string) => {
-  const bytes = new TextEncoder().encode(`${username}:${password}`)
-  return `Basic ${btoa(String.fromCharCode(...bytes))}`
-}
-
-/** The registry's own words from an error body (`{"errors":[{"code","message"}]}`). */
-const registryErrors = (body: string): ReadonlyArray<{ code: string; message: string }> => {
-  try {
-    const parsed = JSON.parse(body) as { errors?: ReadonlyArray<Record<string, unknown>> }
-    return (parsed.errors ?? []).map((error) => ({
-      code: String(error.code ?? ""),
-      message: String(error.message ?? ""),
-    }))
-  } catch {
-    return []
-  }
 }
 
 /** A session with the repository of `reference`, authorized for `action`. */
@@ -151,7 +156,9 @@ export const openRegistry = (
     const credential = Effect.gen(function* () {
       const known = yield* Ref.get(lookup)
       if (known !== undefined) return known
-      const found = yield* findCredential(registry).pipe(Effect.provide(context))
+      const found = yield* findCredential(registry, options.credentials).pipe(
+        Effect.provide(context),
+      )
       yield* Ref.set(lookup, found)
       return found
     })
@@ -203,12 +210,12 @@ export const openRegistry = (
     /** Answer a 401's challenge: a token, or Basic credentials. False when there is no answer. */
     const answer = (challenge: string) =>
       Effect.gen(function* () {
-        const scheme = challenge.trim().split(/\s+/)[0]?.toLowerCase()
+        const scheme = challengeScheme(challenge)
         const found = yield* credential
         const own = found.credential
         if (scheme === "basic") {
           if (own === undefined) return false
-          yield* Ref.set(authorization, basic(own.username, own.password))
+          yield* Ref.set(authorization, basicAuthorization(own.username, own.password))
           return true
         }
         if (scheme !== "bearer") return false
@@ -217,16 +224,13 @@ export const openRegistry = (
         if (realm === undefined) return false
         const tokenUrl = new URL(realm)
         if (parameters.service) tokenUrl.searchParams.set("service", parameters.service)
-        tokenUrl.searchParams.set(
-          "scope",
-          `repository:${reference.repository}:${action === "push" ? "pull,push" : "pull"}`,
-        )
+        tokenUrl.searchParams.set("scope", tokenScope(reference.repository, action))
         let tokenRequest = HttpClientRequest.get(tokenUrl.href)
         if (own !== undefined) {
           tokenRequest = HttpClientRequest.setHeader(
             tokenRequest,
             "authorization",
-            basic(own.username, own.password),
+            basicAuthorization(own.username, own.password),
           )
         }
         const response = yield* client.execute(tokenRequest).pipe(
@@ -285,32 +289,27 @@ export const openRegistry = (
       )
     }
 
-    const failure = (response: HttpClientResponse.HttpClientResponse, operation: string) =>
+    const failure = (
+      response: HttpClientResponse.HttpClientResponse,
+      operation: string,
+      blob?: string,
+    ) =>
       Effect.gen(function* () {
         const text = response.request.method === "HEAD"
           ? ""
           : yield* response.text.pipe(Effect.orElseSucceed(() => ""))
-        const errors = registryErrors(text)
+        const errors = registryErrorEntries(text)
         const codes = new Set(errors.map((error) => error.code))
         if (response.status === 401 || response.status === 403 || codes.has("DENIED")) {
           return yield* unauthorized
         }
         if (response.status === 404) {
-          const what = codes.has("NAME_UNKNOWN")
-            ? "repository" as const
-            : codes.has("BLOB_UNKNOWN")
-            ? "blob" as const
-            : reference.digest !== undefined && reference.tag === undefined
-            ? "digest" as const
-            : "tag" as const
-          const name = what === "repository"
-            ? reference.repository
-            : what === "digest"
-            ? reference.digest ?? ""
-            : what === "tag"
-            ? reference.tag ?? "latest"
-            : operation
-          return yield* new RegistryNotFound({ reference: describe, what, name })
+          return yield* new RegistryNotFound({
+            reference: describe,
+            ...(blob === undefined
+              ? missingThing(codes, reference, operation)
+              : { what: "blob" as const, name: blob }),
+          })
         }
         const detail = errors.map((error) => error.message || error.code).filter(Boolean)
           .join("; ") || (text.trim().split("\n")[0] ?? "").slice(0, 200) || "no explanation"

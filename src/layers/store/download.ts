@@ -27,7 +27,7 @@ import {
 } from "../../domain/errors/store.ts"
 import { qcow2FileLimit } from "../../domain/image_format.ts"
 import { isContainerDiskEntry } from "../../domain/oci_manifest.ts"
-import { NotADiskImage, type RegistryError } from "../../domain/registry_errors.ts"
+import { NotADiskImage, type RegistryError } from "../../domain/errors/registry.ts"
 import type { Progress } from "../../services/reporter.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { decoded, sniffed } from "./decompress.ts"
@@ -37,7 +37,6 @@ import type { FetchSource } from "./fetch_source.ts"
 import { type OpenedSource, openFile, openUrl } from "./sources.ts"
 import { sparseFile } from "./sparse_file.ts"
 import { tarEntry, type TarProblem } from "./tar_entry.ts"
-import type { RegistryOptions } from "../registry/registry_client.ts"
 import { openVagrantBox } from "./vagrant_source.ts"
 
 /** The bytes of a file, URL or Vagrant box (registries have their own: oci_source.ts). */
@@ -111,8 +110,6 @@ const DISK_PROBLEM: Record<TarProblem, string> = {
 export interface FetchLimits {
   readonly vagrantUrl: string
   readonly maxImageBytes: number
-  /** How registries are spoken to (plain HTTP for which). */
-  readonly registry: RegistryOptions
 }
 
 /**
@@ -127,7 +124,7 @@ export const download = (
   limits: Pick<FetchLimits, "maxImageBytes">,
 ): Effect.Effect<
   void,
-  StoreError,
+  StoreError | RegistryError | NotADiskImage,
   | FileSystem.FileSystem
   | HttpClient.HttpClient
   | CommandExecutor.CommandExecutor
@@ -148,7 +145,8 @@ export const download = (
     const readFailed = (
       error: PlatformError | ResponseError | SourceUnavailable | RegistryError,
     ): Stream.Stream<never, SourceUnavailable | RegistryError | TransferIncomplete> =>
-      error._tag !== "BadArgument" && error._tag !== "SystemError" && error._tag !== "ResponseError"
+      error._tag !== "BadArgument" && error._tag !== "SystemError" &&
+        error._tag !== "ResponseError" && error._tag !== "RegistryTransferInterrupted"
         ? Stream.fail(error)
         : Stream.fromEffect(
           Effect.flatMap(Ref.get(received), (count) =>
@@ -156,7 +154,9 @@ export const download = (
               ...about,
               received: count,
               expected: opened.size,
-              cause: error._tag === "ResponseError" ? error.cause ?? error : error,
+              cause: error._tag === "ResponseError" || error._tag === "RegistryTransferInterrupted"
+                ? error.cause ?? error
+                : error,
             })),
         )
 

@@ -33,6 +33,7 @@ import {
   StoreRecordJson,
 } from "../../domain/store_record.ts"
 import type { DiskImages } from "../../services/disk_images.ts"
+import type { Registry } from "../../services/registry.ts"
 import {
   type BuildProvenance,
   ImageStore,
@@ -43,7 +44,6 @@ import {
 } from "../../services/image_store.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
-import { type RegistryOptions, registryOptionsFromEnv } from "../registry/registry_client.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
@@ -79,8 +79,6 @@ export interface ImageStoreDirectoryOptions {
   readonly vagrantUrl?: string
   /** The most bytes a pulled image may have once decompressed; DEFAULT_MAX_IMAGE_BYTES if unset. */
   readonly maxImageBytes?: number
-  /** How registries are reached; from `TRANSIENT_INSECURE_REGISTRIES` if unset. */
-  readonly registry?: RegistryOptions
 }
 
 /** 256 GiB: more than any base image, less than a decompression bomb would write. */
@@ -93,6 +91,7 @@ export type ImageStoreDirectoryRequirements =
   | HttpClient.HttpClient
   | CommandExecutor.CommandExecutor
   | DiskImages
+  | Registry
   | Reporter
 
 const vagrantUrlConfig = Config.string("TRANSIENT_VAGRANT_URL").pipe(
@@ -122,7 +121,6 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     return yield* pullImage(layout, spec, file, {
       vagrantUrl,
       maxImageBytes: options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
-      registry: options.registry ?? registryOptionsFromEnv(),
     })
   }, Effect.provide(context))
 

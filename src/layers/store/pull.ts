@@ -18,8 +18,8 @@ import { type ProgressPhase, Reporter, type ReporterShape } from "../../services
 import { freeBytes } from "../host_process.ts"
 import { download, type FetchLimits, NO_DISK_IN_LAYER, openSource } from "./download.ts"
 import { type FetchSource, fetchSourceOf } from "./fetch_source.ts"
-import { diskCandidates, openOciLayer, resolveOciDisk } from "./oci_source.ts"
-import type { Descriptor } from "../../domain/oci_manifest.ts"
+import { openOciLayer, resolveOciDisk } from "./oci_source.ts"
+import { type Descriptor, diskCandidates } from "../../domain/oci_manifest.ts"
 import { lockImageName } from "./locks.ts"
 import { publishFile } from "./publish.ts"
 import { isStored, storedImage, type StoreLayout } from "./store_layout.ts"
@@ -75,8 +75,8 @@ const downloadOciDisk = (
   limits: FetchLimits,
 ) =>
   Effect.gen(function* () {
-    const disk = yield* resolveOciDisk(spec.name, source.reference, limits.registry)
-    const [last, ...earlier] = diskCandidates(disk)
+    const disk = yield* resolveOciDisk(spec.name, source.reference)
+    const [last, ...earlier] = diskCandidates(disk.layout)
     if (last === undefined) return
     const from = (layer: Descriptor) =>
       download(spec, source, openOciLayer(disk, layer), destination, limits)

@@ -13,7 +13,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { STATUS_CODES } from "node:http"
-import type { RegistryError } from "../../domain/registry_errors.ts"
+import type { RegistryError } from "../../domain/errors/registry.ts"
 import { SourceUnavailable } from "../../domain/errors/store.ts"
 import { withBulkFetch } from "../bulk_fetch.ts"
 

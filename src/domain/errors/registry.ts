@@ -67,6 +67,40 @@ export class RegistryRefused extends Schema.TaggedError<RegistryRefused>()("Regi
   }
 }
 
+/** A blob's bytes do not hash to the digest they were sent under: the upload is not finished. */
+export class RegistryDigestMismatch
+  extends Schema.TaggedError<RegistryDigestMismatch>()("RegistryDigestMismatch", {
+    registry: Schema.String,
+    expected: Schema.String,
+    actual: Schema.String,
+  }) {
+  override get message() {
+    return `Registry ${this.registry} was not sent blob ${this.expected}: the bytes read hash to ` +
+      this.actual
+  }
+}
+
+/** A blob download that broke off, and broke off again each time it was resumed. */
+export class RegistryTransferInterrupted
+  extends Schema.TaggedError<RegistryTransferInterrupted>()("RegistryTransferInterrupted", {
+    registry: Schema.String,
+    digest: Schema.String,
+    cause: Schema.Defect,
+  }) {
+  override get message() {
+    return `The download of blob ${this.digest} from ${this.registry} broke off`
+  }
+}
+
+/** The bytes of a blob to upload could not be read (the file went away or changed meanwhile). */
+export class BlobUnreadable extends Schema.TaggedError<BlobUnreadable>()("BlobUnreadable", {
+  cause: Schema.Defect,
+}) {
+  override get message() {
+    return `Cannot read the blob to upload: ${String(this.cause)}`
+  }
+}
+
 /** The manifest carries no disk image transient can use. */
 export class NotADiskImage extends Schema.TaggedError<NotADiskImage>()("NotADiskImage", {
   reference: Schema.String,
@@ -98,7 +132,7 @@ export class NotABuildCache extends Schema.TaggedError<NotABuildCache>()("NotABu
   }
 }
 
-/** A push REF that is no OCI reference. */
+/** A registry reference (`image push REF`, `--cache-to REF`, `--cache-from REF`) that is none. */
 export class InvalidOciReference
   extends Schema.TaggedError<InvalidOciReference>()("InvalidOciReference", {
     reference: Schema.String,
@@ -114,5 +148,8 @@ export const RegistryError = Schema.Union(
   RegistryUnauthorized,
   RegistryNotFound,
   RegistryRefused,
+  RegistryDigestMismatch,
+  RegistryTransferInterrupted,
 )
+/** Every way talking to a registry can fail. */
 export type RegistryError = typeof RegistryError.Type

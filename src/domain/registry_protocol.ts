@@ -1,0 +1,92 @@
+/**
+ * The pure rules of the OCI distribution protocol, as both registry implementations (HTTP and
+ * memory) follow them: what a WWW-Authenticate challenge asks for, what an error body says, which
+ * thing a 404 says is missing, and how far an upload has got.
+ */
+import type { OciReference } from "./oci_reference.ts"
+
+/** `key="value"` parameters of a WWW-Authenticate challenge. */
+export const challengeParameters = (header: string): Record<string, string> => {
+  const parameters: Record<string, string> = {}
+  for (const match of header.matchAll(/([A-Za-z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
+    const key = (match[1] ?? "").toLowerCase()
+    parameters[key] = (match[2] ?? match[3] ?? "").replace(/\\(.)/g, "$1")
+  }
+  return parameters
+}
+
+/** The scheme a challenge asks for, lower-case (`bearer`, `basic`), or "" for none. */
+export const challengeScheme = (header: string): string =>
+  header.trim().split(/\s+/)[0]?.toLowerCase() ?? ""
+
+/** The token scope of a repository for `access`: a push token may pull too. */
+export const tokenScope = (repository: string, access: "pull" | "push"): string =>
+  `repository:${repository}:${access === "push" ? "pull,push" : "pull"}`
+
+/** The `Authorization` value of Basic credentials. */
+export const basicAuthorization = (username: string, password: string): string => {
+  const bytes = new TextEncoder().encode(`${username}:${password}`)
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`
+}
+
+export interface RegistryErrorEntry {
+  readonly code: string
+  readonly message: string
+}
+
+/** The registry's own words from an error body (`{"errors":[{"code","message"}]}`). */
+export const registryErrorEntries = (body: string): ReadonlyArray<RegistryErrorEntry> => {
+  try {
+    const parsed = JSON.parse(body) as { errors?: ReadonlyArray<Record<string, unknown>> }
+    return (parsed.errors ?? []).map((error) => ({
+      code: String(error.code ?? ""),
+      message: String(error.message ?? ""),
+    }))
+  } catch {
+    return []
+  }
+}
+
+/** What a 404 says is missing, and its name: the codes decide, else what the request named. */
+export const missingThing = (
+  codes: ReadonlySet<string>,
+  reference: OciReference,
+  fallback: string,
+): { readonly what: "repository" | "tag" | "digest" | "blob"; readonly name: string } =>
+  codes.has("NAME_UNKNOWN")
+    ? { what: "repository", name: reference.repository }
+    : codes.has("BLOB_UNKNOWN")
+    ? { what: "blob", name: fallback }
+    : reference.digest !== undefined && reference.tag === undefined
+    ? { what: "digest", name: reference.digest }
+    : { what: "tag", name: reference.tag ?? "latest" }
+
+/** Where the registry says an upload has got to (its `Range` header): the first byte it lacks. */
+export const uploadedUpTo = (range: string | undefined): number | undefined => {
+  const match = /^(?:bytes=)?0-(\d+)$/.exec(range?.trim() ?? "")
+  return match ? Number(match[1]) + 1 : undefined
+}
+
+/** The smallest chunk when the registry asks for chunks (`OCI-Chunk-Min-Length`). */
+const CHUNK = 8 * 1024 * 1024
+/** The most a registry's minimum chunk length may make a chunk. */
+const MAX_CHUNK = 256 * 1024 * 1024
+
+/** The bytes one PATCH sends when a registry's minimum chunk length asks for chunks; else none. */
+export const uploadChunk = (minimumHeader: string | undefined): number | undefined => {
+  const minimum = Number(minimumHeader ?? 0)
+  return Number.isFinite(minimum) && minimum > 0
+    ? Math.min(MAX_CHUNK, Math.max(CHUNK, minimum))
+    : undefined
+}
+
+/** The `Content-Range` of a chunk [from, to), when the upload is chunked. */
+export const chunkRange = (from: number, to: number): string => `${from}-${to - 1}`
+
+/** The next offset after a PATCH of [from, to), from what the registry says it holds. */
+export const nextOffset = (from: number, to: number, range: string | undefined): number =>
+  Math.max(from, Math.min(to, uploadedUpTo(range) ?? to))
+
+/** The `Range` header of a blob download resumed at `offset`, none from the start. */
+export const resumeRange = (offset: number): Record<string, string> =>
+  offset > 0 ? { range: `bytes=${offset}-` } : {}

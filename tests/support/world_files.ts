@@ -1,0 +1,147 @@
+/**
+ * The MemoryWorld's disks as files, for the code that reads and writes image bytes through
+ * FileSystem (push, the registry build cache): a disk's bytes are a qcow2 header (so the probes
+ * take them) followed by a token standing for a snapshot of the disk, and a file written with
+ * such bytes becomes that disk again at its path. The tokens live here, in the test process, as
+ * the registry's blobs do in RegistryMemory.
+ */
+import { SystemError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { cloneDisk } from "../../src/layers/memory/disk_images_memory.ts"
+import type { MemoryWorld, SimDisk } from "../../src/layers/memory/world.ts"
+
+const HEADER = 80
+const TOKEN = 16
+const snapshots = new Map<string, SimDisk>()
+const tokens = new WeakMap<SimDisk, string>()
+
+/** The bytes of `disk`: the same disk object gives the same bytes. */
+export const diskBytes = (disk: SimDisk): Uint8Array => {
+  let token = tokens.get(disk)
+  if (token === undefined) {
+    token = crypto.randomUUID().replace(/-/g, "").slice(0, TOKEN * 2)
+    tokens.set(disk, token)
+    snapshots.set(token, cloneDisk(disk))
+  }
+  const bytes = new Uint8Array(HEADER + TOKEN)
+  const view = new DataView(bytes.buffer)
+  bytes.set([0x51, 0x46, 0x49, 0xfb], 0)
+  view.setUint32(4, 2)
+  view.setBigUint64(24, BigInt(disk.sizeBytes))
+  for (let i = 0; i < TOKEN; i++) bytes[HEADER + i] = parseInt(token.slice(2 * i, 2 * i + 2), 16)
+  return bytes
+}
+
+/** The disk whose bytes are `bytes`, when they are some disk's. */
+export const diskFromBytes = (bytes: Uint8Array): SimDisk | undefined => {
+  if (bytes.length !== HEADER + TOKEN) return undefined
+  const token = [...bytes.subarray(HEADER)].map((byte) => byte.toString(16).padStart(2, "0"))
+    .join("")
+  const snapshot = snapshots.get(token)
+  return snapshot === undefined ? undefined : cloneDisk(snapshot)
+}
+
+const missing = (method: string, path: string) =>
+  new SystemError({
+    reason: "NotFound",
+    module: "FileSystem",
+    method,
+    pathOrDescriptor: path,
+    description: `no such file: ${path}`,
+  })
+
+const info = (size: number): FileSystem.File.Info => ({
+  type: "File",
+  mtime: Option.some(new Date(0)),
+  atime: Option.none(),
+  birthtime: Option.none(),
+  dev: 0,
+  ino: Option.none(),
+  mode: 0o644,
+  nlink: Option.none(),
+  uid: Option.none(),
+  gid: Option.none(),
+  rdev: Option.none(),
+  size: FileSystem.Size(size),
+  blksize: Option.none(),
+  blocks: Option.none(),
+})
+
+/** A FileSystem whose files are `world`'s disks (read) and files written to become disks. */
+export const WorldFileSystem = (world: MemoryWorld): Layer.Layer<FileSystem.FileSystem> => {
+  const written = new Map<string, Uint8Array>()
+  const contents = (path: string) => {
+    const disk = world.disks.get(path)
+    return disk === undefined ? written.get(path) : diskBytes(disk)
+  }
+  const store = (path: string, bytes: Uint8Array) => {
+    written.set(path, bytes)
+    const disk = diskFromBytes(bytes)
+    if (disk !== undefined) world.disks.set(path, disk)
+  }
+  let descriptors = 100
+  const open = (path: string, options?: FileSystem.OpenFileOptions) =>
+    Effect.gen(function* () {
+      const writing = options?.flag !== undefined && options.flag !== "r"
+      if (!writing && contents(path) === undefined) return yield* missing("open", path)
+      if (writing) store(path, new Uint8Array())
+      let position = 0
+      const current = () => contents(path) ?? new Uint8Array()
+      const write = (buffer: Uint8Array) =>
+        Effect.sync(() => {
+          const before = current()
+          const after = new Uint8Array(Math.max(before.length, position + buffer.length))
+          after.set(before)
+          after.set(buffer, position)
+          position += buffer.length
+          store(path, after)
+          return FileSystem.Size(buffer.length)
+        })
+      const read = (buffer: Uint8Array) =>
+        Effect.sync(() => {
+          const part = current().subarray(position, position + buffer.length)
+          buffer.set(part)
+          position += part.length
+          return FileSystem.Size(part.length)
+        })
+      const file: FileSystem.File = {
+        [FileSystem.FileTypeId]: FileSystem.FileTypeId,
+        fd: FileSystem.FileDescriptor(descriptors++),
+        stat: Effect.sync(() => info(current().length)),
+        seek: (offset, from) =>
+          Effect.sync(() => {
+            position = (from === "start" ? 0 : position) + Number(offset)
+          }),
+        sync: Effect.void,
+        read,
+        readAlloc: (size) =>
+          Effect.sync(() => {
+            const part = current().slice(position, position + Number(size))
+            position += part.length
+            return part.length === 0 ? Option.none() : Option.some(part)
+          }),
+        truncate: (length) =>
+          Effect.sync(() => {
+            const resized = new Uint8Array(Number(length ?? 0))
+            resized.set(current().subarray(0, resized.length))
+            store(path, resized)
+          }),
+        write,
+        writeAll: (buffer) => Effect.asVoid(write(buffer)),
+      }
+      return file
+    })
+  return FileSystem.layerNoop({
+    open,
+    stat: (path) => {
+      const bytes = contents(path)
+      return bytes === undefined
+        ? Effect.fail(missing("stat", path))
+        : Effect.succeed(info(bytes.length))
+    },
+    exists: (path) => Effect.succeed(contents(path) !== undefined),
+  })
+}
