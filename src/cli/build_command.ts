@@ -9,14 +9,12 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
-import { build, type BuildOptions } from "../app/build.ts"
+import type { BuildOptions } from "../app/build.ts"
+import { buildImage } from "../app/build_image.ts"
 import { imageNameProblem } from "../domain/image_spec.ts"
 import { visibleName } from "../domain/visible_name.ts"
-import { planBuild } from "../domain/plan.ts"
 import { buildLive } from "../app/live.ts"
-import { pruneCache } from "../app/prune_cache.ts"
 import { cacheSizeLimit } from "../app/settings.ts"
-import { pushBuildCache } from "../app/build_cache.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
@@ -164,40 +162,15 @@ const runBuild = handler(
 
     yield* Effect.gen(function* () {
       const reporter = yield* Reporter
-      const result = yield* build(planBuild(imagefile), options).pipe(
+      yield* buildImage({
+        imagefile,
+        options,
+        dryRun: args.dryRun,
+        keepBytes,
+        ...(Option.isSome(args.cacheTo) ? { cacheTo: args.cacheTo.value } : {}),
+      }).pipe(
         Effect.tapError((error) => reporter.failure(describeFailure(error), error._tag)),
         Effect.mapError(() => new ExitWith({ code: EXIT_FAILURE })),
-      )
-      if (args.dryRun) {
-        yield* reporter.info(`Dry run: nothing was built; the image would be ${result.image.path}`)
-        return
-      }
-      if (Option.isSome(args.cacheTo)) {
-        // The image is built: a cache that cannot be pushed is a warning.
-        yield* pushBuildCache(args.cacheTo.value, result.layers)
-          .pipe(
-            Effect.catchAll((error) =>
-              reporter.warn(
-                `The build cache was not pushed to ${
-                  args.cacheTo.pipe(Option.getOrElse(() => ""))
-                }: ${error.message}`,
-              )
-            ),
-          )
-      }
-      yield* reporter.result({
-        name: result.image.name,
-        path: result.image.path,
-        virtualSize: result.image.virtualSize,
-        actualSize: result.image.actualSize,
-        durationMs: result.durationMs,
-        steps: result.steps,
-      })
-      // The cache's size limit, least recently used layers first; a failure only warns.
-      yield* pruneCache({ all: false, keepBytes }).pipe(
-        Effect.catchAll((error) =>
-          reporter.warn(`The step cache was not pruned: ${error.message}`)
-        ),
       )
     }).pipe(Effect.provide(buildLive({
       buildDir: args.buildDir,

@@ -1,0 +1,104 @@
+/**
+ * The build use case on fakes: what follows a build (the result, `--cache-to`, the prune to the
+ * cache's size) and what a dry run says instead; after the image is published, only warnings.
+ */
+import assert from "node:assert/strict"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { buildImage } from "../../src/app/build_image.ts"
+import { analyzeImagefile } from "../../src/domain/imagefile/mod.ts"
+import { HelperVmStatesMemory } from "../../src/layers/memory/helper_vm_states_memory.ts"
+import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
+import { LayerCache } from "../../src/services/layer_cache.ts"
+import { runTest } from "../effect_test.ts"
+import { WorldFileSystem } from "../support/world_files.ts"
+import { defaultOptions, type Harness, harness } from "./harness.ts"
+
+const IMAGEFILE = "FROM scratch\nDISK 1 GB GPT\nPARTITION 1 FORMAT ext4 MOUNT /\nRUN one\n"
+const { imagefile } = analyzeImagefile(IMAGEFILE, "Imagefile")
+
+const setUp = () => {
+  const h = harness()
+  h.world.runScript = (command, guest) => {
+    guest.writeFile(`/${command}`, `${command}\n`.repeat(100))
+    return { exitCode: 0 }
+  }
+  return h
+}
+
+/** The harness with what the use case adds: the registries, the saved states, files. */
+const servicesOf = (h: Harness, registries: MemoryRegistries) =>
+  Layer.mergeAll(
+    h.layer,
+    RegistryMemory(registries),
+    HelperVmStatesMemory(),
+    WorldFileSystem(h.world),
+  ).pipe(Layer.provideMerge(Layer.merge(NodeContext.layer, FetchHttpClient.layer)))
+
+const events = (h: Harness, kind: string) => h.report.events.filter((e) => e.event === kind)
+
+Deno.test("a build reports its result, then prunes the step cache to its limit", () =>
+  runTest(Effect.gen(function* () {
+    const h = setUp()
+    const left = yield* buildImage({
+      imagefile,
+      options: defaultOptions("web"),
+      dryRun: false,
+      keepBytes: 0,
+    }).pipe(
+      Effect.zipRight(Effect.flatMap(LayerCache, (cache) => cache.list)),
+      Effect.provide(servicesOf(h, new MemoryRegistries())),
+    )
+    const [result] = events(h, "result")
+    assert.equal(result?.event === "result" && result.name, "web")
+    assert.ok(h.world.images.has("web"))
+    // The limit of 0 bytes leaves no layer that holds any.
+    assert.deepEqual(left.filter((entry) => entry.sizeBytes > 0), [])
+  })))
+
+Deno.test("a dry run says where the image would go, and reports no result", () =>
+  runTest(Effect.gen(function* () {
+    const h = setUp()
+    yield* buildImage({
+      imagefile,
+      options: defaultOptions("web"),
+      dryRun: true,
+      keepBytes: 0,
+      cacheTo: "registry.example/team/cache:main",
+    }).pipe(Effect.provide(servicesOf(h, new MemoryRegistries())))
+    assert.deepEqual(events(h, "result"), [])
+    const infos = events(h, "info").map((e) => e.event === "info" && e.message)
+    assert.ok(infos.some((text) => String(text).startsWith("Dry run: nothing was built")))
+  })))
+
+Deno.test("--cache-to pushes the layers after the build; a refusing registry only warns", () =>
+  runTest(Effect.gen(function* () {
+    const registries = new MemoryRegistries()
+    registries.locked.add("registry.example/team/locked")
+    const build = (h: Harness, cacheTo: string) =>
+      buildImage({
+        imagefile,
+        options: defaultOptions("web", { force: true }),
+        dryRun: false,
+        keepBytes: 1024 ** 3,
+        cacheTo,
+      }).pipe(Effect.provide(servicesOf(h, registries)))
+
+    const shared = setUp()
+    yield* build(shared, "registry.example/team/cache:main")
+    assert.ok(registries.repositories.get("registry.example/team/cache")?.manifests.has("main"))
+    assert.deepEqual(events(shared, "warning"), [])
+
+    const refused = setUp()
+    yield* build(refused, "registry.example/team/locked:main")
+    const [warning] = events(refused, "warning")
+    assert.ok(
+      warning?.event === "warning" &&
+        warning.message.startsWith(
+          "The build cache was not pushed to registry.example/team/locked:main: ",
+        ),
+    )
+    assert.equal(events(refused, "result").length, 1)
+  })))
