@@ -5,25 +5,19 @@
  * and the runtime that turns the program's end into an exit status.
  */
 import * as Command from "@effect/cli/Command"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { transientCommand } from "./src/cli/command_tree.ts"
 import { exitCodeOf, type StopSignal, withColourOnlyOnTerminals } from "./src/cli/exit.ts"
 import { commandHelp, withReadableHelp } from "./src/cli/help.ts"
 import { Published } from "./src/cli/root.ts"
-import { TerminalDeno } from "./src/layers/terminal_deno.ts"
+import { platformLive } from "./src/app/live.ts"
 import { VERSION } from "./src/version.ts"
 
 const cli = Command.run(transientCommand, { name: "transient", version: VERSION })
-
-/** What every command runs on: files, paths, processes, HTTP and the terminal. */
-const platform = Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, TerminalDeno)
 
 /** Set when a build publishes its image: from then on, the command has succeeded. */
 const published = Effect.runSync(Ref.make(false))
@@ -71,7 +65,7 @@ const program = withColourOnlyOnTerminals(run, {
   stdout: Deno.stdout.isTerminal(),
   stderr: Deno.stderr.isTerminal(),
   noColor: (Deno.env.get("NO_COLOR") ?? "") !== "",
-}).pipe(Effect.provide(platform), Effect.provideService(Published, published))
+}).pipe(Effect.provide(platformLive), Effect.provideService(Published, published))
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,

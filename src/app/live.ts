@@ -4,6 +4,8 @@
  * comes from the environment through Config (src/app/settings.ts), read by the layers below.
  * Commands take the layer they need and provide it to their use case.
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
@@ -23,11 +25,14 @@ import { statesIn } from "../layers/qemu/vm_state.ts"
 import { VmRunnerQemu } from "../layers/qemu/vm_runner_qemu.ts"
 import { LayerCacheWithRegistry } from "../layers/cache/layer_cache_with_registry.ts"
 import { RegistryHttp } from "../layers/registry/registry_http.ts"
-import { type ProgressMode, ReporterConsole } from "../layers/reporter/reporter_console.ts"
+import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
+import { TerminalDeno } from "../layers/terminal_deno.ts"
+import type { ProgressMode } from "../services/reporter.ts"
 import { cacheDirectorySetting, imageBackendDirectory } from "./settings.ts"
 
-export type { ProgressMode }
+/** What every command runs on: files, paths, processes, HTTP and the terminal. */
+export const platformLive = Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, TerminalDeno)
 
 export interface StoreRequest {
   /** `--image-backend`, else the setting. */

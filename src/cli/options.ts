@@ -6,7 +6,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { PROGRESS_MODES, type ProgressMode } from "../layers/reporter/reporter_console.ts"
+import { PROGRESS_MODES, type ProgressMode } from "../services/reporter.ts"
 import type { Accel } from "../services/build_vm.ts"
 import { EXIT_USAGE, ExitWith } from "./exit.ts"
 

@@ -111,6 +111,10 @@ export interface BuildProvenance {
   readonly builtAt: string
 }
 
+/** The most a pulled image may have once decompressed, unless told: 256 GiB, more than any base
+ * image, less than a decompression bomb would write. */
+export const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 ** 3
+
 export class ImageStore extends Context.Tag("transient/ImageStore")<
   ImageStore,
   ImageStoreShape

@@ -63,4 +63,9 @@ export interface ReporterShape {
   readonly failure: (message: string, tag?: string) => Effect.Effect<void>
 }
 
+/** How progress is shown: a bar on a terminal (auto), plain lines, or JSON events. */
+export type ProgressMode = "auto" | "plain" | "json"
+
+export const PROGRESS_MODES: ReadonlyArray<ProgressMode> = ["auto", "plain", "json"]
+
 export class Reporter extends Context.Tag("transient/Reporter")<Reporter, ReporterShape>() {}

@@ -10,10 +10,9 @@ import { ReportEvent } from "../../src/domain/report_event.ts"
 import {
   type ConsoleSink,
   makeReporterConsole,
-  type ProgressMode,
 } from "../../src/layers/reporter/reporter_console.ts"
 import { renderBar, renderLine } from "../../src/layers/reporter/progress_format.ts"
-import type { ReporterShape } from "../../src/services/reporter.ts"
+import type { ProgressMode, ReporterShape } from "../../src/services/reporter.ts"
 
 const MiB = 1024 * 1024
 

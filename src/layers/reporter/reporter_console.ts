@@ -18,6 +18,7 @@ import {
 import {
   type BuildSummary,
   type Progress,
+  type ProgressMode,
   Reporter,
   type ReporterShape,
 } from "../../services/reporter.ts"
@@ -28,10 +29,6 @@ import {
   renderDone,
   renderLine,
 } from "./progress_format.ts"
-
-export type ProgressMode = "auto" | "plain" | "json"
-
-export const PROGRESS_MODES: ReadonlyArray<ProgressMode> = ["auto", "plain", "json"]
 
 /** Where the reporter writes and what it knows of the terminal; injected so tests can read it. */
 export interface ConsoleSink {

@@ -36,6 +36,7 @@ import type { DiskImages } from "../../services/disk_images.ts"
 import type { Registry } from "../../services/registry.ts"
 import {
   type BuildProvenance,
+  DEFAULT_MAX_IMAGE_BYTES,
   ImageStore,
   type ImageStoreShape,
   type PublishTarget,
@@ -80,9 +81,6 @@ export interface ImageStoreDirectoryOptions {
   /** The most bytes a pulled image may have once decompressed; DEFAULT_MAX_IMAGE_BYTES if unset. */
   readonly maxImageBytes?: number
 }
-
-/** 256 GiB: more than any base image, less than a decompression bomb would write. */
-export const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 ** 3
 
 /** What the store runs on; resolved once, when the layer is built. */
 export type ImageStoreDirectoryRequirements =
