@@ -7,7 +7,7 @@ import { FAST_FIRMWARE, fastFirmware } from "../../src/layers/qemu/firmware.ts"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import { qemuArgv } from "../../src/layers/qemu/qemu_machine.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 /** An executable that prints `dirs`, one a line, and exits with `code`. */
 const standIn = async (dir: string, dirs: ReadonlyArray<string>, code = 0) => {

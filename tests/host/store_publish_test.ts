@@ -13,7 +13,8 @@ import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/rep
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
+import { tool } from "../support/host_tool.ts"
 
 const MiB = 1024 * 1024
 
@@ -39,10 +40,7 @@ const withStore = <A, E>(
 /** Put a qcow2 of `size` into the store directly, as the original transient would have. */
 const place = async (root: string, name: string, size: number) => {
   const file = `${root}/${encodeImageName(name)}`
-  const status = await new Deno.Command("qemu-img", {
-    args: ["create", "-q", "-f", "qcow2", file, String(size)],
-  }).output()
-  assert.ok(status.success)
+  await tool("qemu-img", "create", "-q", "-f", "qcow2", file, String(size))
   await Deno.chmod(file, 0o444)
 }
 

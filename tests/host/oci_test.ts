@@ -30,7 +30,7 @@ import { bytesDigest, containerDiskLayer } from "../../src/layers/registry/blob_
 import { authFiles, describeLookup, findCredential } from "../../src/layers/registry/credentials.ts"
 import { challengeParameters } from "../../src/layers/registry/registry_client.ts"
 import { tarEntry } from "../../src/layers/store/tar_entry.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 
 const right = <A, E>(either: Either.Either<A, E>): A => {
   if (Either.isLeft(either)) throw new Error(`expected Right, got Left ${String(either.left)}`)

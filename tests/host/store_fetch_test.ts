@@ -14,7 +14,7 @@ import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"
 
 const MiB = 1024 * 1024
