@@ -8,7 +8,7 @@
  * The image is made once (a few minutes of `xz -1`) and kept in
  * `$XDG_CACHE_HOME/transient-bench` (else `~/.cache/transient-bench`).
  */
-import { transient } from "../tests/run_transient.ts"
+import { transient } from "../tests/support/run_transient.ts"
 import {
   log,
   median,

@@ -11,7 +11,7 @@
  *   deno run -A bench/registry_bench.ts   (part of `deno task bench`; needs docker-registry,
  *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
  */
-import { transient } from "../tests/run_transient.ts"
+import { transient } from "../tests/support/run_transient.ts"
 import { startDockerRegistry } from "../tests/support/docker_registry.ts"
 import { tool } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"

@@ -20,7 +20,7 @@ import { BuildVm } from "../src/services/build_vm.ts"
 import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
 import { qemuProcessesWith } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"
-import { transient } from "../tests/run_transient.ts"
+import { transient } from "../tests/support/run_transient.ts"
 import {
   loadAverage,
   log,

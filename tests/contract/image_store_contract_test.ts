@@ -21,7 +21,7 @@ import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore, type ImageStoreShape } from "../../src/services/image_store.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 const MiB = 1024 * 1024
 

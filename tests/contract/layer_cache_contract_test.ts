@@ -22,7 +22,7 @@ import {
   LayerCache,
   type LayerCacheShape,
 } from "../../src/services/layer_cache.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 const MiB = 1024 * 1024
 const BASE = "/store/base"

@@ -19,9 +19,9 @@ import { parseOciReference } from "../../src/domain/oci_reference.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
 import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { Registry, type RegistryAccess } from "../../src/services/registry.ts"
-import { concat } from "../bytes.ts"
+import { concat } from "../support/bytes.ts"
 import { startFakeRegistry } from "../support/fake_registry.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 /** One implementation under test, with the means to put things in it behind the port's back. */
 interface Subject {

@@ -3,7 +3,7 @@
  * host with qemu-img, sfdisk, debugfs and xfs_db, never through transient's own code.
  */
 import assert from "node:assert/strict"
-import { MAIN, transient } from "../run_transient.ts"
+import { MAIN, transient } from "../support/run_transient.ts"
 import { writeScratchContext } from "../support/scratch_context.ts"
 import {
   extCat,

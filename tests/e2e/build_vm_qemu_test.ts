@@ -15,7 +15,7 @@ import { TerminalDeno } from "../../src/layers/terminal_deno.ts"
 import { type BootOptions, BuildVm } from "../../src/services/build_vm.ts"
 import type { ContextEntry } from "../../src/services/build_context.ts"
 import { Reporter, type ReporterShape } from "../../src/services/reporter.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 import { qemuProcessesWith, tool } from "../support/host.ts"
 
 const MiB = 1024 * 1024

@@ -4,8 +4,8 @@
  * Images are compared with qemu-img and read back with debugfs, never through transient.
  */
 import assert from "node:assert/strict"
-import { MAIN } from "../run_transient.ts"
-import { runHost } from "../host_tool.ts"
+import { MAIN } from "../support/run_transient.ts"
+import { runHost } from "../support/host_tool.ts"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { extractPartition, qemuProcessesWith, rawDisk, tool } from "../support/host.ts"
 

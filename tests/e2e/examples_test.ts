@@ -10,7 +10,7 @@
 import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
-import { ROOT, transient } from "../run_transient.ts"
+import { ROOT, transient } from "../support/run_transient.ts"
 import {
   extCat,
   extractPartition,

@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
-import { coldBuildArgs, MAIN } from "../run_transient.ts"
-import { runHost } from "../host_tool.ts"
+import { coldBuildArgs, MAIN } from "../support/run_transient.ts"
+import { runHost } from "../support/host_tool.ts"
 import { qemuProcessesWith } from "../support/host.ts"
 import { once } from "../support/once.ts"
 import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"

@@ -9,7 +9,7 @@ import assert from "node:assert/strict"
 import { createHash } from "node:crypto"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
-import { transient } from "../run_transient.ts"
+import { transient } from "../support/run_transient.ts"
 import { identicalImages, startDockerRegistry, storeImages } from "../support/docker_registry.ts"
 import { extCat, extractPartition, rawDisk, tool } from "../support/host.ts"
 

@@ -5,7 +5,7 @@
  * builds wrote is read back with sfdisk and debugfs.
  */
 import assert from "node:assert/strict"
-import { coldBuildArgs, transient } from "../run_transient.ts"
+import { coldBuildArgs, transient } from "../support/run_transient.ts"
 import { writeScratchContext } from "../support/scratch_context.ts"
 import { extCat, extractPartition, qemuProcessesWith, rawDisk } from "../support/host.ts"
 

@@ -12,7 +12,7 @@ import { analyzeImagefile } from "../../src/domain/imagefile/mod.ts"
 import { HelperVmStatesMemory } from "../../src/layers/memory/helper_vm_states_memory.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
 import { LayerCache } from "../../src/services/layer_cache.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 import { WorldFileSystem } from "../support/world_files.ts"
 import { defaultOptions, type Harness, harness } from "./harness.ts"
 

@@ -10,7 +10,7 @@ import { HelperVmStatesMemory } from "../../src/layers/memory/helper_vm_states_m
 import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import { LayerCache } from "../../src/services/layer_cache.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 const MiB = 1024 ** 2
 

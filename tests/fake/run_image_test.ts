@@ -14,7 +14,7 @@ import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
 import { type MemoryVm, VmRunnerMemory } from "../../src/layers/memory/vm_runner_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import type { RunOptions } from "../../src/services/vm_runner.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 
 /** A file system whose only regular file is `/images/web.qcow2`. */
 const files = FileSystem.layerNoop({

@@ -5,7 +5,7 @@
  * records what it was sent, so that tests can check what a client did, not only what it got.
  */
 import { createHash } from "node:crypto"
-import { concat } from "../bytes.ts"
+import { concat } from "./bytes.ts"
 
 export interface FakeRegistryOptions {
   /** Require `Bearer` tokens, issued to this user and password at the token endpoint. */

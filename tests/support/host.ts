@@ -2,7 +2,7 @@
  * Reading images back on the host, independently of transient's own code: qemu-img, sfdisk,
  * debugfs and xfs_db, plus a look at the process table for stray QEMU processes.
  */
-import { tool } from "../host_tool.ts"
+import { tool } from "./host_tool.ts"
 
 export { tool }
 

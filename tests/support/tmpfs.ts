@@ -2,7 +2,7 @@
  * Small filesystems for the tests of full disks: a tmpfs of a few MiB. Mounting needs root (CI
  * and this machine's tests run as root); elsewhere those tests skip and say why.
  */
-import { runHost } from "../host_tool.ts"
+import { runHost } from "./host_tool.ts"
 
 /** Mount a tmpfs of `mib` MiB on a fresh directory; why not, where this process cannot. */
 export const mountTmpfs = async (

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict"
 import { BufferRing, gathered } from "../../src/layers/bulk_fetch.ts"
-import { concat } from "../bytes.ts"
+import { concat } from "../support/bytes.ts"
 
 const pattern = (length: number) => Uint8Array.from({ length }, (_, i) => (i * 7 + 3) % 251)
 

@@ -6,9 +6,7 @@ import assert from "node:assert/strict"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { withColourOnlyOnTerminals } from "../../src/cli/exit.ts"
-import { transient } from "../run_transient.ts"
 
-const ESC = "\x1b["
 const BOLD_HELLO = "\x1b[1mhello\x1b[0m"
 
 /** What `program` logged and errored, through a recording Console, under `terminals`. */
@@ -42,17 +40,4 @@ Deno.test("colour stays on terminals and goes from pipes and under NO_COLOR", as
     "out hello",
     "err hello",
   ])
-})
-
-Deno.test("--help and a usage error through pipes are plain text", async () => {
-  const [help, usage] = await Promise.all([
-    transient(["--help"], { env: { NO_COLOR: "" } }),
-    transient(["build"], { env: { NO_COLOR: "" } }),
-  ])
-  assert.equal(help.code, 0, help.stderr)
-  assert.match(help.stdout, /USAGE/)
-  assert.equal(help.stdout.includes(ESC), false, JSON.stringify(help.stdout.slice(0, 200)))
-  assert.equal(usage.code, 2)
-  assert.match(usage.stderr + usage.stdout, /--name/)
-  assert.equal((usage.stderr + usage.stdout).includes(ESC), false)
 })

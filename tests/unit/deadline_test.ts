@@ -2,7 +2,7 @@
 import assert from "node:assert/strict"
 import * as Effect from "effect/Effect"
 import { atMost, succeedsWithin } from "../../src/layers/deadline.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 Deno.test("atMost ends an effect that never ends, also when run uninterruptibly", async () => {
   const started = performance.now()

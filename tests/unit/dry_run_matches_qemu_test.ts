@@ -22,7 +22,7 @@ import type { AgentClient } from "../../src/layers/qemu/agent_client.ts"
 import { makeSession } from "../../src/layers/qemu/vm_session.ts"
 import { BuildVm } from "../../src/services/build_vm.ts"
 import type { Reporter } from "../../src/services/reporter.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 import { defaultOptions, planOf } from "../fake/harness.ts"
 
 const TESTDATA = new URL("../../testdata/", import.meta.url).pathname

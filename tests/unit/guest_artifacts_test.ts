@@ -23,7 +23,7 @@ import {
   GuestManifestJson,
 } from "../../src/domain/guest/manifest.ts"
 import { findGuestArtifacts } from "../../src/layers/qemu/guest_artifacts.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 
 /** A guest/dist lookalike: small files and a manifest that lists them with their sizes. */
 const fakeDist = async (dir: string, options: { runtime: boolean }) => {

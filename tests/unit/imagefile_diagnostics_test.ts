@@ -10,7 +10,7 @@ import {
   renderDiagnostics,
   summarizeImagefile,
 } from "../../src/domain/imagefile/mod.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 
 const render = (text: string) =>
   renderDiagnostics(analyzeImagefile(text, "Imagefile").diagnostics, text)

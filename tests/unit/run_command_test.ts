@@ -1,7 +1,6 @@
-/** `transient run`: its QEMU command line, and its usage errors, without booting anything. */
+/** `transient run`: its QEMU command line. */
 import assert from "node:assert/strict"
 import { runArgv } from "../../src/layers/qemu/run_vm.ts"
-import { transient } from "../run_transient.ts"
 
 Deno.test("run boots the overlay, never the image, and forwards ports on 127.0.0.1 only", () => {
   const argv = runArgv({
@@ -33,21 +32,4 @@ Deno.test("run boots the overlay, never the image, and forwards ports on 127.0.0
     forwards: [],
   })
   assert.ok(!offline.includes("-netdev"))
-})
-
-Deno.test("run: bad --forward and --until are usage errors; a raw file is refused", async () => {
-  const store = await Deno.makeTempDir()
-  const env = { TRANSIENT_IMAGE_BACKEND: store }
-  const [forward, until, raw] = await Promise.all([
-    transient(["run", "x", "--forward", "80"], { env }),
-    transient(["run", "x", "--until", "("], { env }),
-    transient(["run", "/etc/hostname"], { env }),
-  ])
-  assert.equal(forward.code, 2)
-  assert.equal(forward.stderr, "error: --forward takes HOST:GUEST, two TCP ports (got '80')\n")
-  assert.equal(until.code, 2)
-  assert.match(until.stderr, /^error: --until is not a regular expression/)
-  assert.equal(raw.code, 1)
-  assert.equal(raw.stderr, "error: transient run: /etc/hostname is raw, not qcow2\n")
-  await Deno.remove(store, { recursive: true })
 })

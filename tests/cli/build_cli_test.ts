@@ -1,6 +1,6 @@
 /** `transient build` from the command line: --dry-run on the testdata, and usage errors. */
 import assert from "node:assert/strict"
-import { transient } from "../run_transient.ts"
+import { transient } from "../support/run_transient.ts"
 
 Deno.test("transient build", async (t) => {
   const store = await Deno.makeTempDir()

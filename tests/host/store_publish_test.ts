@@ -14,7 +14,8 @@ import { ImageStoreDirectory } from "../../src/layers/store/image_store_director
 import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
+import { tool } from "../support/host_tool.ts"
 
 const MiB = 1024 * 1024
 
@@ -43,10 +44,7 @@ const withStore = <A, E>(
 /** Put a qcow2 of `size` into the store directly, as the original transient would have. */
 const place = async (root: string, name: string, size: number) => {
   const file = `${root}/${encodeImageName(name)}`
-  const status = await new Deno.Command("qemu-img", {
-    args: ["create", "-q", "-f", "qcow2", file, String(size)],
-  }).output()
-  assert.ok(status.success)
+  await tool("qemu-img", "create", "-q", "-f", "qcow2", file, String(size))
   await Deno.chmod(file, 0o444)
 }
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { MediaType } from "../../src/domain/oci_manifest.ts"
 import { digestOf, type FakeRegistry, startFakeRegistry } from "../support/fake_registry.ts"
-import { transient } from "../run_transient.ts"
+import { transient } from "../support/run_transient.ts"
 import { identicalImages, storeImages } from "../support/docker_registry.ts"
 
 const sh = async (command: string, ...args: ReadonlyArray<string>) => {

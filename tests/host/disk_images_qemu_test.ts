@@ -8,8 +8,8 @@ import * as Effect from "effect/Effect"
 import { DiskImageError } from "../../src/domain/errors/store.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
-import { runFailure, runTest } from "../effect_test.ts"
-import { tool } from "../host_tool.ts"
+import { runFailure, runTest } from "../support/effect.ts"
+import { tool } from "../support/host_tool.ts"
 
 const MiB = 1024 * 1024
 

@@ -39,7 +39,7 @@ import {
   uploadedUpTo,
 } from "../../src/domain/registry_protocol.ts"
 import { tarEntry } from "../../src/layers/store/tar_entry.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 
 const right = <A, E>(either: Either.Either<A, E>): A => {
   if (Either.isLeft(either)) throw new Error(`expected Right, got Left ${String(either.left)}`)

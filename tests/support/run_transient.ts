@@ -5,7 +5,7 @@ import { type Outcome, runHost } from "./host_tool.ts"
 
 export type { Outcome }
 
-export const ROOT = new URL("../", import.meta.url).pathname
+export const ROOT = new URL("../../", import.meta.url).pathname
 export const MAIN = `${ROOT}main.ts`
 
 export const transient = (

@@ -4,8 +4,8 @@
  * that would hang a copy. Each is refused before any work, with a one-line reason.
  */
 import assert from "node:assert/strict"
-import { transient } from "../run_transient.ts"
-import { runHost } from "../host_tool.ts"
+import { transient } from "../support/run_transient.ts"
+import { runHost } from "../support/host_tool.ts"
 
 const dir = await Deno.makeTempDir({ prefix: "transient-hostile-" })
 const env = { TRANSIENT_IMAGE_BACKEND: `${dir}/store` }

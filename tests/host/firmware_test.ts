@@ -1,13 +1,12 @@
 /**
  * The choice of the helper VM's firmware (src/layers/qemu/firmware.ts), against stand-in
- * emulators that list data directories as `qemu-system-x86_64 -L help` does, and the real one.
+ * emulators that list data directories as `qemu-system-x86_64 -L help` does, run as processes.
  */
 import assert from "node:assert/strict"
 import { FAST_FIRMWARE, fastFirmware } from "../../src/layers/qemu/firmware.ts"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
-import { qemuArgv } from "../../src/layers/qemu/qemu_machine.ts"
-import { runTest } from "../effect_test.ts"
+import { runTest } from "../support/effect.ts"
 
 /** An executable that prints `dirs`, one a line, and exits with `code`. */
 const standIn = async (dir: string, dirs: ReadonlyArray<string>, code = 0) => {
@@ -51,25 +50,4 @@ Deno.test("fastFirmware leaves QEMU's default when qboot is absent or QEMU canno
     assert.equal(await firmwareOf(await standIn(dir, [dir], 1)), undefined)
     assert.equal(await firmwareOf(`${dir}/no-such-qemu`), undefined)
   })
-})
-
-Deno.test("qemuArgv passes the firmware and keeps option ROMs off the network card", () => {
-  const machine = {
-    engine: "tcg" as const,
-    cpus: 1,
-    memoryMiB: 512,
-    images: { kernel: "/k", initrd: "/i" },
-    disk: "/d.qcow2",
-    context: "/ctx",
-    network: true,
-    agentSocket: "/a",
-    shellSocket: "/s",
-    qmpSocket: "/q",
-    migrationSocket: "/tmp/migration.sock",
-    consoleLog: "/c",
-  }
-  const withFirmware = qemuArgv({ ...machine, firmware: FAST_FIRMWARE })
-  assert.equal(withFirmware[withFirmware.indexOf("-bios") + 1], FAST_FIRMWARE)
-  assert.equal(qemuArgv(machine).includes("-bios"), false)
-  assert.ok(qemuArgv(machine).includes("virtio-net-pci,netdev=net0,romfile="))
 })

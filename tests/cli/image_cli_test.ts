@@ -3,7 +3,7 @@
  * store laid out as the original transient lays it out.
  */
 import assert from "node:assert/strict"
-import { transient } from "../run_transient.ts"
+import { transient } from "../support/run_transient.ts"
 import { imageTable } from "../../src/cli/image_command.ts"
 
 const MiB = 1024 * 1024

@@ -15,7 +15,7 @@ import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/rep
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
-import { runFailure, runTest } from "../effect_test.ts"
+import { runFailure, runTest } from "../support/effect.ts"
 import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"
 
 const MiB = 1024 * 1024

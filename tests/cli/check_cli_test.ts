@@ -3,7 +3,7 @@ import assert from "node:assert/strict"
 import * as Schema from "effect/Schema"
 import { Diagnostic } from "../../src/domain/imagefile/mod.ts"
 
-import { ROOT, transient } from "../run_transient.ts"
+import { ROOT, transient } from "../support/run_transient.ts"
 
 Deno.test("transient check", async (t) => {
   // Each run starts a Deno process (about a second), so they run side by side.

@@ -1,6 +1,6 @@
 /** Help and usage errors as a user meets them: stdout or stderr, one line, the exit status. */
 import assert from "node:assert/strict"
-import { transient } from "../run_transient.ts"
+import { transient } from "../support/run_transient.ts"
 
 Deno.test("help on stdout, usage errors as one line on stderr with exit status 2", async (t) => {
   // Each run starts a Deno process (about a second), so they run side by side.
