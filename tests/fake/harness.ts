@@ -11,7 +11,10 @@ import { planBuild } from "../../src/domain/plan.ts"
 import { BuildContextMemory } from "../../src/layers/memory/build_context_memory.ts"
 import { BuildVmMemory } from "../../src/layers/memory/build_vm_memory.ts"
 import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
-import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
+import {
+  ImageStoreMemory,
+  type ImageStoreMemoryOptions,
+} from "../../src/layers/memory/image_store_memory.ts"
 import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
 import { newTree, put, type SimTree } from "../../src/layers/memory/sim_fs.ts"
@@ -86,7 +89,11 @@ export interface Harness {
   >
 }
 
-export const harness = (context: ContextSpec = {}, world = new MemoryWorld()): Harness => {
+export const harness = (
+  context: ContextSpec = {},
+  world = new MemoryWorld(),
+  store: ImageStoreMemoryOptions = {},
+): Harness => {
   const report = new ReportLog()
   const tree = contextTree(context)
   const contextLayer = BuildContextMemory(tree)
@@ -94,7 +101,7 @@ export const harness = (context: ContextSpec = {}, world = new MemoryWorld()): H
     BuildVmMemory(world).pipe(Layer.provide(contextLayer)),
     contextLayer,
     DiskImagesMemory(world),
-    ImageStoreMemory(world),
+    ImageStoreMemory(world, store),
     LayerCacheMemory(world),
     ReporterMemory(report),
   )

@@ -23,7 +23,8 @@ import { download } from "../../src/layers/store/download.ts"
 import { openOciLayer, resolveOciDisk } from "../../src/layers/store/oci_source.ts"
 import { build } from "../../src/app/build.ts"
 import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
-import { ReporterMemory } from "../../src/layers/memory/reporter_memory.ts"
+import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
+import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import { diskBytes, WorldFileSystem } from "../support/world_files.ts"
 import { defaultOptions, type Harness, harness, planOf } from "./harness.ts"
 
@@ -196,6 +197,60 @@ Deno.test("a pushed containerDisk pulls back: its manifest read into its disk, t
     )
   }).pipe(Effect.scoped, Effect.provide(layer))
   assert.equal(failureTag(await run(again)), "ChecksumMismatch")
+})
+
+Deno.test("FROM NAME,oci=REF builds on the disk a push left in the registry", async () => {
+  const registries = new MemoryRegistries()
+  // One machine builds `web` (a root filesystem: it has an fstab) and pushes it.
+  const a = harness()
+  a.world.runScript = (command, guest) => {
+    guest.writeFile(`/${command.replace(/\W/g, "_")}`, command)
+    guest.writeFile("/etc/fstab", "/dev/sda1 / ext4 defaults 0 1\n")
+    return { exitCode: 0 }
+  }
+  await buildIn(a, "web")
+  const reference = `${REGISTRY}/team/web:1`
+  value(
+    await run(
+      pushImage({ name: "web", reference, format: "containerdisk" }).pipe(
+        Effect.provide(around(a, registries)),
+      ),
+    ),
+  )
+
+  // Another builds FROM it: its store pulls through the registry's half of a real pull.
+  const world = new MemoryWorld()
+  const pulling = Layer.mergeAll(
+    RegistryMemory(registries),
+    WorldFileSystem(world),
+    ReporterMemory(new ReportLog()),
+  ).pipe(Layer.provideMerge(Layer.merge(NodeContext.layer, FetchHttpClient.layer)))
+  const b = harness({}, world, {
+    fetch: (spec, source, path) =>
+      Effect.gen(function* () {
+        if (source._tag !== "Oci") return yield* Effect.die("only OCI sources here")
+        const disk = yield* resolveOciDisk(spec.name, source.reference)
+        const [last] = diskCandidates(disk.layout)
+        yield* download(
+          spec,
+          { describe: disk.repository.describe, label: "Downloading" },
+          openOciLayer(disk, last!),
+          path,
+          { maxImageBytes: 1024 ** 3 },
+        )
+      }).pipe(Effect.scoped, Effect.provide(pulling)),
+  })
+  writing(b)
+  const derived = `FROM base,oci=${reference}\nRUN three\n`
+  value(
+    await run(
+      build(planOf(derived), defaultOptions("derived")).pipe(Effect.provide(b.layer)),
+    ),
+  )
+  assert.ok(b.world.images.has("base"), "the pulled image is in the store")
+  assert.equal(fileOf(b, "derived", "/two"), "two", "the pushed disk's file")
+  assert.equal(fileOf(b, "derived", "/three"), "three", "the derived build's own file")
+  assert.equal(b.report.stepLines()[0], `Step 1/2 : FROM base,oci=${reference}`)
 })
 
 Deno.test("--cache-to pushes the build's layers once; --cache-from serves them to an empty cache", async () => {

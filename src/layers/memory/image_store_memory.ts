@@ -3,7 +3,8 @@
  * the directory store does, misses them with the same errors (src/domain/image_name.ts,
  * image_source.ts), and keeps its records as text read by the same rules (store_record.ts).
  * Working images live under `.working/` and vanish when their scope closes without a commit.
- * It fetches nothing: a source other than a disk already in the world is unavailable.
+ * It fetches only what its `fetch` option fetches (a test's composition of the registry's pull
+ * over RegistryMemory, say); without one, a source other than a disk in the world is unavailable.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -55,7 +56,19 @@ const locationOf = (source: FetchableSource): string => {
   }
 }
 
-export const ImageStoreMemory = (world: MemoryWorld) => {
+/** The store's failures when it resolves a spec. */
+type ResolveError = Effect.Effect.Error<ReturnType<ImageStoreShape["resolve"]>>
+
+export interface ImageStoreMemoryOptions {
+  /** Put the disk of `spec` (from `source`) at `path` in the world, as a pull would. */
+  readonly fetch?: (
+    spec: ImageSpec,
+    source: FetchableSource,
+    path: string,
+  ) => Effect.Effect<void, ResolveError>
+}
+
+export const ImageStoreMemory = (world: MemoryWorld, options: ImageStoreMemoryOptions = {}) => {
   let counter = 0
   /** Each disk object stands for one file: its number plays the inode in records' stamps. */
   const inodes = new WeakMap<SimDisk, number>()
@@ -111,7 +124,21 @@ export const ImageStoreMemory = (world: MemoryWorld) => {
 
   const shape: ImageStoreShape = {
     root: world.storeRoot,
-    resolve: (text) => Effect.flatMap(parseImageSpec(text), find),
+    resolve: (text) =>
+      Effect.gen(function* () {
+        const spec = yield* parseImageSpec(text)
+        const found = find(spec)
+        const fetch = options.fetch
+        if (
+          fetch === undefined || Either.isRight(found) || found.left._tag !== "SourceUnavailable"
+        ) {
+          return yield* found
+        }
+        const path = pathOf(spec.name)
+        yield* fetch(spec, yield* fetchableSource(spec), path)
+        world.images.set(spec.name, path)
+        return stored(spec.name, path)
+      }),
     lookup: (text) =>
       Effect.flatMap(parseImageSpec(text), (spec) => {
         const found = (present: boolean) => ({ name: spec.name, present })
