@@ -12,7 +12,7 @@ import * as Schema from "effect/Schema"
 import * as Layer from "effect/Layer"
 import { runnerLive, storeLive } from "../app/live.ts"
 import { runImage } from "../app/run_image.ts"
-import { parsePortForward, type PortForward } from "../domain/vm_run.ts"
+import { parsePortForward, parseVncDisplay, type PortForward } from "../domain/vm_run.ts"
 import { commandDescription } from "./help.ts"
 import { AtLeastOne, imageBackendOption, machineOptions, validateOptions } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
@@ -52,6 +52,12 @@ const consoleLog = Options.text("console-log").pipe(
   Options.optional,
 )
 
+const vnc = Options.text("vnc").pipe(
+  Options.withPseudoName("DISPLAY"),
+  Options.withDescription("Show the screen over VNC: N or ADDRESS:N (default address 127.0.0.1)"),
+  Options.optional,
+)
+
 const RunFlags = Schema.Struct({
   cpus: Schema.OptionFromSelf(AtLeastOne("cpus")),
   memory: AtLeastOne("memory"),
@@ -78,6 +84,7 @@ export const runCommand = Command.make(
     until,
     timeout,
     consoleLog,
+    vnc,
     backend: imageBackendOption,
     verbose: verboseOption,
   },
@@ -94,6 +101,10 @@ export const runCommand = Command.make(
       if (Option.isSome(pattern) && typeof pattern.value === "string") {
         return yield* usage(pattern.value)
       }
+      const display = Option.map(args.vnc, parseVncDisplay)
+      if (Option.isSome(display) && typeof display.value !== "string") {
+        return yield* usage(display.value.problem)
+      }
       const outcome = yield* runImage({
         image: args.image,
         accel: args.accel,
@@ -106,6 +117,9 @@ export const runCommand = Command.make(
           : {}),
         ...(Option.isSome(args.timeout) ? { timeoutSeconds: args.timeout.value } : {}),
         ...(Option.isSome(args.consoleLog) ? { consoleLog: args.consoleLog.value } : {}),
+        ...(Option.isSome(display) && typeof display.value === "string"
+          ? { vnc: display.value }
+          : {}),
       }).pipe(
         Effect.provide(
           Layer.merge(runnerLive, storeLive({ backend: args.backend, progress: "plain" })),

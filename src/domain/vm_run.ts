@@ -24,3 +24,14 @@ export const parsePortForward = (text: string): PortForward | string => {
     ? { host, guest }
     : `--forward takes HOST:GUEST, two TCP ports (got '${text}')`
 }
+
+const VNC = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):)?(\d{1,2})$/
+
+/** `--vnc`: `N` or `ADDRESS:N` (display N, TCP port 5900+N), as QEMU's `-vnc` takes it. */
+export const parseVncDisplay = (text: string): string | { readonly problem: string } => {
+  const match = VNC.exec(text)
+  if (match === null) {
+    return { problem: `--vnc takes N or ADDRESS:N, a display number (got '${text}')` }
+  }
+  return `${match[1] ?? "127.0.0.1"}:${match[2]}`
+}

@@ -23,6 +23,8 @@ export interface RunOptions {
   readonly timeoutSeconds?: number
   /** Also write everything the console prints here. */
   readonly consoleLog?: string
+  /** Show the screen over VNC at this address (`127.0.0.1:N`, display N). */
+  readonly vnc?: string
 }
 
 export interface VmRunnerShape {

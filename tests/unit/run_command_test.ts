@@ -1,5 +1,6 @@
 /** `transient run`: its QEMU command line. */
 import assert from "node:assert/strict"
+import { parseVncDisplay } from "../../src/domain/vm_run.ts"
 import { runArgv } from "../../src/layers/qemu/run_vm.ts"
 
 Deno.test("run boots the overlay, never the image, and forwards ports on 127.0.0.1 only", () => {
@@ -32,4 +33,36 @@ Deno.test("run boots the overlay, never the image, and forwards ports on 127.0.0
     forwards: [],
   })
   assert.ok(!offline.includes("-netdev"))
+})
+
+Deno.test("run gives the VM a screen, shown over VNC only when asked", () => {
+  const machine = {
+    engine: "tcg" as const,
+    cpus: 1,
+    memoryMiB: 512,
+    overlay: "/o.qcow2",
+    consoleSocket: "/c",
+    qmpSocket: "/q",
+    network: false,
+    forwards: [],
+  }
+  const headless = runArgv(machine)
+  assert.equal(
+    headless[headless.indexOf("-device", headless.indexOf("chardev:console")) + 1],
+    "VGA",
+  )
+  assert.ok(!headless.includes("-vnc"))
+  const shown = runArgv({ ...machine, vnc: "127.0.0.1:5" })
+  assert.equal(shown[shown.indexOf("-vnc") + 1], "127.0.0.1:5")
+})
+
+Deno.test("--vnc takes a display number, with an address or on 127.0.0.1", () => {
+  assert.equal(parseVncDisplay("5"), "127.0.0.1:5")
+  assert.equal(parseVncDisplay("0.0.0.0:12"), "0.0.0.0:12")
+  assert.equal(parseVncDisplay("localhost:1"), "localhost:1")
+  for (const bad of ["5900", "host:1", "1:2:3", "", ":x", "127.0.0.1:1,password=on"]) {
+    assert.deepEqual(parseVncDisplay(bad), {
+      problem: `--vnc takes N or ADDRESS:N, a display number (got '${bad}')`,
+    })
+  }
 })

@@ -38,6 +38,8 @@ export const runArgv = (options: {
   readonly qmpSocket: string
   readonly network: boolean
   readonly forwards: ReadonlyArray<PortForward>
+  /** Where to show the screen over VNC (`127.0.0.1:N`), if anywhere. */
+  readonly vnc?: string
 }): readonly [string, ...Array<string>] => {
   const forwards = options.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`)
   return [
@@ -51,6 +53,11 @@ export const runArgv = (options: {
     `socket,id=console,path=${option(options.consoleSocket)},server=on,wait=on`,
     "-serial",
     "chardev:console",
+    // A screen, if nobody looks at it: GRUB's default terminal waits for a video device before
+    // it boots a kernel, whose console is then the serial line on the kernel's command line.
+    "-device",
+    "VGA",
+    ...(options.vnc === undefined ? [] : ["-vnc", options.vnc]),
     ...(options.network
       ? [
         "-netdev",
@@ -90,6 +97,7 @@ const startRun = (options: RunOptions) =>
       qmpSocket,
       network: options.network,
       forwards: options.forwards,
+      ...(options.vnc === undefined ? {} : { vnc: options.vnc }),
     })
     const qemu = yield* startQemu(argv, qmpSocket).pipe(
       Effect.mapError((missing) => new RunFailed({ reason: missing.message })),
@@ -194,16 +202,25 @@ export const runImage = (
     const writer = console.writable.getWriter()
     if (interactive) yield* terminal.raw
     const input = consoleInput(writer, terminal, interactive)
-    const poweredOff = Effect.flatMap(qemuExitReason(qemu), (reason) =>
-      options.until === undefined
-        ? Effect.succeed<RunOutcome>({ _tag: "PoweredOff" })
-        : new RunFailed({
-          reason: `the VM stopped (${reason}) before a console line matched ${options.until}`,
-          log: tail.lines(),
-        }))
+    const poweredOff = Effect.flatMap(
+      Effect.zip(qemu.exited, qemuExitReason(qemu)),
+      ([status, reason]): Effect.Effect<RunOutcome, RunFailed> => {
+        // QEMU exits 0 when the guest powers off; anything else is QEMU failing (a forwarded
+        // port that is taken, an image it cannot open), in its own words.
+        if (status !== 0) return new RunFailed({ reason, log: tail.lines() })
+        return options.until === undefined
+          ? Effect.succeed({ _tag: "PoweredOff" })
+          : new RunFailed({
+            reason: `the VM stopped (${reason}) before a console line matched ${options.until}`,
+            log: tail.lines(),
+          })
+      },
+    )
     const watched = Effect.raceFirst(
-      Effect.flatMap(output, (outcome) =>
-        outcome === undefined ? poweredOff : Effect.succeed(outcome)),
+      Effect.flatMap(
+        output,
+        (outcome) => outcome === undefined ? poweredOff : Effect.succeed(outcome),
+      ),
       Effect.raceFirst(input, poweredOff),
     )
     const limited = options.timeoutSeconds === undefined ? watched : watched.pipe(

@@ -134,7 +134,11 @@ export const qemuExitReason = (process: RunningProcess): Effect.Effect<string> =
     const status = yield* process.exited
     const tail = yield* process.stderrTail
     if (programMissing(status, tail)) return new ToolMissing({ program: QEMU_SYSTEM }).message
-    const stderr = lastLines(tail, 3).join("; ")
+    // QEMU's notes on waiting for a socket's client say nothing about why it stopped.
+    const said = tail.split("\n").filter((line) =>
+      !/: info: QEMU waiting for connection/.test(line)
+    )
+    const stderr = lastLines(said.join("\n"), 3).join("; ")
     return `QEMU exited with ${describeStatus(status)}${stderr ? `: ${stderr}` : ""}`
   })
 
