@@ -165,8 +165,19 @@ export type DiskLayout =
   /** An artifact: `layer` is the disk itself (perhaps compressed). */
   | { readonly _tag: "Artifact"; readonly layer: Descriptor }
 
+/**
+ * The most layers a pulled image's manifest may have: a container image's layers are tried one
+ * by one for the disk, and an image with more than Docker's own limit (127) is no containerDisk.
+ */
+export const MAX_IMAGE_LAYERS = 128
+
 /** The layout of `manifest`, or why it carries no disk image. */
 export const diskLayout = (manifest: Manifest): Either.Either<DiskLayout, string> => {
+  if (manifest.layers.length > MAX_IMAGE_LAYERS) {
+    return Either.left(
+      `it has ${manifest.layers.length} layers, more than the ${MAX_IMAGE_LAYERS} a disk image may have`,
+    )
+  }
   const bad = [manifest.config, ...manifest.layers].find((entry) => !DIGEST.test(entry.digest))
   if (bad !== undefined) return Either.left(`it has a blob with digest '${bad.digest}'`)
   const configType = manifest.config.mediaType
