@@ -34,6 +34,7 @@ const reasonOf = (source: string) => (error: PlatformError) =>
 
 const inside = (root: string, path: string) => path === root || path.startsWith(root + "/")
 
+// Long: the context's operations, each short, share its root and file system.
 export const BuildContextDirectory = (
   directory: string,
 ): Layer.Layer<BuildContext, ContextSourceError, FileSystem.FileSystem | Path.Path> =>

@@ -25,12 +25,40 @@ const mebibytes = (bytes: number): string => {
 /** Check `lines` (the logical lines whose keyword is known) of `file`. */
 export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<Diagnostic> => {
   const diagnostics: Array<Diagnostic> = []
-  const report = (span: Ast.Span, code: string, message: string, severity?: Severity) =>
+  const report: Report = (span, code, message, severity) =>
     diagnostics.push(makeDiagnostic(file, span, code, message, severity))
   const ofKind = (keyword: Keyword) => lines.filter((line) => line.keyword === keyword)
 
-  // FROM: exactly one, first.
-  const froms = ofKind("FROM")
+  const from = checkFrom(lines, ofKind("FROM"), report)
+  // DISK and PARTITION: only, and necessarily, for scratch. Unknown when FROM did not parse.
+  const scratch = from?.instruction?._tag === "From" ? from.instruction.scratch : undefined
+  const disks = ofKind("DISK")
+  const partitions = ofKind("PARTITION")
+  if (scratch === false) {
+    for (const line of [...disks, ...partitions]) {
+      report(
+        line.span,
+        "disk-not-scratch",
+        "DISK and PARTITION instructions can only appear on images built from scratch",
+      )
+    }
+  }
+  if (scratch === true && from !== undefined) {
+    checkScratchDisk(lines, from, disks, partitions, report)
+  }
+  checkInstructions(lines, report)
+  checkMountsUnique(partitions, report)
+  return diagnostics
+}
+
+type Report = (span: Ast.Span, code: string, message: string, severity?: Severity) => void
+
+/** FROM: exactly one, first. The FROM that counts, when there is one. */
+const checkFrom = (
+  lines: ReadonlyArray<ParsedLine>,
+  froms: ReadonlyArray<ParsedLine>,
+  report: Report,
+): ParsedLine | undefined => {
   if (froms.length === 0) {
     report(
       lines[0]?.span ?? START_OF_FILE,
@@ -49,73 +77,71 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
       "FROM instruction must appear before any other instructions",
     )
   }
+  return from
+}
 
-  // DISK and PARTITION: only, and necessarily, for scratch. Unknown when FROM did not parse.
-  const scratch = from?.instruction?._tag === "From" ? from.instruction.scratch : undefined
-  const disks = ofKind("DISK")
-  const partitions = ofKind("PARTITION")
-  if (scratch === false) {
-    for (const line of [...disks, ...partitions]) {
+/** A scratch image's DISK and PARTITIONs: present, in order, one mounted at /, and they fit. */
+const checkScratchDisk = (
+  lines: ReadonlyArray<ParsedLine>,
+  from: ParsedLine,
+  disks: ReadonlyArray<ParsedLine>,
+  partitions: ReadonlyArray<ParsedLine>,
+  report: Report,
+) => {
+  if (disks.length === 0) {
+    report(
+      from.span,
+      "disk-missing",
+      "Exactly one DISK instruction must appear in images built from scratch",
+    )
+  }
+  for (const extra of disks.slice(1)) {
+    report(extra.span, "disk-count", "Only one DISK instruction can appear per Imagefile")
+  }
+  if (partitions.length === 0) {
+    report(
+      disks[0]?.span ?? from.span,
+      "partition-missing",
+      "At least one PARTITION instruction must appear in images built from scratch",
+    )
+  }
+  lines.forEach((line, index) => {
+    const previous = lines[index - 1]?.keyword
+    if (line === disks[0] && previous !== "FROM") {
       report(
         line.span,
-        "disk-not-scratch",
-        "DISK and PARTITION instructions can only appear on images built from scratch",
+        "disk-order",
+        "DISK instruction must appear immediately after FROM instruction",
       )
     }
-  }
-  if (scratch === true && from !== undefined) {
-    if (disks.length === 0) {
+    if (line.keyword === "PARTITION" && previous !== "DISK" && previous !== "PARTITION") {
       report(
-        from.span,
-        "disk-missing",
-        "Exactly one DISK instruction must appear in images built from scratch",
+        line.span,
+        "partition-order",
+        "PARTITION instructions must appear immediately after DISK instruction",
       )
     }
-    for (const extra of disks.slice(1)) {
-      report(extra.span, "disk-count", "Only one DISK instruction can appear per Imagefile")
-    }
-    if (partitions.length === 0) {
+  })
+  const parsed = partitions.map((line) => line.instruction).filter(isPartition)
+  // A partition that did not parse may have been the one mounted at /: don't guess.
+  if (parsed.length > 0 && parsed.length === partitions.length) {
+    const root = parsed.some((p) =>
+      p.mount !== undefined && normalizeAbsolute(p.mount.value) === "/"
+    )
+    if (!root) {
       report(
         disks[0]?.span ?? from.span,
-        "partition-missing",
-        "At least one PARTITION instruction must appear in images built from scratch",
+        "root-mount-missing",
+        "At least one PARTITION instruction must mount at /",
       )
     }
-    lines.forEach((line, index) => {
-      const previous = lines[index - 1]?.keyword
-      if (line === disks[0] && previous !== "FROM") {
-        report(
-          line.span,
-          "disk-order",
-          "DISK instruction must appear immediately after FROM instruction",
-        )
-      }
-      if (line.keyword === "PARTITION" && previous !== "DISK" && previous !== "PARTITION") {
-        report(
-          line.span,
-          "partition-order",
-          "PARTITION instructions must appear immediately after DISK instruction",
-        )
-      }
-    })
-    const parsed = partitions.map((line) => line.instruction).filter(isPartition)
-    // A partition that did not parse may have been the one mounted at /: don't guess.
-    if (parsed.length > 0 && parsed.length === partitions.length) {
-      const root = parsed.some((p) =>
-        p.mount !== undefined && normalizeAbsolute(p.mount.value) === "/"
-      )
-      if (!root) {
-        report(
-          disks[0]?.span ?? from.span,
-          "root-mount-missing",
-          "At least one PARTITION instruction must mount at /",
-        )
-      }
-    }
-    const disk = disks[0]?.instruction
-    checkLayout(disk?._tag === "Disk" ? disk : undefined, partitions, report)
   }
+  const disk = disks[0]?.instruction
+  checkLayout(disk?._tag === "Disk" ? disk : undefined, partitions, report)
+}
 
+/** The rules of each instruction on its own. */
+const checkInstructions = (lines: ReadonlyArray<ParsedLine>, report: Report) => {
   for (const line of lines) {
     const instruction = line.instruction
     if (instruction === undefined) continue
@@ -135,8 +161,10 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
         break
     }
   }
+}
 
-  // MOUNT points are unique.
+/** MOUNT points are unique. */
+const checkMountsUnique = (partitions: ReadonlyArray<ParsedLine>, report: Report) => {
   const mounts = new Map<string, number>()
   for (const partition of partitions.map((line) => line.instruction).filter(isPartition)) {
     if (partition.mount === undefined) continue
@@ -151,11 +179,7 @@ export const validate = (file: string, lines: ReadonlyArray<ParsedLine>): Array<
       )
     }
   }
-
-  return diagnostics
 }
-
-type Report = (span: Ast.Span, code: string, message: string, severity?: Severity) => void
 
 /**
  * The longest RUN command: it is one argument of `/bin/sh -c` in the guest, and Linux refuses

@@ -46,6 +46,7 @@ const workspaceOwner = (name: string): number | undefined => {
   return match ? Number(match[1]) : undefined
 }
 
+// Long: the cache's operations, each short, share its layout (file and record of a key).
 export const LayerCacheDirectory = (
   directory: string,
 ): Layer.Layer<LayerCache, CacheIoError, FileSystem.FileSystem | Path.Path | DiskImages> =>

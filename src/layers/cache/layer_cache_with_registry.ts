@@ -33,6 +33,118 @@ const readCacheMap = (repository: Repository) =>
       Effect.catchTag("RegistryNotFound", () => Effect.succeed([] as ReadonlyArray<CacheEntry>)),
     )
 
+/** The layer just downloaded to `file`, checked and set on `backing` (or on none). */
+const adopt = (
+  repository: Repository,
+  entry: CacheEntry,
+  file: string,
+  backing: string | undefined,
+) =>
+  Effect.gen(function* () {
+    const disks = yield* DiskImages
+    const fs = yield* FileSystem.FileSystem
+    // Another machine's file: it may name any backing file, so it is checked, and its
+    // backing file is set to the layer it sits on here before anything opens it.
+    const head = yield* fs.open(file, { flag: "r" }).pipe(
+      Effect.flatMap((opened) => opened.readAlloc(PROBE_BYTES)),
+      Effect.scoped,
+    )
+    const probe = probeLayer(head._tag === "Some" ? head.value : new Uint8Array())
+    if (probe._tag === "Refused") {
+      return yield* new NotADiskImage({
+        reference: repository.describe,
+        reason: `its layer ${entry.digest} is refused: ${probe.reason}`,
+      })
+    }
+    if (backing !== undefined) yield* disks.rebase({ path: file, backing })
+    else {
+      const info = yield* disks.info(file, "qcow2")
+      if (info.backingFile !== undefined) {
+        return yield* new NotADiskImage({
+          reference: repository.describe,
+          reason: `its first layer ${entry.digest} refers to a backing file`,
+        })
+      }
+    }
+    yield* disks.check(file)
+  })
+
+/** Download `chain` from `repository` and keep it in `local` on `below` (or on `base`). */
+const fetchChain = (
+  local: LayerCacheShape,
+  repository: Repository,
+  chain: ReadonlyArray<CacheEntry>,
+  below: CachedLayer | undefined,
+  base: string | undefined,
+) =>
+  Effect.scoped(Effect.gen(function* () {
+    const workspace = yield* local.workspace
+    const kept: Array<CachedLayer> = []
+    let parent = below
+    for (const entry of chain) {
+      const file = `${workspace}/${entry.key}.qcow2`
+      const short = entry.key.slice(0, 12)
+      yield* download(
+        { name: `cache layer ${short}`, source: { _tag: "Named" } },
+        {
+          describe: `layer ${entry.digest} of ${repository.describe}`,
+          label: `Cache layer ${short} from ${repository.describe}`,
+        },
+        {
+          bytes: repository.openBlob({ digest: entry.digest, size: entry.size }),
+          size: entry.size,
+          checksum: { type: "sha256", value: entry.digest.slice("sha256:".length) },
+        },
+        file,
+        { maxImageBytes: Number.MAX_SAFE_INTEGER },
+      )
+      yield* adopt(repository, entry, file, parent?.path ?? base)
+      const [layer] = yield* local.keep(parent, [{
+        key: entry.key,
+        text: entry.text,
+        path: file,
+      }], {
+        replace: false,
+        ...(base === undefined ? {} : { base }),
+      })
+      if (layer === undefined) break
+      parent = { ...layer, source: repository.describe }
+      kept.push(parent)
+    }
+    return kept
+  }))
+
+/**
+ * The longest chain the caches at `references` hold past the local hits; warnings for those
+ * unread.
+ */
+const bestChain = (
+  references: ReadonlyArray<string>,
+  keys: ReadonlyArray<string>,
+  from: number,
+  below: string | undefined,
+) =>
+  Effect.gen(function* () {
+    const reporter = yield* Reporter
+    let best: { repository: Repository; chain: ReadonlyArray<CacheEntry> } | undefined
+    for (const text of references) {
+      const read = yield* Effect.either(Effect.flatMap(
+        repositoryAt(text, "pull"),
+        (repository) =>
+          Effect.map(readCacheMap(repository), (entries) => ({ repository, entries })),
+      ))
+      if (Either.isLeft(read)) {
+        yield* reporter.warn(`The build cache ${text} was not used: ${read.left.message}`)
+        continue
+      }
+      const chain = chainIn(read.right.entries, keys, from, below)
+      if (chain.length > (best?.chain.length ?? 0)) {
+        best = { repository: read.right.repository, chain }
+      }
+    }
+    return best
+  })
+
 /** What the decorator runs on (download.ts's decompressors want a CommandExecutor). */
 export type LayerCacheWithRegistryRequirements =
   | LayerCache
@@ -59,119 +171,16 @@ export const LayerCacheWithRegistry = (
         Exclude<LayerCacheWithRegistryRequirements, LayerCache>
       >()
 
-      /** The layer just downloaded to `file`, checked and set on `backing` (or on none). */
-      const adopt = (
-        repository: Repository,
-        entry: CacheEntry,
-        file: string,
-        backing: string | undefined,
-      ) =>
-        Effect.gen(function* () {
-          const disks = yield* DiskImages
-          const fs = yield* FileSystem.FileSystem
-          // Another machine's file: it may name any backing file, so it is checked, and its
-          // backing file is set to the layer it sits on here before anything opens it.
-          const head = yield* fs.open(file, { flag: "r" }).pipe(
-            Effect.flatMap((opened) => opened.readAlloc(PROBE_BYTES)),
-            Effect.scoped,
-          )
-          const probe = probeLayer(head._tag === "Some" ? head.value : new Uint8Array())
-          if (probe._tag === "Refused") {
-            return yield* new NotADiskImage({
-              reference: repository.describe,
-              reason: `its layer ${entry.digest} is refused: ${probe.reason}`,
-            })
-          }
-          if (backing !== undefined) yield* disks.rebase({ path: file, backing })
-          else {
-            const info = yield* disks.info(file, "qcow2")
-            if (info.backingFile !== undefined) {
-              return yield* new NotADiskImage({
-                reference: repository.describe,
-                reason: `its first layer ${entry.digest} refers to a backing file`,
-              })
-            }
-          }
-          yield* disks.check(file)
-        })
-
-      /** Download `chain` from `repository` and keep it locally on `below` (or on `base`). */
-      const fetchChain = (
-        repository: Repository,
-        chain: ReadonlyArray<CacheEntry>,
-        below: CachedLayer | undefined,
-        base: string | undefined,
-      ) =>
-        Effect.scoped(Effect.gen(function* () {
-          const workspace = yield* local.workspace
-          const kept: Array<CachedLayer> = []
-          let parent = below
-          for (const entry of chain) {
-            const file = `${workspace}/${entry.key}.qcow2`
-            const short = entry.key.slice(0, 12)
-            yield* download(
-              { name: `cache layer ${short}`, source: { _tag: "Named" } },
-              {
-                describe: `layer ${entry.digest} of ${repository.describe}`,
-                label: `Cache layer ${short} from ${repository.describe}`,
-              },
-              {
-                bytes: repository.openBlob({ digest: entry.digest, size: entry.size }),
-                size: entry.size,
-                checksum: { type: "sha256", value: entry.digest.slice("sha256:".length) },
-              },
-              file,
-              { maxImageBytes: Number.MAX_SAFE_INTEGER },
-            )
-            yield* adopt(repository, entry, file, parent?.path ?? base)
-            const [layer] = yield* local.keep(parent, [{
-              key: entry.key,
-              text: entry.text,
-              path: file,
-            }], {
-              replace: false,
-              ...(base === undefined ? {} : { base }),
-            })
-            if (layer === undefined) break
-            parent = { ...layer, source: repository.describe }
-            kept.push(parent)
-          }
-          return kept
-        }))
-
-      /** The longest chain the caches hold past the local hits; warnings for those unread. */
-      const bestChain = (keys: ReadonlyArray<string>, from: number, below: string | undefined) =>
-        Effect.gen(function* () {
-          const reporter = yield* Reporter
-          let best: { repository: Repository; chain: ReadonlyArray<CacheEntry> } | undefined
-          for (const text of references) {
-            const read = yield* Effect.either(Effect.flatMap(
-              repositoryAt(text, "pull"),
-              (repository) =>
-                Effect.map(readCacheMap(repository), (entries) => ({ repository, entries })),
-            ))
-            if (Either.isLeft(read)) {
-              yield* reporter.warn(`The build cache ${text} was not used: ${read.left.message}`)
-              continue
-            }
-            const chain = chainIn(read.right.entries, keys, from, below)
-            if (chain.length > (best?.chain.length ?? 0)) {
-              best = { repository: read.right.repository, chain }
-            }
-          }
-          return best
-        })
-
       const hits: LayerCacheShape["hits"] = (keys, base) =>
         Effect.gen(function* () {
           const found = yield* local.hits(keys, base)
           if (found.length === keys.length || references.length === 0) return found
           const reporter = yield* Reporter
           const below = found.at(-1)
-          const best = yield* bestChain(keys, found.length, below?.key)
+          const best = yield* bestChain(references, keys, found.length, below?.key)
           if (best === undefined) return found
           const fetched = yield* Effect.either(
-            fetchChain(best.repository, best.chain, below, base),
+            fetchChain(local, best.repository, best.chain, below, base),
           )
           if (Either.isLeft(fetched)) {
             yield* reporter.warn(

@@ -68,6 +68,7 @@ export interface ImageStoreMemoryOptions {
   ) => Effect.Effect<void, ResolveError>
 }
 
+// Long: the store's operations, each short, share its world and records.
 export const ImageStoreMemory = (world: MemoryWorld, options: ImageStoreMemoryOptions = {}) => {
   let counter = 0
   /** Each disk object stands for one file: its number plays the inode in records' stamps. */

@@ -30,6 +30,7 @@ import type { MemoryWorld } from "./world.ts"
 const decodeRecord = Schema.decodeEither(LayerRecordJson)
 const encodeRecord = Schema.encodeSync(LayerRecordJson)
 
+// Long: the cache's operations, each short, share its world, records and clock.
 export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
   const fileOf = (key: string) => `${root}/layers/${key}.qcow2`
   const recordOf = (key: string) => `${root}/layers/${key}.json`

@@ -75,6 +75,60 @@ interface PendingExec {
 const channelError = (reason: string) =>
   new AgentChannelBroken({ operation: "talk to its agent", reason })
 
+/** The channel's reader and writer, released (and the channel closed) when the scope closes. */
+const takeChannel = (channel: AgentChannel) =>
+  Effect.gen(function* () {
+    const reader = channel.readable.getReader()
+    const writer = channel.writable.getWriter()
+    // A broken pipe also rejects these; the failure is reported through read and write instead.
+    reader.closed.catch(() => {})
+    writer.closed.catch(() => {})
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() =>
+        Promise.allSettled([reader.cancel(), writer.abort()]).then(() => {
+          reader.releaseLock()
+          writer.releaseLock()
+        })
+      )
+    )
+    return { reader, writer }
+  })
+
+/** The agent's hello, within `timeout`, from a version this host speaks. */
+const awaitHello = (hello: Deferred.Deferred<Hello, VmError>, timeout: Duration.DurationInput) =>
+  Deferred.await(hello).pipe(
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () =>
+        new VmBootFailed({
+          operation: "start its agent",
+          reason: "the agent did not say hello in time",
+        }),
+    }),
+    Effect.flatMap((message) =>
+      Either.match(checkVersion(message), {
+        onLeft: (reason) => Effect.fail(new VmBootFailed({ operation: "start its agent", reason })),
+        onRight: Effect.succeed,
+      })
+    ),
+  )
+
+/** Send `stdin` to exec `id` in frames, then its end (an empty chunk). */
+const feedStdin = (
+  send: (message: HostMessage) => Effect.Effect<void, VmError>,
+  id: number,
+  stdin: Stream.Stream<Uint8Array, VmError>,
+) =>
+  stdin.pipe(
+    Stream.runForEach((chunk) =>
+      Effect.forEach(chunks(chunk), (data) => send({ _tag: "stdin", id, data }), {
+        discard: true,
+      })
+    ),
+    Effect.zipRight(send({ _tag: "stdin", id, data: new Uint8Array(0) })),
+  )
+
+// Long: the read loop, send and exec share the channel's state (pending execs, whether it broke).
 /**
  * Take over `channel` and wait for the agent's hello. Closing the scope stops reading and closes
  * the channel.
@@ -83,19 +137,7 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
   channel: AgentChannel,
   options: ConnectOptions,
 ): Effect.fn.Return<AgentClient, VmError, Scope.Scope> {
-  const reader = channel.readable.getReader()
-  const writer = channel.writable.getWriter()
-  // A broken pipe also rejects these; the failure is reported through read and write instead.
-  reader.closed.catch(() => {})
-  writer.closed.catch(() => {})
-  yield* Effect.addFinalizer(() =>
-    Effect.promise(() =>
-      Promise.allSettled([reader.cancel(), writer.abort()]).then(() => {
-        reader.releaseLock()
-        writer.releaseLock()
-      })
-    )
-  )
+  const { reader, writer } = yield* takeChannel(channel)
 
   const hello = yield* Deferred.make<Hello, VmError>()
   const goodbye = yield* Deferred.make<void, VmError>()
@@ -196,34 +238,9 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
     })
 
   if (options.greet === true) yield* send({ _tag: "hello" })
-  const agentHello = yield* Deferred.await(hello).pipe(
-    Effect.timeoutFail({
-      duration: options.helloTimeout,
-      onTimeout: () =>
-        new VmBootFailed({
-          operation: "start its agent",
-          reason: "the agent did not say hello in time",
-        }),
-    }),
-    Effect.flatMap((message) =>
-      Either.match(checkVersion(message), {
-        onLeft: (reason) => Effect.fail(new VmBootFailed({ operation: "start its agent", reason })),
-        onRight: Effect.succeed,
-      })
-    ),
-  )
+  const agentHello = yield* awaitHello(hello, options.helloTimeout)
 
   const killTimeout = options.killTimeout ?? "2 seconds"
-
-  const feedStdin = (id: number, stdin: Stream.Stream<Uint8Array, VmError>) =>
-    stdin.pipe(
-      Stream.runForEach((chunk) =>
-        Effect.forEach(chunks(chunk), (data) => send({ _tag: "stdin", id, data }), {
-          discard: true,
-        })
-      ),
-      Effect.zipRight(send({ _tag: "stdin", id, data: new Uint8Array(0) })),
-    )
 
   const exec = Effect.fn("AgentClient.exec")(function* (request: ExecRequest) {
     if (broken !== undefined) return yield* broken
@@ -241,7 +258,7 @@ export const connectAgent = Effect.fn("AgentClient.connect")(function* (
       })
       if (request.stdin !== undefined) {
         // A failing input fails the exec and kills the command.
-        yield* feedStdin(id, request.stdin).pipe(
+        yield* feedStdin(send, id, request.stdin).pipe(
           Effect.catchAll((error) =>
             Deferred.fail(exit, error).pipe(
               Effect.zipRight(send({ _tag: "signal", id, signal: "SIGKILL" })),

@@ -11,6 +11,7 @@ import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -43,8 +44,8 @@ import {
 } from "../../domain/registry_protocol.ts"
 import { withBulkFetch } from "../bulk_fetch.ts"
 import {
+  type Credential,
   type CredentialEnvironment,
-  type CredentialLookup,
   describeLookup,
   findCredential,
 } from "./credentials.ts"
@@ -132,6 +133,151 @@ const transportReason = (cause: unknown): string => {
   )
 }
 
+const unreachable = (registry: string, target: string, cause: unknown) =>
+  new RegistryUnreachable({ registry, url: target, reason: transportReason(cause) })
+
+/** Where a session's requests go, and the authorization it has earned so far. */
+interface Connection {
+  readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  readonly registry: string
+  /** The registry's API host: the only one the authorization goes to. */
+  readonly host: string
+  readonly authorization: Ref.Ref<string | undefined>
+}
+
+/** One exchange, following redirects; the credential goes to the registry's host only. */
+const exchange = (
+  connection: Connection,
+  request: RegistryRequest,
+  target: string,
+  redirects = 0,
+): Effect.Effect<HttpClientResponse.HttpClientResponse, RegistryUnreachable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const auth = yield* Ref.get(connection.authorization)
+    const sameHost = new URL(target).host === connection.host
+    let outgoing = HttpClientRequest.make(request.method)(target).pipe(
+      HttpClientRequest.setHeaders(request.headers ?? {}),
+    )
+    if (auth !== undefined && sameHost) {
+      outgoing = HttpClientRequest.setHeader(outgoing, "authorization", auth)
+    }
+    if (request.body !== undefined) {
+      outgoing = HttpClientRequest.setBody(outgoing, request.body())
+    }
+    const response = yield* connection.client.execute(outgoing).pipe(
+      Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+      request.streamed === true ? withBulkFetch : identity,
+      Effect.mapError((error) => unreachable(connection.registry, target, error.cause ?? error)),
+    )
+    const location = response.headers["location"]
+    const redirected = [301, 302, 303, 307, 308].includes(response.status) &&
+      location !== undefined && (request.method === "GET" || request.method === "HEAD")
+    if (!redirected || redirects >= MAX_REDIRECTS) return response
+    return yield* exchange(connection, request, new URL(location, target).href, redirects + 1)
+  })
+
+/**
+ * Answer a 401's `challenge` for `action` on `reference`'s repository, with the credential `own`
+ * (if any): the connection's authorization becomes a token, or Basic credentials. False when
+ * there is no answer.
+ */
+const answerChallenge = (
+  connection: Connection,
+  reference: OciReference,
+  action: "pull" | "push",
+  challenge: string,
+  own: Credential | undefined,
+) =>
+  Effect.gen(function* () {
+    const registry = reference.registry
+    const scheme = challengeScheme(challenge)
+    if (scheme === "basic") {
+      if (own === undefined) return false
+      yield* Ref.set(connection.authorization, basicAuthorization(own.username, own.password))
+      return true
+    }
+    if (scheme !== "bearer") return false
+    const parameters = challengeParameters(challenge)
+    const realm = parameters.realm
+    if (realm === undefined) return false
+    const tokenUrl = new URL(realm)
+    if (parameters.service) tokenUrl.searchParams.set("service", parameters.service)
+    tokenUrl.searchParams.set("scope", tokenScope(reference.repository, action))
+    let tokenRequest = HttpClientRequest.get(tokenUrl.href)
+    if (own !== undefined) {
+      tokenRequest = HttpClientRequest.setHeader(
+        tokenRequest,
+        "authorization",
+        basicAuthorization(own.username, own.password),
+      )
+    }
+    const response = yield* connection.client.execute(tokenRequest).pipe(
+      Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow" }),
+      Effect.mapError((error) => unreachable(registry, tokenUrl.href, error.cause ?? error)),
+    )
+    if (response.status === 401 || response.status === 403) return false
+    if (response.status < 200 || response.status >= 300) {
+      return yield* new RegistryRefused({
+        registry,
+        operation: `issue a token at ${tokenUrl.origin}${tokenUrl.pathname}`,
+        status: response.status,
+        detail: "the token endpoint refused",
+      })
+    }
+    const body = yield* response.json.pipe(
+      Effect.orElseSucceed((): unknown => ({})),
+    ) as Effect.Effect<Record<string, unknown>>
+    const token = body.token ?? body.access_token
+    if (typeof token !== "string" || token === "") {
+      return yield* new RegistryRefused({
+        registry,
+        operation: "issue a token",
+        detail: "its token endpoint answered without a token",
+      })
+    }
+    yield* Ref.set(connection.authorization, `Bearer ${token}`)
+    return true
+  })
+
+/**
+ * The error for an unexpected `response` to `operation` on `reference` (`describe`d): NotFound
+ * (of `blob`, when a blob was asked for), `unauthorized`, or Refused.
+ */
+const unexpectedAnswer = (
+  reference: OciReference,
+  describe: string,
+  unauthorized: Effect.Effect<never, RegistryUnauthorized>,
+  response: HttpClientResponse.HttpClientResponse,
+  operation: string,
+  blob?: string,
+) =>
+  Effect.gen(function* () {
+    const text = response.request.method === "HEAD"
+      ? ""
+      : yield* response.text.pipe(Effect.orElseSucceed(() => ""))
+    const errors = registryErrorEntries(text)
+    const codes = new Set(errors.map((error) => error.code))
+    if (response.status === 401 || response.status === 403 || codes.has("DENIED")) {
+      return yield* unauthorized
+    }
+    if (response.status === 404) {
+      return yield* new RegistryNotFound({
+        reference: describe,
+        ...(blob === undefined
+          ? missingThing(codes, reference, operation)
+          : { what: "blob" as const, name: blob }),
+      })
+    }
+    const detail = errors.map((error) => error.message || error.code).filter(Boolean)
+      .join("; ") || (text.trim().split("\n")[0] ?? "").slice(0, 200) || "no explanation"
+    return yield* new RegistryRefused({
+      registry: reference.registry,
+      operation,
+      status: response.status,
+      detail,
+    })
+  })
+
 /** A session with the repository of `reference`, authorized for `action`. */
 export const openRegistry = (
   reference: OciReference,
@@ -152,16 +298,11 @@ export const openRegistry = (
     const describe = formatOciReference(reference)
     const registry = reference.registry
     const authorization = yield* Ref.make<string | undefined>(undefined)
-    const lookup = yield* Ref.make<CredentialLookup | undefined>(undefined)
-    const credential = Effect.gen(function* () {
-      const known = yield* Ref.get(lookup)
-      if (known !== undefined) return known
-      const found = yield* findCredential(registry, options.credentials).pipe(
-        Effect.provide(context),
-      )
-      yield* Ref.set(lookup, found)
-      return found
-    })
+    const connection: Connection = { client, registry, host, authorization }
+    // Looked up once, and only when a registry asks for it: it may run credential helpers.
+    const credential = yield* Effect.cached(
+      findCredential(registry, options.credentials).pipe(Effect.provide(context)),
+    )
     const unauthorized = Effect.flatMap(credential, (found) =>
       Effect.fail(
         new RegistryUnauthorized({
@@ -174,105 +315,21 @@ export const openRegistry = (
 
     const url = (path: string) => /^https?:\/\//.test(path) ? path : new URL(path, base).href
 
-    const unreachable = (target: string, cause: unknown) =>
-      new RegistryUnreachable({ registry, url: target, reason: transportReason(cause) })
-
-    /** One exchange, following redirects; the credential goes to the registry's host only. */
-    const exchange = (request: RegistryRequest, target: string, redirects = 0): Effect.Effect<
-      HttpClientResponse.HttpClientResponse,
-      RegistryUnreachable,
-      Scope.Scope
-    > =>
-      Effect.gen(function* () {
-        const auth = yield* Ref.get(authorization)
-        const sameHost = new URL(target).host === host
-        let outgoing = HttpClientRequest.make(request.method)(target).pipe(
-          HttpClientRequest.setHeaders(request.headers ?? {}),
-        )
-        if (auth !== undefined && sameHost) {
-          outgoing = HttpClientRequest.setHeader(outgoing, "authorization", auth)
-        }
-        if (request.body !== undefined) {
-          outgoing = HttpClientRequest.setBody(outgoing, request.body())
-        }
-        const response = yield* client.execute(outgoing).pipe(
-          Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
-          request.streamed === true ? withBulkFetch : identity,
-          Effect.mapError((error) => unreachable(target, error.cause ?? error)),
-        )
-        const location = response.headers["location"]
-        const redirected = [301, 302, 303, 307, 308].includes(response.status) &&
-          location !== undefined && (request.method === "GET" || request.method === "HEAD")
-        if (!redirected || redirects >= MAX_REDIRECTS) return response
-        return yield* exchange(request, new URL(location, target).href, redirects + 1)
-      })
-
-    /** Answer a 401's challenge: a token, or Basic credentials. False when there is no answer. */
-    const answer = (challenge: string) =>
-      Effect.gen(function* () {
-        const scheme = challengeScheme(challenge)
-        const found = yield* credential
-        const own = found.credential
-        if (scheme === "basic") {
-          if (own === undefined) return false
-          yield* Ref.set(authorization, basicAuthorization(own.username, own.password))
-          return true
-        }
-        if (scheme !== "bearer") return false
-        const parameters = challengeParameters(challenge)
-        const realm = parameters.realm
-        if (realm === undefined) return false
-        const tokenUrl = new URL(realm)
-        if (parameters.service) tokenUrl.searchParams.set("service", parameters.service)
-        tokenUrl.searchParams.set("scope", tokenScope(reference.repository, action))
-        let tokenRequest = HttpClientRequest.get(tokenUrl.href)
-        if (own !== undefined) {
-          tokenRequest = HttpClientRequest.setHeader(
-            tokenRequest,
-            "authorization",
-            basicAuthorization(own.username, own.password),
-          )
-        }
-        const response = yield* client.execute(tokenRequest).pipe(
-          Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow" }),
-          Effect.mapError((error) => unreachable(tokenUrl.href, error.cause ?? error)),
-        )
-        if (response.status === 401 || response.status === 403) return false
-        if (response.status < 200 || response.status >= 300) {
-          return yield* new RegistryRefused({
-            registry,
-            operation: `issue a token at ${tokenUrl.origin}${tokenUrl.pathname}`,
-            status: response.status,
-            detail: "the token endpoint refused",
-          })
-        }
-        const body = yield* response.json.pipe(
-          Effect.orElseSucceed((): unknown => ({})),
-        ) as Effect.Effect<Record<string, unknown>>
-        const token = body.token ?? body.access_token
-        if (typeof token !== "string" || token === "") {
-          return yield* new RegistryRefused({
-            registry,
-            operation: "issue a token",
-            detail: "its token endpoint answered without a token",
-          })
-        }
-        yield* Ref.set(authorization, `Bearer ${token}`)
-        return true
-      })
-
     const attempt = (request: RegistryRequest) =>
       Effect.gen(function* () {
         const target = url(request.path)
-        const first = yield* exchange(request, target)
+        const first = yield* exchange(connection, request, target)
         if (first.status !== 401) return first
         const challenge = first.headers["www-authenticate"] ?? ""
         const before = yield* Ref.get(authorization)
-        if (!(yield* answer(challenge))) return yield* unauthorized
+        const { credential: own } = yield* credential
+        if (!(yield* answerChallenge(connection, reference, action, challenge, own))) {
+          return yield* unauthorized
+        }
         const after = yield* Ref.get(authorization)
         // The same credential again would get the same answer.
         if (after === before) return yield* unauthorized
-        const second = yield* exchange(request, target)
+        const second = yield* exchange(connection, request, target)
         if (second.status === 401) return yield* unauthorized
         return second
       })
@@ -293,33 +350,7 @@ export const openRegistry = (
       response: HttpClientResponse.HttpClientResponse,
       operation: string,
       blob?: string,
-    ) =>
-      Effect.gen(function* () {
-        const text = response.request.method === "HEAD"
-          ? ""
-          : yield* response.text.pipe(Effect.orElseSucceed(() => ""))
-        const errors = registryErrorEntries(text)
-        const codes = new Set(errors.map((error) => error.code))
-        if (response.status === 401 || response.status === 403 || codes.has("DENIED")) {
-          return yield* unauthorized
-        }
-        if (response.status === 404) {
-          return yield* new RegistryNotFound({
-            reference: describe,
-            ...(blob === undefined
-              ? missingThing(codes, reference, operation)
-              : { what: "blob" as const, name: blob }),
-          })
-        }
-        const detail = errors.map((error) => error.message || error.code).filter(Boolean)
-          .join("; ") || (text.trim().split("\n")[0] ?? "").slice(0, 200) || "no explanation"
-        return yield* new RegistryRefused({
-          registry,
-          operation,
-          status: response.status,
-          detail,
-        })
-      })
+    ) => unexpectedAnswer(reference, describe, unauthorized, response, operation, blob)
 
     return { reference, describe, url, send, failure } satisfies RegistrySession
   })

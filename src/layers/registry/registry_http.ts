@@ -114,6 +114,108 @@ const resumeAt = (session: RegistrySession, location: string, error: RegistryUnr
     return status
   })
 
+/** Open an upload: where its bytes go, and the chunk size the registry asks for, if any. */
+const startUpload = (session: RegistrySession, operation: string) =>
+  Effect.gen(function* () {
+    const started = yield* session.send({
+      method: "POST",
+      path: "blobs/uploads/",
+      operation,
+      repeatable: true,
+    })
+    if (started.status !== 202) return yield* session.failure(started, operation)
+    const first = started.headers["location"]
+    if (first === undefined) {
+      return yield* new RegistryRefused({
+        registry: session.reference.registry,
+        operation,
+        detail: "no upload location",
+      })
+    }
+    return {
+      location: new URL(first, session.url("blobs/uploads/")).href,
+      chunked: uploadChunk(started.headers["oci-chunk-min-length"]),
+    }
+  })
+
+/** One PATCH of an upload to `target`: `body`, the blob's bytes `range` when it goes in chunks. */
+const patchChunk = (
+  session: RegistrySession,
+  target: string,
+  range: string | undefined,
+  body: () => HttpBody.HttpBody,
+  operation: string,
+) =>
+  session.send({
+    method: "PATCH",
+    path: target,
+    headers: {
+      "content-type": "application/octet-stream",
+      ...(range !== undefined ? { "content-range": range } : {}),
+    },
+    body,
+    operation,
+    repeatable: false,
+  }).pipe(
+    Effect.flatMap((response) =>
+      response.status === 202 ? Effect.succeed(response) : session.failure(response, operation)
+    ),
+    // A dropped connection: ask how far the registry got, and go on from there.
+    Effect.catchTag("RegistryUnreachable", (error) => resumeAt(session, target, error)),
+    Effect.retry({
+      schedule: Schedule.exponential(Duration.millis(250)),
+      times: PATCH_ATTEMPTS - 1,
+      while: (error) => error._tag === "RegistryUnreachable",
+    }),
+  )
+
+/** The blob from `offset` on, in one request. */
+const blobFrom = (session: RegistrySession, blob: BlobDescriptor, offset: number) =>
+  Stream.unwrapScoped(Effect.gen(function* () {
+    const operation = `download blob ${blob.digest}`
+    const response = yield* session.send({
+      method: "GET",
+      path: `blobs/${blob.digest}`,
+      headers: resumeRange(offset),
+      operation,
+      streamed: true,
+    })
+    const expected = offset > 0 ? 206 : 200
+    if (response.status !== expected) {
+      return yield* session.failure(response, operation, blob.digest)
+    }
+    return response.stream
+  }))
+
+/** The blob from `offset` on, resumed where it stopped when its connection drops. */
+const resumedBlob = (session: RegistrySession, blob: BlobDescriptor, offset: number) =>
+  Stream.unwrap(Effect.map(Ref.make(offset), (received) => {
+    const from = (resumes: number): Stream.Stream<Uint8Array, RegistryError | ResponseError> =>
+      Stream.unwrap(
+        Effect.map(Ref.get(received), (at) =>
+          blobFrom(session, blob, at).pipe(
+            Stream.tap((chunk) => Ref.update(received, (count) => count + chunk.length)),
+            Stream.catchAll((error) =>
+              error._tag === "ResponseError" && resumes < RESUMES
+                ? from(resumes + 1)
+                : Stream.fail(error)
+            ),
+          )),
+      )
+    return from(0).pipe(
+      Stream.mapError((error) =>
+        error._tag === "ResponseError"
+          ? new RegistryTransferInterrupted({
+            registry: session.reference.registry,
+            digest: blob.digest,
+            cause: error.cause ?? error,
+          })
+          : error
+      ),
+    )
+  }))
+
+// Long: the repository's five operations (each its own Effect.fn) share its session.
 const repositoryOver = (session: RegistrySession): Repository => {
   const registry = session.reference.registry
   const describe = session.describe
@@ -170,50 +272,10 @@ const repositoryOver = (session: RegistrySession): Repository => {
     return yield* session.failure(present, operation)
   }, Effect.scoped)
 
-  /** The blob from `offset` on, in one request. */
-  const blobFrom = (blob: BlobDescriptor, offset: number) =>
-    Stream.unwrapScoped(Effect.gen(function* () {
-      const operation = `download blob ${blob.digest}`
-      const response = yield* session.send({
-        method: "GET",
-        path: `blobs/${blob.digest}`,
-        headers: resumeRange(offset),
-        operation,
-        streamed: true,
-      })
-      const expected = offset > 0 ? 206 : 200
-      if (response.status !== expected) {
-        return yield* session.failure(response, operation, blob.digest)
-      }
-      return response.stream
-    }))
-
   const openBlob = (blob: BlobDescriptor, offset = 0) =>
-    Stream.unwrap(Effect.map(Ref.make(offset), (received) => {
-      const from = (resumes: number): Stream.Stream<Uint8Array, RegistryError | ResponseError> =>
-        Stream.unwrap(
-          Effect.map(Ref.get(received), (at) =>
-            blobFrom(blob, at).pipe(
-              Stream.tap((chunk) => Ref.update(received, (count) => count + chunk.length)),
-              Stream.catchAll((error) =>
-                error._tag === "ResponseError" && resumes < RESUMES
-                  ? from(resumes + 1)
-                  : Stream.fail(error)
-              ),
-            )),
-        )
-      return from(0).pipe(
-        Stream.mapError((error) =>
-          error._tag === "ResponseError"
-            ? new RegistryTransferInterrupted({
-              registry,
-              digest: blob.digest,
-              cause: error.cause ?? error,
-            })
-            : error
-        ),
-      )
-    })).pipe(Stream.withSpan("Registry.openBlob", { attributes: { digest: blob.digest } }))
+    resumedBlob(session, blob, offset).pipe(
+      Stream.withSpan("Registry.openBlob", { attributes: { digest: blob.digest } }),
+    )
 
   const uploadBlob = Effect.fn("Registry.uploadBlob")(function* (
     content: UploadContent,
@@ -223,19 +285,9 @@ const repositoryOver = (session: RegistrySession): Repository => {
     const operation = `upload ${
       options.expected === undefined ? "a blob" : `blob ${options.expected}`
     }`
-    const started = yield* session.send({
-      method: "POST",
-      path: "blobs/uploads/",
-      operation,
-      repeatable: true,
-    })
-    if (started.status !== 202) return yield* session.failure(started, operation)
-    const first = started.headers["location"]
-    if (first === undefined) {
-      return yield* new RegistryRefused({ registry, operation, detail: "no upload location" })
-    }
-    let location = new URL(first, session.url("blobs/uploads/")).href
-    const chunked = uploadChunk(started.headers["oci-chunk-min-length"])
+    const started = yield* startUpload(session, operation)
+    let location = started.location
+    const chunked = started.chunked
     const chunk = chunked ?? blob.size
 
     // Every byte is hashed once, in order, however often a resumed PATCH sends it again.
@@ -265,27 +317,12 @@ const repositoryOver = (session: RegistrySession): Repository => {
       const from = offset
       const to = Math.min(offset + chunk, blob.size)
       const target: string = location
-      const sent: HttpClientResponse.HttpClientResponse = yield* session.send({
-        method: "PATCH",
-        path: target,
-        headers: {
-          "content-type": "application/octet-stream",
-          ...(chunked !== undefined ? { "content-range": chunkRange(from, to) } : {}),
-        },
-        body: () => HttpBody.stream(counted(from, to), "application/octet-stream"),
+      const sent: HttpClientResponse.HttpClientResponse = yield* patchChunk(
+        session,
+        target,
+        chunked === undefined ? undefined : chunkRange(from, to),
+        () => HttpBody.stream(counted(from, to), "application/octet-stream"),
         operation,
-        repeatable: false,
-      }).pipe(
-        Effect.flatMap((response) =>
-          response.status === 202 ? Effect.succeed(response) : session.failure(response, operation)
-        ),
-        // A dropped connection: ask how far the registry got, and go on from there.
-        Effect.catchTag("RegistryUnreachable", (error) => resumeAt(session, target, error)),
-        Effect.retry({
-          schedule: Schedule.exponential(Duration.millis(250)),
-          times: PATCH_ATTEMPTS - 1,
-          while: (error) => error._tag === "RegistryUnreachable",
-        }),
       )
       const next = sent.headers["location"]
       if (next !== undefined) location = new URL(next, target).href

@@ -136,13 +136,9 @@ export const renderEvent = (
   }
 }
 
-/** Build the reporter's operations over `sink` (the layer below wraps this). */
-export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): ReporterShape => {
-  const json = mode === "json"
-  const bar = mode === "auto" && sink.isTerminal
-  // A bar occupies the last stderr line; anything else printed must clear it first.
+/** Text to `sink`, where a bar may occupy the last stderr line: anything else clears it first. */
+const consoleWriter = (sink: ConsoleSink) => {
   let barShown = false
-
   const clearBar = () => {
     if (barShown) {
       sink.stderr(encoder.encode("\r\x1b[K"))
@@ -157,82 +153,113 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
     clearBar()
     sink.stderr(encoder.encode(text))
   }
-  /** One JSON object per line, on stdout. */
-  const line = (event: ReportEvent) => out(`${JSON.stringify(encodeReportEvent(event))}\n`)
+  return {
+    clearBar,
+    out,
+    err,
+    /** One JSON object per line, on stdout. */
+    line: (event: ReportEvent) => out(`${JSON.stringify(encodeReportEvent(event))}\n`),
+    /** Draw `bar` over the last stderr line. */
+    drawBar: (bar: string) => {
+      sink.stderr(encoder.encode(`\r${bar}\x1b[K`))
+      barShown = true
+    },
+    barShown: () => barShown,
+  }
+}
+
+type ConsoleWriter = ReturnType<typeof consoleWriter>
+
+/** How progress shows: JSON events, a bar on a terminal, or else periodic lines. */
+interface ProgressStyle {
+  readonly json: boolean
+  readonly bar: boolean
+}
+
+/** A progress of `label` (`total` bytes, when known), shown through `writer` in `style`. */
+const startProgress = (
+  sink: ConsoleSink,
+  writer: ConsoleWriter,
+  style: ProgressStyle,
+  label: string,
+  total: number | undefined,
+  phase: ProgressPhase | undefined,
+): Progress => {
+  const { json, bar } = style
+  const { line, err } = writer
+  const started = sink.now()
+  let bytes = 0
+  let lastAt = started
+  let lastTenth = 0
+  let finished = false
+  const snapshot = (): ProgressSnapshot => ({
+    label,
+    bytes,
+    total,
+    elapsedMs: sink.now() - started,
+  })
+  const progressEvent = (end?: { readonly durationMs: number }): ReportEvent => ({
+    event: "progress",
+    label,
+    bytes,
+    total: total ?? null,
+    ...(end === undefined ? {} : { done: true, durationMs: Math.round(end.durationMs) }),
+    ...(phase === undefined ? {} : { phase }),
+  })
+  // Due after `intervalMs`, or sooner at each new tenth of the total (but not more than
+  // `minimumMs` apart, so a fast transfer does not flood the log).
+  const due = (intervalMs: number, minimumMs: number): boolean => {
+    const now = sink.now()
+    const fraction = fractionOf(snapshot())
+    const tenth = fraction === undefined ? lastTenth : Math.floor(fraction * 10)
+    const elapsed = now - lastAt
+    if (elapsed < intervalMs && (tenth === lastTenth || elapsed < minimumMs)) return false
+    lastAt = now
+    lastTenth = tenth
+    return true
+  }
+  const advanced = () => {
+    if (json) {
+      if (due(JSON_INTERVAL_MS, 0)) line(progressEvent())
+    } else if (bar) {
+      if (sink.now() - lastAt >= BAR_INTERVAL_MS || !writer.barShown()) {
+        lastAt = sink.now()
+        writer.drawBar(renderBar(snapshot(), sink.columns()))
+      }
+    } else if (due(PLAIN_INTERVAL_MS, PLAIN_MINIMUM_MS)) {
+      err(`${renderLine(snapshot())}\n`)
+    }
+  }
+  if (json) line(progressEvent())
+  else if (!bar) err(`${label}...\n`)
+  return {
+    advance: (count) =>
+      Effect.sync(() => {
+        if (finished) return
+        bytes += count
+        advanced()
+      }),
+    done: Effect.sync(() => {
+      if (finished) return
+      finished = true
+      const final = snapshot()
+      if (json) line(progressEvent({ durationMs: final.elapsedMs }))
+      else err(`${renderDone(final)}\n`)
+    }),
+  }
+}
+
+/** Build the reporter's operations over `sink` (the layer below wraps this). */
+export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): ReporterShape => {
+  const style: ProgressStyle = { json: mode === "json", bar: mode === "auto" && sink.isTerminal }
+  const writer = consoleWriter(sink)
+  const { out, err, line } = writer
   const report = (event: DiscreteEvent) =>
     Effect.sync(() => {
-      if (json) return line(event)
+      if (style.json) return line(event)
       const rendered = renderEvent(event)
       if (rendered !== undefined) (rendered.to === "stdout" ? out : err)(rendered.text)
     })
-
-  const startProgress = (
-    label: string,
-    total: number | undefined,
-    phase: ProgressPhase | undefined,
-  ): Progress => {
-    const started = sink.now()
-    let bytes = 0
-    let lastAt = started
-    let lastTenth = 0
-    let finished = false
-    const snapshot = (): ProgressSnapshot => ({
-      label,
-      bytes,
-      total,
-      elapsedMs: sink.now() - started,
-    })
-    const progressEvent = (end?: { readonly durationMs: number }): ReportEvent => ({
-      event: "progress",
-      label,
-      bytes,
-      total: total ?? null,
-      ...(end === undefined ? {} : { done: true, durationMs: Math.round(end.durationMs) }),
-      ...(phase === undefined ? {} : { phase }),
-    })
-    // Due after `intervalMs`, or sooner at each new tenth of the total (but not more than
-    // `minimumMs` apart, so a fast transfer does not flood the log).
-    const due = (intervalMs: number, minimumMs: number): boolean => {
-      const now = sink.now()
-      const fraction = fractionOf(snapshot())
-      const tenth = fraction === undefined ? lastTenth : Math.floor(fraction * 10)
-      const elapsed = now - lastAt
-      if (elapsed < intervalMs && (tenth === lastTenth || elapsed < minimumMs)) return false
-      lastAt = now
-      lastTenth = tenth
-      return true
-    }
-    const advanced = () => {
-      if (json) {
-        if (due(JSON_INTERVAL_MS, 0)) line(progressEvent())
-      } else if (bar) {
-        if (sink.now() - lastAt >= BAR_INTERVAL_MS || !barShown) {
-          lastAt = sink.now()
-          sink.stderr(encoder.encode(`\r${renderBar(snapshot(), sink.columns())}\x1b[K`))
-          barShown = true
-        }
-      } else if (due(PLAIN_INTERVAL_MS, PLAIN_MINIMUM_MS)) {
-        err(`${renderLine(snapshot())}\n`)
-      }
-    }
-    if (json) line(progressEvent())
-    else if (!bar) err(`${label}...\n`)
-    return {
-      advance: (count) =>
-        Effect.sync(() => {
-          if (finished) return
-          bytes += count
-          advanced()
-        }),
-      done: Effect.sync(() => {
-        if (finished) return
-        finished = true
-        const final = snapshot()
-        if (json) line(progressEvent({ durationMs: final.elapsedMs }))
-        else err(`${renderDone(final)}\n`)
-      }),
-    }
-  }
 
   return {
     stepStart: (step, total, text) => report({ event: "step-start", step, total, text }),
@@ -241,18 +268,18 @@ export const makeReporterConsole = (mode: ProgressMode, sink: ConsoleSink): Repo
     detail: (text) => report({ event: "detail", text }),
     output: (stream, chunk) =>
       Effect.sync(() => {
-        if (json) line(outputEvent(stream, chunk))
+        if (style.json) line(outputEvent(stream, chunk))
         else {
           // The chunk's own bytes, whatever their encoding. Both streams go to stdout,
           // interleaved as they came, like `docker build`.
-          clearBar()
+          writer.clearBar()
           sink.stdout(chunk)
         }
       }),
     warn: (message) => report({ event: "warning", message }),
     info: (message) => report({ event: "info", message }),
     progress: (label, total, options) =>
-      Effect.sync(() => startProgress(label, total, options?.phase)),
+      Effect.sync(() => startProgress(sink, writer, style, label, total, options?.phase)),
     result: (summary) => report({ event: "result", ...summary }),
     pulled: (image) => report({ event: "result", ...image }),
     failure: (message, tag) =>

@@ -106,6 +106,57 @@ const DISK_PROBLEM: Record<TarProblem, string> = {
   Oversized: "its layer has a tar record over 1 MiB",
 }
 
+/** The image and its source, as errors name them. */
+interface About {
+  readonly image: string
+  readonly source: string
+}
+
+/**
+ * A read that fails midway: TransferIncomplete, with the count of bytes `received` so far of
+ * the `expected`; other failures stay what they are.
+ */
+const failedMidway = (about: About, expected: number | undefined, received: Ref.Ref<number>) =>
+(
+  error: PlatformError | ResponseError | SourceUnavailable | RegistryError,
+): Stream.Stream<never, SourceUnavailable | RegistryError | TransferIncomplete> =>
+  error._tag !== "BadArgument" && error._tag !== "SystemError" &&
+    error._tag !== "ResponseError" && error._tag !== "RegistryTransferInterrupted"
+    ? Stream.fail(error)
+    : Stream.fromEffect(
+      Effect.flatMap(Ref.get(received), (count) =>
+        new TransferIncomplete({
+          ...about,
+          received: count,
+          expected,
+          cause: error._tag === "ResponseError" || error._tag === "RegistryTransferInterrupted"
+            ? error.cause ?? error
+            : error,
+        })),
+    )
+
+/** The archive stage: the image taken out of a Vagrant box or a containerDisk's layer. */
+const unarchived = (archive: OpenedSource["archive"], about: About) =>
+<E, R>(
+  contents: Stream.Stream<Uint8Array, E, R>,
+): Stream.Stream<Uint8Array, E | BoxArchiveInvalid | NotADiskImage, R> => {
+  switch (archive) {
+    case "VagrantBox":
+      return tarEntry(
+        (entry) => entry === "box.img" || entry.endsWith("/box.img"),
+        (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
+      )(contents)
+    case "ContainerDisk":
+      return tarEntry(
+        isContainerDiskEntry,
+        (problem) => new NotADiskImage({ reference: about.source, reason: DISK_PROBLEM[problem] }),
+        true,
+      )(contents)
+    case undefined:
+      return contents
+  }
+}
+
 /** Where Vagrant boxes are looked up, and the most bytes an image may have once decompressed. */
 export interface FetchLimits {
   readonly vagrantUrl: string
@@ -142,26 +193,8 @@ export const download = (
     const received = yield* Ref.make(0)
     const progress = yield* reporter.progress(source.label, opened.size, { phase: "download" })
 
-    const readFailed = (
-      error: PlatformError | ResponseError | SourceUnavailable | RegistryError,
-    ): Stream.Stream<never, SourceUnavailable | RegistryError | TransferIncomplete> =>
-      error._tag !== "BadArgument" && error._tag !== "SystemError" &&
-        error._tag !== "ResponseError" && error._tag !== "RegistryTransferInterrupted"
-        ? Stream.fail(error)
-        : Stream.fromEffect(
-          Effect.flatMap(Ref.get(received), (count) =>
-            new TransferIncomplete({
-              ...about,
-              received: count,
-              expected: opened.size,
-              cause: error._tag === "ResponseError" || error._tag === "RegistryTransferInterrupted"
-                ? error.cause ?? error
-                : error,
-            })),
-        )
-
     const counted = opened.bytes.pipe(
-      Stream.catchAll(readFailed),
+      Stream.catchAll(failedMidway(about, opened.size, received)),
       reported(progress, received),
       // Read ahead while the chunks before are decompressed and written.
       Stream.buffer({ capacity: 4 }),
@@ -191,26 +224,7 @@ export const download = (
           tooLarge,
         )
       }
-      const contents = decoded(about, sniff)
-      const unpacked:
-        | typeof contents
-        | Stream.Stream<
-          Uint8Array,
-          Stream.Stream.Error<typeof contents> | BoxArchiveInvalid | NotADiskImage,
-          Stream.Stream.Context<typeof contents>
-        > = opened.archive === "VagrantBox"
-          ? tarEntry(
-            (entry) => entry === "box.img" || entry.endsWith("/box.img"),
-            (problem) => new BoxArchiveInvalid({ ...about, problem: boxProblem(problem) }),
-          )(contents)
-          : opened.archive === "ContainerDisk"
-          ? tarEntry(
-            isContainerDiskEntry,
-            (problem) =>
-              new NotADiskImage({ reference: source.describe, reason: DISK_PROBLEM[problem] }),
-            true,
-          )(contents)
-          : contents
+      const unpacked = unarchived(opened.archive, about)(decoded(about, sniff))
       const file = sparseFile(destination).pipe(
         Sink.mapError((cause) =>
           new StoreIoError({ operation: "write", image, path: destination, cause })

@@ -96,6 +96,82 @@ const vagrantUrlConfig = Config.string("TRANSIENT_VAGRANT_URL").pipe(
   Config.withDefault(DEFAULT_VAGRANT_URL),
 )
 
+/**
+ * The records of the images in the store at `root` (STORE_RECORDS): each image's identity,
+ * provenance and notes, valid while the image's file is the one they were made for.
+ */
+const imageRecords = (fs: FileSystem.FileSystem, path: Path.Path, root: string) => {
+  const records = path.join(root, STORE_RECORDS)
+  const recordFile = (name: string) => path.join(records, storeRecordFileName(name))
+  /** What the image's file is now: a record made for another file does not match. */
+  const fileStamp = (file: string) =>
+    Effect.map(fs.stat(file), (info): FileStamp => ({
+      size: Number(info.size),
+      ino: Option.getOrElse(info.ino, () => 0),
+      mtimeMs: Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0),
+    }))
+
+  const writeRecord = (image: StoredImage, record: StoreRecord) =>
+    Effect.gen(function* () {
+      const file = recordFile(image.name)
+      const temporary = `${file}.${OWN_PID}.${crypto.randomUUID()}.tmp`
+      yield* fs.makeDirectory(records, { recursive: true })
+      yield* fs.writeFileString(temporary, yield* Schema.encode(StoreRecordJson)(record))
+      yield* fs.rename(temporary, file)
+    }).pipe(Effect.ignore)
+
+  const remember = (image: StoredImage, identity: string, provenance?: BuildProvenance) =>
+    Effect.flatMap(
+      Effect.orElseSucceed(fileStamp(image.path), () => undefined),
+      (stamp) =>
+        stamp === undefined
+          ? Effect.void
+          : writeRecord(image, { identity, ...stamp, ...(provenance ?? {}) }),
+    )
+
+  /** The image's record, when it was made for the file the image is now; a corrupt one is none. */
+  const record = (image: StoredImage) =>
+    Effect.gen(function* () {
+      const stamp = yield* fileStamp(image.path).pipe(
+        Effect.mapError((cause) =>
+          new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
+        ),
+      )
+      const recorded = yield* fs.readFileString(recordFile(image.name)).pipe(
+        Effect.flatMap(Schema.decode(StoreRecordJson)),
+        Effect.option,
+      )
+      return { stamp, recorded: currentRecord(Option.getOrUndefined(recorded), stamp) }
+    })
+
+  const provenance = (image: StoredImage) =>
+    record(image).pipe(
+      Effect.map(({ recorded: { imagefileDigest, builtAt } }): BuildProvenance | undefined =>
+        imagefileDigest !== undefined && builtAt !== undefined
+          ? { imagefileDigest, builtAt }
+          : undefined
+      ),
+      Effect.orElseSucceed(() => undefined),
+    )
+
+  const note = (image: StoredImage, key: string, value: string) =>
+    record(image).pipe(
+      Effect.flatMap(({ stamp, recorded }) =>
+        writeRecord(image, { ...recorded, ...stamp, notes: { ...recorded.notes, [key]: value } })
+      ),
+      Effect.ignore,
+    )
+
+  const noted = (image: StoredImage, key: string) =>
+    record(image).pipe(
+      Effect.map(({ recorded }) => recorded.notes?.[key]),
+      Effect.orElseSucceed(() => undefined),
+    )
+
+  return { recordFile, record, remember, provenance, note, noted }
+}
+
+// Long: the store's operations, each short, share its layout and context.
 const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* (
   backend: string,
   options: ImageStoreDirectoryOptions,
@@ -219,72 +295,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     )
   })
 
-  const records = path.join(root, STORE_RECORDS)
-  const recordFile = (name: string) => path.join(records, storeRecordFileName(name))
-  /** What the image's file is now: a record made for another file does not match. */
-  const fileStamp = (file: string) =>
-    Effect.map(fs.stat(file), (info): FileStamp => ({
-      size: Number(info.size),
-      ino: Option.getOrElse(info.ino, () => 0),
-      mtimeMs: Option.getOrElse(Option.map(info.mtime, (date) => date.getTime()), () => 0),
-    }))
-
-  const writeRecord = (image: StoredImage, record: StoreRecord) =>
-    Effect.gen(function* () {
-      const file = recordFile(image.name)
-      const temporary = `${file}.${OWN_PID}.${crypto.randomUUID()}.tmp`
-      yield* fs.makeDirectory(records, { recursive: true })
-      yield* fs.writeFileString(temporary, yield* Schema.encode(StoreRecordJson)(record))
-      yield* fs.rename(temporary, file)
-    }).pipe(Effect.ignore)
-
-  const remember = (image: StoredImage, identity: string, provenance?: BuildProvenance) =>
-    Effect.flatMap(
-      Effect.orElseSucceed(fileStamp(image.path), () => undefined),
-      (stamp) =>
-        stamp === undefined
-          ? Effect.void
-          : writeRecord(image, { identity, ...stamp, ...(provenance ?? {}) }),
-    )
-
-  /** The image's record, when it was made for the file the image is now; a corrupt one is none. */
-  const record = (image: StoredImage) =>
-    Effect.gen(function* () {
-      const stamp = yield* fileStamp(image.path).pipe(
-        Effect.mapError((cause) =>
-          new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
-        ),
-      )
-      const recorded = yield* fs.readFileString(recordFile(image.name)).pipe(
-        Effect.flatMap(Schema.decode(StoreRecordJson)),
-        Effect.option,
-      )
-      return { stamp, recorded: currentRecord(Option.getOrUndefined(recorded), stamp) }
-    })
-
-  const provenance = (image: StoredImage) =>
-    record(image).pipe(
-      Effect.map(({ recorded: { imagefileDigest, builtAt } }): BuildProvenance | undefined =>
-        imagefileDigest !== undefined && builtAt !== undefined
-          ? { imagefileDigest, builtAt }
-          : undefined
-      ),
-      Effect.orElseSucceed(() => undefined),
-    )
-
-  const note = (image: StoredImage, key: string, value: string) =>
-    record(image).pipe(
-      Effect.flatMap(({ stamp, recorded }) =>
-        writeRecord(image, { ...recorded, ...stamp, notes: { ...recorded.notes, [key]: value } })
-      ),
-      Effect.ignore,
-    )
-
-  const noted = (image: StoredImage, key: string) =>
-    record(image).pipe(
-      Effect.map(({ recorded }) => recorded.notes?.[key]),
-      Effect.orElseSucceed(() => undefined),
-    )
+  const { recordFile, record, remember, provenance, note, noted } = imageRecords(fs, path, root)
 
   const identity = Effect.fn("ImageStore.identity")(function* (image: StoredImage) {
     const { stamp, recorded } = yield* record(image)

@@ -92,6 +92,49 @@ const downloadOciDisk = (
     )
   })
 
+/**
+ * The format of the image `name` downloaded (from `source`) to `downloaded`, once checked: a
+ * format the probe accepts, a qcow2 whole, no backing file. And its sizes, as qemu-img reads them.
+ */
+const checkDownloaded = (
+  reporter: ReporterShape,
+  name: string,
+  source: string,
+  downloaded: string,
+) =>
+  Effect.gen(function* () {
+    const disks = yield* DiskImages
+    const probe = yield* probeFile(downloaded).pipe(
+      Effect.mapError((cause) =>
+        new StoreIoError({ operation: "read", image: name, path: downloaded, cause })
+      ),
+    )
+    if (probe._tag === "Refused") {
+      return yield* new ImageFormatRefused({ image: name, source, reason: probe.reason })
+    }
+    // A qcow2 cut short (a download without a length) still has a valid header: check it all.
+    if (probe.format === "qcow2") {
+      yield* shown(
+        reporter,
+        `Checking '${name}'`,
+        undefined,
+        "verify",
+        () => disks.check(downloaded),
+      ).pipe(
+        Effect.mapError((error) =>
+          new ImageFormatRefused({ image: name, source, reason: error.reason })
+        ),
+      )
+    }
+    const info = yield* disks.info(downloaded, probe.format)
+    // The probe refuses backing files already; qemu-img's own reading is a second line.
+    if (info.backingFile !== undefined) {
+      // Following it would read whatever host file the image names.
+      return yield* new ImageRefersToFile({ image: name, source, file: info.backingFile })
+    }
+    return { format: probe.format, info }
+  })
+
 /** Fetch `spec` and publish it at `file`, unless another process did so first. */
 export const pullImage = (
   layout: StoreLayout,
@@ -121,46 +164,11 @@ export const pullImage = (
       const opened = yield* openSource(name, source, limits.vagrantUrl)
       yield* download(spec, source, opened, downloaded, limits)
     }
-    const probe = yield* probeFile(downloaded).pipe(
-      Effect.mapError((cause) =>
-        new StoreIoError({ operation: "read", image: name, path: downloaded, cause })
-      ),
-    )
-    if (probe._tag === "Refused") {
-      return yield* new ImageFormatRefused({
-        image: name,
-        source: source.describe,
-        reason: probe.reason,
-      })
-    }
-    // A qcow2 cut short (a download without a length) still has a valid header: check it all.
-    if (probe.format === "qcow2") {
-      yield* shown(
-        reporter,
-        `Checking '${name}'`,
-        undefined,
-        "verify",
-        () => disks.check(downloaded),
-      ).pipe(
-        Effect.mapError((error) =>
-          new ImageFormatRefused({ image: name, source: source.describe, reason: error.reason })
-        ),
-      )
-    }
-    const info = yield* disks.info(downloaded, probe.format)
-    // The probe refuses backing files already; qemu-img's own reading is a second line.
-    if (info.backingFile !== undefined) {
-      // Following it would read whatever host file the image names.
-      return yield* new ImageRefersToFile({
-        image: name,
-        source: source.describe,
-        file: info.backingFile,
-      })
-    }
+    const { format, info } = yield* checkDownloaded(reporter, name, source.describe, downloaded)
     // A qcow2 that passed the probe and `qemu-img check` is stored as it came: rewriting it would
     // cost as long again as the download. A raw image is converted.
-    const stored = probe.format === "qcow2" ? downloaded : converted
-    if (probe.format !== "qcow2") {
+    const stored = format === "qcow2" ? downloaded : converted
+    if (format !== "qcow2") {
       // The qcow2 written next holds at most the data the download holds: check there is room,
       // rather than fail half-way through with a full disk.
       const free = yield* freeBytes(layout.working)
@@ -178,7 +186,7 @@ export const pullImage = (
         info.virtualSize,
         "convert",
         (onProgress) =>
-          disks.convert({ from: downloaded, to: converted, fromFormat: probe.format, onProgress }),
+          disks.convert({ from: downloaded, to: converted, fromFormat: format, onProgress }),
       )
     }
     yield* publishFile(name, stored, file, { force: false, readOnly: true }).pipe(
