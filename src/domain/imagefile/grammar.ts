@@ -209,16 +209,167 @@ export const joinOr = (words: ReadonlyArray<string>): string =>
 
 const UNITS = { MB: 2 ** 20, GB: 2 ** 30 } as const
 
+/** Where a marked word of `line` is, with its value. */
+const locatedIn = (line: LogicalLine) => <A>(mark: Mark<unknown>, value: A) => ({
+  value,
+  span: line.span(mark.start, mark.end),
+})
+
+/** A size clause of `line`: its amount, unit and bytes. */
+const sizeIn = (line: LogicalLine, raw: RawSize): Ast.Size => {
+  const amount = Number(raw.amount.value)
+  const unit = raw.unit.value.toUpperCase() as keyof typeof UNITS
+  return {
+    amount,
+    unit,
+    bytes: amount * UNITS[unit],
+    span: line.span(raw.amount.start, raw.unit.end),
+  }
+}
+
+/** What the parts of one line's parse share: the line, its whole span and text, its reports. */
+interface LineParse {
+  readonly line: LogicalLine
+  readonly common: { readonly span: Ast.Span; readonly text: string }
+  readonly report: (at: Ast.Span, code: string, message: string) => void
+}
+
+/** A PARTITION's clauses, each at most once, OPTIONS only after FORMAT. */
+const partitionOf = (
+  { line, common, report }: LineParse,
+  number: Mark<string>,
+  clauses: ReadonlyArray<Clause>,
+): Ast.Partition => {
+  const located = locatedIn(line)
+  const wordSpan = (mark: Mark<string>) => line.span(mark.start, mark.end)
+  const seen = new Set<string>()
+  let size: Ast.Size | undefined
+  let format: { fs: Ast.Format["fs"]; options?: Ast.Format["options"] } | undefined
+  let mount: Ast.Partition["mount"]
+  let flags: Ast.Partition["flags"]
+  for (const clause of clauses) {
+    if (seen.has(clause.kind)) {
+      report(
+        wordSpan(clause.keyword),
+        "duplicate-clause",
+        `${clause.kind} is given more than once in this PARTITION (each clause may appear once)`,
+      )
+      continue
+    }
+    seen.add(clause.kind)
+    switch (clause.kind) {
+      case "SIZE":
+        size = sizeIn(line, clause.size)
+        break
+      case "FORMAT":
+        format = { fs: located(clause.fs, clause.fs.value.toLowerCase()) }
+        break
+      case "OPTIONS": {
+        if (format === undefined) {
+          report(
+            wordSpan(clause.keyword),
+            "options-without-format",
+            "OPTIONS must come after a FORMAT clause (they are passed to its mkfs)",
+          )
+          break
+        }
+        const words = splitWords(clause.options.value)
+        if (words === undefined) {
+          report(wordSpan(clause.options), "syntax-error", "unterminated quote inside OPTIONS")
+          break
+        }
+        format = { ...format, options: located(clause.options, words) }
+        break
+      }
+      case "MOUNT":
+        mount = located(clause.path, clause.path.value)
+        break
+      case "FLAGS": {
+        const first = clause.flags[0]!
+        const last = clause.flags[clause.flags.length - 1]!
+        flags = {
+          value: clause.flags.map((flag) => located(flag, flag.value.toLowerCase())),
+          span: line.span(first.start, last.end),
+        }
+        break
+      }
+    }
+  }
+  return {
+    _tag: "Partition",
+    ...common,
+    number: located(number, Number(number.value)),
+    ...(size === undefined ? {} : { size }),
+    ...(format === undefined ? {} : { format }),
+    ...(mount === undefined ? {} : { mount }),
+    ...(flags === undefined ? {} : { flags }),
+  }
+}
+
+/** The instruction a line's parsed body is, or none (its problem reported). */
+const instructionOf = (parse: LineParse, body: Body, end: number): Ast.Instruction | undefined => {
+  const { line, common, report } = parse
+  const located = locatedIn(line)
+  const wordSpan = (mark: Mark<string>) => line.span(mark.start, mark.end)
+  switch (body.kind) {
+    case "FROM":
+      return {
+        _tag: "From",
+        ...common,
+        image: located(body.image, body.image.value),
+        scratch: body.image.value.toLowerCase() === "scratch",
+      }
+    case "DISK":
+      return {
+        _tag: "Disk",
+        ...common,
+        size: sizeIn(line, body.size),
+        table: located(body.table, body.table.value.toLowerCase() as Ast.PartitionTable),
+      }
+    case "PARTITION":
+      return partitionOf(parse, body.number, body.clauses)
+    case "COPY":
+    case "ADD": {
+      const destination = body.words[body.words.length - 1]
+      if (body.words.length < 2 || destination === undefined) {
+        report(
+          body.words.length === 0 ? line.span(end, end) : wordSpan(body.words[0]!),
+          "missing-argument",
+          `${body.kind} needs at least one source and a destination`,
+        )
+        return undefined
+      }
+      return {
+        _tag: body.kind === "COPY" ? "Copy" : "Add",
+        ...common,
+        sources: body.words.slice(0, -1).map((word) => located(word, word.value)),
+        destination: located(destination, destination.value),
+      }
+    }
+    case "RUN": {
+      const command = body.command.value.trimEnd()
+      const from = body.command.start
+      if (command.length === 0) {
+        report(line.span(from, from), "missing-argument", "RUN needs a command")
+        return undefined
+      }
+      return {
+        _tag: "Run",
+        ...common,
+        command: { value: command, span: line.span(from, from + command.length) },
+      }
+    }
+    case "INSPECT":
+      return { _tag: "Inspect", ...common }
+  }
+}
+
 /** Parse one logical line of `file`. */
 export const parseLine = (file: string, line: LogicalLine): LineResult => {
   const text = line.text
   const start = text.length - text.trimStart().length
   const end = text.trimEnd().length
   const span = line.span(start, end)
-  const located = <A>(mark: Mark<unknown>, value: A) => ({
-    value,
-    span: line.span(mark.start, mark.end),
-  })
   const wordSpan = (mark: Mark<string>) => line.span(mark.start, mark.end)
   const diagnostics: Array<Diagnostic> = []
   const report = (at: Ast.Span, code: string, message: string) =>
@@ -261,140 +412,7 @@ export const parseLine = (file: string, line: LogicalLine): LineResult => {
   }
 
   const common = { span, text: text.slice(start, end) }
-  const toSize = (raw: RawSize): Ast.Size => {
-    const amount = Number(raw.amount.value)
-    const unit = raw.unit.value.toUpperCase() as keyof typeof UNITS
-    return {
-      amount,
-      unit,
-      bytes: amount * UNITS[unit],
-      span: line.span(raw.amount.start, raw.unit.end),
-    }
-  }
 
-  const body = parsed.value
-  const instruction = ((): Ast.Instruction | undefined => {
-    switch (body.kind) {
-      case "FROM":
-        return {
-          _tag: "From",
-          ...common,
-          image: located(body.image, body.image.value),
-          scratch: body.image.value.toLowerCase() === "scratch",
-        }
-      case "DISK":
-        return {
-          _tag: "Disk",
-          ...common,
-          size: toSize(body.size),
-          table: located(body.table, body.table.value.toLowerCase() as Ast.PartitionTable),
-        }
-      case "PARTITION":
-        return partition(body.number, body.clauses)
-      case "COPY":
-      case "ADD": {
-        const destination = body.words[body.words.length - 1]
-        if (body.words.length < 2 || destination === undefined) {
-          report(
-            body.words.length === 0 ? line.span(end, end) : wordSpan(body.words[0]!),
-            "missing-argument",
-            `${name} needs at least one source and a destination`,
-          )
-          return undefined
-        }
-        return {
-          _tag: body.kind === "COPY" ? "Copy" : "Add",
-          ...common,
-          sources: body.words.slice(0, -1).map((word) => located(word, word.value)),
-          destination: located(destination, destination.value),
-        }
-      }
-      case "RUN": {
-        const command = body.command.value.trimEnd()
-        const from = body.command.start
-        if (command.length === 0) {
-          report(line.span(from, from), "missing-argument", "RUN needs a command")
-          return undefined
-        }
-        return {
-          _tag: "Run",
-          ...common,
-          command: { value: command, span: line.span(from, from + command.length) },
-        }
-      }
-      case "INSPECT":
-        return { _tag: "Inspect", ...common }
-    }
-  })()
-
-  function partition(number: Mark<string>, clauses: ReadonlyArray<Clause>): Ast.Partition {
-    const seen = new Set<string>()
-    let size: Ast.Size | undefined
-    let format: { fs: Ast.Format["fs"]; options?: Ast.Format["options"] } | undefined
-    let mount: Ast.Partition["mount"]
-    let flags: Ast.Partition["flags"]
-    for (const clause of clauses) {
-      if (seen.has(clause.kind)) {
-        report(
-          wordSpan(clause.keyword),
-          "duplicate-clause",
-          `${clause.kind} is given more than once in this PARTITION (each clause may appear once)`,
-        )
-        continue
-      }
-      seen.add(clause.kind)
-      switch (clause.kind) {
-        case "SIZE":
-          size = toSize(clause.size)
-          break
-        case "FORMAT":
-          format = { fs: located(clause.fs, clause.fs.value.toLowerCase()) }
-          break
-        case "OPTIONS": {
-          if (format === undefined) {
-            report(
-              wordSpan(clause.keyword),
-              "options-without-format",
-              "OPTIONS must come after a FORMAT clause (they are passed to its mkfs)",
-            )
-            break
-          }
-          const words = splitWords(clause.options.value)
-          if (words === undefined) {
-            report(
-              wordSpan(clause.options),
-              "syntax-error",
-              "unterminated quote inside OPTIONS",
-            )
-            break
-          }
-          format = { ...format, options: located(clause.options, words) }
-          break
-        }
-        case "MOUNT":
-          mount = located(clause.path, clause.path.value)
-          break
-        case "FLAGS": {
-          const first = clause.flags[0]!
-          const last = clause.flags[clause.flags.length - 1]!
-          flags = {
-            value: clause.flags.map((flag) => located(flag, flag.value.toLowerCase())),
-            span: line.span(first.start, last.end),
-          }
-          break
-        }
-      }
-    }
-    return {
-      _tag: "Partition",
-      ...common,
-      number: located(number, Number(number.value)),
-      ...(size === undefined ? {} : { size }),
-      ...(format === undefined ? {} : { format }),
-      ...(mount === undefined ? {} : { mount }),
-      ...(flags === undefined ? {} : { flags }),
-    }
-  }
-
+  const instruction = instructionOf({ line, common, report }, parsed.value, end)
   return { line: { keyword: name, span, instruction }, diagnostics }
 }
