@@ -13,6 +13,7 @@
  * A layer counts only when its record and its file are both there and its record names the id
  * of the layer before it: a record is written last, by rename, and removed first.
  */
+import { readRecordFile } from "../record_file.ts"
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
@@ -73,7 +74,7 @@ export const LayerCacheDirectory = (
       /** The record of `key`, when it and its layer's file are both there. */
       const recordFor = (key: string): Effect.Effect<Option.Option<LayerRecord>> =>
         Effect.gen(function* () {
-          const text = yield* fs.readFileString(recordOf(key))
+          const text = yield* readRecordFile(recordOf(key))
           const record = yield* Schema.decode(LayerRecordJson)(text)
           if (record.key !== key || !(yield* fs.exists(fileOf(key)))) return Option.none()
           return Option.some(record)

@@ -3,6 +3,7 @@
  * original transient lays it out (store_layout.ts). Images the store lacks are pulled (pull.ts);
  * built images are published through `begin`/`commit`, by atomic rename or link.
  */
+import { readRecordFile } from "../record_file.ts"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
@@ -137,7 +138,7 @@ const imageRecords = (fs: FileSystem.FileSystem, path: Path.Path, root: string) 
           new StoreIoError({ operation: "read", image: image.name, path: image.path, cause })
         ),
       )
-      const recorded = yield* fs.readFileString(recordFile(image.name)).pipe(
+      const recorded = yield* readRecordFile(recordFile(image.name)).pipe(
         Effect.flatMap(Schema.decode(StoreRecordJson)),
         Effect.option,
       )
