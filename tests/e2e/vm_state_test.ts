@@ -127,4 +127,29 @@ Deno.test("a saved state that does not load is replaced by a fresh boot's", asyn
   assert.deepEqual(await stateFiles(), [])
 })
 
+Deno.test("a state saved for another machine is not restored under this one's name", async () => {
+  const networked = async (name: string) => {
+    const args = ["build", "--no-cache", "--accel", "tcg", "--progress", "plain"]
+    const result = await transient([...args, "--local", "--name", name, context], { env })
+    assert.equal(result.code, 0, result.stderr + result.stdout)
+    await Deno.remove(`${context}/${name}.qcow2`)
+    return result
+  }
+  // One state for a VM without network, then one for a VM with it: two keys.
+  const before = new Set((await stateFiles()).map((file) => file.name))
+  if (before.size === 0) await build()
+  const [offline] = (await stateFiles()).map((file) => file.name)
+  assert.ok(offline)
+  assert.match((await networked("online1")).stdout, BOOTED_AND_SAVED)
+  const online = (await stateFiles()).map((file) => file.name).find((name) => name !== offline)
+  assert.ok(online, "the networked VM has a state of its own")
+
+  // A cache merged by hand: the offline VM's state under the networked VM's name.
+  await Deno.copyFile(`${states}/${offline}`, `${states}/${online}`)
+  const merged = await networked("online2")
+  assert.match(merged.stderr, /saved state did not restore \(.*saved for another machine/)
+  assert.match(merged.stdout, BOOTED_AND_SAVED)
+  assert.deepEqual(await qemuProcessesWith(work), [])
+})
+
 globalThis.addEventListener("unload", () => Deno.removeSync(work, { recursive: true }))

@@ -42,7 +42,14 @@ import {
   vmDirectory,
 } from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
-import { dropState, planState, qemuIdentity, stateKey, type StatePlan } from "./vm_state.ts"
+import {
+  dropState,
+  planState,
+  qemuIdentity,
+  stateInputs,
+  stateKey,
+  type StatePlan,
+} from "./vm_state.ts"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
 const KVM_PROBE_SECONDS = 10
@@ -238,10 +245,12 @@ export const makeBuildVmQemu = <R>(
         statePlan: (machine) =>
           Effect.gen(function* () {
             if (stateDirectory === undefined) return undefined
-            const key = stateKey(yield* qemu, machine)
-            return key === undefined
+            const identity = yield* qemu
+            const key = stateKey(identity, machine)
+            const inputs = stateInputs(identity, machine)
+            return key === undefined || inputs === undefined
               ? undefined
-              : yield* planState(stateDirectory, key).pipe(Effect.provide(platform))
+              : yield* planState(stateDirectory, key, inputs).pipe(Effect.provide(platform))
           }),
       }
 

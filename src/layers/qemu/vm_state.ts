@@ -5,13 +5,16 @@
  * saves its state (QMP `migrate`) before attaching the build's disk and context; later builds
  * start from that state (`-incoming defer` + `migrate-incoming`) and attach theirs.
  *
- *   CACHE/helper-vm/KEY.state   QEMU's migration stream of such a VM (via KEY.PID.part + rename)
+ *   CACHE/helper-vm/KEY.state   a line naming the format, a line of JSON with what KEY digests,
+ *                               then QEMU's migration stream of such a VM (via KEY.PID.part +
+ *                               rename)
  *
  * KEY digests everything the state depends on: QEMU (its version line and the binary's size and
  * mtime) and the host's CPU, the guest artifacts (their inputs' digest) and the machine
  * (accelerator, vCPUs, memory, network, firmware). Another QEMU or another artifact build gives
  * another key; a state that QEMU refuses, or whose agent does not answer, is deleted and the VM
- * booted afresh. The newest few states are kept; a state is used read-only, so builds share it.
+ * booted afresh. A state says what it was saved for, and one saved for another machine (a cache
+ * moved or merged by hand, a file renamed) is not restored, whatever its name. The newest few states are kept; a state is used read-only, so builds share it.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -27,24 +30,32 @@ import type { Machine } from "./qemu_machine.ts"
 import { QEMU_SYSTEM } from "./qemu_machine.ts"
 import type { QmpClient, QmpError } from "./qmp.ts"
 
-/** Bumped when what a saved VM has done before its state was taken changes. */
-const STATE_FORMAT = 1
+/** Bumped when what a saved VM has done before its state was taken, or the file, changes. */
+const STATE_FORMAT = 2
+/** The first line of a state file. */
+const STATE_MAGIC = `transient helper-VM state ${STATE_FORMAT}\n`
+/** The most a state's header (its two lines) may take. */
+const MAX_HEADER_BYTES = 64 * 1024
 /** How many states (machines) a cache directory keeps. */
 const KEEP_STATES = 3
 /** How long a save or a restore may take before it is given up. */
 const MIGRATION_SECONDS = 60
 
-/** Where a machine's state is, and whether it is there to restore. */
+/** Where a machine's state is, whether it is there to restore, and what it must be saved for. */
 export interface StatePlan {
   readonly file: string
   readonly restore: boolean
+  /** What the state's key digests, as the state's header records it (one line of JSON). */
+  readonly inputs: string
 }
 
-/** The key of `machine`'s state under `qemu` (qemuIdentity); none for unversioned artifacts. */
-export const stateKey = (
-  qemu: string,
-  machine: Pick<Machine, "engine" | "cpus" | "memoryMiB" | "network" | "firmware" | "images">,
-): string | undefined => {
+type StateMachine = Pick<
+  Machine,
+  "engine" | "cpus" | "memoryMiB" | "network" | "firmware" | "images"
+>
+
+/** What `machine`'s state under `qemu` depends on, one line of JSON; none for unversioned artifacts. */
+export const stateInputs = (qemu: string, machine: StateMachine): string | undefined => {
   // Unversioned artifacts (a development tree) could change under a state: never save one.
   if (machine.images.inputs === undefined) return undefined
   const parts = {
@@ -57,7 +68,40 @@ export const stateKey = (
     network: machine.network,
     firmware: machine.firmware ?? null,
   }
-  return createHash("sha256").update(JSON.stringify(parts)).digest("hex")
+  return JSON.stringify(parts)
+}
+
+/** The key of `machine`'s state under `qemu` (qemuIdentity); none for unversioned artifacts. */
+export const stateKey = (qemu: string, machine: StateMachine): string | undefined => {
+  const inputs = stateInputs(qemu, machine)
+  return inputs === undefined ? undefined : createHash("sha256").update(inputs).digest("hex")
+}
+
+/** The header a state file starts with. */
+const stateHeader = (inputs: string): Uint8Array =>
+  new TextEncoder().encode(`${STATE_MAGIC}${inputs}\n`)
+
+/**
+ * The length of `file`'s header when it records `inputs`; else why the state is not this
+ * machine's.
+ */
+const checkHeader = async (file: Deno.FsFile, inputs: string): Promise<number> => {
+  const bytes = new Uint8Array(MAX_HEADER_BYTES)
+  let length = 0
+  for (;;) {
+    const read = await file.read(bytes.subarray(length))
+    if (read === null || read === 0) break
+    length += read
+    if (length === bytes.length) break
+  }
+  const text = new TextDecoder().decode(bytes.subarray(0, length))
+  if (!text.startsWith(STATE_MAGIC)) throw new Error("it is not a state this version saved")
+  const end = text.indexOf("\n", STATE_MAGIC.length)
+  if (end === -1) throw new Error("its header is cut short")
+  if (text.slice(STATE_MAGIC.length, end) !== inputs) {
+    throw new Error("it was saved for another machine, QEMU or helper VM")
+  }
+  return new TextEncoder().encode(text.slice(0, end + 1)).length
 }
 
 /**
@@ -120,6 +164,7 @@ const partOwner = (name: string): number | undefined => {
 export const planState = (
   directory: string,
   key: string,
+  inputs: string,
 ): Effect.Effect<StatePlan, never, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
@@ -129,9 +174,9 @@ export const planState = (
     const restore = yield* fs.exists(file)
     // Its mtime says when it was last used: the least recently used go first.
     if (restore) yield* fs.utimes(file, new Date(), new Date())
-    return { file, restore }
+    return { file, restore, inputs }
   }).pipe(
-    Effect.orElseSucceed(() => ({ file: `${directory}/${key}.state`, restore: false })),
+    Effect.orElseSucceed(() => ({ file: `${directory}/${key}.state`, restore: false, inputs })),
   )
 
 /** Forget a state that did not restore. */
@@ -195,6 +240,8 @@ export const saveState = (
       try: async () => {
         const conn = await listener.accept()
         const file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 })
+        const header = stateHeader(plan.inputs)
+        for (let at = 0; at < header.length;) at += await file.write(header.subarray(at))
         await conn.readable.pipeTo(file.writable)
       },
       catch: (error) => failed(operation, `cannot write ${part} (${String(error)})`),
@@ -246,19 +293,38 @@ export const restoreState = (
 ): Effect.Effect<void, VmBootFailed> =>
   Effect.gen(function* () {
     const operation = "restore its saved state"
+    const file = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => Deno.open(plan.file, { read: true }),
+        catch: (error) => failed(operation, `cannot open ${plan.file} (${String(error)})`),
+      }),
+      (file) =>
+        Effect.sync(() => {
+          try {
+            file.close()
+          } catch {
+            // Sending it closed it already.
+          }
+        }),
+    )
+    // Checked before QEMU sees a byte of it: the name alone does not make it this machine's.
+    const header = yield* Effect.tryPromise({
+      try: () => checkHeader(file, plan.inputs),
+      catch: (error) => failed(operation, error instanceof Error ? error.message : String(error)),
+    })
     yield* qmp.execute("migrate-incoming", { uri: `unix:${socket}` }).pipe(
       Effect.mapError(qmpFailed(operation)),
     )
     const sent = Effect.tryPromise({
       try: async () => {
-        const file = await Deno.open(plan.file, { read: true })
+        await file.seek(header, Deno.SeekMode.Start)
         const conn = await Deno.connect({ transport: "unix", path: socket })
         await file.readable.pipeTo(conn.writable)
       },
       catch: (error) => failed(operation, `cannot send ${plan.file} (${String(error)})`),
     })
     yield* Effect.all([sent, migrationDone(qmp, operation)], { concurrency: "unbounded" })
-  })
+  }).pipe(Effect.scoped)
 
 /** The directory of the saved states in a cache directory. */
 export const statesIn = (cacheDirectory: string): string => `${cacheDirectory}/helper-vm`
