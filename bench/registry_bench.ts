@@ -11,7 +11,13 @@
  *   deno run -A bench/registry_bench.ts   (part of `deno task bench`; needs docker-registry,
  *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
  */
-import { transient } from "../tests/support/run_transient.ts"
+import {
+  offlineBuildArgs,
+  pullImage,
+  pushImage,
+  tcgBuildArgs,
+  transient,
+} from "../tests/support/run_transient.ts"
 import { startDockerRegistry } from "../tests/support/docker_registry.ts"
 import { tool } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"
@@ -73,20 +79,11 @@ const cacheBench = async (
   const buildWith = async (name: string, ...extra: ReadonlyArray<string>) => {
     await new Deno.Command("sync").output()
     const started = performance.now()
-    const outcome = await transient([
-      "build",
-      "--accel",
-      "tcg",
-      ...(network ? [] : ["--no-network"]),
-      "--progress",
-      "plain",
-      "--local",
-      "--force",
-      "--name",
-      name,
-      ...extra,
-      context,
-    ], { env: buildEnv })
+    const buildArgs = network ? tcgBuildArgs : offlineBuildArgs
+    const outcome = await transient(
+      buildArgs(context, "--local", "--force", "--name", name, ...extra),
+      { env: buildEnv },
+    )
     if (outcome.code !== 0) throw new Error(outcome.stderr)
     return { seconds: (performance.now() - started) / 1000, stdout: outcome.stdout }
   }
@@ -134,14 +131,14 @@ try {
   await tool("qemu-img", "convert", "-O", "qcow2", raw, image)
   await Deno.remove(raw)
   const store = `${work}/store`
-  const put = await transient(["image", "pull", `disk,file=${image}`, "--image-backend", store])
+  const put = await pullImage(`disk,file=${image}`, store)
   if (put.code !== 0) throw new Error(put.stderr)
   const bytes = (await Deno.stat(image)).size
   const mib = bytes / 1024 / 1024
 
   // The image as skopeo will push it: a `dir:` copy of our containerDisk.
   const seed = await startDockerRegistry(work)
-  await transient(["image", "push", "disk", `${seed.host}/bench/disk:1`, "--image-backend", store])
+  await pushImage("disk", `${seed.host}/bench/disk:1`, store)
   const skopeoDir = `${work}/skopeo-dir`
   await tool(
     "skopeo",

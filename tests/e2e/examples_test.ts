@@ -10,7 +10,7 @@
 import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
-import { ROOT, transient } from "../support/run_transient.ts"
+import { ROOT, tcgBuildArgs, transient } from "../support/run_transient.ts"
 import {
   extCat,
   extractPartition,
@@ -44,18 +44,10 @@ const seconds = (since: number) => `${((performance.now() - since) / 1000).toFix
 const build = async (example: string, ...args: Array<string>) => {
   const started = performance.now()
   const result = await transient(
-    [
-      "build",
-      "--accel",
-      "tcg",
-      "--progress",
-      "plain",
-      ...args,
-      "--name",
-      example,
-      `${EXAMPLES}/${example}`,
-    ],
-    { env },
+    tcgBuildArgs(`${EXAMPLES}/${example}`, ...args, "--name", example),
+    {
+      env,
+    },
   )
   assert.equal(result.code, 0, result.stderr + result.stdout.slice(-4000))
   assert.match(result.stdout, new RegExp(`Successfully built ${example}`))
