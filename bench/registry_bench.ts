@@ -12,6 +12,7 @@
  *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
  */
 import {
+  MAIN,
   offlineBuildArgs,
   pullImage,
   pushImage,
@@ -21,6 +22,7 @@ import {
 import { startDockerRegistry } from "../tests/support/docker_registry.ts"
 import { tool } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"
+import { median } from "./support.ts"
 
 const RUNS = 3
 const SIZE_MIB = Number(Deno.env.get("TRANSIENT_BENCH_REGISTRY_MIB") ?? 1024)
@@ -38,8 +40,6 @@ for (const program of ["docker-registry", "skopeo", "/usr/bin/time"]) {
 }
 
 const work = await Deno.makeTempDir({ prefix: "transient-bench-registry-" })
-const median = (values: ReadonlyArray<number>) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
 
 /**
  * Run argv under GNU time: seconds and peak RSS in MB. The disk's dirty pages are written out
@@ -60,6 +60,10 @@ const timed = async (argv: ReadonlyArray<string>, env: Record<string, string> = 
   const [seconds = "", rss = ""] = (await Deno.readTextFile(report)).trim().split(/\s+/).slice(-2)
   return { seconds: Number(seconds), rssMB: Number(rss) / 1024 }
 }
+
+/** `transient ARGS --progress plain`, run under GNU time. */
+const timedTransient = (...args: ReadonlyArray<string>) =>
+  timed([Deno.execPath(), "run", "-A", MAIN, ...args, "--progress", "plain"])
 
 /**
  * Build `context` cold with `--cache-to`, then on an empty local cache with `--cache-from`, then
@@ -161,39 +165,26 @@ try {
     pushRss: [] as Array<number>,
     pullRss: [] as Array<number>,
   }
-  const main = new URL("../main.ts", import.meta.url).pathname
   for (let run = 0; run < RUNS; run++) {
     const a = await startDockerRegistry(work)
-    const pushed = await timed([
-      Deno.execPath(),
-      "run",
-      "-A",
-      main,
+    const pushed = await timedTransient(
       "image",
       "push",
       "disk",
       `${a.host}/bench/disk:1`,
       "--image-backend",
       store,
-      "--progress",
-      "plain",
-    ])
+    )
     ours.push.push(pushed.seconds)
     ours.pushRss.push(pushed.rssMB)
     const pullStore = `${work}/pull-${run}`
-    const pulled = await timed([
-      Deno.execPath(),
-      "run",
-      "-A",
-      main,
+    const pulled = await timedTransient(
       "image",
       "pull",
       `copy,oci=${a.host}/bench/disk:1`,
       "--image-backend",
       pullStore,
-      "--progress",
-      "plain",
-    ])
+    )
     ours.pull.push(pulled.seconds)
     ours.pullRss.push(pulled.rssMB)
     await Deno.remove(pullStore, { recursive: true })
