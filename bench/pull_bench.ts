@@ -9,17 +9,7 @@
  * `$XDG_CACHE_HOME/transient-bench` (else `~/.cache/transient-bench`).
  */
 import { transient } from "../tests/support/run_transient.ts"
-import {
-  log,
-  median,
-  now,
-  printTable,
-  ratioRow,
-  type Row,
-  seconds,
-  timed,
-  tool,
-} from "./support.ts"
+import * as Bench from "./support.ts"
 
 /** Pull runs of each kind, alternated: the pipeline, then `image pull`. */
 const PULLS = 3
@@ -68,7 +58,7 @@ const pullFixture = async (cache: string): Promise<string> => {
   } finally {
     out.close()
   }
-  await tool(["xz", "-1", "-T1", "-f", raw])
+  await Bench.tool(["xz", "-1", "-T1", "-f", raw])
   await Deno.rename(`${raw}.xz`, file)
   return file
 }
@@ -106,7 +96,7 @@ const pullRuns = async (work: string, fixture: string): Promise<PullFigures> => 
     for (let i = 0; i < PULLS; i++) {
       const dir = await Deno.makeTempDir({ dir: work, prefix: "pull-" })
       pipeline.push(
-        await timed([
+        await Bench.timed([
           "bash",
           "-c",
           'set -o pipefail; curl -sf "$1" | xz -dc > "$2/raw" && qemu-img convert -O qcow2 "$2/raw" "$2/out.qcow2"',
@@ -117,21 +107,21 @@ const pullRuns = async (work: string, fixture: string): Promise<PullFigures> => 
       )
       await Deno.remove(dir, { recursive: true })
       const store = await Deno.makeTempDir({ dir: work, prefix: "pull-store-" })
-      const started = now()
+      const started = Bench.now()
       const result = await transient(
         ["image", "pull", "--progress", "json", `big,http=${served.url}`],
         { env: { TRANSIENT_IMAGE_BACKEND: store } },
       )
-      pull.push(now() - started)
+      pull.push(Bench.now() - started)
       if (result.code !== 0) throw new Error(`image pull failed:\n${result.stderr}${result.stdout}`)
       phases = result.stdout.split("\n").filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as Record<string, unknown>)
         .filter((event) => event.event === "progress" && event.done === true)
-        .map((event) => `${event.phase} ${seconds(Number(event.durationMs))}`)
+        .map((event) => `${event.phase} ${Bench.seconds(Number(event.durationMs))}`)
       await Deno.remove(store, { recursive: true })
-      log(
-        `pull ${i + 1}/${PULLS}: pipeline ${seconds(pipeline.at(-1)!)}, image pull ${
-          seconds(pull.at(-1)!)
+      Bench.log(
+        `pull ${i + 1}/${PULLS}: pipeline ${Bench.seconds(pipeline.at(-1)!)}, image pull ${
+          Bench.seconds(pull.at(-1)!)
         } (${phases.join(", ")})`,
       )
     }
@@ -144,23 +134,23 @@ const pullRuns = async (work: string, fixture: string): Promise<PullFigures> => 
 const main = async () => {
   const work = await Deno.makeTempDir({ prefix: "transient-bench-pull-" })
   try {
-    const rows: Array<Row> = []
+    const rows: Array<Bench.Row> = []
     const cacheHome = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`
     const fixture = await pullFixture(`${cacheHome}/transient-bench`)
     const pulls = await pullRuns(work, fixture)
-    const pipelineMs = median(pulls.pipeline)
-    const pullMs = median(pulls.pull)
+    const pipelineMs = Bench.median(pulls.pipeline)
+    const pullMs = Bench.median(pulls.pull)
     rows.push(
       {
         figure: `shell pipeline: curl, xz -dc, qemu-img convert (median of ${PULLS})`,
-        value: seconds(pipelineMs),
+        value: Bench.seconds(pipelineMs),
       },
-      { figure: `image pull, 2 GiB raw as xz (median of ${PULLS})`, value: seconds(pullMs) },
-      ratioRow("  image pull / pipeline", pullMs / pipelineMs, TARGET),
+      { figure: `image pull, 2 GiB raw as xz (median of ${PULLS})`, value: Bench.seconds(pullMs) },
+      Bench.ratioRow("  image pull / pipeline", pullMs / pipelineMs, TARGET),
       { figure: "  its phases (the last pull)", value: pulls.phases.join(", ") },
     )
 
-    printTable(rows)
+    Bench.printTable(rows)
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {})
   }

@@ -11,10 +11,18 @@
  *   deno run -A bench/registry_bench.ts   (part of `deno task bench`; needs docker-registry,
  *   skopeo and GNU time: scripts/setup.sh installs the first two, `apt-get install time`)
  */
-import { transient } from "../tests/support/run_transient.ts"
+import {
+  MAIN,
+  offlineBuildArgs,
+  pullImage,
+  pushImage,
+  tcgBuildArgs,
+  transient,
+} from "../tests/support/run_transient.ts"
 import { startDockerRegistry } from "../tests/support/docker_registry.ts"
 import { tool } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"
+import { median } from "./support.ts"
 
 const RUNS = 3
 const SIZE_MIB = Number(Deno.env.get("TRANSIENT_BENCH_REGISTRY_MIB") ?? 1024)
@@ -32,8 +40,6 @@ for (const program of ["docker-registry", "skopeo", "/usr/bin/time"]) {
 }
 
 const work = await Deno.makeTempDir({ prefix: "transient-bench-registry-" })
-const median = (values: ReadonlyArray<number>) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
 
 /**
  * Run argv under GNU time: seconds and peak RSS in MB. The disk's dirty pages are written out
@@ -55,6 +61,10 @@ const timed = async (argv: ReadonlyArray<string>, env: Record<string, string> = 
   return { seconds: Number(seconds), rssMB: Number(rss) / 1024 }
 }
 
+/** `transient ARGS --progress plain`, run under GNU time. */
+const timedTransient = (...args: ReadonlyArray<string>) =>
+  timed([Deno.execPath(), "run", "-A", MAIN, ...args, "--progress", "plain"])
+
 /**
  * Build `context` cold with `--cache-to`, then on an empty local cache with `--cache-from`, then
  * with its Imagefile changed by `change` (only its last step): the times, and what the registry
@@ -73,20 +83,11 @@ const cacheBench = async (
   const buildWith = async (name: string, ...extra: ReadonlyArray<string>) => {
     await new Deno.Command("sync").output()
     const started = performance.now()
-    const outcome = await transient([
-      "build",
-      "--accel",
-      "tcg",
-      ...(network ? [] : ["--no-network"]),
-      "--progress",
-      "plain",
-      "--local",
-      "--force",
-      "--name",
-      name,
-      ...extra,
-      context,
-    ], { env: buildEnv })
+    const buildArgs = network ? tcgBuildArgs : offlineBuildArgs
+    const outcome = await transient(
+      buildArgs(context, "--local", "--force", "--name", name, ...extra),
+      { env: buildEnv },
+    )
     if (outcome.code !== 0) throw new Error(outcome.stderr)
     return { seconds: (performance.now() - started) / 1000, stdout: outcome.stdout }
   }
@@ -134,14 +135,14 @@ try {
   await tool("qemu-img", "convert", "-O", "qcow2", raw, image)
   await Deno.remove(raw)
   const store = `${work}/store`
-  const put = await transient(["image", "pull", `disk,file=${image}`, "--image-backend", store])
+  const put = await pullImage(`disk,file=${image}`, store)
   if (put.code !== 0) throw new Error(put.stderr)
   const bytes = (await Deno.stat(image)).size
   const mib = bytes / 1024 / 1024
 
   // The image as skopeo will push it: a `dir:` copy of our containerDisk.
   const seed = await startDockerRegistry(work)
-  await transient(["image", "push", "disk", `${seed.host}/bench/disk:1`, "--image-backend", store])
+  await pushImage("disk", `${seed.host}/bench/disk:1`, store)
   const skopeoDir = `${work}/skopeo-dir`
   await tool(
     "skopeo",
@@ -164,39 +165,26 @@ try {
     pushRss: [] as Array<number>,
     pullRss: [] as Array<number>,
   }
-  const main = new URL("../main.ts", import.meta.url).pathname
   for (let run = 0; run < RUNS; run++) {
     const a = await startDockerRegistry(work)
-    const pushed = await timed([
-      Deno.execPath(),
-      "run",
-      "-A",
-      main,
+    const pushed = await timedTransient(
       "image",
       "push",
       "disk",
       `${a.host}/bench/disk:1`,
       "--image-backend",
       store,
-      "--progress",
-      "plain",
-    ])
+    )
     ours.push.push(pushed.seconds)
     ours.pushRss.push(pushed.rssMB)
     const pullStore = `${work}/pull-${run}`
-    const pulled = await timed([
-      Deno.execPath(),
-      "run",
-      "-A",
-      main,
+    const pulled = await timedTransient(
       "image",
       "pull",
       `copy,oci=${a.host}/bench/disk:1`,
       "--image-backend",
       pullStore,
-      "--progress",
-      "plain",
-    ])
+    )
     ours.pull.push(pulled.seconds)
     ours.pullRss.push(pulled.rssMB)
     await Deno.remove(pullStore, { recursive: true })

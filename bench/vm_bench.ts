@@ -17,10 +17,10 @@ import { makeBuildVmQemu } from "../src/layers/qemu/build_vm_qemu.ts"
 import { findGuestArtifacts } from "../src/layers/qemu/guest_artifacts.ts"
 import { TerminalDeno } from "../src/layers/terminal_deno.ts"
 import { BuildVm } from "../src/services/build_vm.ts"
-import { Reporter, type ReporterShape } from "../src/services/reporter.ts"
 import { qemuProcessesWith } from "../tests/support/host.ts"
 import { writeScratchContext } from "../tests/support/scratch_context.ts"
 import { transient } from "../tests/support/run_transient.ts"
+import { warningsReporter } from "../tests/support/warnings_reporter.ts"
 import {
   loadAverage,
   log,
@@ -67,21 +67,7 @@ const onPath = async (program: string): Promise<boolean> => {
 
 // --- transient --------------------------------------------------------------------------------
 
-const silentReporter: Layer.Layer<Reporter> = Layer.succeed(
-  Reporter,
-  {
-    stepStart: () => Effect.void,
-    stepEnd: () => Effect.void,
-    detail: () => Effect.void,
-    output: () => Effect.void,
-    warn: (message) => Effect.sync(() => console.error(`warning: ${message}`)),
-    info: () => Effect.void,
-    progress: () => Effect.succeed({ advance: () => Effect.void, done: Effect.void }),
-    result: () => Effect.void,
-    pulled: () => Effect.void,
-    failure: () => Effect.void,
-  } satisfies ReporterShape,
-)
+const silentReporter = warningsReporter((message) => console.error(`warning: ${message}`))
 
 interface BootFigures {
   /** From `boot` to the session being ready (the agent said hello). */

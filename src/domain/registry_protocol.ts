@@ -1,8 +1,10 @@
 /**
  * The pure rules of the OCI distribution protocol, as both registry implementations (HTTP and
  * memory) follow them: what a WWW-Authenticate challenge asks for, what an error body says, which
- * thing a 404 says is missing, and how far an upload has got.
+ * thing a 404 says is missing, how far an upload has got and whether it sent what it meant to.
  */
+import * as Either from "effect/Either"
+import { BlobUnreadable, RegistryDigestMismatch } from "./errors/registry.ts"
 import type { OciReference } from "./oci_reference.ts"
 
 /** `key="value"` parameters of a WWW-Authenticate challenge. */
@@ -90,3 +92,32 @@ export const nextOffset = (from: number, to: number, range: string | undefined):
 /** The `Range` header of a blob download resumed at `offset`, none from the start. */
 export const resumeRange = (offset: number): Record<string, string> =>
   offset > 0 ? { range: `bytes=${offset}-` } : {}
+
+/**
+ * The digest of an upload's bytes, once all were read and hashed (`sha256`, hex): refused when
+ * the count differs from the blob's size (the file changed while it was read) or when the
+ * caller expected another digest.
+ */
+export const uploadedDigest = (upload: {
+  readonly registry: string
+  readonly size: number
+  readonly read: number
+  readonly sha256: string
+  readonly expected: string | undefined
+}): Either.Either<string, BlobUnreadable | RegistryDigestMismatch> => {
+  if (upload.read !== upload.size) {
+    return Either.left(
+      new BlobUnreadable({ cause: new Error("the file changed while it was read") }),
+    )
+  }
+  const digest = `sha256:${upload.sha256}`
+  return upload.expected !== undefined && upload.expected !== digest
+    ? Either.left(
+      new RegistryDigestMismatch({
+        registry: upload.registry,
+        expected: upload.expected,
+        actual: digest,
+      }),
+    )
+    : Either.right(digest)
+}

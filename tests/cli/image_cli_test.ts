@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict"
 import { transient } from "../support/run_transient.ts"
-import { imageTable } from "../../src/cli/image_command.ts"
 
 const MiB = 1024 * 1024
 
@@ -74,17 +73,6 @@ Deno.test("image ls, ls --json, rm and pull from the command line", async () => 
   ])
   await Deno.remove(root, { recursive: true })
   await Deno.remove(source)
-})
-
-Deno.test("image ls shows one row per image, control characters in a name escaped", () => {
-  const table = imageTable([{
-    name: "two\nlines",
-    path: "/store/two%0Alines",
-    format: "qcow2",
-    virtualSize: 1024 ** 3,
-    actualSize: 1024 ** 2,
-  }])
-  assert.deepEqual(table.split("\n").map((line) => line.split("  ")[0]), ["NAME", "two\\x0alines"])
 })
 
 Deno.test("image rm refuses a name that is no image's, such as '..' (the store's parent)", async () => {

@@ -8,8 +8,9 @@ import assert from "node:assert/strict"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { MediaType } from "../../src/domain/oci_manifest.ts"
 import { digestOf, type FakeRegistry, startFakeRegistry } from "../support/fake_registry.ts"
-import { transient } from "../support/run_transient.ts"
+import { lastLine, pullImage, pushImage } from "../support/run_transient.ts"
 import { identicalImages, storeImages } from "../support/docker_registry.ts"
+import { writeAuthFile } from "../support/auth_file.ts"
 
 const sh = async (command: string, ...args: ReadonlyArray<string>) => {
   const output = await new Deno.Command(command, { args: [...args], stderr: "piped" }).output()
@@ -25,23 +26,8 @@ await sh("qemu-img", "create", "-q", "-f", "qcow2", imagePath, "32M")
 await sh("qemu-io", "-c", "write -P 0x5a 1M 3M", imagePath)
 const sourceStore = `${work}/source-store`
 {
-  const pulled = await transient([
-    "image",
-    "pull",
-    `disk,file=${imagePath}`,
-    "--image-backend",
-    sourceStore,
-  ])
+  const pulled = await pullImage(`disk,file=${imagePath}`, sourceStore)
   assert.equal(pulled.code, 0, pulled.stderr)
-}
-
-const authFile = async (name: string, registry: string, user: string, password: string) => {
-  const path = `${work}/${name}.json`
-  await Deno.writeTextFile(
-    path,
-    JSON.stringify({ auths: { [registry]: { auth: btoa(`${user}:${password}`) } } }),
-  )
-  return path
 }
 
 const withRegistry = (
@@ -62,24 +48,16 @@ withRegistry(
   "push and pull with Bearer tokens; redirected downloads get no credentials and resume when dropped",
   { bearer: { username: "ann", password: "pw" }, redirectBlobs: true, dropAfter: 100_000 },
   async (registry) => {
-    const env = { REGISTRY_AUTH_FILE: await authFile("bearer", registry.host, "ann", "pw") }
+    const env = {
+      REGISTRY_AUTH_FILE: await writeAuthFile(`${work}/bearer.json`, registry.host, "ann", "pw"),
+    }
     const reference = `${registry.host}/team/disk:1`
-    const pushed = await transient([
-      "image",
-      "push",
-      "disk",
-      reference,
-      "--image-backend",
-      sourceStore,
-    ], { env })
+    const pushed = await pushImage("disk", reference, sourceStore, { env })
     assert.equal(pushed.code, 0, pushed.stderr)
     const tagged = registry.manifests.get("team/disk:1")
     assert.ok(tagged, "the manifest is stored under the tag")
     // The pinned reference is the last line on stdout, as a build's path is.
-    assert.equal(
-      pushed.stdout.trim().split("\n").at(-1),
-      `${registry.host}/team/disk@${digestOf(tagged.bytes)}`,
-    )
+    assert.equal(lastLine(pushed), `${registry.host}/team/disk@${digestOf(tagged.bytes)}`)
     assert.equal(tagged.type, MediaType.ociManifest)
     // The token endpoint got the credential; the registry only ever saw the token.
     const tokens = registry.seen.filter((request) => request.server === "token")
@@ -95,27 +73,14 @@ withRegistry(
     assert.ok(patches >= 2, "the disk and the config were uploaded")
 
     // Again: every blob is there already, so nothing is uploaded.
-    const again = await transient([
-      "image",
-      "push",
-      "disk",
-      reference,
-      "--image-backend",
-      sourceStore,
-    ], { env })
+    const again = await pushImage("disk", reference, sourceStore, { env })
     assert.equal(again.code, 0, again.stderr)
-    assert.equal(again.stdout.trim().split("\n").at(-1), pushed.stdout.trim().split("\n").at(-1))
+    assert.equal(lastLine(again), lastLine(pushed))
     assert.match(again.stdout, /The registry has the disk already/)
     assert.equal(registry.seen.filter((request) => request.method === "PATCH").length, patches)
 
     const store = `${work}/bearer-store`
-    const pulled = await transient([
-      "image",
-      "pull",
-      `copy,oci=${reference}`,
-      "--image-backend",
-      store,
-    ], { env })
+    const pulled = await pullImage(`copy,oci=${reference}`, store, { env })
     assert.equal(pulled.code, 0, pulled.stderr)
     assert.deepEqual(await storeImages(store), ["copy"])
     assert.ok(await identicalImages(imagePath, `${store}/copy`))
@@ -134,10 +99,9 @@ withRegistry(
     const emptyAuth = `${work}/empty.json`
     await Deno.writeTextFile(emptyAuth, "{}")
     const refusedStore = `${work}/refused-store`
-    const refused = await transient(
-      ["image", "pull", `copy,oci=${reference}`, "--image-backend", refusedStore],
-      { env: { REGISTRY_AUTH_FILE: emptyAuth, HOME: work, XDG_RUNTIME_DIR: `${work}/none` } },
-    )
+    const refused = await pullImage(`copy,oci=${reference}`, refusedStore, {
+      env: { REGISTRY_AUTH_FILE: emptyAuth, HOME: work, XDG_RUNTIME_DIR: `${work}/none` },
+    })
     assert.equal(refused.code, 1)
     assert.match(
       refused.stderr,
@@ -155,16 +119,7 @@ withRegistry(
   {},
   async (registry) => {
     const reference = `${registry.host}/team/artifact:2`
-    const pushed = await transient([
-      "image",
-      "push",
-      "disk",
-      reference,
-      "--format",
-      "artifact",
-      "--image-backend",
-      sourceStore,
-    ])
+    const pushed = await pushImage("disk", reference, sourceStore, { format: "artifact" })
     assert.equal(pushed.code, 0, pushed.stderr)
     const manifest = JSON.parse(
       new TextDecoder().decode(registry.manifests.get("team/artifact:2")!.bytes),
@@ -177,13 +132,7 @@ withRegistry(
     assert.deepEqual([...layer.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], "the layer is zstd")
 
     const store = `${work}/artifact-store`
-    const pulled = await transient([
-      "image",
-      "pull",
-      `art,oci=${reference}`,
-      "--image-backend",
-      store,
-    ])
+    const pulled = await pullImage(`art,oci=${reference}`, store)
     assert.equal(pulled.code, 0, pulled.stderr)
     assert.ok(await identicalImages(imagePath, `${store}/${encodeImageName("art")}`))
 
@@ -192,13 +141,7 @@ withRegistry(
     tampered[tampered.length - 1]! ^= 0xff
     registry.blobs.set(manifest.layers[0].digest, tampered)
     const badStore = `${work}/tampered-store`
-    const refused = await transient([
-      "image",
-      "pull",
-      `art,oci=${reference}`,
-      "--image-backend",
-      badStore,
-    ])
+    const refused = await pullImage(`art,oci=${reference}`, badStore)
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /^error: .*(Checksum mismatch for|could not decompress)/m)
     assert.deepEqual(await storeImages(badStore), [])
@@ -253,13 +196,7 @@ withRegistry(
       ],
     ]
     for (const [reference, expected] of cases) {
-      const outcome = await transient([
-        "image",
-        "pull",
-        `x,oci=${reference}`,
-        "--image-backend",
-        store,
-      ])
+      const outcome = await pullImage(`x,oci=${reference}`, store)
       assert.equal(outcome.code, 1, reference)
       assert.match(outcome.stderr, expected, reference)
       assert.equal(
@@ -272,14 +209,14 @@ withRegistry(
 )
 
 Deno.test("image push refuses what it cannot push, before any request", async () => {
-  const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
+  const cases: ReadonlyArray<readonly [readonly [string, string], RegExp]> = [
     [["disk", "127.0.0.1:1/Bad:1"], /Invalid registry reference '127\.0\.0\.1:1\/Bad:1'/],
     [["disk", `127.0.0.1:1/a@sha256:${"1".repeat(64)}`], /push to a tag, not a digest/],
     [["missing", "127.0.0.1:1/a:1"], /No image named 'missing' in /],
   ]
-  for (const [args, expected] of cases) {
-    const outcome = await transient(["image", "push", ...args, "--image-backend", sourceStore])
-    assert.equal(outcome.code, 1, args.join(" "))
+  for (const [[image, reference], expected] of cases) {
+    const outcome = await pushImage(image, reference, sourceStore)
+    assert.equal(outcome.code, 1, `${image} ${reference}`)
     assert.match(outcome.stderr, expected)
   }
 })

@@ -16,22 +16,15 @@ import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
 import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
-import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
+import { ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
 import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore, type ImageStoreShape } from "../../src/services/image_store.ts"
+import { silentConsole } from "../support/silent_console.ts"
 import { runTest } from "../support/effect.ts"
 
 const MiB = 1024 * 1024
-
-const silent: ConsoleSink = {
-  stdout: () => {},
-  stderr: () => {},
-  isTerminal: false,
-  columns: () => 80,
-  now: () => performance.now(),
-}
 
 /** One implementation, fresh, rooted at `root`. */
 interface Subject {
@@ -55,7 +48,7 @@ const implementations: Record<string, (root: string) => Subject> = {
   directory: (root) => ({
     layer: Layer.provideMerge(
       ImageStoreDirectory(root),
-      Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silent), RegistryHttp(false)),
+      Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silentConsole), RegistryHttp(false)),
     ).pipe(Layer.provide(Layer.merge(NodeContext.layer, FetchHttpClient.layer))),
     writeRecord: (name, text) => Deno.writeTextFile(recordPath(root, name), text),
   }),

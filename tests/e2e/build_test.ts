@@ -3,7 +3,7 @@
  * host with qemu-img, sfdisk, debugfs and xfs_db, never through transient's own code.
  */
 import assert from "node:assert/strict"
-import { MAIN, transient } from "../support/run_transient.ts"
+import { MAIN, offlineBuildArgs, transient } from "../support/run_transient.ts"
 import { writeScratchContext } from "../support/scratch_context.ts"
 import {
   extCat,
@@ -23,9 +23,7 @@ const work = await Deno.makeTempDir({ prefix: "transient-e2e-build-" })
 const store = `${work}/store`
 const env = { TRANSIENT_IMAGE_BACKEND: store, TRANSIENT_CACHE_DIR: `${store}.cache` }
 const build = (dir: string, ...args: Array<string>) =>
-  transient(["build", "--accel", "tcg", "--no-network", "--progress", "plain", ...args, dir], {
-    env,
-  })
+  transient(offlineBuildArgs(dir, ...args), { env })
 
 const context = async (name: string, imagefile: string) => {
   const dir = `${work}/${name}`

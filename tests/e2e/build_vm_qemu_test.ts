@@ -14,9 +14,9 @@ import type { GuestImages } from "../../src/layers/qemu/qemu_machine.ts"
 import { TerminalDeno } from "../../src/layers/terminal_deno.ts"
 import { type BootOptions, BuildVm } from "../../src/services/build_vm.ts"
 import type { ContextEntry } from "../../src/services/build_context.ts"
-import { Reporter, type ReporterShape } from "../../src/services/reporter.ts"
 import { runFailure, runTest } from "../support/effect.ts"
 import { qemuProcessesWith, tool } from "../support/host.ts"
+import { warningsReporter } from "../support/warnings_reporter.ts"
 
 const MiB = 1024 * 1024
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "")
@@ -36,24 +36,6 @@ const guestImages = async (): Promise<GuestImages> => {
 }
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false)
-
-/** A Reporter that keeps the warnings. */
-const recordingReporter = (warnings: Array<string>): Layer.Layer<Reporter> =>
-  Layer.succeed(
-    Reporter,
-    {
-      stepStart: () => Effect.void,
-      stepEnd: () => Effect.void,
-      detail: () => Effect.void,
-      output: () => Effect.void,
-      warn: (message) => Effect.sync(() => void warnings.push(message)),
-      info: () => Effect.void,
-      progress: () => Effect.succeed({ advance: () => Effect.void, done: Effect.void }),
-      result: () => Effect.void,
-      pulled: () => Effect.void,
-      failure: () => Effect.void,
-    } satisfies ReporterShape,
-  )
 
 const entry = (source: string, kind: ContextEntry["kind"]): ContextEntry => ({
   source,
@@ -121,7 +103,13 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
   await withWorkDir(async (dir) => {
     const warnings: Array<string> = []
     const layer = makeBuildVmQemu(Effect.promise(guestImages)).pipe(
-      Layer.provide(Layer.mergeAll(recordingReporter(warnings), TerminalDeno, NodeContext.layer)),
+      Layer.provide(
+        Layer.mergeAll(
+          warningsReporter((message) => void warnings.push(message)),
+          TerminalDeno,
+          NodeContext.layer,
+        ),
+      ),
     )
     await tool("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/disk.qcow2`, "64M")
     await Deno.mkdir(`${dir}/context/conf`, { recursive: true })
@@ -260,7 +248,7 @@ Deno.test("a fresh disk is partitioned, formatted, filled and run in, as the hos
 Deno.test("a guest that does not come up in time is a VmBootFailed with the console's last lines", async () => {
   await withWorkDir(async (dir) => {
     const layer = makeBuildVmQemu(Effect.promise(guestImages)).pipe(
-      Layer.provide(Layer.mergeAll(recordingReporter([]), TerminalDeno, NodeContext.layer)),
+      Layer.provide(Layer.mergeAll(warningsReporter(() => {}), TerminalDeno, NodeContext.layer)),
     )
     await tool("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/disk.qcow2`, "16M")
     await Deno.mkdir(`${dir}/context`)

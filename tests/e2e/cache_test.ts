@@ -4,7 +4,7 @@
  * Images are compared with qemu-img and read back with debugfs, never through transient.
  */
 import assert from "node:assert/strict"
-import { MAIN } from "../support/run_transient.ts"
+import { MAIN, offlineBuildArgs } from "../support/run_transient.ts"
 import { runHost } from "../support/host_tool.ts"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { extractPartition, qemuProcessesWith, rawDisk, tool } from "../support/host.ts"
@@ -68,18 +68,7 @@ const build = async (
       "run",
       "-A",
       MAIN,
-      "build",
-      "--accel",
-      "tcg",
-      "--no-network",
-      "--progress",
-      "plain",
-      "--local",
-      "--force",
-      "--name",
-      name,
-      ...extra,
-      dir,
+      ...offlineBuildArgs(dir, "--local", "--force", "--name", name, ...extra),
     ],
     env: { NO_COLOR: "1", TRANSIENT_CACHE_DIR: cache, TRANSIENT_IMAGE_BACKEND: `${work}/store` },
     stdin: "null",

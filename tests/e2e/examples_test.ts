@@ -10,16 +10,8 @@
 import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
-import { ROOT, transient } from "../support/run_transient.ts"
-import {
-  extCat,
-  extractPartition,
-  extStat,
-  qemuProcessesWith,
-  rawDisk,
-  sha256File,
-  tool,
-} from "../support/host.ts"
+import { ROOT, tcgBuildArgs, transient } from "../support/run_transient.ts"
+import * as Host from "../support/host.ts"
 import { once } from "../support/once.ts"
 
 const EXAMPLES = `${ROOT}examples`
@@ -44,18 +36,10 @@ const seconds = (since: number) => `${((performance.now() - since) / 1000).toFix
 const build = async (example: string, ...args: Array<string>) => {
   const started = performance.now()
   const result = await transient(
-    [
-      "build",
-      "--accel",
-      "tcg",
-      "--progress",
-      "plain",
-      ...args,
-      "--name",
-      example,
-      `${EXAMPLES}/${example}`,
-    ],
-    { env },
+    tcgBuildArgs(`${EXAMPLES}/${example}`, ...args, "--name", example),
+    {
+      env,
+    },
   )
   assert.equal(result.code, 0, result.stderr + result.stdout.slice(-4000))
   assert.match(result.stdout, new RegExp(`Successfully built ${example}`))
@@ -73,11 +57,11 @@ const storedPath = async (name: string): Promise<string> => {
 
 /** The root filesystem of a stored image, extracted to a file debugfs reads. */
 const rootFilesystem = async (name: string, partition: number) => {
-  const disk = await rawDisk(await storedPath(name), `${work}/${name}.raw`)
+  const disk = await Host.rawDisk(await storedPath(name), `${work}/${name}.raw`)
   const root = disk.partitions[partition - 1]
   assert.ok(root, `${name} has partition ${partition}`)
   const fs = `${work}/${name}-root.img`
-  await extractPartition(`${work}/${name}.raw`, root, fs)
+  await Host.extractPartition(`${work}/${name}.raw`, root, fs)
   await Deno.remove(`${work}/${name}.raw`)
   return { disk, root, fs }
 }
@@ -86,9 +70,9 @@ Deno.test("examples/hello builds offline and says hello", async () => {
   await makeBusyboxRootfs(`${EXAMPLES}/hello/rootfs.tar.gz`)
   await build("hello", "--no-network")
   const { fs } = await rootFilesystem("hello", 2)
-  const motd = await extCat(fs, "/etc/motd")
+  const motd = await Host.extCat(fs, "/etc/motd")
   assert.match(motd, /^Hello from an image built by transient\.\nbuilt \d{4}-\d\d-\d\d\n$/)
-  assert.equal((await extStat(fs, "/bin/ls")).type, "symlink", "busybox --install ran")
+  assert.equal((await Host.extStat(fs, "/bin/ls")).type, "symlink", "busybox --install ran")
 })
 
 Deno.test("transient run stopped with Ctrl-C (SIGINT) mid-boot: status 130, no QEMU, no overlay, the image as it was", async () => {
@@ -96,7 +80,7 @@ Deno.test("transient run stopped with Ctrl-C (SIGINT) mid-boot: status 130, no Q
   await makeBusyboxRootfs(`${EXAMPLES}/hello/rootfs.tar.gz`)
   await build("hello", "--no-network", "--force")
   const image = await storedPath("hello")
-  const before = await sha256File(image)
+  const before = await Host.sha256File(image)
   const run = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "run", "hello", "--accel", "tcg", "--no-network"],
     env: { NO_COLOR: "1", ...env },
@@ -105,7 +89,7 @@ Deno.test("transient run stopped with Ctrl-C (SIGINT) mid-boot: status 130, no Q
     stderr: "piped",
   }).spawn()
   const deadline = performance.now() + 60_000
-  while ((await qemuProcessesWith("overlay.qcow2")).length === 0) {
+  while ((await Host.qemuProcessesWith("overlay.qcow2")).length === 0) {
     assert.ok(performance.now() < deadline, "the VM started")
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
@@ -115,11 +99,11 @@ Deno.test("transient run stopped with Ctrl-C (SIGINT) mid-boot: status 130, no Q
   await run.stderr.cancel()
   assert.equal(status.code, 130)
   assert.ok(performance.now() - interrupted < 10_000, "it stopped within 10 s")
-  assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+  assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
   const leftovers = [...Deno.readDirSync(Deno.env.get("TMPDIR") || "/tmp")]
     .filter((entry) => entry.name.startsWith("transient-vm-") && !isRunning(entry.name))
   assert.deepEqual(leftovers, [], "no overlay directory is left")
-  assert.equal(await sha256File(image), before, "the image was not written")
+  assert.equal(await Host.sha256File(image), before, "the image was not written")
 })
 
 /** Type into the serial console once `prompt` shows up; fails after `ms` with the console. */
@@ -183,9 +167,9 @@ Deno.test({
     const { disk, root, fs } = await rootFilesystem("debian-bootable", 1)
     assert.equal(disk.label, "dos")
     assert.equal(root.bootable, true)
-    const uuid = (await tool("blkid", "-o", "value", "-s", "UUID", fs)).trim()
+    const uuid = (await Host.tool("blkid", "-o", "value", "-s", "UUID", fs)).trim()
     assert.match(uuid, /^[0-9a-f-]{36}$/)
-    const grubCfg = await extCat(fs, "/boot/grub/grub.cfg")
+    const grubCfg = await Host.extCat(fs, "/boot/grub/grub.cfg")
     assert.match(
       grubCfg,
       new RegExp(`linux\\s+/boot/vmlinuz-\\S+ root=UUID=${uuid} .*console=ttyS0`),
@@ -217,7 +201,7 @@ Deno.test({
       await run.status
       await serial.close()
     }
-    assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+    assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
   },
 })
 
@@ -228,16 +212,16 @@ Deno.test({
     await debianBootable()
     await build("derived")
     const { fs } = await rootFilesystem("derived", 1)
-    assert.equal((await extStat(fs, "/usr/bin/curl")).type, "regular")
+    assert.equal((await Host.extStat(fs, "/usr/bin/curl")).type, "regular")
     assert.match(
-      await extCat(fs, "/var/lib/dpkg/status"),
+      await Host.extCat(fs, "/var/lib/dpkg/status"),
       /^Package: curl\nStatus: install ok installed$/m,
     )
     assert.equal(
-      await extCat(fs, "/etc/motd"),
+      await Host.extCat(fs, "/etc/motd"),
       await Deno.readTextFile(`${EXAMPLES}/derived/motd`),
     )
-    assert.equal((await extStat(fs, "/boot/grub/grub.cfg")).type, "regular", "still bootable")
+    assert.equal((await Host.extStat(fs, "/boot/grub/grub.cfg")).type, "regular", "still bootable")
   },
 })
 
@@ -247,7 +231,7 @@ Deno.test({
   fn: async () => {
     await debianBootable()
     const image = await storedPath("debian-bootable")
-    const before = await sha256File(image)
+    const before = await Host.sha256File(image)
     const log = `${work}/run-console.log`
     const started = performance.now()
     const run = await runUntil("debian-bootable", "login:", 120, "--console-log", log)
@@ -255,8 +239,8 @@ Deno.test({
     assert.match(run.stderr, /transient run: matched 'login:'/)
     console.log(`transient run: login prompt in ${seconds(started)}`)
     assert.match(await Deno.readTextFile(log), /debian login:/)
-    assert.equal(await sha256File(image), before, "the image was not written")
-    assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+    assert.equal(await Host.sha256File(image), before, "the image was not written")
+    assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
     const leftovers = [...Deno.readDirSync(Deno.env.get("TMPDIR") || "/tmp")]
       .filter((entry) => entry.name.startsWith("transient-vm-") && !isRunning(entry.name))
     assert.deepEqual(leftovers, [], "no overlay directory is left")
@@ -265,7 +249,7 @@ Deno.test({
     const timedOut = await runUntil("debian-bootable", "never-printed", 5)
     assert.equal(timedOut.code, 1)
     assert.match(timedOut.stderr, /no console line matched \/never-printed\/m within 5 s/)
-    assert.equal(await sha256File(image), before)
+    assert.equal(await Host.sha256File(image), before)
   },
 })
 
@@ -293,17 +277,17 @@ Deno.test({
     const image = await storedPath("debian-extlinux")
     const { disk, fs } = await rootFilesystem("debian-extlinux", 1)
     assert.equal(disk.partitions[0]?.bootable, true)
-    assert.match(await extCat(fs, "/etc/fstab"), /^\/dev\/sda1\s+\/\s+ext4/m)
-    assert.match(await extCat(fs, "/boot/extlinux.conf"), /APPEND root=\/dev\/sda1 /)
-    assert.equal((await extStat(fs, "/boot/ldlinux.sys")).type, "regular")
+    assert.match(await Host.extCat(fs, "/etc/fstab"), /^\/dev\/sda1\s+\/\s+ext4/m)
+    assert.match(await Host.extCat(fs, "/boot/extlinux.conf"), /APPEND root=\/dev\/sda1 /)
+    assert.equal((await Host.extStat(fs, "/boot/ldlinux.sys")).type, "regular")
 
-    const before = await sha256File(image)
+    const before = await Host.sha256File(image)
     const booted = performance.now()
     const run = await runUntil("debian-extlinux", "login:", 120)
     assert.equal(run.code, 0, run.stderr)
     console.log(`debian-extlinux: login prompt in ${seconds(booted)}`)
-    assert.deepEqual(await qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
-    assert.equal(await sha256File(image), before, "the image was not written")
+    assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+    assert.equal(await Host.sha256File(image), before, "the image was not written")
   },
 })
 

@@ -9,7 +9,14 @@ import assert from "node:assert/strict"
 import { createHash } from "node:crypto"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
-import { transient } from "../support/run_transient.ts"
+import {
+  lastLine,
+  offlineBuildArgs,
+  pullImage,
+  pushImage,
+  transient,
+} from "../support/run_transient.ts"
+import { writeAuthFile } from "../support/auth_file.ts"
 import { identicalImages, startDockerRegistry, storeImages } from "../support/docker_registry.ts"
 import { extCat, extractPartition, rawDisk, tool } from "../support/host.ts"
 
@@ -19,11 +26,7 @@ const env = { TRANSIENT_CACHE_DIR: `${work}/cache` }
 const plain = await startDockerRegistry(work)
 await tool("htpasswd", "-Bbc", `${work}/htpasswd`, "alice", "wonderland")
 const guarded = await startDockerRegistry(work, { htpasswd: `${work}/htpasswd` })
-const authFile = `${work}/auth.json`
-await Deno.writeTextFile(
-  authFile,
-  JSON.stringify({ auths: { [guarded.host]: { auth: btoa("alice:wonderland") } } }),
-)
+const authFile = await writeAuthFile(`${work}/auth.json`, guarded.host, "alice", "wonderland")
 
 globalThis.addEventListener("unload", () => {
   try {
@@ -45,19 +48,10 @@ const context = async (name: string, imagefile: string) => {
 }
 
 const build = async (dir: string, name: string, store: string) => {
-  const outcome = await transient([
-    "build",
-    "--accel",
-    "tcg",
-    "--no-network",
-    "--progress",
-    "plain",
-    "--name",
-    name,
-    "--image-backend",
-    store,
-    dir,
-  ], { env })
+  const outcome = await transient(
+    offlineBuildArgs(dir, "--name", name, "--image-backend", store),
+    { env },
+  )
   assert.equal(outcome.code, 0, outcome.stderr)
   return `${store}/${encodeImageName(name)}`
 }
@@ -75,6 +69,10 @@ const fileOnImage = async (image: string, path: string) => {
 
 const skopeo = (...args: ReadonlyArray<string>) => tool("skopeo", ...args)
 
+/** The manifest under `reference`, as skopeo reads it from the plain-HTTP registry. */
+const rawManifest = async (reference: string) =>
+  JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`))
+
 // One built image, shared by the tests: each reads it, none changes it.
 await makeBusyboxRootfs(`${work}/rootfs.tar.gz`)
 const BASE_IMAGEFILE = [
@@ -89,9 +87,9 @@ const baseImage = await build(await context("base", BASE_IMAGEFILE), "base", bas
 
 Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the image, and it pulls back and builds FROM", async () => {
   const reference = `${plain.host}/e2e/base:1`
-  const pushed = await transient(["image", "push", "base", reference, "--image-backend", baseStore])
+  const pushed = await pushImage("base", reference, baseStore)
   assert.equal(pushed.code, 0, pushed.stderr)
-  const pinned = pushed.stdout.trim().split("\n").at(-1) ?? ""
+  const pinned = lastLine(pushed)
   assert.match(pinned, new RegExp(`^${plain.host}/e2e/base@sha256:[0-9a-f]{64}$`))
 
   // skopeo: the layout, the annotations, and the same digest.
@@ -106,9 +104,7 @@ Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the ima
     inspected.Labels["io.transient.imagefile.digest"],
     `sha256:${sha256(BASE_IMAGEFILE)}`,
   )
-  const raw = JSON.parse(
-    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`),
-  )
+  const raw = await rawManifest(reference)
   assert.equal(raw.mediaType, "application/vnd.oci.image.manifest.v1+json")
   assert.ok(raw.annotations["org.opencontainers.image.created"])
   assert.equal(raw.annotations["io.transient.version"].length > 0, true)
@@ -128,22 +124,10 @@ Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the ima
 
   // Pulled into another store, by tag and by digest: the same image.
   const store = `${work}/pull-store`
-  const byTag = await transient([
-    "image",
-    "pull",
-    `copy,oci=${reference}`,
-    "--image-backend",
-    store,
-  ])
+  const byTag = await pullImage(`copy,oci=${reference}`, store)
   assert.equal(byTag.code, 0, byTag.stderr)
   assert.ok(await identicalImages(`${store}/copy`, baseImage))
-  const byDigest = await transient([
-    "image",
-    "pull",
-    `pinned,oci=${pinned}`,
-    "--image-backend",
-    store,
-  ])
+  const byDigest = await pullImage(`pinned,oci=${pinned}`, store)
   assert.equal(byDigest.code, 0, byDigest.stderr)
   assert.ok(await identicalImages(`${store}/pinned`, baseImage))
 
@@ -159,39 +143,22 @@ Deno.test("a pushed containerDisk: skopeo reads it, its disk/disk.img is the ima
   assert.equal(await fileOnImage(derived, "/derived"), "built-here\nand-here\n")
 
   // Pushed again: the registry has every blob, and says so.
-  const again = await transient(["image", "push", "base", reference, "--image-backend", baseStore])
+  const again = await pushImage("base", reference, baseStore)
   assert.equal(again.code, 0, again.stderr)
   assert.match(again.stdout, /The registry has the disk already/)
-  assert.equal(again.stdout.trim().split("\n").at(-1), pinned)
+  assert.equal(lastLine(again), pinned)
 })
 
 Deno.test("a pushed disk artifact: skopeo reads its type, and it pulls back", async () => {
   const reference = `${plain.host}/e2e/artifact:1`
-  const pushed = await transient([
-    "image",
-    "push",
-    "base",
-    reference,
-    "--format",
-    "artifact",
-    "--image-backend",
-    baseStore,
-  ])
+  const pushed = await pushImage("base", reference, baseStore, { format: "artifact" })
   assert.equal(pushed.code, 0, pushed.stderr)
-  const raw = JSON.parse(
-    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`),
-  )
+  const raw = await rawManifest(reference)
   assert.equal(raw.artifactType, "application/vnd.transient.disk.v1")
   assert.equal(raw.layers.length, 1)
   assert.equal(raw.layers[0].annotations["org.opencontainers.image.title"], "base.qcow2.zst")
   const store = `${work}/artifact-store`
-  const pulled = await transient([
-    "image",
-    "pull",
-    `art,oci=${reference}`,
-    "--image-backend",
-    store,
-  ])
+  const pulled = await pullImage(`art,oci=${reference}`, store)
   assert.equal(pulled.code, 0, pulled.stderr)
   assert.ok(await identicalImages(`${store}/art`, baseImage))
 })
@@ -256,13 +223,7 @@ Deno.test("a containerDisk made by other tools (a raw disk, gzip layer, skopeo c
   await skopeo("copy", "--dest-tls-verify=false", `oci:${layout}:1`, `docker://${reference}`)
 
   const store = `${work}/foreign-store`
-  const pulled = await transient([
-    "image",
-    "pull",
-    `foreign,oci=${reference}`,
-    "--image-backend",
-    store,
-  ])
+  const pulled = await pullImage(`foreign,oci=${reference}`, store)
   assert.equal(pulled.code, 0, pulled.stderr)
   assert.ok(await identicalImages(raw, `${store}/foreign`, "raw"))
   const derived = await build(
@@ -282,25 +243,16 @@ Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothin
     XDG_RUNTIME_DIR: `${work}/none`,
   }
   const reference = `${guarded.host}/private/base:1`
-  const pushed = await transient(
-    ["image", "push", "base", reference, "--image-backend", baseStore],
-    { env: withAuth },
-  )
+  const pushed = await pushImage("base", reference, baseStore, { env: withAuth })
   assert.equal(pushed.code, 0, pushed.stderr)
   const store = `${work}/auth-store`
-  const allowed = await transient([
-    "image",
-    "pull",
-    `private,oci=${reference}`,
-    "--image-backend",
-    store,
-  ], { env: withAuth })
+  const allowed = await pullImage(`private,oci=${reference}`, store, { env: withAuth })
   assert.equal(allowed.code, 0, allowed.stderr)
   assert.ok(await identicalImages(`${store}/private`, baseImage))
 
   const refusedStore = `${work}/refused-store`
   const pull = (spec: string, extra: Record<string, string> = noAuth) =>
-    transient(["image", "pull", spec, "--image-backend", refusedStore], { env: extra })
+    pullImage(spec, refusedStore, { env: extra })
   const unauthorized = await pull(`x,oci=${reference}`)
   assert.equal(unauthorized.code, 1)
   assert.match(
@@ -310,11 +262,7 @@ Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothin
       "m",
     ),
   )
-  const wrongAuth = `${work}/wrong.json`
-  await Deno.writeTextFile(
-    wrongAuth,
-    JSON.stringify({ auths: { [guarded.host]: { auth: btoa("alice:rabbit") } } }),
-  )
+  const wrongAuth = await writeAuthFile(`${work}/wrong.json`, guarded.host, "alice", "rabbit")
   const wrong = await pull(`x,oci=${reference}`, { ...env, REGISTRY_AUTH_FILE: wrongAuth })
   assert.equal(wrong.code, 1)
   assert.match(wrong.stderr, new RegExp(`credentials of user 'alice' from ${wrongAuth}`))
@@ -342,18 +290,9 @@ Deno.test("Basic auth from REGISTRY_AUTH_FILE; refusals say why and store nothin
 
   // A blob whose bytes the registry's storage no longer matches.
   const tamperedReference = `${plain.host}/e2e/tampered:1`
-  const tamperedPush = await transient([
-    "image",
-    "push",
-    "base",
-    tamperedReference,
-    "--image-backend",
-    baseStore,
-  ])
+  const tamperedPush = await pushImage("base", tamperedReference, baseStore)
   assert.equal(tamperedPush.code, 0, tamperedPush.stderr)
-  const manifest = JSON.parse(
-    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${tamperedReference}`),
-  )
+  const manifest = await rawManifest(tamperedReference)
   const digest = (manifest.layers[0].digest as string).slice("sha256:".length)
   const data = `${plain.storage}/docker/registry/v2/blobs/sha256/${
     digest.slice(0, 2)
@@ -381,21 +320,18 @@ const cachedBuild = async (
   cache: string,
   ...extra: ReadonlyArray<string>
 ) => {
-  const outcome = await transient([
-    "build",
-    "--accel",
-    "tcg",
-    "--no-network",
-    "--progress",
-    "plain",
-    "--name",
-    name,
-    "--force",
-    "--image-backend",
-    `${work}/cache-store`,
-    ...extra,
-    dir,
-  ], { env: { TRANSIENT_CACHE_DIR: cache } })
+  const outcome = await transient(
+    offlineBuildArgs(
+      dir,
+      "--name",
+      name,
+      "--force",
+      "--image-backend",
+      `${work}/cache-store`,
+      ...extra,
+    ),
+    { env: { TRANSIENT_CACHE_DIR: cache } },
+  )
   const lines = outcome.stdout.split("\n")
   const steps = new Map<number, string>()
   for (const [i, line] of lines.entries()) {
@@ -427,9 +363,7 @@ Deno.test("a build cache in the registry: pushed with --cache-to, served by --ca
   const layers = Number(pushed[1])
   assert.equal(pushed[2], pushed[1], "every layer was uploaded the first time")
   // An independent client reads the map.
-  const raw = JSON.parse(
-    await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${reference}`),
-  )
+  const raw = await rawManifest(reference)
   assert.equal(raw.artifactType, "application/vnd.transient.cache.v1")
   assert.equal(raw.layers.length, layers)
   assert.ok(
@@ -479,7 +413,7 @@ Deno.test("a build cache in the registry: pushed with --cache-to, served by --ca
   assert.ok([...down.steps.values()].every((line) => !line.includes("Using cache")))
   await pruneAll(cache)
   const notCache = `${plain.host}/e2e/not-a-cache:1`
-  const image = await transient(["image", "push", "base", notCache, "--image-backend", baseStore])
+  const image = await pushImage("base", notCache, baseStore)
   assert.equal(image.code, 0, image.stderr)
   const garbage = await cachedBuild(dir, "garbage", cache, "--cache-from", notCache)
   assert.equal(garbage.code, 0, garbage.stderr)

@@ -17,26 +17,14 @@ import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
 import { runFailure, runTest } from "../support/effect.ts"
 import { mountTmpfs, tmpfsProblem, unmountTmpfs } from "../support/tmpfs.ts"
+import { runBinary } from "../support/host_tool.ts"
 
 const MiB = 1024 * 1024
 
-const run = async (argv: ReadonlyArray<string>, stdin?: Uint8Array): Promise<Uint8Array> => {
-  const [command = "", ...args] = argv
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn()
-  if (stdin) {
-    const writer = child.stdin.getWriter()
-    await writer.write(stdin)
-    await writer.close()
-  }
-  const output = await child.output()
-  if (!output.success) {
-    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`)
-  }
+/** `argv`'s stdout; it must succeed. */
+const run = async (argv: readonly [string, ...Array<string>]): Promise<Uint8Array> => {
+  const output = await runBinary(argv)
+  if (output.code !== 0) throw new Error(`${argv.join(" ")} failed: ${output.stderr}`)
   return output.stdout
 }
 

@@ -9,28 +9,21 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
-import { type ConsoleSink, ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
+import { ReporterConsole } from "../../src/layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../../src/layers/store/image_store_directory.ts"
 import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { DiskImages } from "../../src/services/disk_images.ts"
 import { ImageStore } from "../../src/services/image_store.ts"
+import { silentConsole } from "../support/silent_console.ts"
 import { runFailure, runTest } from "../support/effect.ts"
 import { tool } from "../support/host_tool.ts"
 
 const MiB = 1024 * 1024
 
-const silent: ConsoleSink = {
-  stdout: () => {},
-  stderr: () => {},
-  isTerminal: false,
-  columns: () => 80,
-  now: () => performance.now(),
-}
-
 const storeAt = (root: string) =>
   Layer.provideMerge(
     ImageStoreDirectory(root),
-    Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silent), FetchHttpClient.layer),
+    Layer.mergeAll(DiskImagesQemu, ReporterConsole("plain", silentConsole), FetchHttpClient.layer),
   ).pipe(
     Layer.provide(RegistryHttp(false)),
     Layer.provide(Layer.merge(NodeContext.layer, FetchHttpClient.layer)),

@@ -34,3 +34,27 @@ export const tool = async (...argv: [string, ...Array<string>]): Promise<string>
   assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`)
   return result.stdout
 }
+
+/** Run `argv` with `input` written to its stdin (else stdin closed); its stdout as bytes. */
+export const runBinary = async (
+  argv: readonly [string, ...Array<string>],
+  input?: Uint8Array,
+): Promise<{ readonly code: number; readonly stdout: Uint8Array; readonly stderr: string }> => {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: input ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn()
+  if (input) {
+    const writer = child.stdin.getWriter()
+    await writer.write(input)
+    await writer.close()
+  }
+  const output = await child.output()
+  return {
+    code: output.code,
+    stdout: output.stdout,
+    stderr: new TextDecoder().decode(output.stderr),
+  }
+}

@@ -5,22 +5,17 @@
 import assert from "node:assert/strict"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import {
-  alreadyKept,
-  isLayerKey,
-  type LayerRecord,
-  LayerRecordJson,
-  newRecord,
-  usableChain,
-} from "../../src/domain/layer_record.ts"
+import * as LayerRecord from "../../src/domain/layer_record.ts"
 import { pruneOrder } from "../../src/domain/prune.ts"
 
-const a = newRecord({ key: "a", text: "RUN a" }, undefined, "/base", "id-a", 1)
-const b = newRecord({ key: "b", text: "RUN b" }, a, undefined, "id-b", 2)
-const c = newRecord({ key: "c", text: "RUN c" }, b, undefined, "id-c", 3)
-const records = new Map<string, LayerRecord>([a, b, c].map((record) => [record.key, record]))
+const a = LayerRecord.newRecord({ key: "a", text: "RUN a" }, undefined, "/base", "id-a", 1)
+const b = LayerRecord.newRecord({ key: "b", text: "RUN b" }, a, undefined, "id-b", 2)
+const c = LayerRecord.newRecord({ key: "c", text: "RUN c" }, b, undefined, "id-c", 3)
+const records = new Map<string, LayerRecord.LayerRecord>(
+  [a, b, c].map((record) => [record.key, record]),
+)
 const chain = (keys: ReadonlyArray<string>, base?: string) =>
-  usableChain(keys, base, (key) => records.get(key)).map((record) => record.key)
+  LayerRecord.usableChain(keys, base, (key) => records.get(key)).map((record) => record.key)
 
 Deno.test("a new record names its parent's key and write, or its base when first", () => {
   assert.deepEqual(a, { key: "a", base: "/base", id: "id-a", text: "RUN a", createdMs: 1 })
@@ -32,9 +27,11 @@ Deno.test("a new record names its parent's key and write, or its base when first
     text: "RUN b",
     createdMs: 2,
   })
-  const roundTrip = Schema.decodeEither(LayerRecordJson)(Schema.encodeSync(LayerRecordJson)(b))
+  const roundTrip = Schema.decodeEither(LayerRecord.LayerRecordJson)(
+    Schema.encodeSync(LayerRecord.LayerRecordJson)(b),
+  )
   assert.deepEqual(roundTrip, Either.right(b))
-  assert.ok(Either.isLeft(Schema.decodeEither(LayerRecordJson)('{"key":"b"}')))
+  assert.ok(Either.isLeft(Schema.decodeEither(LayerRecord.LayerRecordJson)('{"key":"b"}')))
 })
 
 Deno.test("the usable chain is the longest prefix of children on the given base", () => {
@@ -45,18 +42,18 @@ Deno.test("the usable chain is the longest prefix of children on the given base"
   assert.deepEqual(chain(["a"], "/other"), [])
   assert.deepEqual(chain([], "/base"), [])
   // A record filed under another key does not count for it.
-  assert.deepEqual(usableChain(["x"], "/base", () => a), [])
+  assert.deepEqual(LayerRecord.usableChain(["x"], "/base", () => a), [])
 })
 
 Deno.test("keeping stops at a layer held on the same write of the parent, unless replacing", () => {
-  assert.equal(alreadyKept(b, { id: "id-a" }, false), true)
-  assert.equal(alreadyKept(b, { id: "id-a" }, true), false)
-  assert.equal(alreadyKept(b, { id: "id-a2" }, false), false)
-  assert.equal(alreadyKept(a, undefined, false), true)
-  assert.equal(alreadyKept(undefined, undefined, false), false)
-  assert.equal(isLayerKey("0".repeat(64)), true)
-  assert.equal(isLayerKey("../x"), false)
-  assert.equal(isLayerKey("A".repeat(64)), false)
+  assert.equal(LayerRecord.alreadyKept(b, { id: "id-a" }, false), true)
+  assert.equal(LayerRecord.alreadyKept(b, { id: "id-a" }, true), false)
+  assert.equal(LayerRecord.alreadyKept(b, { id: "id-a2" }, false), false)
+  assert.equal(LayerRecord.alreadyKept(a, undefined, false), true)
+  assert.equal(LayerRecord.alreadyKept(undefined, undefined, false), false)
+  assert.equal(LayerRecord.isLayerKey("0".repeat(64)), true)
+  assert.equal(LayerRecord.isLayerKey("../x"), false)
+  assert.equal(LayerRecord.isLayerKey("A".repeat(64)), false)
 })
 
 Deno.test("prune: everything, nothing without a limit, else least recently used and deeper first", () => {

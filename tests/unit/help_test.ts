@@ -9,6 +9,7 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import type * as Span from "@effect/cli/HelpDoc/Span"
 import * as HashMap from "effect/HashMap"
 import assert from "node:assert/strict"
+import { stripVTControlCharacters } from "node:util"
 import { cacheCommand } from "../../src/cli/cache_command.ts"
 import { imageCommandGroup, transientCommand } from "../../src/cli/command_tree.ts"
 import { type CommandHelp, commandHelp, readInvocation, renderHelp } from "../../src/cli/help.ts"
@@ -26,17 +27,9 @@ const find = (path: string): CommandHelp => {
   return found
 }
 
-const spanText = (span: Span.Span): string => {
-  switch (span._tag) {
-    case "Text":
-    case "URI":
-      return span.value
-    case "Sequence":
-      return spanText(span.left) + spanText(span.right)
-    default:
-      return spanText(span.value)
-  }
-}
+/** A span as @effect/cli itself prints it, without its colours. */
+const spanText = (span: Span.Span): string =>
+  stripVTControlCharacters(HelpDoc.toAnsiText(HelpDoc.p(span))).trimEnd()
 
 /** The terms @effect/cli's own help lists (options and arguments): `--cache-from REF...`. */
 const effectHelpTerms = (doc: HelpDoc.HelpDoc): Array<string> => {

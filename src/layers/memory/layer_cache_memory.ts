@@ -9,14 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import {
-  alreadyKept,
-  isLayerKey,
-  type LayerRecord,
-  LayerRecordJson,
-  newRecord,
-  usableChain,
-} from "../../domain/layer_record.ts"
+import * as LayerRecord from "../../domain/layer_record.ts"
 import { pruneOrder } from "../../domain/prune.ts"
 import {
   type CachedLayer,
@@ -27,8 +20,8 @@ import {
 import { usedBytes } from "./disk_images_memory.ts"
 import type { MemoryWorld } from "./world.ts"
 
-const decodeRecord = Schema.decodeEither(LayerRecordJson)
-const encodeRecord = Schema.encodeSync(LayerRecordJson)
+const decodeRecord = Schema.decodeEither(LayerRecord.LayerRecordJson)
+const encodeRecord = Schema.encodeSync(LayerRecord.LayerRecordJson)
 
 // Long: the cache's operations, each short, share its world, records and clock.
 export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
@@ -40,13 +33,13 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
   let workspaces = 0
   const tick = () => ++clock
   /** The record of `key`, when it decodes and its layer's disk is there. */
-  const valid = (key: string): LayerRecord | undefined => {
+  const valid = (key: string): LayerRecord.LayerRecord | undefined => {
     const text = world.files.get(recordOf(key))
     if (text === undefined || !world.disks.has(fileOf(key))) return undefined
     const record = Either.getOrUndefined(decodeRecord(text))
     return record?.key === key ? record : undefined
   }
-  const cached = (record: LayerRecord): CachedLayer => ({
+  const cached = (record: LayerRecord.LayerRecord): CachedLayer => ({
     key: record.key,
     path: fileOf(record.key),
     id: record.id,
@@ -58,7 +51,7 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
       const match = path.startsWith(`${root}/layers/`) && path.endsWith(".json")
         ? path.slice(`${root}/layers/`.length, -".json".length)
         : undefined
-      return match !== undefined && isLayerKey(match) ? [match] : []
+      return match !== undefined && LayerRecord.isLayerKey(match) ? [match] : []
     })
   const entries = (): ReadonlyArray<LayerEntry> =>
     keys().flatMap((key) => {
@@ -79,7 +72,7 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
     root,
     hits: (keys, base) =>
       Effect.sync(() => {
-        const found = usableChain(keys, base, valid)
+        const found = LayerRecord.usableChain(keys, base, valid)
         const now = tick()
         for (const record of found) lastUsed.set(record.key, now)
         return found.map(cached)
@@ -98,15 +91,15 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") => {
         const kept: Array<CachedLayer> = []
         let below = parent
         for (const layer of finished) {
-          if (!isLayerKey(layer.key)) break
-          if (alreadyKept(valid(layer.key), below, replace)) break
+          if (!LayerRecord.isLayerKey(layer.key)) break
+          if (LayerRecord.alreadyKept(valid(layer.key), below, replace)) break
           const disk = world.disks.get(layer.path)
           if (!disk) break
           world.files.delete(recordOf(layer.key))
           world.disks.delete(layer.path)
           world.disks.set(fileOf(layer.key), disk)
           const now = tick()
-          const record = newRecord(layer, below, base, crypto.randomUUID(), now)
+          const record = LayerRecord.newRecord(layer, below, base, crypto.randomUUID(), now)
           world.files.set(recordOf(layer.key), encodeRecord(record))
           lastUsed.set(layer.key, now)
           below = cached(record)

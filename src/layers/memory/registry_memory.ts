@@ -11,13 +11,13 @@ import { createHash } from "node:crypto"
 import { bytesDigest } from "../../domain/blob_content.ts"
 import {
   BlobUnreadable,
-  RegistryDigestMismatch,
   RegistryNotFound,
   RegistryRefused,
   RegistryUnauthorized,
 } from "../../domain/errors/registry.ts"
 import { MAX_MANIFEST_BYTES } from "../../domain/oci_manifest.ts"
 import { formatOciReference, type OciReference } from "../../domain/oci_reference.ts"
+import { uploadedDigest } from "../../domain/registry_protocol.ts"
 import {
   type BlobDescriptor,
   type FetchedManifest,
@@ -167,17 +167,13 @@ const repositoryIn = (
         })
       ),
     )
-    if (received !== reader.size) {
-      return yield* new BlobUnreadable({ cause: new Error("the file changed while it was read") })
-    }
-    const digest = `sha256:${hash.digest("hex")}`
-    if (options.expected !== undefined && options.expected !== digest) {
-      return yield* new RegistryDigestMismatch({
-        registry,
-        expected: options.expected,
-        actual: digest,
-      })
-    }
+    const digest = yield* uploadedDigest({
+      registry,
+      size: reader.size,
+      read: received,
+      sha256: hash.digest("hex"),
+      expected: options.expected,
+    })
     state.repository(name).blobs.set(digest, whole)
     state.log.push(`upload ${digest}`)
     return digest

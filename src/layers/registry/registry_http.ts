@@ -22,7 +22,6 @@ import { createHash } from "node:crypto"
 import { bytesDigest } from "../../domain/blob_content.ts"
 import {
   BlobUnreadable,
-  RegistryDigestMismatch,
   type RegistryError,
   RegistryNotFound,
   RegistryRefused,
@@ -36,6 +35,7 @@ import {
   nextOffset,
   resumeRange,
   uploadChunk,
+  uploadedDigest,
   uploadedUpTo,
 } from "../../domain/registry_protocol.ts"
 import {
@@ -335,17 +335,13 @@ const repositoryOver = (session: RegistrySession): Repository => {
         })
       }
     }
-    if (hashed !== blob.size) {
-      return yield* new BlobUnreadable({ cause: new Error("the file changed while it was read") })
-    }
-    const digest = `sha256:${hash.digest("hex")}`
-    if (options.expected !== undefined && options.expected !== digest) {
-      return yield* new RegistryDigestMismatch({
-        registry,
-        expected: options.expected,
-        actual: digest,
-      })
-    }
+    const digest = yield* uploadedDigest({
+      registry,
+      size: blob.size,
+      read: hashed,
+      sha256: hash.digest("hex"),
+      expected: options.expected,
+    })
     const done = new URL(location)
     done.searchParams.set("digest", digest)
     const finished = yield* session.send({
