@@ -3,6 +3,18 @@ import assert from "node:assert/strict"
 import { parseVncDisplay } from "../../src/domain/vm_run.ts"
 import { runArgv } from "../../src/layers/qemu/run_vm.ts"
 
+/** A VM without network, on TCG. */
+const offlineMachine = {
+  engine: "tcg" as const,
+  cpus: 1,
+  memoryMiB: 512,
+  overlay: "/o.qcow2",
+  consoleSocket: "/c",
+  qmpSocket: "/q",
+  network: false,
+  forwards: [],
+}
+
 Deno.test("run boots the overlay, never the image, and forwards ports on 127.0.0.1 only", () => {
   const argv = runArgv({
     engine: "tcg",
@@ -22,30 +34,11 @@ Deno.test("run boots the overlay, never the image, and forwards ports on 127.0.0
   assert.ok(
     argv.includes("user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22"),
   )
-  const offline = runArgv({
-    engine: "tcg",
-    cpus: 1,
-    memoryMiB: 512,
-    overlay: "/o.qcow2",
-    consoleSocket: "/c",
-    qmpSocket: "/q",
-    network: false,
-    forwards: [],
-  })
-  assert.ok(!offline.includes("-netdev"))
+  assert.ok(!runArgv(offlineMachine).includes("-netdev"))
 })
 
 Deno.test("run gives the VM a screen, shown over VNC only when asked", () => {
-  const machine = {
-    engine: "tcg" as const,
-    cpus: 1,
-    memoryMiB: 512,
-    overlay: "/o.qcow2",
-    consoleSocket: "/c",
-    qmpSocket: "/q",
-    network: false,
-    forwards: [],
-  }
+  const machine = offlineMachine
   const headless = runArgv(machine)
   assert.equal(
     headless[headless.indexOf("-device", headless.indexOf("chardev:console")) + 1],
