@@ -7,6 +7,8 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { runTool } from "../host_process.ts"
 
@@ -53,17 +55,39 @@ const keyHost = (key: string): string => {
 const helperServer = (registry: string): string =>
   registry === "docker.io" ? "https://index.docker.io/v1/" : registry
 
-interface AuthEntry {
-  readonly auth?: unknown
-  readonly username?: unknown
-  readonly password?: unknown
-}
+/**
+ * What an auth file holds, as far as the lookup reads it: fields of other shapes are ignored one
+ * by one (as Docker and Podman ignore them), not the whole file.
+ */
+const AuthFile = Schema.parseJson(Schema.Struct({
+  auths: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  credHelpers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  credsStore: Schema.optional(Schema.Unknown),
+}))
+
+/** One `auths` entry: `auth` (base64 of `user:password`), or the two in the clear. */
+const AuthEntry = Schema.Struct({
+  auth: Schema.optional(Schema.String),
+  username: Schema.optional(Schema.String),
+  password: Schema.optional(Schema.String),
+})
+type AuthEntry = typeof AuthEntry.Type
+
+/** A credential helper's answer to `get`. */
+const HelperAnswer = Schema.parseJson(Schema.Struct({
+  Username: Schema.optional(Schema.String),
+  Secret: Schema.optional(Schema.String),
+}))
+
+const decodeAuthFile = Schema.decodeUnknownOption(AuthFile)
+const decodeAuthEntry = Schema.decodeUnknownOption(AuthEntry)
+const decodeHelperAnswer = Schema.decodeUnknownOption(HelperAnswer)
 
 const fromEntry = (entry: AuthEntry, source: string): Credential | undefined => {
-  if (typeof entry.username === "string" && typeof entry.password === "string") {
+  if (entry.username !== undefined && entry.password !== undefined) {
     return { username: entry.username, password: entry.password, source }
   }
-  if (typeof entry.auth !== "string" || entry.auth === "") return undefined
+  if (entry.auth === undefined || entry.auth === "") return undefined
   let decoded: string
   try {
     decoded = atob(entry.auth)
@@ -84,12 +108,10 @@ const fromHelper = (helper: string, registry: string, searched: Array<string>) =
       stdin: Stream.make(new TextEncoder().encode(helperServer(registry))),
     }).pipe(Effect.option)
     if (result._tag === "None" || result.value.code !== 0) return undefined
-    const answer = yield* Effect.try(() =>
-      JSON.parse(result.value.stdout) as Record<string, unknown>
-    )
-      .pipe(Effect.orElseSucceed((): Record<string, unknown> => ({})))
-    const { Username: username, Secret: password } = answer
-    return typeof username === "string" && typeof password === "string" && username !== "<token>"
+    const answer = decodeHelperAnswer(result.value.stdout)
+    if (Option.isNone(answer)) return undefined
+    const { Username: username, Secret: password } = answer.value
+    return username !== undefined && password !== undefined && username !== "<token>"
       ? { username, password, source: program }
       : undefined
   })
@@ -106,18 +128,19 @@ export const findCredential = Effect.fn("Registry.findCredential")(function* (
     const text = yield* fs.readFileString(file).pipe(Effect.option)
     if (text._tag === "None") continue
     searched.push(file)
-    const config = yield* Effect.try(() => JSON.parse(text.value) as Record<string, unknown>)
-      .pipe(Effect.orElseSucceed((): Record<string, unknown> => ({})))
-    const helpers = (config.credHelpers ?? {}) as Record<string, unknown>
+    const decoded = decodeAuthFile(text.value)
+    if (Option.isNone(decoded)) continue
+    const config = decoded.value
+    const helpers = config.credHelpers ?? {}
     const helper = Object.entries(helpers).find(([key]) => keyHost(key) === host)?.[1]
     if (typeof helper === "string") {
       const credential = yield* fromHelper(helper, registry, searched)
       if (credential) return { credential, searched }
     }
-    const auths = (config.auths ?? {}) as Record<string, AuthEntry>
-    for (const [key, entry] of Object.entries(auths)) {
-      if (keyHost(key) !== host || typeof entry !== "object" || entry === null) continue
-      const credential = fromEntry(entry, file)
+    for (const [key, value] of Object.entries(config.auths ?? {})) {
+      const entry = decodeAuthEntry(value)
+      if (keyHost(key) !== host || Option.isNone(entry)) continue
+      const credential = fromEntry(entry.value, file)
       if (credential) return { credential, searched }
     }
     if (typeof config.credsStore === "string") {
