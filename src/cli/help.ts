@@ -380,10 +380,36 @@ const usageLines = (help: CommandHelp): Array<string> => {
   return wrapped(`  ${help.path.join(" ")} `, words)
 }
 
-/** Two columns: names padded to the widest, then what they do. */
+/** How wide a help page may be: what a terminal beside an editor shows. */
+const PAGE_WIDTH = 100
+
+/** `text` in lines of at most `width` characters, broken between words. */
+const wordLines = (text: string, width: number): Array<string> => {
+  const lines: Array<string> = []
+  let line = ""
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line === "" ? word : `${line} ${word}`
+    }
+  }
+  return [...lines, line]
+}
+
+/**
+ * Two columns: names padded to the widest, then what they do, wrapped under itself within the
+ * page's width.
+ */
 const columns = (rows: ReadonlyArray<readonly [string, string]>): Array<string> => {
   const width = Math.max(...rows.map(([name]) => name.length))
-  return rows.map(([name, text]) => `  ${name.padEnd(width)}   ${text}`.trimEnd())
+  const indent = 2 + width + 3
+  return rows.flatMap(([name, text]) =>
+    wordLines(text, Math.max(PAGE_WIDTH - indent, 30)).map((part, index) =>
+      `${index === 0 ? `  ${name.padEnd(width)}   ` : " ".repeat(indent)}${part}`.trimEnd()
+    )
+  )
 }
 
 const withDefault = (text: string, defaultValue: string | undefined) =>

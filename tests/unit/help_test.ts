@@ -89,9 +89,22 @@ Deno.test("every command's help fits one screen, one line per option", () => {
   }
 })
 
+/** A help page with each wrapped description joined back onto its option's line. */
+const rowsOf = (page: string) => page.replace(/\n {12,}(?=\S)/g, " ")
+
+Deno.test("help pages stay within 100 columns, descriptions wrapped under themselves", () => {
+  for (const help of everyCommand(root)) {
+    for (const line of renderHelp(help).split("\n")) {
+      assert.ok(line.length <= 100, `${help.path.join(" ")}: ${line}`)
+    }
+  }
+  const page = renderHelp(find("transient build"))
+  assert.match(page, /^ {6}--accel auto\|kvm\|tcg {9}QEMU's accelerator .*\n {35}\S/m)
+})
+
 Deno.test("every option and argument the parser accepts is in the help, repeatable ones as such", () => {
   for (const [path, descriptor] of leaves()) {
-    const text = renderHelp(find(path))
+    const text = rowsOf(renderHelp(find(path)))
     const [usage] = text.split("\nARGUMENTS")[0]!.split("\nOPTIONS")
     const terms = effectHelpTerms(CommandDescriptor.getHelp(descriptor, config))
     assert.ok(terms.length > 0, path)
@@ -119,7 +132,7 @@ Deno.test("every option and argument the parser accepts is in the help, repeatab
 })
 
 Deno.test("build's usage: --name required, --cache-from repeatable and optional", () => {
-  const text = renderHelp(find("transient build"))
+  const text = rowsOf(renderHelp(find("transient build")))
   assert.match(text, /^ {2}transient build --name NAME \[--file FILE\]/m)
   assert.match(text, / \[--cache-from REF\]\.\.\. /)
   assert.match(text, / \[BUILD_DIR\]$/m)
