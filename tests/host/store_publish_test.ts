@@ -138,37 +138,58 @@ Deno.test("a --local build goes next to the target through a hidden temporary fi
   assert.deepEqual([...Deno.readDirSync(buildDir)].map((entry) => entry.name), ["out.qcow2"])
 })
 
+/** Hold the owner's lock of `path`, as a live process does, until the returned file is closed. */
+const holdOwnerLock = (path: string): Deno.FsFile => {
+  const lock = Deno.openSync(`${path}.lock`, { createNew: true, write: true })
+  lock.lockSync(true)
+  return lock
+}
+
 Deno.test("working files of processes that are gone are removed when a store opens", async () => {
   const root = await Deno.makeTempDir()
   await Deno.mkdir(`${root}/.working`)
   const uuid = crypto.randomUUID()
-  // pid 2^22 + 1 is above Linux's pid_max, so no process has it.
-  const stale = `base.${2 ** 22 + 1}.${uuid}.part`
-  const live = `other.${Deno.pid}.${uuid}.qcow2`
+  // Without a lock file, or with one that nobody holds: their owners are gone.
+  const stale = `base.${Deno.pid}.${uuid}.part`
+  const unlocked = `base.${Deno.pid}.${crypto.randomUUID()}.qcow2`
+  const live = `other.${2 ** 22 + 1}.${uuid}.qcow2`
   await Deno.writeTextFile(`${root}/.working/${stale}`, "half an image")
+  await Deno.writeTextFile(`${root}/.working/${unlocked}`, "half an image")
+  await Deno.writeTextFile(`${root}/.working/${unlocked}.lock`, "")
   await Deno.writeTextFile(`${root}/.working/${live}`, "in use")
   await Deno.writeTextFile(`${root}/.working/base.lock`, "")
-  await runTest(withStore(root, (store) => store.list))
+  const owner = holdOwnerLock(`${root}/.working/${live}`)
+  try {
+    await runTest(withStore(root, (store) => store.list))
+  } finally {
+    owner.close()
+  }
   const left = [...Deno.readDirSync(`${root}/.working`)].map((entry) => entry.name).sort()
-  assert.deepEqual(left, ["base.lock", live])
+  assert.deepEqual(left, ["base.lock", live, `${live}.lock`])
 })
 
 Deno.test("a --local build removes the working copies that killed builds left beside its target", async () => {
   const buildDir = await Deno.makeTempDir()
   const uuid = crypto.randomUUID()
-  const dead = `.out.qcow2.${2 ** 22 + 1}.${uuid}.tmp`
-  const alive = `.out.qcow2.${Deno.pid}.${crypto.randomUUID()}.tmp`
+  // Whatever the pids in the names say, only the held lock marks a live owner.
+  const dead = `.out.qcow2.${Deno.pid}.${uuid}.tmp`
+  const alive = `.out.qcow2.${2 ** 22 + 1}.${crypto.randomUUID()}.tmp`
   const unrelated = `.other.qcow2.${2 ** 22 + 1}.${uuid}.tmp`
   for (const name of [dead, alive, unrelated]) await Deno.writeTextFile(`${buildDir}/${name}`, "")
-  await runTest(withStore(
-    await Deno.makeTempDir(),
-    (store) =>
-      Effect.scoped(
-        store.begin({ _tag: "Local", name: "out", path: `${buildDir}/out.qcow2` }, {
-          force: false,
-        }),
-      ),
-  ))
+  const owner = holdOwnerLock(`${buildDir}/${alive}`)
+  try {
+    await runTest(withStore(
+      await Deno.makeTempDir(),
+      (store) =>
+        Effect.scoped(
+          store.begin({ _tag: "Local", name: "out", path: `${buildDir}/out.qcow2` }, {
+            force: false,
+          }),
+        ),
+    ))
+  } finally {
+    owner.close()
+  }
   const left = [...Deno.readDirSync(buildDir)].map((entry) => entry.name).sort()
-  assert.deepEqual(left, [alive, unrelated].sort())
+  assert.deepEqual(left, [alive, `${alive}.lock`, unrelated].sort())
 })

@@ -8,7 +8,7 @@
  *                      record's mtime is when the layer was last used
  *   layers/lock        held while layers are kept or pruned
  *   work/PID.UUID/     a build's own files, removed when it ends (or by the next build, when the
- *                      process that made them was killed)
+ *                      process that made them was killed: its lock PID.UUID.lock is free)
  *
  * A layer counts only when its record and its file are both there and its record names the id
  * of the layer before it: a record is written last, by rename, and removed first.
@@ -38,14 +38,11 @@ import {
   type LayerCacheShape,
   type LayerEntry,
 } from "../../services/layer_cache.ts"
-import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
+import { isNotFound, OWN_PID, ownedPath, sweepStale } from "../stale_files.ts"
 import { lockExclusive } from "../store/locks.ts"
 
-/** The owner of a workspace name `PID.UUID`. */
-const workspaceOwner = (name: string): number | undefined => {
-  const match = /^(\d+)\.[0-9a-f-]{36}$/.exec(name)
-  return match ? Number(match[1]) : undefined
-}
+/** Whether `name` is a workspace's, `PID.UUID`. */
+const isWorkspaceName = (name: string): boolean => /^\d+\.[0-9a-f-]{36}$/.test(name)
 
 // Long: the cache's operations, each short, share its layout (file and record of a key).
 export const LayerCacheDirectory = (
@@ -67,7 +64,7 @@ export const LayerCacheDirectory = (
 
       yield* Effect.forEach([layers, work], (dir) => fs.makeDirectory(dir, { recursive: true }))
         .pipe(
-          Effect.zipRight(sweepStale(work, workspaceOwner)),
+          Effect.zipRight(sweepStale(work, isWorkspaceName)),
           Effect.mapError(io("open", root)),
         )
 
@@ -108,14 +105,16 @@ export const LayerCacheDirectory = (
         return found
       })
 
-      const workspace = Effect.acquireRelease(
-        Effect.gen(function* () {
-          const dir = path.join(work, `${OWN_PID}.${crypto.randomUUID()}`)
-          yield* fs.makeDirectory(dir, { mode: 0o700 }).pipe(Effect.mapError(io("write", dir)))
-          return dir
-        }),
-        (dir) => Effect.ignore(fs.remove(dir, { recursive: true })),
-      )
+      // Owned through its lock, so no other build (another PID namespace included) sweeps it.
+      const workspace = Effect.suspend(() => {
+        const dir = path.join(work, `${OWN_PID}.${crypto.randomUUID()}`)
+        return ownedPath(dir).pipe(
+          Effect.zipRight(fs.makeDirectory(dir, { mode: 0o700 })),
+          Effect.as(dir),
+          Effect.provideService(FileSystem.FileSystem, fs),
+          Effect.mapError(io("write", dir)),
+        )
+      })
 
       const writeRecord = (record: LayerRecord) =>
         Effect.gen(function* () {

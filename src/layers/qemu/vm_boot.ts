@@ -7,6 +7,7 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
+import { tmpdir } from "node:os"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -28,7 +29,7 @@ import {
   ToolMissing,
 } from "../host_process.ts"
 import { atMost } from "../deadline.ts"
-import { OWN_PID, sweepStale } from "../stale_files.ts"
+import { OWN_PID, ownedPath, sweepStale } from "../stale_files.ts"
 import { type AgentClient, connectAgent } from "./agent_client.ts"
 import { attachDisk, GUEST_DISK, type Machine, QEMU_SYSTEM, qemuArgv } from "./qemu_machine.ts"
 import { connectQmp, type QmpClient, qmpQuit } from "./qmp.ts"
@@ -81,13 +82,13 @@ const silentConsole = (machine: Machine, seconds: number) =>
     })
   })
 
-/** A VM's temp directory is `transient-vm-<pid of its transient>-<random>`. */
+/**
+ * A VM's temp directory is `transient-vm-<pid of its transient>-<random>`, owned through its
+ * lock file beside it (stale_files.ts).
+ */
 const VM_DIR_PREFIX = "transient-vm-"
 
-const vmDirOwner = (name: string): number | undefined => {
-  const match = /^transient-vm-(\d+)-/.exec(name)
-  return match ? Number(match[1]) : undefined
-}
+const isVmDirectory = (name: string): boolean => /^transient-vm-\d+-[0-9a-f-]{36}$/.test(name)
 
 /**
  * A fresh temp directory for one VM (sockets, console log, overlay), removed with the scope.
@@ -100,8 +101,12 @@ export const vmDirectory: Effect.Effect<
 > = Effect.gen(function* () {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
-  const dir = yield* fs.makeTempDirectoryScoped({ prefix: `${VM_DIR_PREFIX}${OWN_PID}-` })
-  yield* Effect.ignore(sweepStale(path.dirname(dir), vmDirOwner))
+  // Named here rather than by makeTempDirectory: its lock must exist before it does.
+  const dir = yield* ownedPath(
+    path.join(tmpdir(), `${VM_DIR_PREFIX}${OWN_PID}-${crypto.randomUUID()}`),
+  )
+  yield* fs.makeDirectory(dir, { mode: 0o700 })
+  yield* Effect.ignore(sweepStale(path.dirname(dir), isVmDirectory))
   return dir
 })
 

@@ -6,8 +6,8 @@
  * start from that state (`-incoming defer` + `migrate-incoming`) and attach theirs.
  *
  *   CACHE/helper-vm/KEY.state   a line naming the format, a line of JSON with what KEY digests,
- *                               then QEMU's migration stream of such a VM (via KEY.PID.part +
- *                               rename)
+ *                               then QEMU's migration stream of such a VM (via KEY.PID.UUID.part
+ *                               + rename)
  *
  * KEY digests everything the state depends on: QEMU (its version line and the binary's size and
  * mtime) and the host's CPU, the guest artifacts (their inputs' digest) and the machine
@@ -25,7 +25,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { VmBootFailed } from "../../domain/errors/vm.ts"
 import { findOnPath, runTool } from "../host_process.ts"
-import { OWN_PID, sweepStale } from "../stale_files.ts"
+import { OWN_PID, ownedPath, sweepStale } from "../stale_files.ts"
 import type { Machine } from "./qemu_machine.ts"
 import { QEMU_SYSTEM } from "./qemu_machine.ts"
 import type { QmpClient, QmpError } from "./qmp.ts"
@@ -151,11 +151,11 @@ const listStates = (directory: string) =>
       })))
   })
 
-/** `KEY.PID.part`: a state being written by process PID. */
-const partOwner = (name: string): number | undefined => {
-  const match = /^[0-9a-f]{64}\.(\d+)\.part$/.exec(name)
-  return match ? Number(match[1]) : undefined
-}
+/**
+ * `KEY.PID.UUID.part`: a state being written by process PID (older versions wrote `KEY.PID.part`),
+ * owned through its lock file (stale_files.ts).
+ */
+const isPart = (name: string): boolean => /^[0-9a-f]{64}\.\d+(\.[0-9a-f-]{36})?\.part$/.test(name)
 
 /**
  * The plan for `key` in `directory`: restore its state when there is one, else save one. The
@@ -169,7 +169,7 @@ export const planState = (
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     yield* fs.makeDirectory(directory, { recursive: true })
-    yield* sweepStale(directory, partOwner)
+    yield* sweepStale(directory, isPart)
     const file = `${directory}/${key}.state`
     const restore = yield* fs.exists(file)
     // Its mtime says when it was last used: the least recently used go first.
@@ -225,8 +225,10 @@ export const saveState = (
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const part = `${plan.file.slice(0, -".state".length)}.${OWN_PID}.part`
     const operation = "save its state"
+    const part = yield* ownedPath(
+      `${plan.file.slice(0, -".state".length)}.${OWN_PID}.${crypto.randomUUID()}.part`,
+    ).pipe(Effect.mapError((error) => failed(operation, error.message)))
     // A restore that failed in this VM directory may have left QEMU's socket there.
     yield* fs.remove(socket).pipe(Effect.ignore)
     const listener = yield* Effect.acquireRelease(

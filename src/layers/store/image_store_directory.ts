@@ -13,7 +13,6 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
@@ -49,10 +48,10 @@ import { fetchSourceOf } from "./fetch_source.ts"
 import { publishFile } from "./publish.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
-import { isNotFound, OWN_PID, sweepStale } from "../stale_files.ts"
+import { isNotFound, OWN_PID, ownedPath, sweepStale } from "../stale_files.ts"
 import {
   besideFileName,
-  besideOwnerOf,
+  isBesideFileName,
   removeIfPresent,
   sweepStaleWork,
   workingFileName,
@@ -227,26 +226,21 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     }
     if (target._tag === "Local") {
       // The working copies of --local builds that were killed before they could remove them.
-      yield* sweepStale(path.dirname(destination), besideOwnerOf(path.basename(destination))).pipe(
-        Effect.ignore,
-      )
+      yield* sweepStale(path.dirname(destination), isBesideFileName(path.basename(destination)))
+        .pipe(Effect.ignore)
     }
-    const committed = yield* Ref.make(false)
-    const workPath = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        target._tag === "Store"
-          ? path.join(layout.working, workingFileName(encodeImageName(name), "qcow2"))
-          : path.join(path.dirname(destination), besideFileName(path.basename(destination)))
+    // Removed when the scope closes, unless published (moved to its final name) by then.
+    const workPath = yield* ownedPath(
+      target._tag === "Store"
+        ? path.join(layout.working, workingFileName(encodeImageName(name), "qcow2"))
+        : path.join(path.dirname(destination), besideFileName(path.basename(destination))),
+    ).pipe(
+      Effect.mapError((cause) =>
+        new StoreIoError({ operation: "lock", image: name, path: destination, cause })
       ),
-      (file) =>
-        Effect.flatMap(
-          Ref.get(committed),
-          (done) => done ? Effect.void : Effect.ignore(removeIfPresent(file)),
-        ),
     )
     const commit = Effect.gen(function* () {
       yield* publishFile(name, workPath, destination, { force, readOnly: target._tag === "Store" })
-      yield* Ref.set(committed, true)
       return yield* storedImage(name, destination)
     }).pipe(Effect.withSpan("ImageStore.commit"), Effect.provide(context))
     return { path: workPath, target, commit } satisfies WorkingImage

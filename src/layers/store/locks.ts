@@ -8,7 +8,7 @@ import type * as Scope from "effect/Scope"
 import { StoreIoError } from "../../domain/errors/store.ts"
 import type { StoreLayout } from "./store_layout.ts"
 
-const platformError = (method: string, path: string) => (cause: unknown): PlatformError =>
+export const platformError = (method: string, path: string) => (cause: unknown): PlatformError =>
   new SystemError({
     reason: cause instanceof Deno.errors.NotFound
       ? "NotFound"

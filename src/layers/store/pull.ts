@@ -155,8 +155,14 @@ export const pullImage = (
         new StoreIoError({ operation: "clean", image: name, path: layout.working, cause })
       ),
     )
-    const downloaded = yield* workingFile(layout.working, encodeImageName(name), "part")
-    const converted = yield* workingFile(layout.working, encodeImageName(name), "qcow2")
+    const ownWorkingFile = (kind: string) =>
+      workingFile(layout.working, encodeImageName(name), kind).pipe(
+        Effect.mapError((cause) =>
+          new StoreIoError({ operation: "lock", image: name, path: layout.working, cause })
+        ),
+      )
+    const downloaded = yield* ownWorkingFile("part")
+    const converted = yield* ownWorkingFile("qcow2")
     yield* reporter.info(`Pulling '${name}' from ${source.describe}`)
     if (source._tag === "Oci") {
       yield* downloadOciDisk(spec, source, downloaded, limits)
