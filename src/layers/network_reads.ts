@@ -34,7 +34,7 @@ export const networkTimeoutSetting: Config.Config<Duration.Duration> = Config.st
       ? Either.left(
         ConfigError.InvalidData(
           [NETWORK_TIMEOUT_VARIABLE],
-          `must be a number of seconds above 0 (got '${given.value}')`,
+          `${NETWORK_TIMEOUT_VARIABLE} must be a number of seconds above 0 (got '${given.value}')`,
         ),
       )
       : Either.right(Duration.seconds(seconds))
