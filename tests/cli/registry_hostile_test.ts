@@ -195,3 +195,48 @@ Deno.test("TRANSIENT_NETWORK_TIMEOUT that is no number of seconds is refused", a
     /^error: TRANSIENT_NETWORK_TIMEOUT must be a number of seconds above 0 \(got 'soon'\)$/m,
   )
 })
+
+Deno.test("an http= source that never answers, or stops after 1000 bytes, fails within the timeout", async () => {
+  let release = () => {}
+  const closed = new Promise<void>((resolve) => release = resolve)
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      if (new URL(request.url).pathname === "/silent.img") {
+        await closed
+        return new Response(null, { status: 503 })
+      }
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new Uint8Array(1000))
+            closed.then(() => controller.error(new Error("closed")))
+          },
+        }),
+        { headers: { "content-length": "10000" } },
+      )
+    },
+  )
+  const base = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`
+  try {
+    const cases = [
+      [`${base}/silent.img`, `Cannot download ${base}/silent.img: no answer for 1 s`],
+      [`${base}/stalled.img`, `Cannot fetch ${base}/stalled.img: no byte for 1 s`],
+    ] as const
+    for (const [url, expected] of cases) {
+      const { value: pulled, seconds } = await timed(() =>
+        pullImage(`x,http=${url}`, `${work}/http-store`, { env })
+      )
+      assert.equal(pulled.code, 1, pulled.stderr)
+      assert.match(
+        pulled.stderr,
+        new RegExp(`^error: ${escaped(expected)} ${escaped(SILENCE)}$`, "m"),
+      )
+      assert.ok(seconds < 10, `failed after ${seconds} s`)
+    }
+    assert.deepEqual(await storeImages(`${work}/http-store`), [])
+  } finally {
+    release()
+    await server.shutdown()
+  }
+})
