@@ -122,3 +122,27 @@ export const emptyAsNothing = <A>(
     body,
     (error) => error.reason === "EmptyBody" ? Stream.empty : Stream.fail(error),
   )
+
+/**
+ * The first `limit` bytes of `body` (all of it when shorter), as far as it came before a read
+ * silent for `timeout`, or failed: for an error answer, whose message is at its start.
+ */
+export const bodyStart = <E>(
+  body: Stream.Stream<Uint8Array, E>,
+  limit: number,
+  timeout: Duration.Duration,
+): Effect.Effect<Uint8Array> =>
+  body.pipe(
+    Stream.timeout(timeout),
+    Stream.mapAccum(0, (total, chunk) => {
+      const kept = chunk.slice(0, Math.max(0, limit - total))
+      return [total + kept.length, { kept, full: total + kept.length >= limit }] as const
+    }),
+    Stream.takeUntil(({ full }) => full),
+    Stream.catchAll(() => Stream.empty),
+    Stream.runFold([] as Array<Uint8Array>, (chunks, { kept }) => {
+      chunks.push(kept)
+      return chunks
+    }),
+    Effect.map(joined),
+  )

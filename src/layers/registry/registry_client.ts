@@ -52,6 +52,7 @@ import {
 import { withBulkFetch } from "../bulk_fetch.ts"
 import {
   answerWithin,
+  bodyStart,
   boundedBody,
   emptyAsNothing,
   networkTimeoutSetting,
@@ -343,15 +344,9 @@ const unexpectedAnswer = (
 ) =>
   Effect.gen(function* () {
     // Only the start of an error answer is read: its message is there, and the rest may be huge.
-    const text = response.request.method === "HEAD" ? "" : yield* boundedBody(response.stream, {
-      limit: MAX_ERROR_BODY_BYTES,
-      timeout,
-      tooLarge: () => "too large",
-      stalled: () => "stalled",
-    }).pipe(
-      Effect.map((bytes) => new TextDecoder().decode(bytes)),
-      Effect.orElseSucceed(() => ""),
-    )
+    const text = response.request.method === "HEAD"
+      ? ""
+      : new TextDecoder().decode(yield* bodyStart(response.stream, MAX_ERROR_BODY_BYTES, timeout))
     const errors = registryErrorEntries(text)
     const codes = new Set(errors.map((error) => error.code))
     if (response.status === 401 || response.status === 403 || codes.has("DENIED")) {
