@@ -121,3 +121,29 @@ export const uploadedDigest = (upload: {
     )
     : Either.right(digest)
 }
+
+/** A token endpoint's answer is a few kilobytes of JSON; a larger one is not an answer. */
+export const MAX_TOKEN_BYTES = 1024 * 1024
+/** Of an error answer's body, only this much is read: its first line or JSON is the message. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024
+
+/** `bytes` as a size in messages: `4 MiB`, `64 KiB`, `512 bytes`. */
+export const describeLimit = (bytes: number): string =>
+  bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0
+    ? `${bytes / 1024 / 1024} MiB`
+    : bytes >= 1024 && bytes % 1024 === 0
+    ? `${bytes / 1024} KiB`
+    : `${bytes} bytes`
+
+/**
+ * Why a manifest answer is refused for its size against `limit`: its announced `size`, or, when
+ * it came without a length, that it ran past the limit.
+ */
+export const oversizedManifest = (limit: number, size?: number): string =>
+  size === undefined
+    ? `a manifest sent without a length ran past the ${describeLimit(limit)} limit`
+    : `a ${size}-byte manifest (the limit is ${describeLimit(limit)})`
+
+/** The byte count after `chunk` is added to `total`, or undefined when it passes `limit`. */
+export const countWithin = (total: number, chunk: number, limit: number): number | undefined =>
+  total + chunk > limit ? undefined : total + chunk

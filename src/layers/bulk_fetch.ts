@@ -11,9 +11,15 @@
  * what it hands to a decompressor, whose input queue has no bound). Use it for bodies read as a
  * stream, never for one read whole (`json`, `text`, `arrayBuffer`) that may be larger than
  * `RING_CHUNKS` chunks.
+ *
+ * A read that brings no byte for the network timeout fails the body with NothingArrived, after
+ * the bytes gathered before it: the idle bound is on the socket's reads, not on the 1 MiB chunks,
+ * so that a slow but live transfer is never taken for a dead one.
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { NothingArrived } from "../domain/errors/network.ts"
 
 /** The size of a chunk. */
 export const CHUNK_BYTES = 1024 * 1024
@@ -87,6 +93,21 @@ const byobReader = (source: ReadableStream<Uint8Array>): ReadableStreamBYOBReade
   }
 }
 
+/** `next`, failed with NothingArrived when a read brings nothing for `idle` milliseconds. */
+const boundedReads = (next: NextBytes, idle: number | undefined): NextBytes => {
+  if (idle === undefined) return next
+  return (most) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const silence = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new NothingArrived({ awaited: "byte", seconds: idle / 1000 })),
+        idle,
+      )
+    })
+    return Promise.race([next(most), silence]).finally(() => clearTimeout(timer))
+  }
+}
+
 /** Fill `into` from `next`, up to the source's end or failure. */
 const fill = async (next: NextBytes, into: Uint8Array): Promise<Filled> => {
   let filled = 0
@@ -107,17 +128,22 @@ const fill = async (next: NextBytes, into: Uint8Array): Promise<Filled> => {
 /**
  * `source`'s bytes in chunks of the ring's size (the last one shorter), each in a buffer of the
  * ring. Nothing is read before it is asked for. When `source` fails, what was gathered comes out
- * first, so that a resumed download starts after the bytes that arrived.
+ * first, so that a resumed download starts after the bytes that arrived. With `idle`
+ * (milliseconds), a read that brings nothing for that long is a failure.
  */
 export const gathered = (
   source: ReadableStream<Uint8Array>,
   ring = new BufferRing(),
+  idle?: number,
 ): ReadableStream<Uint8Array> => {
   const byob = byobReader(source)
   const reader = byob ?? source.getReader()
-  const next = byob !== undefined
-    ? landedReads(byob)
-    : splitReads(reader as ReadableStreamDefaultReader<Uint8Array>)
+  const next = boundedReads(
+    byob !== undefined
+      ? landedReads(byob)
+      : splitReads(reader as ReadableStreamDefaultReader<Uint8Array>),
+    idle,
+  )
   let failure: { readonly cause: unknown } | undefined
 
   return new ReadableStream<Uint8Array>({
@@ -136,17 +162,25 @@ export const gathered = (
   }, { highWaterMark: 0 })
 }
 
-/** `fetch`, its response body gathered into the chunks of a ring (see above). */
-export const bulkFetch: typeof globalThis.fetch = async (input, init) => {
-  const response = await globalThis.fetch(input, init)
-  if (response.body === null) return response
-  return new Response(gathered(response.body), {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  })
-}
+/**
+ * `fetch`, its response body gathered into the chunks of a ring (see above), each read of it
+ * bounded by `idle`.
+ */
+export const bulkFetch =
+  (idle: Duration.Duration): typeof globalThis.fetch => async (input, init) => {
+    const response = await globalThis.fetch(input, init)
+    if (response.body === null) return response
+    return new Response(gathered(response.body, new BufferRing(), Duration.toMillis(idle)), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    })
+  }
 
-/** `effect` with FetchHttpClient fetching through `bulkFetch`: for bodies read as streams. */
-export const withBulkFetch = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.provideService(effect, FetchHttpClient.Fetch, bulkFetch)
+/**
+ * `effect` with FetchHttpClient fetching through `bulkFetch`, no read silent for more than
+ * `idle`: for bodies read as streams.
+ */
+export const withBulkFetch =
+  (idle: Duration.Duration) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.provideService(effect, FetchHttpClient.Fetch, bulkFetch(idle))

@@ -3,6 +3,7 @@
  * uploads (POST, PATCH, PUT), Bearer auth through a token endpoint on another port, and blob
  * downloads redirected to a third port ("the CDN") that can drop a connection half-way. It
  * records what it was sent, so that tests can check what a client did, not only what it got.
+ * It can be made hostile (`hostile`): silent, stalling, or sending bodies without end.
  */
 import { createHash } from "node:crypto"
 import { concat } from "./bytes.ts"
@@ -14,6 +15,18 @@ export interface FakeRegistryOptions {
   readonly redirectBlobs?: boolean
   /** The CDN drops the first download of each blob after this many bytes. */
   readonly dropAfter?: number
+}
+
+/** What a hostile registry does; set on `FakeRegistry.hostile` at any time. */
+export interface Hostility {
+  /** Manifest requests are never answered. */
+  silentManifests?: boolean
+  /** Each blob download sends at most this many bytes, then nothing, without ending. */
+  blobStallsAfter?: number
+  /** Manifests are this many bytes of JSON whitespace, sent without a length. */
+  unannouncedManifestBytes?: number
+  /** The token endpoint answers 200 with a body that never ends. */
+  endlessToken?: boolean
 }
 
 export interface SeenRequest {
@@ -29,6 +42,7 @@ export interface FakeRegistry {
   readonly seen: Array<SeenRequest>
   readonly blobs: Map<string, Uint8Array>
   readonly manifests: Map<string, { readonly type: string; readonly bytes: Uint8Array }>
+  readonly hostile: Hostility
   readonly close: () => Promise<void>
 }
 
@@ -62,7 +76,48 @@ const dropped = (bytes: Uint8Array, after: number) =>
     { headers: { "content-length": String(bytes.length) } },
   )
 
+/** Resolved when the registry closes: what hangs on purpose lets go then, so it can shut down. */
+const closing = () => {
+  let release = () => {}
+  const closed = new Promise<void>((resolve) => release = resolve)
+  return { closed, release }
+}
+
+/** A body of `total` bytes of `fill` (endless when undefined), made as it is read, no length. */
+const generated = (fill: number, total: number | undefined, closed: Promise<void>) => {
+  const piece = new Uint8Array(64 * 1024).fill(fill)
+  let sent = 0
+  let done = false
+  closed.then(() => done = true)
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (done || (total !== undefined && sent >= total)) return controller.close()
+        const size = total === undefined ? piece.length : Math.min(piece.length, total - sent)
+        sent += size
+        controller.enqueue(piece.slice(0, size))
+      },
+    }, { highWaterMark: 0 }),
+    { headers: { "content-type": "application/json" } },
+  )
+}
+
+/** `bytes`, of which only the first `after` are sent; the body then stays open until `closed`. */
+const stalled = (bytes: Uint8Array, after: number, status: number, closed: Promise<void>) =>
+  new Response(
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes.slice(0, after))
+        if (after >= bytes.length) return controller.close()
+        closed.then(() => controller.error(new Error("closed")))
+      },
+    }),
+    { status, headers: { "content-length": String(bytes.length) } },
+  )
+
 export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegistry => {
+  const hostile: Hostility = {}
+  const { closed, release } = closing()
   const seen: Array<SeenRequest> = []
   const blobs = new Map<string, Uint8Array>()
   const manifests = new Map<string, { type: string; bytes: Uint8Array }>()
@@ -84,6 +139,9 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
     const range = /^bytes=(\d+)-$/.exec(request.headers.get("range") ?? "")
     if (!range) return undefined
     const start = Number(range[1])
+    if (hostile.blobStallsAfter !== undefined) {
+      return stalled(bytes.slice(start), hostile.blobStallsAfter, 206, closed)
+    }
     return new Response(bytes.slice(start), {
       status: 206,
       headers: { "content-range": `bytes ${start}-${bytes.length - 1}/${bytes.length}` },
@@ -111,6 +169,7 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
     if (!expected || given !== `Basic ${btoa(`${expected.username}:${expected.password}`)}`) {
       return error(401, "UNAUTHORIZED")
     }
+    if (hostile.endlessToken) return generated(32, undefined, closed)
     const scope = new URL(request.url).searchParams.get("scope") ?? ""
     return json(200, { token: `tok ${scope}` })
   })
@@ -151,6 +210,13 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
           headers: { "docker-content-digest": digestOf(bytes) },
         })
       }
+      if (hostile.silentManifests) {
+        await closed
+        return error(503, "UNAVAILABLE")
+      }
+      if (hostile.unannouncedManifestBytes !== undefined) {
+        return generated(32, hostile.unannouncedManifestBytes, closed)
+      }
       const manifest = manifests.get(key)
       if (!manifest) return error(404, "MANIFEST_UNKNOWN")
       return new Response(request.method === "HEAD" ? null : manifest.bytes.slice(), {
@@ -171,6 +237,9 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
           status: 307,
           headers: { location: `http://127.0.0.1:${cdn.port}/${rest}` },
         })
+      }
+      if (hostile.blobStallsAfter !== undefined) {
+        return ranged(request, bytes) ?? stalled(bytes, hostile.blobStallsAfter, 200, closed)
       }
       return ranged(request, bytes) ?? new Response(bytes.slice())
     }
@@ -209,7 +278,9 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
     seen,
     blobs,
     manifests,
+    hostile,
     close: async () => {
+      release()
       await Promise.all([
         registry.server.shutdown(),
         token.server.shutdown(),

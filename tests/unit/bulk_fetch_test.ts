@@ -4,6 +4,7 @@
  * arrived before a failure coming out before it.
  */
 import assert from "node:assert/strict"
+import { NothingArrived } from "../../src/domain/errors/network.ts"
 import { BufferRing, gathered } from "../../src/layers/bulk_fetch.ts"
 import { concat } from "../support/bytes.ts"
 
@@ -131,3 +132,29 @@ for (const byob of [true, false]) {
     assert.deepEqual(concat(got), bytes.subarray(0, 40))
   })
 }
+
+Deno.test("gathered with an idle bound: the bytes before a silence come out, then NothingArrived", async () => {
+  const bytes = pattern(24)
+  let sent = false
+  const silent = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (!sent) {
+        sent = true
+        controller.enqueue(bytes.slice())
+      }
+      // Then nothing, ever: the pull never settles.
+      return new Promise(() => {})
+    },
+  }, { highWaterMark: 0 })
+  const reader = gathered(silent, new BufferRing(4, 64), 50).getReader()
+  const started = performance.now()
+  const first = await reader.read()
+  assert.deepEqual(first.value?.slice(), bytes)
+  const failure = await reader.read().then(() => undefined, (error: unknown) => error)
+  assert.ok(failure instanceof NothingArrived, String(failure))
+  assert.equal(
+    failure.message,
+    `no byte for 0.05 s (TRANSIENT_NETWORK_TIMEOUT sets how long to wait)`,
+  )
+  assert.ok(performance.now() - started < 2000)
+})

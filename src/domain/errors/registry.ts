@@ -3,6 +3,7 @@
  * values (they cross `--progress json` like the store's errors).
  */
 import * as Schema from "effect/Schema"
+import { NothingArrived } from "./network.ts"
 
 /** The registry cannot be reached at all (refused, no such host, TLS failure). */
 export class RegistryUnreachable
@@ -64,6 +65,21 @@ export class RegistryRefused extends Schema.TaggedError<RegistryRefused>()("Regi
   override get message() {
     const status = this.status === undefined ? "" : ` HTTP ${this.status}:`
     return `Registry ${this.registry} failed to ${this.operation}:${status} ${this.detail}`
+  }
+}
+
+/** The registry sent nothing for the network timeout, and again each time it was asked anew. */
+export class RegistryStalled extends Schema.TaggedError<RegistryStalled>()("RegistryStalled", {
+  registry: Schema.String,
+  /** What was being done: `fetch the manifest of …`, `download blob sha256:… of …`. */
+  operation: Schema.String,
+  /** The URL that went silent. */
+  url: Schema.String,
+  cause: NothingArrived,
+}) {
+  override get message() {
+    return `Registry ${this.registry} went silent when asked to ${this.operation}: ` +
+      this.cause.message
   }
 }
 
@@ -150,6 +166,7 @@ export const RegistryError = Schema.Union(
   RegistryRefused,
   RegistryDigestMismatch,
   RegistryTransferInterrupted,
+  RegistryStalled,
 )
 /** Every way talking to a registry can fail. */
 export type RegistryError = typeof RegistryError.Type

@@ -17,7 +17,7 @@ import {
 } from "../../domain/errors/registry.ts"
 import { MAX_MANIFEST_BYTES } from "../../domain/oci_manifest.ts"
 import { formatOciReference, type OciReference } from "../../domain/oci_reference.ts"
-import { uploadedDigest } from "../../domain/registry_protocol.ts"
+import { oversizedManifest, uploadedDigest } from "../../domain/registry_protocol.ts"
 import {
   type BlobDescriptor,
   type FetchedManifest,
@@ -106,7 +106,7 @@ const repositoryIn = (
       return yield* new RegistryRefused({
         registry,
         operation: `fetch the manifest of ${describe}`,
-        detail: `a ${manifest.bytes.length}-byte manifest`,
+        detail: oversizedManifest(MAX_MANIFEST_BYTES, manifest.bytes.length),
       })
     }
     return {

@@ -2,13 +2,14 @@
  * The registry side of the OCI distribution protocol: requests to one repository, authenticated
  * the way registries challenge for it (anonymous, Basic, or a Bearer token from the challenge's
  * token endpoint), over HTTPS, or plain HTTP where `usesPlainHttp` allows it. Redirects are
- * followed by hand so that credentials never go to another host; requests that fail in transit
- * are retried a bounded number of times where they can be repeated.
+ * followed by hand so that credentials never go to another host; requests that fail in transit,
+ * or get no answer within the network timeout, are retried a bounded number of times where they
+ * can be repeated. Bodies read whole (tokens, error answers) are capped as they arrive.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as FileSystem from "@effect/platform/FileSystem"
-import type * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
@@ -21,6 +22,7 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   apiHost,
   formatOciReference,
@@ -31,18 +33,30 @@ import {
   type RegistryError,
   RegistryNotFound,
   RegistryRefused,
+  RegistryStalled,
   RegistryUnauthorized,
   RegistryUnreachable,
 } from "../../domain/errors/registry.ts"
+import type { NothingArrived } from "../../domain/errors/network.ts"
 import {
   basicAuthorization,
   challengeParameters,
   challengeScheme,
+  describeLimit,
+  MAX_ERROR_BODY_BYTES,
+  MAX_TOKEN_BYTES,
   missingThing,
   registryErrorEntries,
   tokenScope,
 } from "../../domain/registry_protocol.ts"
 import { withBulkFetch } from "../bulk_fetch.ts"
+import {
+  answerWithin,
+  bodyStart,
+  boundedBody,
+  emptyAsNothing,
+  networkTimeoutSetting,
+} from "../network_reads.ts"
 import {
   type Credential,
   type CredentialEnvironment,
@@ -51,13 +65,15 @@ import {
 } from "./credentials.ts"
 
 /**
- * How to reach registries: the `--plain-http` flag, `TRANSIENT_INSECURE_REGISTRIES`, and the
- * environment the credential lookup reads.
+ * How to reach registries: the `--plain-http` flag, `TRANSIENT_INSECURE_REGISTRIES`, the
+ * environment the credential lookup reads, and how long a read may bring nothing
+ * (`TRANSIENT_NETWORK_TIMEOUT`).
  */
 export interface RegistryOptions {
   readonly plainHttp: boolean
   readonly insecure: ReadonlyArray<string>
   readonly credentials: CredentialEnvironment
+  readonly timeout: Duration.Duration
 }
 
 const optionalString = (name: string) =>
@@ -76,7 +92,8 @@ export const registryConfig = (plainHttp: boolean): Config.Config<RegistryOption
       DOCKER_CONFIG: optionalString("DOCKER_CONFIG"),
       HOME: optionalString("HOME"),
     }),
-  }).pipe(Config.map(({ insecure, credentials }) => ({ plainHttp, insecure, credentials })))
+    timeout: networkTimeoutSetting,
+  }).pipe(Config.map((options) => ({ plainHttp, ...options })))
 
 export interface RegistryRequest {
   readonly method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH"
@@ -100,6 +117,8 @@ export type RegistryRequirements =
 
 export interface RegistrySession {
   readonly reference: OciReference
+  /** How long an answer, or a read of a body, may bring nothing (`TRANSIENT_NETWORK_TIMEOUT`). */
+  readonly timeout: Duration.Duration
   /** The reference as the user wrote it, for messages. */
   readonly describe: string
   /** The URL of `path` under the repository (`manifests/latest`), or `path` when absolute. */
@@ -143,6 +162,33 @@ interface Connection {
   /** The registry's API host: the only one the authorization goes to. */
   readonly host: string
   readonly authorization: Ref.Ref<string | undefined>
+  /** How long an answer, or a read of its body, may take to bring anything. */
+  readonly timeout: Duration.Duration
+}
+
+/** RegistryStalled for `operation` at `target`, with its silence as the cause. */
+const stalledAt =
+  (registry: string, operation: string, target: string) => (cause: NothingArrived) =>
+    new RegistryStalled({ registry, operation, url: target, cause })
+
+/**
+ * `outgoing`, with `sent` run once its body has gone (at once when it has none, as its streamed
+ * bytes end when it has one).
+ */
+const signalSent = (
+  outgoing: HttpClientRequest.HttpClientRequest,
+  sent: Effect.Effect<void>,
+): HttpClientRequest.HttpClientRequest => {
+  const body = outgoing.body
+  if (body._tag !== "Stream") return outgoing
+  return HttpClientRequest.setBody(
+    outgoing,
+    HttpBody.stream(
+      Stream.ensuring(body.stream, sent),
+      body.contentType,
+      ...(body.contentLength === undefined ? [] : [body.contentLength]),
+    ),
+  )
 }
 
 /** One exchange, following redirects; the credential goes to the registry's host only. */
@@ -151,7 +197,11 @@ const exchange = (
   request: RegistryRequest,
   target: string,
   redirects = 0,
-): Effect.Effect<HttpClientResponse.HttpClientResponse, RegistryUnreachable, Scope.Scope> =>
+): Effect.Effect<
+  HttpClientResponse.HttpClientResponse,
+  RegistryUnreachable | RegistryStalled,
+  Scope.Scope
+> =>
   Effect.gen(function* () {
     const auth = yield* Ref.get(connection.authorization)
     const sameHost = new URL(target).host === connection.host
@@ -164,10 +214,21 @@ const exchange = (
     if (request.body !== undefined) {
       outgoing = HttpClientRequest.setBody(outgoing, request.body())
     }
-    const response = yield* connection.client.execute(outgoing).pipe(
-      Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
-      request.streamed === true ? withBulkFetch : identity,
-      Effect.mapError((error) => unreachable(connection.registry, target, error.cause ?? error)),
+    const streamsBody = outgoing.body._tag === "Stream"
+    const response = yield* answerWithin(
+      (sent) =>
+        Effect.zipRight(
+          streamsBody ? Effect.void : sent,
+          connection.client.execute(signalSent(outgoing, sent)),
+        ).pipe(
+          Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+          request.streamed === true ? withBulkFetch(connection.timeout) : identity,
+          Effect.mapError((error) =>
+            unreachable(connection.registry, target, error.cause ?? error)
+          ),
+        ),
+      connection.timeout,
+      stalledAt(connection.registry, request.operation, target),
     )
     const location = response.headers["location"]
     const redirected = [301, 302, 303, 307, 308].includes(response.status) &&
@@ -175,6 +236,16 @@ const exchange = (
     if (!redirected || redirects >= MAX_REDIRECTS) return response
     return yield* exchange(connection, request, new URL(location, target).href, redirects + 1)
   })
+
+/** The JSON object in `text`, else an empty one. */
+const parsedObject = (text: string): Record<string, unknown> => {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === "object" && value !== null ? value as Record<string, unknown> : {}
+  } catch {
+    return {}
+  }
+}
 
 /**
  * Answer a 401's `challenge` for `action` on `reference`'s repository, with the credential `own`
@@ -211,22 +282,41 @@ const answerChallenge = (
         basicAuthorization(own.username, own.password),
       )
     }
-    const response = yield* connection.client.execute(tokenRequest).pipe(
-      Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow" }),
-      Effect.mapError((error) => unreachable(registry, tokenUrl.href, error.cause ?? error)),
+    const operation = `issue a token at ${tokenUrl.origin}${tokenUrl.pathname}`
+    const stalled = stalledAt(registry, operation, tokenUrl.href)
+    const response = yield* answerWithin(
+      (sent) =>
+        Effect.zipRight(sent, connection.client.execute(tokenRequest)).pipe(
+          Effect.provideService(FetchHttpClient.RequestInit, { redirect: "follow" }),
+          Effect.mapError((error) => unreachable(registry, tokenUrl.href, error.cause ?? error)),
+        ),
+      connection.timeout,
+      stalled,
     )
     if (response.status === 401 || response.status === 403) return false
     if (response.status < 200 || response.status >= 300) {
       return yield* new RegistryRefused({
         registry,
-        operation: `issue a token at ${tokenUrl.origin}${tokenUrl.pathname}`,
+        operation,
         status: response.status,
         detail: "the token endpoint refused",
       })
     }
-    const body = yield* response.json.pipe(
-      Effect.orElseSucceed((): unknown => ({})),
-    ) as Effect.Effect<Record<string, unknown>>
+    const text = yield* boundedBody(emptyAsNothing(response.stream), {
+      limit: MAX_TOKEN_BYTES,
+      timeout: connection.timeout,
+      tooLarge: () =>
+        new RegistryRefused({
+          registry,
+          operation,
+          detail: `its answer ran past the ${describeLimit(MAX_TOKEN_BYTES)} limit`,
+        }),
+      stalled,
+    }).pipe(
+      Effect.map((bytes) => new TextDecoder().decode(bytes)),
+      Effect.catchTag("ResponseError", () => Effect.succeed("")),
+    )
+    const body = parsedObject(text)
     const token = body.token ?? body.access_token
     if (typeof token !== "string" || token === "") {
       return yield* new RegistryRefused({
@@ -247,14 +337,16 @@ const unexpectedAnswer = (
   reference: OciReference,
   describe: string,
   unauthorized: Effect.Effect<never, RegistryUnauthorized>,
+  timeout: Duration.Duration,
   response: HttpClientResponse.HttpClientResponse,
   operation: string,
   blob?: string,
 ) =>
   Effect.gen(function* () {
+    // Only the start of an error answer is read: its message is there, and the rest may be huge.
     const text = response.request.method === "HEAD"
       ? ""
-      : yield* response.text.pipe(Effect.orElseSucceed(() => ""))
+      : new TextDecoder().decode(yield* bodyStart(response.stream, MAX_ERROR_BODY_BYTES, timeout))
     const errors = registryErrorEntries(text)
     const codes = new Set(errors.map((error) => error.code))
     if (response.status === 401 || response.status === 403 || codes.has("DENIED")) {
@@ -298,7 +390,13 @@ export const openRegistry = (
     const describe = formatOciReference(reference)
     const registry = reference.registry
     const authorization = yield* Ref.make<string | undefined>(undefined)
-    const connection: Connection = { client, registry, host, authorization }
+    const connection: Connection = {
+      client,
+      registry,
+      host,
+      authorization,
+      timeout: options.timeout,
+    }
     // Looked up once, and only when a registry asks for it: it may run credential helpers.
     const credential = yield* Effect.cached(
       findCredential(registry, options.credentials).pipe(Effect.provide(context)),
@@ -341,7 +439,8 @@ export const openRegistry = (
         Effect.retry({
           schedule: Schedule.exponential(Duration.millis(250)),
           times: repeatable ? ATTEMPTS - 1 : 0,
-          while: (error) => error._tag === "RegistryUnreachable",
+          while: (error) =>
+            error._tag === "RegistryUnreachable" || error._tag === "RegistryStalled",
         }),
       )
     }
@@ -350,7 +449,23 @@ export const openRegistry = (
       response: HttpClientResponse.HttpClientResponse,
       operation: string,
       blob?: string,
-    ) => unexpectedAnswer(reference, describe, unauthorized, response, operation, blob)
+    ) =>
+      unexpectedAnswer(
+        reference,
+        describe,
+        unauthorized,
+        options.timeout,
+        response,
+        operation,
+        blob,
+      )
 
-    return { reference, describe, url, send, failure } satisfies RegistrySession
+    return {
+      reference,
+      describe,
+      url,
+      send,
+      failure,
+      timeout: options.timeout,
+    } satisfies RegistrySession
   })

@@ -10,7 +10,6 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type { ResponseError } from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Chunk from "effect/Chunk"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,14 +24,17 @@ import {
   type RegistryError,
   RegistryNotFound,
   RegistryRefused,
+  RegistryStalled,
   RegistryTransferInterrupted,
   type RegistryUnreachable,
 } from "../../domain/errors/registry.ts"
+import { NothingArrived } from "../../domain/errors/network.ts"
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from "../../domain/oci_manifest.ts"
 import type { OciReference } from "../../domain/oci_reference.ts"
 import {
   chunkRange,
   nextOffset,
+  oversizedManifest,
   resumeRange,
   uploadChunk,
   uploadedDigest,
@@ -48,6 +50,7 @@ import {
   type UploadContent,
   type UploadOptions,
 } from "../../services/registry.ts"
+import { boundedBody, emptyAsNothing } from "../network_reads.ts"
 import { contentReader } from "./blob_source.ts"
 import {
   openRegistry,
@@ -62,46 +65,43 @@ const RESUMES = 3
 /** Attempts of one PATCH whose connection drops. */
 const PATCH_ATTEMPTS = 4
 
-/** The body of a manifest answer, refused past MAX_MANIFEST_BYTES whether announced or not. */
+/**
+ * The body of a manifest answer, refused past MAX_MANIFEST_BYTES whether announced or not, and
+ * when its bytes stop coming for the session's timeout.
+ */
 const manifestBody = (
   response: HttpClientResponse.HttpClientResponse,
-  registry: string,
+  session: RegistrySession,
   operation: string,
 ) =>
   Effect.gen(function* () {
-    const tooLarge = (size: number) =>
-      new RegistryRefused({ registry, operation, detail: `a ${size}-byte manifest` })
+    const registry = session.reference.registry
+    const tooLarge = (size?: number) =>
+      new RegistryRefused({
+        registry,
+        operation,
+        detail: oversizedManifest(MAX_MANIFEST_BYTES, size),
+      })
     const announced = Number(response.headers["content-length"] ?? 0)
     if (announced > MAX_MANIFEST_BYTES) return yield* tooLarge(announced)
-    const chunks = yield* response.stream.pipe(
-      Stream.mapAccumEffect(0, (total, chunk) => {
-        const next = total + chunk.length
-        return next > MAX_MANIFEST_BYTES
-          ? Effect.fail(tooLarge(next))
-          : Effect.succeed([next, chunk.slice()] as const)
-      }),
-      Stream.runCollect,
+    return yield* boundedBody(emptyAsNothing(response.stream), {
+      limit: MAX_MANIFEST_BYTES,
+      timeout: session.timeout,
+      tooLarge: () => tooLarge(),
+      stalled: (cause) =>
+        new RegistryStalled({ registry, operation, url: response.request.url, cause }),
+    }).pipe(
       Effect.catchTag("ResponseError", (error) =>
-        error.reason === "EmptyBody" ? Effect.succeed(Chunk.empty<Uint8Array>()) : Effect.fail(
-          new RegistryRefused({
-            registry,
-            operation,
-            detail: String(error.cause ?? error.message),
-          }),
-        )),
+        new RegistryRefused({ registry, operation, detail: String(error.cause ?? error.message) })),
     )
-    const bytes = new Uint8Array(Chunk.reduce(chunks, 0, (total, chunk) =>
-      total + chunk.length))
-    let offset = 0
-    for (const chunk of chunks) {
-      bytes.set(chunk, offset)
-      offset += chunk.length
-    }
-    return bytes
   })
 
 /** After a dropped PATCH: the upload's status, as the response to carry on from. */
-const resumeAt = (session: RegistrySession, location: string, error: RegistryUnreachable) =>
+const resumeAt = (
+  session: RegistrySession,
+  location: string,
+  error: RegistryUnreachable | RegistryStalled,
+) =>
   Effect.gen(function* () {
     const status = yield* session.send({
       method: "GET",
@@ -160,12 +160,15 @@ const patchChunk = (
     Effect.flatMap((response) =>
       response.status === 202 ? Effect.succeed(response) : session.failure(response, operation)
     ),
-    // A dropped connection: ask how far the registry got, and go on from there.
-    Effect.catchTag("RegistryUnreachable", (error) => resumeAt(session, target, error)),
+    // A dropped connection or no answer: ask how far the registry got, and go on from there.
+    Effect.catchTags({
+      RegistryUnreachable: (error) => resumeAt(session, target, error),
+      RegistryStalled: (error) => resumeAt(session, target, error),
+    }),
     Effect.retry({
       schedule: Schedule.exponential(Duration.millis(250)),
       times: PATCH_ATTEMPTS - 1,
-      while: (error) => error._tag === "RegistryUnreachable",
+      while: (error) => error._tag === "RegistryUnreachable" || error._tag === "RegistryStalled",
     }),
   )
 
@@ -187,7 +190,11 @@ const blobFrom = (session: RegistrySession, blob: BlobDescriptor, offset: number
     return response.stream
   }))
 
-/** The blob from `offset` on, resumed where it stopped when its connection drops. */
+/**
+ * The blob from `offset` on, resumed where it stopped when its connection drops or its bytes
+ * stop coming (bulk_fetch.ts bounds each read); when it stops again after the last resume,
+ * RegistryStalled or RegistryTransferInterrupted.
+ */
 const resumedBlob = (session: RegistrySession, blob: BlobDescriptor, offset: number) =>
   Stream.unwrap(Effect.map(Ref.make(offset), (received) => {
     const from = (resumes: number): Stream.Stream<Uint8Array, RegistryError | ResponseError> =>
@@ -204,7 +211,14 @@ const resumedBlob = (session: RegistrySession, blob: BlobDescriptor, offset: num
       )
     return from(0).pipe(
       Stream.mapError((error) =>
-        error._tag === "ResponseError"
+        error._tag === "ResponseError" && error.cause instanceof NothingArrived
+          ? new RegistryStalled({
+            registry: session.reference.registry,
+            operation: `download blob ${blob.digest} of ${session.describe}`,
+            url: session.url(`blobs/${blob.digest}`),
+            cause: error.cause,
+          })
+          : error._tag === "ResponseError"
           ? new RegistryTransferInterrupted({
             registry: session.reference.registry,
             digest: blob.digest,
@@ -238,7 +252,7 @@ const repositoryOver = (session: RegistrySession): Repository => {
       )
     }
     if (response.status !== 200) return yield* session.failure(response, operation)
-    const bytes = yield* manifestBody(response, registry, operation)
+    const bytes = yield* manifestBody(response, session, operation)
     return {
       bytes,
       mediaType: response.headers["content-type"] ?? "",

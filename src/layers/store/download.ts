@@ -9,6 +9,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type { ResponseError } from "@effect/platform/HttpClientError"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
@@ -43,15 +44,15 @@ import { openVagrantBox } from "./vagrant_source.ts"
 export const openSource = (
   image: string,
   source: Exclude<FetchSource, { readonly _tag: "Oci" }>,
-  vagrantUrl: string,
+  limits: Pick<FetchLimits, "vagrantUrl" | "timeout">,
 ) => {
   switch (source._tag) {
     case "File":
       return openFile(image, source.path)
     case "Http":
-      return openUrl(image, source.url)
+      return openUrl(image, source.url, limits.timeout)
     case "Vagrant":
-      return openVagrantBox(image, vagrantUrl, source.box)
+      return openVagrantBox(image, limits.vagrantUrl, source.box, limits.timeout)
   }
 }
 
@@ -157,10 +158,14 @@ const unarchived = (archive: OpenedSource["archive"], about: About) =>
   }
 }
 
-/** Where Vagrant boxes are looked up, and the most bytes an image may have once decompressed. */
+/**
+ * Where Vagrant boxes are looked up, the most bytes an image may have once decompressed, and
+ * how long an HTTP read may bring nothing (`TRANSIENT_NETWORK_TIMEOUT`).
+ */
 export interface FetchLimits {
   readonly vagrantUrl: string
   readonly maxImageBytes: number
+  readonly timeout: Duration.Duration
 }
 
 /**

@@ -46,6 +46,7 @@ import {
 import { Reporter } from "../../services/reporter.ts"
 import { fetchSourceOf } from "./fetch_source.ts"
 import { publishFile } from "./publish.ts"
+import { networkTimeoutSetting } from "../network_reads.ts"
 import { pullImage } from "./pull.ts"
 import { isStored, storedImage, storeLayout } from "./store_layout.ts"
 import { isNotFound, OWN_PID, ownedPath, sweepStale } from "../stale_files.ts"
@@ -182,6 +183,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
   const layout = yield* storeLayout(backend)
   const root = layout.root
   const vagrantUrl = options.vagrantUrl ?? (yield* vagrantUrlConfig)
+  const timeout = yield* networkTimeoutSetting
 
   yield* fs.makeDirectory(layout.working, { recursive: true }).pipe(
     Effect.zipRight(sweepStaleWork(layout.working)),
@@ -194,6 +196,7 @@ const makeImageStoreDirectory = Effect.fn("ImageStoreDirectory.make")(function* 
     if (yield* isStored(layout, spec.name, file)) return yield* storedImage(spec.name, file)
     return yield* pullImage(layout, spec, file, {
       vagrantUrl,
+      timeout,
       maxImageBytes: options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
     })
   }, Effect.provide(context))

@@ -167,7 +167,7 @@ export const pullImage = (
     if (source._tag === "Oci") {
       yield* downloadOciDisk(spec, source, downloaded, limits)
     } else {
-      const opened = yield* openSource(name, source, limits.vagrantUrl)
+      const opened = yield* openSource(name, source, limits)
       yield* download(spec, source, opened, downloaded, limits)
     }
     const { format, info } = yield* checkDownloaded(reporter, name, source.describe, downloaded)

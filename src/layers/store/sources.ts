@@ -7,6 +7,7 @@ import type * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type { ResponseError } from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Option from "effect/Option"
@@ -16,6 +17,7 @@ import { STATUS_CODES } from "node:http"
 import type { RegistryError } from "../../domain/errors/registry.ts"
 import { SourceUnavailable } from "../../domain/errors/store.ts"
 import { withBulkFetch } from "../bulk_fetch.ts"
+import { answerWithin } from "../network_reads.ts"
 
 export interface OpenedSource {
   /** The bytes; a failure to read them midway is the platform's error, for the caller to map. */
@@ -67,13 +69,14 @@ export const openFile = (
   })
 
 /**
- * GET `url`; closing the scope aborts the request. A request that fails or is answered with a
- * status outside 2xx is SourceUnavailable. A `streamed` body is an image's, read as a stream
- * (bulk_fetch.ts), never whole.
+ * GET `url`; closing the scope aborts the request. A request that fails, gets no answer within
+ * `timeout`, or is answered with a status outside 2xx is SourceUnavailable. A `streamed` body is
+ * an image's, read as a stream (bulk_fetch.ts, each read bounded by `timeout`), never whole.
  */
 export const get = (
   image: string,
   url: string,
+  timeout: Duration.Duration,
   streamed = false,
 ): Effect.Effect<
   HttpClientResponse.HttpClientResponse,
@@ -85,16 +88,16 @@ export const get = (
       HttpClient.withTracerPropagation(false),
       HttpClient.withScope,
     )
-    const response = yield* client.get(url).pipe(
-      streamed ? withBulkFetch : identity,
-      Effect.mapError((error) =>
-        new SourceUnavailable({
-          image,
-          protocol: "http",
-          location: url,
-          cause: error.cause ?? error,
-        })
-      ),
+    const unavailable = (cause: unknown) =>
+      new SourceUnavailable({ image, protocol: "http", location: url, cause })
+    const response = yield* answerWithin(
+      (sent) =>
+        Effect.zipRight(sent, client.get(url)).pipe(
+          streamed ? withBulkFetch(timeout) : identity,
+          Effect.mapError((error) => unavailable(error.cause ?? error)),
+        ),
+      timeout,
+      unavailable,
     )
     if (response.status < 200 || response.status >= 300) {
       return yield* new SourceUnavailable({
@@ -116,12 +119,16 @@ const announcedSize = (headers: Headers.Headers): number | undefined => {
   return Number.isSafeInteger(size) && size >= 0 ? size : undefined
 }
 
-/** The body of `url`, downloading until the scope closes. */
+/**
+ * The body of `url`, downloading until the scope closes; a read that brings nothing for
+ * `timeout` fails it.
+ */
 export const openUrl = (
   image: string,
   url: string,
+  timeout: Duration.Duration,
 ): Effect.Effect<OpenedSource, SourceUnavailable, HttpClient.HttpClient | Scope.Scope> =>
-  Effect.map(get(image, url, true), (response) => ({
+  Effect.map(get(image, url, timeout, true), (response) => ({
     bytes: response.stream.pipe(
       Stream.mapError((error) =>
         error.reason === "EmptyBody"

@@ -3,7 +3,7 @@
  * else `qemu`), downloaded as a box archive, verified against the checksum the API publishes.
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -13,6 +13,8 @@ import {
   VagrantMetadataUnavailable,
   VagrantVersionNotFound,
 } from "../../domain/errors/store.ts"
+import { describeLimit } from "../../domain/registry_protocol.ts"
+import { boundedBody } from "../network_reads.ts"
 import { get, type OpenedSource, openUrl } from "./sources.ts"
 
 const VagrantProvider = Schema.Struct({
@@ -52,11 +54,18 @@ const chooseProvider = (
   return undefined
 }
 
-/** The box's archive from the API at `apiBase`, downloading until the scope closes. */
+/** Boxes with many versions and providers have large descriptions; none comes near this. */
+export const MAX_VAGRANT_METADATA_BYTES = 16 * 1024 * 1024
+
+/**
+ * The box's archive from the API at `apiBase`, downloading until the scope closes; no read
+ * brings nothing for longer than `timeout`.
+ */
 export const openVagrantBox = (
   image: string,
   apiBase: string,
   { box, version }: VagrantBox,
+  timeout: Duration.Duration,
 ): Effect.Effect<
   OpenedSource,
   VagrantMetadataUnavailable | VagrantVersionNotFound | SourceUnavailable,
@@ -64,7 +73,7 @@ export const openVagrantBox = (
 > =>
   Effect.gen(function* () {
     const metadataUrl = `${apiBase.replace(/\/+$/, "")}/api/v1/box/${box}`
-    const response = yield* get(image, metadataUrl).pipe(
+    const response = yield* get(image, metadataUrl, timeout).pipe(
       Effect.mapError(({ status, statusText, cause }) =>
         new VagrantMetadataUnavailable({
           image,
@@ -76,24 +85,39 @@ export const openVagrantBox = (
         })
       ),
     )
-    const info = yield* HttpClientResponse.schemaBodyJson(VagrantBoxInfo)(response).pipe(
-      Effect.catchTags({
-        ResponseError: (error) =>
-          new VagrantMetadataUnavailable({
-            image,
-            box,
-            problem: "NotJson",
-            cause: error.cause ?? error,
-          }),
-        ParseError: (cause) =>
-          new VagrantMetadataUnavailable({ image, box, problem: "Malformed", cause }),
-      }),
+    const unreadable = (cause: unknown) =>
+      new VagrantMetadataUnavailable({ image, box, problem: "Download", cause })
+    const bytes = yield* boundedBody(response.stream, {
+      limit: MAX_VAGRANT_METADATA_BYTES,
+      timeout,
+      tooLarge: () =>
+        unreadable(
+          new Error(`larger than the ${describeLimit(MAX_VAGRANT_METADATA_BYTES)} limit`),
+        ),
+      stalled: unreadable,
+    }).pipe(
+      Effect.catchTag("ResponseError", (error) =>
+        new VagrantMetadataUnavailable({
+          image,
+          box,
+          problem: "NotJson",
+          cause: error.cause ?? error,
+        })),
+    )
+    const json = yield* Effect.try({
+      try: (): unknown => JSON.parse(new TextDecoder().decode(bytes)),
+      catch: (cause) => new VagrantMetadataUnavailable({ image, box, problem: "NotJson", cause }),
+    })
+    const info = yield* Schema.decodeUnknown(VagrantBoxInfo)(json).pipe(
+      Effect.mapError((cause) =>
+        new VagrantMetadataUnavailable({ image, box, problem: "Malformed", cause })
+      ),
     )
     const provider = chooseProvider(info, version)
     if (provider === undefined) {
       return yield* new VagrantVersionNotFound({ image, box: info.tag, version })
     }
-    const opened = yield* openUrl(image, provider.download_url)
+    const opened = yield* openUrl(image, provider.download_url, timeout)
     const checksum = provider.checksum && provider.checksum_type
       ? { type: provider.checksum_type.toLowerCase(), value: provider.checksum.toLowerCase() }
       : undefined
