@@ -1,8 +1,10 @@
 /**
  * The examples of examples/, built as their READMEs say, under TCG, into a temporary store:
  * hello (offline), debian-bootable (which must then boot to a login prompt on its serial
- * console), derived (FROM debian-bootable) and debian-extlinux (booted by `transient run`). Results are read back on the host with qemu-img,
- * sfdisk and debugfs, and by booting the images with `transient run`.
+ * console), derived (FROM debian-bootable) and debian-extlinux (booted by `transient run`), and
+ * an image FROM debian-bootable with GRUB's stock terminal (booted by `transient run`). Results
+ * are read back on the host with qemu-img, sfdisk and debugfs, and by booting the images with
+ * `transient run`.
  *
  * The Debian examples need mmdebstrap and Debian's mirror (not root); they are
  * skipped only when the mirror cannot be reached.
@@ -250,6 +252,55 @@ Deno.test({
     assert.equal(timedOut.code, 1)
     assert.match(timedOut.stderr, /no console line matched \/never-printed\/m within 5 s/)
     assert.equal(await Host.sha256File(image), before)
+  },
+})
+
+/**
+ * debian-bootable with GRUB as Debian's installer leaves it: the stock /etc/default/grub (no
+ * GRUB_TERMINAL, so update-grub picks gfxterm since it finds a font), GRUB reinstalled with it,
+ * and the kernel's console on the serial port as users add it, after the screen's.
+ */
+const STOCK_GRUB_IMAGEFILE = `FROM debian-bootable
+RUN rm /etc/default/grub.d/serial.cfg && \\
+    sed -i 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200"/' \\
+      /etc/default/grub && \\
+    grub-install --target=i386-pc /dev/sda && update-grub
+`
+
+Deno.test({
+  name: "transient run boots a stock GRUB image (default terminal, console=ttyS0 on the kernel " +
+    "line) to its login prompt",
+  ignore: mirrorProblem !== undefined,
+  fn: async () => {
+    await debianBootable()
+    const context = `${work}/stock-grub`
+    await Deno.mkdir(context, { recursive: true })
+    await Deno.writeTextFile(`${context}/Imagefile`, STOCK_GRUB_IMAGEFILE)
+    const started = performance.now()
+    const built = await transient(tcgBuildArgs(context, "--name", "stock-grub"), { env })
+    assert.equal(built.code, 0, built.stderr + built.stdout.slice(-4000))
+    console.log(`stock-grub: built in ${seconds(started)}`)
+
+    const { fs } = await rootFilesystem("stock-grub", 1)
+    const grubCfg = await Host.extCat(fs, "/boot/grub/grub.cfg")
+    assert.match(grubCfg, /^terminal_output gfxterm$/m, "GRUB's default, graphical terminal")
+    assert.doesNotMatch(grubCfg, /^\s*(serial|terminal_\w+ .*serial)\b/m, "no serial terminal")
+    assert.match(grubCfg, /linux\s+\/boot\/vmlinuz-\S+ .*console=tty0 console=ttyS0,115200/)
+    await Deno.remove(fs)
+
+    const log = `${work}/stock-grub-console.log`
+    const booted = performance.now()
+    const run = await runUntil("stock-grub", "login:", 600, "--console-log", log)
+    assert.equal(run.code, 0, run.stderr)
+    console.log(`stock-grub: login prompt in ${seconds(booted)}`)
+    const consoleText = await Deno.readTextFile(log)
+    assert.match(consoleText, /^debian login: /m)
+    assert.doesNotMatch(
+      consoleText,
+      /GNU GRUB/,
+      "GRUB drew its menu on the screen, not the console",
+    )
+    assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
   },
 })
 
