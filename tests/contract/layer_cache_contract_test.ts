@@ -5,11 +5,13 @@
  * pruning, and records that are corrupt.
  */
 import assert from "node:assert/strict"
+import { createHash } from "node:crypto"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { cloneDisk, DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
+import { diskDigest } from "../../src/layers/memory/disk_bytes.ts"
 import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { newTree, put } from "../../src/layers/memory/sim_fs.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
@@ -40,9 +42,21 @@ interface Subject {
   /** Put another valid layer file where `path` is, as a restored or tampered cache would. */
   readonly swapLayer: (path: string) => Effect.Effect<void, unknown, DiskImages>
   readonly exists: (path: string) => Promise<boolean>
+  /**
+   * Make the layer at `path` name `backing` as its backing file, and move it to the name of its
+   * new digest, which is returned.
+   */
+  readonly plantBacking: (
+    path: string,
+    backing: string,
+  ) => Effect.Effect<string, unknown, DiskImages>
   /** The warnings the cache gave. */
   readonly warnings: Array<string>
 }
+
+/** The path of a layer file once its digest is `digest`. */
+const renamed = (path: string, digest: string) =>
+  path.replace(/[0-9a-f]{64}\.qcow2$/, `${digest.slice("sha256:".length)}.qcow2`)
 
 const implementations: Record<string, (root: string) => Subject> = {
   memory: (root) => {
@@ -86,6 +100,16 @@ const implementations: Record<string, (root: string) => Subject> = {
           if (disk !== undefined) world.disks.set(path, cloneDisk(disk))
         }),
       exists: (path) => Promise.resolve(world.disks.has(path)),
+      plantBacking: (path, backing) =>
+        Effect.sync(() => {
+          const disk = world.disks.get(path)
+          if (disk === undefined) return ""
+          disk.backing = backing
+          const digest = diskDigest(disk)
+          world.disks.delete(path)
+          world.disks.set(renamed(path, digest), disk)
+          return digest
+        }),
     }
   },
   directory: (root) => {
@@ -113,6 +137,15 @@ const implementations: Record<string, (root: string) => Subject> = {
           yield* Effect.promise(() => Deno.rename(other, path))
         }),
       exists: (path) => Deno.lstat(path).then(() => true, () => false),
+      plantBacking: (path, backing) =>
+        Effect.gen(function* () {
+          yield* Effect.promise(() => Deno.chmod(path, 0o644))
+          yield* (yield* DiskImages).rebase({ path, backing })
+          const bytes = yield* Effect.promise(() => Deno.readFile(path))
+          const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+          yield* Effect.promise(() => Deno.rename(path, renamed(path, digest)))
+          return digest
+        }),
     }
   },
 }
@@ -395,5 +428,26 @@ contract(
       // Released: the next prune takes them.
       yield* cache.prune({ all: false })
       for (const path of old) assert.equal(yield* Effect.promise(() => subject.exists(path)), false)
+    }),
+)
+
+contract(
+  "a layer whose header names another file is refused, even when its record agrees",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      const b = kept[1] as CachedLayer
+      // A cache restored with a planted layer and a record made to match it.
+      const digest = yield* subject.plantBacking(b.path, "/etc/hostname")
+      const record = JSON.parse(yield* Effect.promise(() => subject.readRecord(B)))
+      const { stamp: _, ...unstamped } = record
+      yield* Effect.promise(() => subject.writeRecord(B, JSON.stringify({ ...unstamped, digest })))
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A])
+      assert.equal(subject.warnings.length, 1)
+      assert.match(
+        subject.warnings[0] ?? "",
+        /its backing file is "\/etc\/hostname", not "[0-9a-f]{64}\.qcow2"/,
+      )
+      assert.deepEqual(keysOf(yield* cache.list), [A])
     }),
 )
