@@ -72,7 +72,7 @@ export const expectedParentDigest = (
 
 /**
  * The backing name a layer's header must hold: its parent's file, the base's link, or none.
- * Undefined `Left` when there can be none (a base whose identity names no file).
+ * Undefined when no layer can be on `base` (an identity that names no file).
  */
 export const expectedBacking = (
   below: Below | undefined,
