@@ -42,6 +42,7 @@ interface Subject {
   /** Put another valid layer file where `path` is, as a restored or tampered cache would. */
   readonly swapLayer: (path: string) => Effect.Effect<void, unknown, DiskImages>
   readonly exists: (path: string) => Promise<boolean>
+  readonly removeFile: (path: string) => Effect.Effect<void>
   /**
    * Make the layer at `path` name `backing` as its backing file, and move it to the name of its
    * new digest, which is returned.
@@ -100,6 +101,7 @@ const implementations: Record<string, (root: string) => Subject> = {
           if (disk !== undefined) world.disks.set(path, cloneDisk(disk))
         }),
       exists: (path) => Promise.resolve(world.disks.has(path)),
+      removeFile: (path) => Effect.sync(() => void world.disks.delete(path)),
       plantBacking: (path, backing) =>
         Effect.sync(() => {
           const disk = world.disks.get(path)
@@ -137,6 +139,7 @@ const implementations: Record<string, (root: string) => Subject> = {
           yield* Effect.promise(() => Deno.rename(other, path))
         }),
       exists: (path) => Deno.lstat(path).then(() => true, () => false),
+      removeFile: (path) => Effect.promise(() => Deno.remove(path)),
       plantBacking: (path, backing) =>
         Effect.gen(function* () {
           yield* Effect.promise(() => Deno.chmod(path, 0o644))
@@ -449,5 +452,19 @@ contract(
         /its backing file is "\/etc\/hostname", not "[0-9a-f]{64}\.qcow2"/,
       )
       assert.deepEqual(keysOf(yield* cache.list), [A])
+    }),
+)
+
+contract(
+  "a record whose layer file is gone is no layer: the step is kept again",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      yield* subject.removeFile((kept[1] as CachedLayer).path)
+      const [a] = yield* cache.hits([A, B], BASE)
+      assert.deepEqual(keysOf([a as CachedLayer]), [A])
+      assert.deepEqual(keysOf(yield* cache.keep(a, yield* finish(B), { replace: false })), [B])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A, B])
+      assert.deepEqual(new Set(keysOf(yield* cache.list)), new Set([A, B]))
     }),
 )

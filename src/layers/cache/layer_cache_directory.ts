@@ -111,6 +111,16 @@ export const LayerCacheDirectory = (
           return record.key === key ? Option.some(record) : Option.none()
         }).pipe(Effect.orElseSucceed(() => Option.none<LayerRecord>()))
 
+      /** The record of `key`, when its layer's file is there too. */
+      const counted = (key: string): Effect.Effect<Option.Option<LayerRecord>> =>
+        Effect.flatMap(recordFor(key), (record) =>
+          Option.isNone(record) ? Effect.succeed(record) : fs.exists(fileOf(record.value)).pipe(
+            Effect.map((there) =>
+              there ? record : Option.none()
+            ),
+            Effect.orElseSucceed(() => Option.none<LayerRecord>()),
+          ))
+
       const cached = (record: LayerRecord): CachedLayer => ({
         key: record.key,
         path: fileOf(record),
@@ -229,7 +239,7 @@ export const LayerCacheDirectory = (
           let below = parent
           for (const layer of finished) {
             if (!isLayerKey(layer.key)) break
-            const existing = yield* recordFor(layer.key)
+            const existing = yield* counted(layer.key)
             if (alreadyKept(Option.getOrUndefined(existing), below, identity, replace)) break
             const expected = expectedBacking(below, identity)
             if (expected === undefined) break

@@ -142,7 +142,7 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") =>
           let below = parent
           for (const layer of finished) {
             if (!LayerRecord.isLayerKey(layer.key)) break
-            if (LayerRecord.alreadyKept(recordFor(layer.key), below, identity, replace)) break
+            if (LayerRecord.alreadyKept(counted(layer.key), below, identity, replace)) break
             const expected = LayerRecord.expectedBacking(below, identity)
             if (expected === undefined) break
             const disk = world.disks.get(layer.path)
