@@ -257,6 +257,31 @@ Deno.test("a poisoned map entry is not used and not kept; its step runs here", a
   )
 })
 
+Deno.test("a build during `cache prune --all` and a --no-cache rebuild of its steps publishes its own image", async () => {
+  const cache = await copyCache(machineA, `${work}/machine-busy`)
+  // Steps 1-6 served from the cache; step 7 runs long enough for the others to act under it.
+  const slow = IMAGEFILE("echo one > /one", "sleep 6; echo slow > /two")
+  const running = build(cache, "busy", slow)
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  const [pruned, rebuilt] = await Promise.all([
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "cache", "prune", "--all"],
+      env: { TRANSIENT_CACHE_DIR: cache },
+      stdout: "piped",
+      stderr: "piped",
+    }).output(),
+    build(cache, "busy-no-cache", FULL, "--no-cache"),
+  ])
+  assert.equal(pruned.code, 0, new TextDecoder().decode(pruned.stderr))
+  ok(rebuilt)
+  const busy = await running
+  ok(busy)
+  assert.deepEqual(busy.ran, [7])
+  const tree = await checkedTree(busy.image)
+  assert.deepEqual(tree, new Map([...treeA, ["/two", "file 644 slow\n"]]))
+  assert.deepEqual(await checkedTree(rebuilt.image), treeA)
+})
+
 globalThis.addEventListener("unload", () => {
   registry.stop().catch(() => {})
   Deno.removeSync(work, { recursive: true })
