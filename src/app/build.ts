@@ -85,7 +85,11 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
   const chain = yield* makeVmChain(options.vm)
   const steps = yield* makeStepLog(plan.steps.length)
   yield* steps.cached(cached.layout.layers, cached.hits)
-  const keep = () => keepLayers(cached.top, chain.finished, { replace: !options.useCache, base })
+  const keep = () =>
+    keepLayers(cached.top, chain.finished, {
+      replace: !options.useCache,
+      base: cached.base,
+    })
   /** The result, once the image is remembered as what it is: a cached layer or not. */
   const finish = Effect.fn("build.finish")(function* (
     image: StoredImage,

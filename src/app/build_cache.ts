@@ -1,8 +1,9 @@
 /**
  * `build --cache-to REF`: a finished build's chain of step layers pushed to a build cache in a
- * registry — one OCI artifact whose manifest maps each step key (and its parent's key) to the
- * blob holding that step's layer. Layers the map already has under the same key and parent are
- * not uploaded again; what the map held for other builds is kept.
+ * registry — one OCI artifact whose manifest maps each step key (with its parent's key and the
+ * digest of the layer it was made on) to the blob holding that step's layer. Layers the map
+ * already has under the same key and digest are not uploaded again; what the map held for other
+ * builds is kept.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
@@ -68,7 +69,8 @@ export const pushBuildCache = Effect.fn("pushBuildCache")(function* (
         operation: `push the cache layer ${short}`,
         detail: `cannot read ${layer.path}: ${cause.message}`,
       })
-    const known = existing.find((entry) => entry.key === layer.key && entry.parent === layer.parent)
+    // Its digest is known: the registry's copy is these bytes only under that digest.
+    const known = existing.find((entry) => entry.key === layer.key && entry.digest === layer.digest)
     const file = yield* fs.open(layer.path, { flag: "r" }).pipe(Effect.mapError(unreadable))
     const size = Number((yield* Effect.orDie(file.stat)).size)
     const blob = yield* uploadUnlessPresent(
@@ -86,6 +88,7 @@ export const pushBuildCache = Effect.fn("pushBuildCache")(function* (
     entries.push({
       key: layer.key,
       parent: layer.parent,
+      parentDigest: layer.parentDigest,
       text: layer.text,
       digest: blob.digest,
       size,

@@ -79,7 +79,11 @@ const layerCacheLive = Layer.unwrapEffect(
 const statesLive = Layer.unwrapEffect(Effect.map(cacheDirectory, HelperVmStatesDirectory))
 
 /** The step cache and the helper VM's saved states beside it. */
-export const cacheLive = Layer.merge(layerCacheLive, statesLive)
+export const cacheLive = Layer.merge(
+  // Listing and pruning use no layer, so warn of none: any reporter does.
+  layerCacheLive.pipe(Layer.provide(ReporterConsole("plain"))),
+  statesLive,
+)
 
 /** The helper VM over QEMU, its saved states in the cache directory (`helper-vm/`). */
 const helperVmLive = Layer.unwrapEffect(

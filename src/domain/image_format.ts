@@ -79,9 +79,34 @@ const probeQcow2 = (head: Uint8Array, backing = false): Probe => {
   return refused("its qcow2 header extensions do not end within the first 64 KiB")
 }
 
-/** A qcow2 step-cache layer from elsewhere: a backing file is allowed, nothing else that names one. */
-export const probeLayer = (head: Uint8Array): Probe =>
-  ascii(head, 0, 4) === QCOW_MAGIC ? probeQcow2(head, true) : refused("it is not a qcow2 image")
+/**
+ * A qcow2 step-cache layer, before anything opens it: a qcow2 whose backing name is exactly
+ * `backing` (its parent's file in the cache) or, when undefined, none; nothing else that names a
+ * file.
+ */
+export const probeLayer = (head: Uint8Array, backing: string | undefined): Probe => {
+  if (ascii(head, 0, 4) !== QCOW_MAGIC) return refused("it is not a qcow2 image")
+  const probe = probeQcow2(head, true)
+  if (probe._tag === "Refused") return probe
+  const named = backingName(head)
+  if (named === undefined) return refused("its backing file name is not within its header")
+  if (backing === undefined) {
+    return named === "" ? probe : refused(`it refers to a backing file (${JSON.stringify(named)})`)
+  }
+  return named === backing ? probe : refused(
+    `its backing file is ${JSON.stringify(named)}, not ${JSON.stringify(backing)}`,
+  )
+}
+
+/** The backing file name a qcow2 header names ("" for none); undefined past `head`'s end. */
+const backingName = (head: Uint8Array): string | undefined => {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+  const offset = view.getBigUint64(8)
+  const length = view.getUint32(16)
+  if (offset === 0n) return ""
+  if (offset + BigInt(length) > BigInt(head.length) || length > 1023) return undefined
+  return ascii(head, Number(offset), length)
+}
 
 /** Whether `head` starts like a raw disk: a partition table or a filesystem we know. */
 const looksLikeRawDisk = (head: Uint8Array): boolean => {

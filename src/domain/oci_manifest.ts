@@ -27,6 +27,8 @@ export const MediaType = {
 export const CacheAnnotation = {
   key: "io.transient.cache.key",
   parent: "io.transient.cache.parent",
+  /** What the layer was written on: its parent's digest, or a first layer's base identity. */
+  parentDigest: "io.transient.cache.parent-digest",
   text: "io.transient.cache.text",
 } as const
 
@@ -35,6 +37,8 @@ export interface CacheEntry {
   readonly key: string
   /** The parent's key; absent for a first layer. */
   readonly parent: string | undefined
+  /** What its layer was written on (absent for a first layer of `FROM scratch`). */
+  readonly parentDigest: string | undefined
   readonly text: string
   readonly digest: string
   readonly size: number
@@ -60,9 +64,11 @@ export const cacheEntries = (
     if (layer.mediaType !== MediaType.cacheLayer || !DIGEST.test(layer.digest)) continue
     if (key === undefined || !/^[0-9a-f]{64}$/.test(key)) continue
     const parent = layer.annotations?.[CacheAnnotation.parent]
+    const parentDigest = layer.annotations?.[CacheAnnotation.parentDigest]
     entries.push({
       key,
       parent: parent === undefined || parent === "" ? undefined : parent,
+      parentDigest: parentDigest === undefined || parentDigest === "" ? undefined : parentDigest,
       text: layer.annotations?.[CacheAnnotation.text] ?? "",
       digest: layer.digest,
       size: layer.size,
@@ -82,6 +88,7 @@ export const cacheManifest = (empty: Blob, entries: ReadonlyArray<CacheEntry>) =
     annotations: {
       [CacheAnnotation.key]: entry.key,
       [CacheAnnotation.parent]: entry.parent ?? "",
+      [CacheAnnotation.parentDigest]: entry.parentDigest ?? "",
       // The text is for people reading the manifest; a long RUN is cut.
       [CacheAnnotation.text]: entry.text.length > 500 ? `${entry.text.slice(0, 500)}…` : entry.text,
     },
@@ -304,24 +311,55 @@ export const diskCandidates = (layout: DiskLayout): ReadonlyArray<Descriptor> =>
   layout._tag === "Artifact" ? [layout.layer] : layout.layers
 
 /**
- * The longest run of `keys` from `from` on that `entries` chain together, each on the one before
- * it (`parent`: the key of the layer below `keys[from]`).
+ * The longest run of `keys` from `from` that `entries` chain together, each made on the one
+ * before it: its parent's key and digest are those of the layer below (`below`, the layer under
+ * `keys[from]`; for a first layer, its parent digest is `base`, the base image's identity).
  */
 export const chainIn = (
   entries: ReadonlyArray<CacheEntry>,
   keys: ReadonlyArray<string>,
   from: number,
-  parent: string | undefined,
+  below: { readonly key: string; readonly digest: string } | undefined,
+  base: string | undefined,
 ): ReadonlyArray<CacheEntry> => {
   const chain: Array<CacheEntry> = []
-  let below = parent
+  let parent = below
   for (const key of keys.slice(from)) {
-    const entry = entries.find((candidate) => candidate.key === key && candidate.parent === below)
+    const parentDigest = parent === undefined ? base : parent.digest
+    const entry = entries.find((candidate) =>
+      candidate.key === key && candidate.parent === parent?.key &&
+      candidate.parentDigest === parentDigest
+    )
     if (entry === undefined) break
     chain.push(entry)
-    below = key
+    parent = entry
   }
   return chain
+}
+
+/**
+ * What to take from a build cache's `entries` to extend the verified local chain `local` (the
+ * leading layers of `keys`): the run that makes the longest chain with the local layers under
+ * it, starting at `from`. Each remote layer sits on the bytes it was made on, so where the
+ * local layers differ from the remote ones, the remote ones below are taken too; where they
+ * are the same (one digest), the local ones are kept.
+ */
+export const remoteRun = (
+  entries: ReadonlyArray<CacheEntry>,
+  keys: ReadonlyArray<string>,
+  local: ReadonlyArray<{ readonly key: string; readonly digest: string }>,
+  base: string | undefined,
+): { readonly from: number; readonly chain: ReadonlyArray<CacheEntry> } => {
+  let best = { from: local.length, chain: [] as ReadonlyArray<CacheEntry> }
+  for (let from = 0; from <= local.length; from++) {
+    const chain = chainIn(entries, keys, from, local[from - 1], base)
+    if (
+      from + chain.length >= best.from + best.chain.length && from + chain.length > local.length
+    ) {
+      best = { from, chain }
+    }
+  }
+  return best
 }
 
 /**

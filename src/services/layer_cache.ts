@@ -5,8 +5,10 @@
  *
  * Layers are read-only once kept and are never replaced while a valid one holds their key, so
  * two builds that share steps can use and keep layers at the same time. Each write of a layer
- * has its own id, which its children record: a child whose parent was deleted and written again
+ * has its own id and digest, which its children record: a child whose parent was written again
  * (other bytes under the same key) no longer counts, and any layer may be deleted at any time.
+ * A layer a build uses is checked first (its bytes against its record, its header against its
+ * parent) and pinned until the build ends: a prune or a replacing build leaves it alone.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
@@ -20,6 +22,10 @@ export interface CachedLayer {
   readonly path: string
   /** This write of the layer. */
   readonly id: string
+  /** The sha256 of its file (`sha256:HEX`). */
+  readonly digest: string
+  /** What it was written on: its parent's digest, or a first layer's base identity. */
+  readonly parentDigest?: string
   /** The parent's key; absent for a first layer. */
   readonly parent?: string
   /** The steps' text, as `cache ls` shows it. */
@@ -33,13 +39,26 @@ export interface FinishedLayer {
   readonly key: string
   readonly text: string
   readonly path: string
+  /**
+   * A file from elsewhere (a registry), kept as it is: its digest, and its header already
+   * names the parent it was made on. Absent for a layer built here, whose backing name the cache
+   * sets.
+   */
+  readonly digest?: string
+}
+
+/** The image a first layer is an overlay of (`FROM <image>`): its file and its identity. */
+export interface BaseImage {
+  readonly path: string
+  /** What stands for its content (ImageStore.identity). */
+  readonly identity: string
 }
 
 export interface KeepOptions {
   /** Replace layers the cache holds under the same keys (`--no-cache`: this build's win). */
   readonly replace: boolean
-  /** For first layers: the store file they are overlays of (kept as an absolute name). */
-  readonly base?: string
+  /** For first layers: the store image they are overlays of. */
+  readonly base?: BaseImage
 }
 
 /** One layer as `cache ls` shows it. */
@@ -55,7 +74,7 @@ export interface LayerEntry {
 }
 
 export interface PruneOptions {
-  /** Remove every layer. */
+  /** Remove every layer (but those a running build uses). */
   readonly all: boolean
   /** Otherwise remove the least recently used layers until the rest take at most this. */
   readonly keepBytes?: number
@@ -70,13 +89,14 @@ export interface LayerCacheShape {
   /** The cache's directory (for messages). */
   readonly root: string
   /**
-   * The longest leading run of `keys` that the cache serves, each layer marked as used. `base`
-   * is the file a first layer must be an overlay of (`FROM <image>`'s file in the store).
+   * The longest leading run of `keys` that the cache serves, each layer checked, marked as used
+   * and pinned until the scope closes. `base` is the image a first layer must be an overlay of
+   * (`FROM <image>`). A layer that fails its checks is a miss with a warning, and is removed.
    */
   readonly hits: (
     keys: ReadonlyArray<string>,
-    base?: string,
-  ) => Effect.Effect<ReadonlyArray<CachedLayer>>
+    base?: BaseImage,
+  ) => Effect.Effect<ReadonlyArray<CachedLayer>, never, Scope.Scope>
   /**
    * A private directory for a build's layer files, on the cache's file system; it is removed,
    * with whatever was not kept, when the scope closes.

@@ -5,11 +5,13 @@
  * pruning, and records that are corrupt.
  */
 import assert from "node:assert/strict"
+import { createHash } from "node:crypto"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
+import { cloneDisk, DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
+import { diskDigest } from "../../src/layers/memory/disk_bytes.ts"
 import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { newTree, put } from "../../src/layers/memory/sim_fs.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
@@ -23,9 +25,11 @@ import {
   type LayerCacheShape,
 } from "../../src/services/layer_cache.ts"
 import { runTest } from "../support/effect.ts"
+import { warningsReporter } from "../support/warnings_reporter.ts"
 
 const MiB = 1024 * 1024
-const BASE = "/store/base"
+const BASE = { path: "/store/base", identity: `sha256:${"0".repeat(64)}` }
+const OTHER_BASE = { path: "/store/other", identity: `sha256:${"1".repeat(64)}` }
 
 /** One implementation, fresh, rooted at `root`. */
 interface Subject {
@@ -34,13 +38,36 @@ interface Subject {
   readonly writeLayer: (path: string) => Effect.Effect<void, unknown, DiskImages>
   /** Overwrite the record of `key` with `text`, as a crash or a hand edit would. */
   readonly writeRecord: (key: string, text: string) => Promise<void>
+  readonly readRecord: (key: string) => Promise<string>
+  /** Put another valid layer file where `path` is, as a restored or tampered cache would. */
+  readonly swapLayer: (path: string) => Effect.Effect<void, unknown, DiskImages>
+  readonly exists: (path: string) => Promise<boolean>
+  readonly removeFile: (path: string) => Effect.Effect<void>
+  /**
+   * Make the layer at `path` name `backing` as its backing file, and move it to the name of its
+   * new digest, which is returned.
+   */
+  readonly plantBacking: (
+    path: string,
+    backing: string,
+  ) => Effect.Effect<string, unknown, DiskImages>
+  /** The warnings the cache gave. */
+  readonly warnings: Array<string>
 }
+
+/** The path of a layer file once its digest is `digest`. */
+const renamed = (path: string, digest: string) =>
+  path.replace(/[0-9a-f]{64}\.qcow2$/, `${digest.slice("sha256:".length)}.qcow2`)
 
 const implementations: Record<string, (root: string) => Subject> = {
   memory: (root) => {
     const world = new MemoryWorld()
+    const warnings: Array<string> = []
     return {
-      layer: Layer.merge(LayerCacheMemory(world, root), DiskImagesMemory(world)),
+      warnings,
+      layer: Layer.merge(LayerCacheMemory(world, root), DiskImagesMemory(world)).pipe(
+        Layer.provide(warningsReporter((message) => warnings.push(message))),
+      ),
       writeLayer: (path) =>
         Effect.sync(() => {
           const tree = newTree()
@@ -67,16 +94,63 @@ const implementations: Record<string, (root: string) => Subject> = {
         }),
       writeRecord: (key, text) =>
         Promise.resolve(void world.files.set(`${root}/layers/${key}.json`, text)),
+      readRecord: (key) => Promise.resolve(world.files.get(`${root}/layers/${key}.json`) ?? ""),
+      swapLayer: (path) =>
+        Effect.sync(() => {
+          const disk = world.disks.get(path)
+          if (disk !== undefined) world.disks.set(path, cloneDisk(disk))
+        }),
+      exists: (path) => Promise.resolve(world.disks.has(path)),
+      removeFile: (path) => Effect.sync(() => void world.disks.delete(path)),
+      plantBacking: (path, backing) =>
+        Effect.sync(() => {
+          const disk = world.disks.get(path)
+          if (disk === undefined) return ""
+          disk.backing = backing
+          const digest = diskDigest(disk)
+          world.disks.delete(path)
+          world.disks.set(renamed(path, digest), disk)
+          return digest
+        }),
     }
   },
-  directory: (root) => ({
-    layer: Layer.provideMerge(LayerCacheDirectory(root), DiskImagesQemu).pipe(
-      Layer.provide(NodeContext.layer),
-    ),
-    writeLayer: (path) =>
-      Effect.flatMap(DiskImages, (disks) => disks.create({ path, sizeBytes: MiB })),
-    writeRecord: (key, text) => Deno.writeTextFile(`${root}/layers/${key}.json`, text),
-  }),
+  directory: (root) => {
+    const warnings: Array<string> = []
+    // Each file its own size: no two layers of a test have the same bytes.
+    let written = 0
+    return {
+      warnings,
+      layer: Layer.provideMerge(LayerCacheDirectory(root), DiskImagesQemu).pipe(
+        Layer.provide(
+          Layer.merge(NodeContext.layer, warningsReporter((message) => warnings.push(message))),
+        ),
+      ),
+      writeLayer: (path) =>
+        Effect.flatMap(
+          DiskImages,
+          (disks) => disks.create({ path, sizeBytes: MiB + 65536 * ++written }),
+        ),
+      writeRecord: (key, text) => Deno.writeTextFile(`${root}/layers/${key}.json`, text),
+      readRecord: (key) => Deno.readTextFile(`${root}/layers/${key}.json`),
+      swapLayer: (path) =>
+        Effect.gen(function* () {
+          const other = `${path}.other`
+          yield* (yield* DiskImages).create({ path: other, sizeBytes: 3 * MiB })
+          yield* Effect.promise(() => Deno.rename(other, path))
+        }),
+      exists: (path) => Deno.lstat(path).then(() => true, () => false),
+      removeFile: (path) => Effect.promise(() => Deno.remove(path)),
+      plantBacking: (path, backing) =>
+        Effect.gen(function* () {
+          yield* Effect.promise(() => Deno.chmod(path, 0o644))
+          yield* (yield* DiskImages).rebase({ path, backing })
+          const bytes = yield* Effect.promise(() => Deno.readFile(path))
+          const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+          yield* Effect.promise(() => Deno.rename(path, renamed(path, digest)))
+          return digest
+        }),
+    }
+  },
 }
 
 type Body = (
@@ -154,9 +228,10 @@ contract(
       })
       assert.deepEqual(keysOf(kept), [A, B, C])
       assert.deepEqual(kept.map((layer) => layer.parent), [undefined, A, B])
+      // Each file named by its digest.
       assert.deepEqual(
         kept.map((layer) => layer.path),
-        [A, B, C].map((k) => `${root}/layers/${k}.qcow2`),
+        kept.map((layer) => `${root}/layers/${layer.digest.slice("sha256:".length)}.qcow2`),
       )
 
       const full = yield* cache.hits([A, B, C], BASE)
@@ -165,7 +240,7 @@ contract(
       assert.deepEqual(keysOf(yield* cache.hits([A, B, C, D], BASE)), [A, B, C])
       // Not a first layer, or on another base: nothing.
       assert.deepEqual(yield* cache.hits([B, C], BASE), [])
-      assert.deepEqual(yield* cache.hits([A, B, C], "/store/other"), [])
+      assert.deepEqual(yield* cache.hits([A, B, C], OTHER_BASE), [])
       assert.deepEqual(yield* cache.hits([A, B, C]), [])
     }),
 )
@@ -231,7 +306,7 @@ contract(
       yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
       for (const keys of [[X], [Y], [A, B]]) {
         yield* later
-        yield* cache.hits(keys, BASE)
+        yield* Effect.scoped(cache.hits(keys, BASE))
       }
       assert.deepEqual(yield* cache.prune({ all: false }), { removed: 0, freedBytes: 0 })
       const sizes = new Map((yield* cache.list).map((entry) => [entry.key, entry.sizeBytes]))
@@ -246,10 +321,10 @@ contract(
       const third = yield* cache.prune({ all: false, keepBytes: size(A) })
       assert.deepEqual(third, { removed: 1, freedBytes: size(B) })
       assert.deepEqual(keysOf(yield* cache.list), [A])
-      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A])
+      assert.deepEqual(keysOf(yield* Effect.scoped(cache.hits([A, B], BASE))), [A])
       assert.deepEqual(yield* cache.prune({ all: true }), { removed: 1, freedBytes: size(A) })
       assert.deepEqual(yield* cache.list, [])
-      assert.deepEqual(yield* cache.hits([A], BASE), [])
+      assert.deepEqual(yield* Effect.scoped(cache.hits([A], BASE)), [])
     }),
 )
 
@@ -272,5 +347,124 @@ contract(
       const [a] = yield* cache.hits([A], BASE)
       assert.deepEqual(keysOf(yield* cache.keep(a, yield* finish(B), { replace: false })), [B])
       assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A, B])
+    }),
+)
+
+contract(
+  "a layer whose file was swapped is a miss with a warning, and is removed",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B, C), {
+        replace: false,
+        base: BASE,
+      })
+      const b = kept[1] as CachedLayer
+      yield* subject.swapLayer(b.path)
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A])
+      assert.equal(subject.warnings.length, 1)
+      assert.match(
+        subject.warnings[0] ?? "",
+        /^The cached layer bbbbbbbbbbbb \(RUN step bbbb\) is not used and was removed: its file is not the one it was kept with/,
+      )
+      assert.equal(yield* Effect.promise(() => subject.exists(b.path)), false)
+      assert.deepEqual(new Set(keysOf(yield* cache.list)), new Set([A, C]))
+      // Built again, it counts again; C was made on the old B and does not.
+      const [a] = yield* cache.hits([A], BASE)
+      assert.deepEqual(keysOf(yield* cache.keep(a, yield* finish(B), { replace: false })), [B])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A, B])
+    }),
+)
+
+contract(
+  "a chain is cut where a layer's parent digest is not the digest of the layer under it",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B, C), {
+        replace: false,
+        base: BASE,
+      })
+      assert.deepEqual(kept.map((layer) => layer.parentDigest), [
+        BASE.identity,
+        kept[0]?.digest,
+        kept[1]?.digest,
+      ])
+      assert.ok(kept.every((layer) => /^sha256:[0-9a-f]{64}$/.test(layer.digest)))
+      assert.equal(new Set(kept.map((layer) => layer.digest)).size, 3)
+      const record = JSON.parse(yield* Effect.promise(() => subject.readRecord(B)))
+      yield* Effect.promise(() =>
+        subject.writeRecord(
+          B,
+          JSON.stringify({ ...record, parentDigest: `sha256:${"9".repeat(64)}` }),
+        )
+      )
+      assert.deepEqual(keysOf(yield* cache.hits([A, B, C], BASE)), [A])
+      // The same layers on a base of another identity: none.
+      assert.deepEqual(
+        yield* cache.hits([A], { path: BASE.path, identity: OTHER_BASE.identity }),
+        [],
+      )
+    }),
+)
+
+contract(
+  "a replaced key gets a new file; the old one lives while a build holds it",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      const old = yield* Effect.scoped(Effect.gen(function* () {
+        const [a, b] = yield* cache.hits([A, B], BASE)
+        const replaced = yield* cache.keep(undefined, yield* finish(A, B), {
+          replace: true,
+          base: BASE,
+        })
+        assert.deepEqual(keysOf(replaced), [A, B])
+        assert.notEqual(replaced[0]?.path, a?.path)
+        assert.notEqual(replaced[1]?.path, b?.path)
+        // Neither a prune nor `prune --all` removes what a build stands on.
+        yield* cache.prune({ all: false, keepBytes: 0 })
+        yield* cache.prune({ all: true })
+        for (const layer of [a, b]) {
+          assert.ok(yield* Effect.promise(() => subject.exists(layer?.path ?? "")), layer?.key)
+        }
+        return [a?.path ?? "", b?.path ?? ""]
+      }))
+      // Released: the next prune takes them.
+      yield* cache.prune({ all: false })
+      for (const path of old) assert.equal(yield* Effect.promise(() => subject.exists(path)), false)
+    }),
+)
+
+contract(
+  "a layer whose header names another file is refused, even when its record agrees",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      const b = kept[1] as CachedLayer
+      // A cache restored with a planted layer and a record made to match it.
+      const digest = yield* subject.plantBacking(b.path, "/etc/hostname")
+      const record = JSON.parse(yield* Effect.promise(() => subject.readRecord(B)))
+      const { stamp: _, ...unstamped } = record
+      yield* Effect.promise(() => subject.writeRecord(B, JSON.stringify({ ...unstamped, digest })))
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A])
+      assert.equal(subject.warnings.length, 1)
+      assert.match(
+        subject.warnings[0] ?? "",
+        /its backing file is "\/etc\/hostname", not "[0-9a-f]{64}\.qcow2"/,
+      )
+      assert.deepEqual(keysOf(yield* cache.list), [A])
+    }),
+)
+
+contract(
+  "a record whose layer file is gone is no layer: the step is kept again",
+  (cache, { subject, finish }) =>
+    Effect.gen(function* () {
+      const kept = yield* cache.keep(undefined, yield* finish(A, B), { replace: false, base: BASE })
+      yield* subject.removeFile((kept[1] as CachedLayer).path)
+      const [a] = yield* cache.hits([A, B], BASE)
+      assert.deepEqual(keysOf([a as CachedLayer]), [A])
+      assert.deepEqual(keysOf(yield* cache.keep(a, yield* finish(B), { replace: false })), [B])
+      assert.deepEqual(keysOf(yield* cache.hits([A, B], BASE)), [A, B])
+      assert.deepEqual(new Set(keysOf(yield* cache.list)), new Set([A, B]))
     }),
 )

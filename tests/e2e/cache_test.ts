@@ -240,9 +240,10 @@ Deno.test("a moved cache still serves hits; a deleted layer is built again", asy
     .filter((entry) => entry.name.endsWith(".json"))
   let removed = false
   for (const record of records) {
-    const text = await Deno.readTextFile(`${moved}/layers/${record.name}`)
-    if (JSON.parse(text).text === "RUN echo one > /one") {
-      await Deno.remove(`${moved}/layers/${record.name.replace(/\.json$/, ".qcow2")}`)
+    const recorded = JSON.parse(await Deno.readTextFile(`${moved}/layers/${record.name}`))
+    if (recorded.text === "RUN echo one > /one") {
+      // A layer's file is named by its digest.
+      await Deno.remove(`${moved}/layers/${recorded.digest.slice("sha256:".length)}.qcow2`)
       removed = true
     }
   }

@@ -44,7 +44,7 @@ const buildFrom = async (h: Harness, reference: string) => {
   const decorated = LayerCacheWithRegistry([reference]).pipe(
     Layer.provide(
       Layer.mergeAll(
-        LayerCacheMemory(h.world),
+        LayerCacheMemory(h.world).pipe(Layer.provide(ReporterMemory(h.report))),
         DiskImagesMemory(h.world),
         ReporterMemory(h.report),
         registryHttp,

@@ -102,7 +102,7 @@ export const harness = (
     contextLayer,
     DiskImagesMemory(world),
     ImageStoreMemory(world, store),
-    LayerCacheMemory(world),
+    LayerCacheMemory(world).pipe(Layer.provide(ReporterMemory(report))),
     ReporterMemory(report),
   )
   return { world, tree, report, layer }

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { pruneCache } from "../../src/app/prune_cache.ts"
 import { HelperVmStatesMemory } from "../../src/layers/memory/helper_vm_states_memory.ts"
+import { warningsReporter } from "../support/warnings_reporter.ts"
 import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import { LayerCache } from "../../src/services/layer_cache.ts"
@@ -17,7 +18,10 @@ const MiB = 1024 ** 2
 /** A cache holding one chain of two layers, and two saved states of 200 and 300 bytes. */
 const setUp = () => {
   const world = new MemoryWorld()
-  const layer = Layer.merge(LayerCacheMemory(world), HelperVmStatesMemory([200, 300]))
+  const layer = Layer.merge(
+    LayerCacheMemory(world).pipe(Layer.provide(warningsReporter(() => {}))),
+    HelperVmStatesMemory([200, 300]),
+  )
   const fill = Effect.gen(function* () {
     const cache = yield* LayerCache
     for (const index of [0, 1]) {

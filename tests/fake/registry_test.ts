@@ -279,7 +279,7 @@ Deno.test("--cache-to pushes the build's layers once; --cache-from serves them t
         // The host's services first: the world's FileSystem replaces the host's.
         NodeContext.layer,
         FetchHttpClient.layer,
-        LayerCacheMemory(b.world),
+        LayerCacheMemory(b.world).pipe(Layer.provide(ReporterMemory(b.report))),
         DiskImagesMemory(b.world),
         ReporterMemory(b.report),
         RegistryMemory(registries),
@@ -308,7 +308,7 @@ Deno.test("--cache-from: a registry that refuses is a warning, and the build run
         // The host's services first: the world's FileSystem replaces the host's.
         NodeContext.layer,
         FetchHttpClient.layer,
-        LayerCacheMemory(h.world),
+        LayerCacheMemory(h.world).pipe(Layer.provide(ReporterMemory(h.report))),
         DiskImagesMemory(h.world),
         ReporterMemory(h.report),
         RegistryMemory(registries),

@@ -4,9 +4,11 @@
  */
 import assert from "node:assert/strict"
 import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { cachePlan, type KeyInputs } from "../../src/domain/step_keys.ts"
 import { newTree, put } from "../../src/layers/memory/sim_fs.ts"
+import { LayerCache } from "../../src/services/layer_cache.ts"
 import { defaultOptions, type Harness, harness, planOf, runBuild } from "./harness.ts"
 
 const scratch = (...lines: Array<string>) =>
@@ -177,6 +179,14 @@ Deno.test("--no-cache runs every step and its layers serve the next build; a del
   ok(next.exit)
   assert.deepEqual(next.ran, [])
 
+  // The files --no-cache replaced stay until a prune, once no build stands on them.
+  const replaced = [...h.world.disks.keys()].filter((path) => path.startsWith("/cache/layers/"))
+  assert.equal(replaced.length, 8, "the replaced files are kept until a prune")
+  await Effect.runPromise(
+    Effect.flatMap(LayerCache, (cache) => cache.prune({ all: false })).pipe(
+      Effect.provide(h.layer),
+    ),
+  )
   const layers = [...h.world.disks.keys()].filter((path) => path.startsWith("/cache/layers/"))
   assert.equal(layers.length, 4, "the prelude, COPY, RUN one, RUN two")
   // The layer of RUN one: deleting it costs that step and the one after.

@@ -3,7 +3,7 @@
  * are taken; anything that refers to another file, or is not a disk at all, is refused.
  */
 import assert from "node:assert/strict"
-import { PROBE_BYTES, probeImageFormat } from "../../src/domain/image_format.ts"
+import { PROBE_BYTES, probeImageFormat, probeLayer } from "../../src/domain/image_format.ts"
 import { tool } from "../support/host_tool.ts"
 import { qcow2File, qcow2WithExternalData } from "../support/qcow2_files.ts"
 
@@ -67,3 +67,33 @@ Deno.test("empty files, random bytes and text are not images", async () => {
 })
 
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }))
+
+const layerProbe = async (path: string, backing: string | undefined) =>
+  probeLayer((await Deno.readFile(path)).subarray(0, PROBE_BYTES), backing)
+
+Deno.test("a step-cache layer is taken only with exactly the expected backing name", async () => {
+  const parent = `${"a".repeat(64)}.qcow2`
+  const layer = await qcow2("layer.qcow2", "-u", "-b", parent, "-F", "qcow2")
+  assert.deepEqual(await layerProbe(layer, parent), { _tag: "Accepted", format: "qcow2" })
+  assert.deepEqual(await layerProbe(await qcow2("first.qcow2"), undefined), {
+    _tag: "Accepted",
+    format: "qcow2",
+  })
+  const reasonOf = async (path: string, backing: string | undefined) => {
+    const result = await layerProbe(path, backing)
+    assert.equal(result._tag, "Refused", `${path} was taken`)
+    return result._tag === "Refused" ? result.reason : ""
+  }
+  assert.match(
+    await reasonOf(layer, `${"b".repeat(64)}.qcow2`),
+    /^its backing file is "a{64}\.qcow2", not "b{64}\.qcow2"$/,
+  )
+  assert.match(await reasonOf(layer, undefined), /^it refers to a backing file/)
+  // Planted: a layer whose backing file is a host file.
+  const planted = await qcow2("planted.qcow2", "-u", "-b", secret, "-F", "raw")
+  assert.match(await reasonOf(planted, parent), /its backing file is ".*secret", not/)
+  assert.match(await reasonOf(await qcow2("plain.qcow2"), parent), /its backing file is "", not/)
+  const external = await qcow2WithExternalData(`${dir}/layer-data.qcow2`, secret)
+  assert.match(await reasonOf(external, undefined), /external/)
+  assert.match(await reasonOf(rawDisk, undefined), /^it is not a qcow2 image$/)
+})

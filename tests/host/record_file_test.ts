@@ -7,6 +7,7 @@ import assert from "node:assert/strict"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { warningsReporter } from "../support/warnings_reporter.ts"
 import { LayerCacheDirectory } from "../../src/layers/cache/layer_cache_directory.ts"
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { readRecordFile } from "../../src/layers/record_file.ts"
@@ -59,9 +60,11 @@ Deno.test("the step cache takes a FIFO or /dev/zero record for a missing one", (
       LayerCache,
       (cache) => Effect.zip(cache.hits([key("a")]), cache.list),
     ).pipe(
+      Effect.scoped,
       Effect.provide(LayerCacheDirectory(dir)),
       Effect.provide(DiskImagesQemu),
       Effect.provide(NodeContext.layer),
+      Effect.provide(warningsReporter(() => {})),
       Effect.timeout("20 seconds"),
     )
     assert.deepEqual(hits, [])

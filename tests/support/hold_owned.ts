@@ -14,6 +14,7 @@ import { LayerCacheDirectory } from "../../src/layers/cache/layer_cache_director
 import { DiskImagesQemu } from "../../src/layers/qemu/disk_images_qemu.ts"
 import { ownedPath } from "../../src/layers/stale_files.ts"
 import { LayerCache } from "../../src/services/layer_cache.ts"
+import { warningsReporter } from "./warnings_reporter.ts"
 
 const [mode, at] = Deno.args
 if (at === undefined || (mode !== "path" && mode !== "workspace")) {
@@ -26,7 +27,11 @@ const held = mode === "path"
     (dir) => Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeDirectory(dir)),
   ).pipe(Effect.orDie)
   : Effect.flatMap(LayerCache, (cache) => cache.workspace).pipe(
-    Effect.provide(LayerCacheDirectory(at).pipe(Layer.provide(DiskImagesQemu))),
+    Effect.provide(
+      LayerCacheDirectory(at).pipe(
+        Layer.provide(Layer.merge(DiskImagesQemu, warningsReporter(() => {}))),
+      ),
+    ),
     Effect.orDie,
   )
 

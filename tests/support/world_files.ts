@@ -1,48 +1,18 @@
 /**
  * The MemoryWorld's disks as files, for the code that reads and writes image bytes through
- * FileSystem (push, the registry build cache): a disk's bytes are a qcow2 header (so the probes
- * take them) followed by a token standing for a snapshot of the disk, and a file written with
- * such bytes becomes that disk again at its path. The tokens live here, in the test process, as
- * the registry's blobs do in RegistryMemory.
+ * FileSystem (push, the registry build cache): a disk's bytes are those of
+ * src/layers/memory/disk_bytes.ts, and a file written with such bytes becomes that disk again at
+ * its path.
  */
 import { SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { cloneDisk } from "../../src/layers/memory/disk_images_memory.ts"
-import type { MemoryWorld, SimDisk } from "../../src/layers/memory/world.ts"
+import { diskBytes, diskFromBytes } from "../../src/layers/memory/disk_bytes.ts"
+import type { MemoryWorld } from "../../src/layers/memory/world.ts"
 
-const HEADER = 80
-const TOKEN = 16
-const snapshots = new Map<string, SimDisk>()
-const tokens = new WeakMap<SimDisk, string>()
-
-/** The bytes of `disk`: the same disk object gives the same bytes. */
-export const diskBytes = (disk: SimDisk): Uint8Array => {
-  let token = tokens.get(disk)
-  if (token === undefined) {
-    token = crypto.randomUUID().replace(/-/g, "").slice(0, TOKEN * 2)
-    tokens.set(disk, token)
-    snapshots.set(token, cloneDisk(disk))
-  }
-  const bytes = new Uint8Array(HEADER + TOKEN)
-  const view = new DataView(bytes.buffer)
-  bytes.set([0x51, 0x46, 0x49, 0xfb], 0)
-  view.setUint32(4, 2)
-  view.setBigUint64(24, BigInt(disk.sizeBytes))
-  for (let i = 0; i < TOKEN; i++) bytes[HEADER + i] = parseInt(token.slice(2 * i, 2 * i + 2), 16)
-  return bytes
-}
-
-/** The disk whose bytes are `bytes`, when they are some disk's. */
-export const diskFromBytes = (bytes: Uint8Array): SimDisk | undefined => {
-  if (bytes.length !== HEADER + TOKEN) return undefined
-  const token = [...bytes.subarray(HEADER)].map((byte) => byte.toString(16).padStart(2, "0"))
-    .join("")
-  const snapshot = snapshots.get(token)
-  return snapshot === undefined ? undefined : cloneDisk(snapshot)
-}
+export { diskBytes, diskFromBytes }
 
 const missing = (method: string, path: string) =>
   new SystemError({

@@ -13,6 +13,7 @@ import {
   isContainerDiskEntry,
   type Manifest,
   MediaType,
+  remoteRun,
 } from "../../src/domain/oci_manifest.ts"
 import {
   formatOciReference,
@@ -171,30 +172,67 @@ Deno.test("containerDisk entries: one file directly under disk/", () => {
   }
 })
 
-Deno.test("a build cache's map: entries round-trip, and the chain follows keys and parents", () => {
+Deno.test("a build cache's map: entries round-trip, and the chain follows keys, parents and digests", () => {
   const key = (c: string) => c.repeat(64)
+  const digestOf = (c: string) => `sha256:${c.repeat(64)}`
   const entry = (k: string, parent: string | undefined) => ({
     key: key(k),
     parent: parent === undefined ? undefined : key(parent),
+    parentDigest: parent === undefined ? undefined : digestOf(parent),
     text: `step ${k}`,
-    digest: `sha256:${k.repeat(64)}`,
+    digest: digestOf(k),
     size: 100,
   })
   const entries = [entry("a", undefined), entry("b", "a"), entry("c", "b"), entry("d", "x")]
   const map = cacheManifest({ digest: `sha256:${"e".repeat(64)}`, size: 2 }, entries)
   const read = right(cacheEntries(map as unknown as Manifest))
   assert.deepEqual(read, entries)
+  const a = { key: key("a"), digest: digestOf("a") }
   // From the start; from after a local hit; a key on another parent breaks the chain.
-  assert.deepEqual(chainIn(read, [key("a"), key("b"), key("c")], 0, undefined).map((e) => e.key), [
-    key("a"),
-    key("b"),
-    key("c"),
-  ])
-  assert.deepEqual(chainIn(read, [key("a"), key("b"), key("c")], 1, key("a")).length, 2)
-  assert.deepEqual(chainIn(read, [key("a"), key("d")], 0, undefined).length, 1)
-  assert.deepEqual(chainIn(read, [key("b")], 0, undefined).length, 0)
+  assert.deepEqual(
+    chainIn(read, [key("a"), key("b"), key("c")], 0, undefined, undefined).map((e) => e.key),
+    [key("a"), key("b"), key("c")],
+  )
+  assert.deepEqual(chainIn(read, [key("a"), key("b"), key("c")], 1, a, undefined).length, 2)
+  assert.deepEqual(chainIn(read, [key("a"), key("d")], 0, undefined, undefined).length, 1)
+  assert.deepEqual(chainIn(read, [key("b")], 0, undefined, undefined).length, 0)
+  // The local layer under it has other bytes: the entry was not made on it.
+  const otherA = { key: key("a"), digest: digestOf("f") }
+  assert.deepEqual(chainIn(read, [key("a"), key("b")], 1, otherA, undefined).length, 0)
+  // A first layer made on another base, or on none when this build has one.
+  assert.deepEqual(chainIn(read, [key("a")], 0, undefined, digestOf("0")).length, 0)
   assert.match(
     left(cacheEntries(manifest({ layers: [] }))),
     /its manifest is a container image's/,
   )
+})
+
+Deno.test("a build cache run extends the local chain; where local bytes differ, from below", () => {
+  const key = (c: string) => c.repeat(64)
+  const digestOf = (c: string) => `sha256:${c.repeat(64)}`
+  const entry = (k: string, parent: string | undefined, bytes = k) => ({
+    key: key(k),
+    parent: parent === undefined ? undefined : key(parent),
+    parentDigest: parent === undefined ? undefined : digestOf(parent),
+    text: `step ${k}`,
+    digest: digestOf(bytes),
+    size: 100,
+  })
+  const remote = [entry("a", undefined), entry("b", "a"), entry("c", "b")]
+  const keys = [key("a"), key("b"), key("c")]
+  const local = (...cs: ReadonlyArray<string>) =>
+    cs.map((c, index) => ({ key: keys[index] ?? "", digest: digestOf(c) }))
+  const run = (mine: ReadonlyArray<{ key: string; digest: string }>) => {
+    const found = remoteRun(remote, keys, mine, undefined)
+    return { from: found.from, keys: found.chain.map((e) => e.key.slice(0, 1)) }
+  }
+  assert.deepEqual(run([]), { from: 0, keys: ["a", "b", "c"] })
+  // The same bytes here: only what is missing.
+  assert.deepEqual(run(local("a")), { from: 1, keys: ["b", "c"] })
+  assert.deepEqual(run(local("a", "b")), { from: 2, keys: ["c"] })
+  // Another machine's first layer: everything from the registry, the local ones replaced.
+  assert.deepEqual(run(local("x")), { from: 0, keys: ["a", "b", "c"] })
+  assert.deepEqual(run(local("a", "y")), { from: 1, keys: ["b", "c"] })
+  // Nothing longer than what is here: nothing.
+  assert.deepEqual(run(local("a", "b", "c")), { from: 3, keys: [] })
 })

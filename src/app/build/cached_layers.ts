@@ -7,7 +7,7 @@ import type { BuildPlan } from "../../domain/plan.ts"
 import { type CachePlan, cachePlan, type LayerSpec } from "../../domain/step_keys.ts"
 import { BuildVm } from "../../services/build_vm.ts"
 import { ImageStore, type StoredImage } from "../../services/image_store.ts"
-import { type CachedLayer, LayerCache } from "../../services/layer_cache.ts"
+import { type BaseImage, type CachedLayer, LayerCache } from "../../services/layer_cache.ts"
 
 export interface CachedLayers {
   readonly layout: CachePlan
@@ -19,6 +19,8 @@ export interface CachedLayers {
   readonly top: CachedLayer | undefined
   /** Whether the cache holds the whole image: no VM at all. */
   readonly complete: boolean
+  /** The base image first layers are overlays of (`FROM <image>`), with its identity. */
+  readonly base: BaseImage | undefined
 }
 
 export const findCachedLayers = Effect.fn("build.keys")(function* (
@@ -29,14 +31,17 @@ export const findCachedLayers = Effect.fn("build.keys")(function* (
     readonly useCache: boolean
   },
 ) {
-  const { base } = inputs
+  const base: BaseImage | undefined = inputs.base === undefined
+    ? undefined
+    : { path: inputs.base.path, identity: yield* (yield* ImageStore).identity(inputs.base) }
   const layout = cachePlan(plan, {
     artifacts: (yield* BuildVm).identity,
-    ...(base === undefined ? {} : { base: yield* (yield* ImageStore).identity(base) }),
+    ...(base === undefined ? {} : { base: base.identity }),
     sources: inputs.sourceDigests,
   })
+  // Pinned until the build ends: nothing removes or replaces them under it.
   const hits = inputs.useCache
-    ? yield* (yield* LayerCache).hits(layout.layers.map((layer) => layer.key), base?.path)
+    ? yield* (yield* LayerCache).hits(layout.layers.map((layer) => layer.key), base)
     : []
   const toRun = layout.layers.slice(hits.length)
   const top = hits[hits.length - 1]
@@ -46,5 +51,6 @@ export const findCachedLayers = Effect.fn("build.keys")(function* (
     toRun,
     top,
     complete: top !== undefined && toRun.length === 0 && layout.uncached.length === 0,
+    base,
   } satisfies CachedLayers
 })

@@ -11,7 +11,12 @@ import {
   type StoredImage,
   type WorkingImage,
 } from "../../services/image_store.ts"
-import { type CachedLayer, type FinishedLayer, LayerCache } from "../../services/layer_cache.ts"
+import {
+  type BaseImage,
+  type CachedLayer,
+  type FinishedLayer,
+  LayerCache,
+} from "../../services/layer_cache.ts"
 import { Reporter } from "../../services/reporter.ts"
 
 /** Flatten the chain ending at `top` into the working image, and publish it. */
@@ -37,13 +42,13 @@ export const publish = Effect.fn("build.publish")(function* (
 export const keepLayers = Effect.fn("build.keep")(function* (
   below: CachedLayer | undefined,
   finished: ReadonlyArray<FinishedLayer>,
-  options: { readonly replace: boolean; readonly base: StoredImage | undefined },
+  options: { readonly replace: boolean; readonly base: BaseImage | undefined },
 ) {
   if (finished.length === 0) return []
   const reporter = yield* Reporter
   return yield* (yield* LayerCache).keep(below, finished, {
     replace: options.replace,
-    ...(options.base === undefined ? {} : { base: options.base.path }),
+    ...(options.base === undefined ? {} : { base: options.base }),
   }).pipe(
     Effect.catchAll((error) =>
       Effect.as(reporter.warn(`The step cache was not updated: ${error.message}`), [])

@@ -1,9 +1,12 @@
 /**
  * `build --cache-from REF`: a LayerCache over the local one. What the local cache lacks of a
- * build's leading run of keys, it downloads from the first build cache (app/build_cache.ts
- * pushes them) that has more of it, verifies, points at its local parent and keeps locally, as
- * though it had been built here. A registry that cannot be read is a warning: the build goes on
- * without it.
+ * build's leading run of keys, it downloads from the build cache (app/build_cache.ts pushes
+ * them) that has more of it, and keeps locally once verified. A registry is untrusted: a map
+ * entry counts only when its key, its parent's key and the digest of the layer it was made on
+ * agree with this build's chain; a layer is kept only when its bytes have the entry's digest and
+ * its header names exactly that parent. A delta is never set on a parent it was not made on:
+ * where the local layers differ from the registry's, the registry's are taken from there up. A
+ * registry that cannot be read, or a layer that fails, is a warning: the build goes on without.
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -13,9 +16,15 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { NotABuildCache, NotADiskImage } from "../../domain/errors/registry.ts"
 import { PROBE_BYTES, probeLayer } from "../../domain/image_format.ts"
-import { type CacheEntry, chainIn, decodeCacheMap } from "../../domain/oci_manifest.ts"
+import { type Below, expectedBacking } from "../../domain/layer_record.ts"
+import { type CacheEntry, decodeCacheMap, remoteRun } from "../../domain/oci_manifest.ts"
 import { DiskImages } from "../../services/disk_images.ts"
-import { type CachedLayer, LayerCache, type LayerCacheShape } from "../../services/layer_cache.ts"
+import {
+  type BaseImage,
+  type CachedLayer,
+  LayerCache,
+  type LayerCacheShape,
+} from "../../services/layer_cache.ts"
 import { Registry, type Repository, repositoryAt } from "../../services/registry.ts"
 import { Reporter } from "../../services/reporter.ts"
 import { download } from "../store/download.ts"
@@ -33,49 +42,49 @@ const readCacheMap = (repository: Repository) =>
       Effect.catchTag("RegistryNotFound", () => Effect.succeed([] as ReadonlyArray<CacheEntry>)),
     )
 
-/** The layer just downloaded to `file`, checked and set on `backing` (or on none). */
-const adopt = (
+/**
+ * The layer just downloaded to `file`, checked before anything opens it: our own probe reads
+ * its header (a qcow2 whose backing name is exactly the file of the layer it was made on, or of
+ * the base image, and nothing else that names a file), then qemu-img checks its structure alone.
+ */
+const verify = (
   repository: Repository,
   entry: CacheEntry,
   file: string,
-  backing: string | undefined,
+  below: Below | undefined,
+  base: string | undefined,
 ) =>
   Effect.gen(function* () {
     const disks = yield* DiskImages
     const fs = yield* FileSystem.FileSystem
-    // Another machine's file: it may name any backing file, so it is checked, and its
-    // backing file is set to the layer it sits on here before anything opens it.
     const head = yield* fs.open(file, { flag: "r" }).pipe(
       Effect.flatMap((opened) => opened.readAlloc(PROBE_BYTES)),
       Effect.scoped,
     )
-    const probe = probeLayer(head._tag === "Some" ? head.value : new Uint8Array())
+    const expected = expectedBacking(below, base)
+    const probe = expected === undefined
+      ? { _tag: "Refused" as const, reason: "its base image cannot be named" }
+      : probeLayer(head._tag === "Some" ? head.value : new Uint8Array(), expected.backing)
     if (probe._tag === "Refused") {
       return yield* new NotADiskImage({
         reference: repository.describe,
         reason: `its layer ${entry.digest} is refused: ${probe.reason}`,
       })
     }
-    if (backing !== undefined) yield* disks.rebase({ path: file, backing })
-    else {
-      const info = yield* disks.info(file, "qcow2")
-      if (info.backingFile !== undefined) {
-        return yield* new NotADiskImage({
-          reference: repository.describe,
-          reason: `its first layer ${entry.digest} refers to a backing file`,
-        })
-      }
-    }
     yield* disks.check(file)
   })
 
-/** Download `chain` from `repository` and keep it in `local` on `below` (or on `base`). */
+/**
+ * Download `chain` from `repository`, verify each layer (its digest as it arrives, its header,
+ * the layer it was made on) and keep it in `local` on `below` (or as a first layer on `base`).
+ * `replace`: the local layers under the same keys are other bytes, which these replace.
+ */
 const fetchChain = (
   local: LayerCacheShape,
   repository: Repository,
   chain: ReadonlyArray<CacheEntry>,
   below: CachedLayer | undefined,
-  base: string | undefined,
+  options: { readonly base: BaseImage | undefined; readonly replace: boolean },
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const workspace = yield* local.workspace
@@ -98,35 +107,38 @@ const fetchChain = (
         file,
         { maxImageBytes: Number.MAX_SAFE_INTEGER },
       )
-      yield* adopt(repository, entry, file, parent?.path ?? base)
+      yield* verify(repository, entry, file, parent, options.base?.identity)
       const [layer] = yield* local.keep(parent, [{
         key: entry.key,
         text: entry.text,
         path: file,
+        digest: entry.digest,
       }], {
-        replace: false,
-        ...(base === undefined ? {} : { base }),
+        replace: options.replace,
+        ...(options.base === undefined ? {} : { base: options.base }),
       })
       if (layer === undefined) break
-      parent = { ...layer, source: repository.describe }
-      kept.push(parent)
+      parent = layer
+      kept.push(layer)
     }
     return kept
   }))
 
 /**
- * The longest chain the caches at `references` hold past the local hits; warnings for those
- * unread.
+ * The best run the caches at `references` hold to extend the local hits `found`; warnings for
+ * those unread.
  */
 const bestChain = (
   references: ReadonlyArray<string>,
   keys: ReadonlyArray<string>,
-  from: number,
-  below: string | undefined,
+  found: ReadonlyArray<CachedLayer>,
+  base: string | undefined,
 ) =>
   Effect.gen(function* () {
     const reporter = yield* Reporter
-    let best: { repository: Repository; chain: ReadonlyArray<CacheEntry> } | undefined
+    let best:
+      | { repository: Repository; from: number; chain: ReadonlyArray<CacheEntry> }
+      | undefined
     for (const text of references) {
       const read = yield* Effect.either(Effect.flatMap(
         repositoryAt(text, "pull"),
@@ -137,9 +149,10 @@ const bestChain = (
         yield* reporter.warn(`The build cache ${text} was not used: ${read.left.message}`)
         continue
       }
-      const chain = chainIn(read.right.entries, keys, from, below)
-      if (chain.length > (best?.chain.length ?? 0)) {
-        best = { repository: read.right.repository, chain }
+      const run = remoteRun(read.right.entries, keys, found, base)
+      const length = run.from + run.chain.length
+      if (run.chain.length > 0 && length > (best ? best.from + best.chain.length : 0)) {
+        best = { repository: read.right.repository, ...run }
       }
     }
     return best
@@ -176,20 +189,26 @@ export const LayerCacheWithRegistry = (
           const found = yield* local.hits(keys, base)
           if (found.length === keys.length || references.length === 0) return found
           const reporter = yield* Reporter
-          const below = found.at(-1)
-          const best = yield* bestChain(references, keys, found.length, below?.key)
+          const best = yield* bestChain(references, keys, found, base?.identity)
           if (best === undefined) return found
           const fetched = yield* Effect.either(
-            fetchChain(local, best.repository, best.chain, below, base),
+            fetchChain(local, best.repository, best.chain, found[best.from - 1], {
+              base,
+              replace: best.from < found.length,
+            }),
           )
           if (Either.isLeft(fetched)) {
             yield* reporter.warn(
               `The build cache ${best.repository.describe} was not used: ${fetched.left.message}`,
             )
-            // What was kept before the failure is a local hit now.
-            return yield* local.hits(keys, base)
           }
-          return [...found, ...fetched.right]
+          // Served as any local layer is: checked and pinned. What was kept before a failure
+          // is a local hit now.
+          const served = yield* local.hits(keys, base)
+          const fetchedIds = new Set(Either.getOrElse(fetched, () => []).map((layer) => layer.id))
+          return served.map((layer) =>
+            fetchedIds.has(layer.id) ? { ...layer, source: best.repository.describe } : layer
+          )
         }).pipe(Effect.withSpan("LayerCache.hits"), Effect.provide(context))
 
       return LayerCache.of({ ...local, hits })

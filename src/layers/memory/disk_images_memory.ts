@@ -37,11 +37,16 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
         world.record({ op: "create-disk", path, sizeBytes })
       }),
     overlay: ({ path, backing }) => copy(world, backing, path, "overlay"),
-    // A memory disk holds all its content: only the record of the new backing name changes.
-    rebase: ({ path, backing }) =>
-      world.disks.has(path)
-        ? Effect.sync(() => world.record({ op: "rebase", path, backing }))
-        : Effect.fail(new DiskImageError({ operation: "rebase", path, reason: "no such image" })),
+    // A memory disk holds all its content: only the backing name in its header changes.
+    rebase: ({ path, backing }) => {
+      const disk = world.disks.get(path)
+      return disk
+        ? Effect.sync(() => {
+          disk.backing = backing
+          world.record({ op: "rebase", path, backing })
+        })
+        : Effect.fail(new DiskImageError({ operation: "rebase", path, reason: "no such image" }))
+    },
     convert: ({ from, to }) => copy(world, from, to, "convert"),
     check: () => Effect.void,
     info: (path) => {

@@ -22,6 +22,8 @@ export interface SimDisk {
   readonly sizeBytes: number
   table?: PartitionTable
   partitions: Array<SimPartition>
+  /** The backing file name its header holds (a step-cache layer's parent); a copy has none. */
+  backing?: string
 }
 
 /** Every operation the memory layers performed, in order. */

@@ -91,9 +91,11 @@ const checkImage = Effect.fn("DiskImages.check")(function* (path: string) {
     "check",
     "--force-share",
     "--output=json",
-    "-f",
-    "qcow2",
-    path,
+    // The file alone, as qcow2, never its backing file: a layer is checked before its parent
+    // is beside it, and nothing but the file itself is read.
+    `json:${
+      JSON.stringify({ driver: "qcow2", file: { driver: "file", filename: path }, backing: null })
+    }`,
   ]).pipe(
     Effect.mapError((missing) =>
       new DiskImageError({ operation: "check", path, reason: missing.message })
