@@ -240,3 +240,38 @@ Deno.test("an http= source that never answers, or stops after 1000 bytes, fails 
     await server.shutdown()
   }
 })
+
+withRegistry(
+  "a containerDisk manifest of 10,000 layers is refused at once, no layer fetched",
+  {},
+  async (registry) => {
+    const layer = (n: number) => ({
+      mediaType: "application/vnd.oci.image.layer.v1.tar",
+      digest: `sha256:${n.toString(16).padStart(64, "0")}`,
+      size: 1024,
+    })
+    const manifest = new TextEncoder().encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: `sha256:${"c".repeat(64)}`,
+        size: 2,
+      },
+      layers: Array.from({ length: 10_000 }, (_, n) => layer(n)),
+    }))
+    registry.manifests.set("team/many:1", {
+      type: "application/vnd.oci.image.manifest.v1+json",
+      bytes: manifest,
+    })
+    const reference = `${registry.host}/team/many:1`
+    const { value: pulled, seconds } = await timed(() =>
+      pullImage(`x,oci=${reference}`, `${work}/many-store`, { env })
+    )
+    assert.equal(pulled.code, 1, pulled.stderr)
+    assert.match(pulled.stderr, /it has 10000 layers, more than the 128 a disk image may have/)
+    assert.equal(registry.seen.filter((request) => request.path.includes("/blobs/")).length, 0)
+    assert.ok(seconds < 15, `refused after ${seconds} s`)
+    assert.deepEqual(await storeImages(`${work}/many-store`), [])
+  },
+)
