@@ -20,6 +20,7 @@ import {
   parseNetworkTimeout,
 } from "../domain/network_timeout.ts"
 import { countWithin } from "../domain/registry_protocol.ts"
+import { concatBytes } from "../domain/bytes.ts"
 
 /** `TRANSIENT_NETWORK_TIMEOUT`, else DEFAULT_NETWORK_TIMEOUT_SECONDS; invalid values are errors. */
 export const networkTimeoutSetting: Config.Config<Duration.Duration> = Config.string(
@@ -101,18 +102,8 @@ export const boundedBody = <E, E1, E2>(
       chunks.push(chunk)
       return chunks
     }),
-    Effect.map(joined),
+    Effect.map(concatBytes),
   )
-
-const joined = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const bytes = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0))
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.length
-  }
-  return bytes
-}
 
 /** An empty body is no body: the platform's EmptyBody as zero bytes, other errors as they are. */
 export const emptyAsNothing = <A>(
@@ -144,5 +135,5 @@ export const bodyStart = <E>(
       chunks.push(kept)
       return chunks
     }),
-    Effect.map(joined),
+    Effect.map(concatBytes),
   )

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { MediaType } from "../../src/domain/oci_manifest.ts"
-import { digestOf, type FakeRegistry, startFakeRegistry } from "../support/fake_registry.ts"
+import { digestOf, withFakeRegistry } from "../support/fake_registry.ts"
 import { lastLine, pullImage, pushImage } from "../support/run_transient.ts"
 import { identicalImages, storeImages } from "../support/docker_registry.ts"
 import { writeAuthFile } from "../support/auth_file.ts"
@@ -30,19 +30,7 @@ const sourceStore = `${work}/source-store`
   assert.equal(pulled.code, 0, pulled.stderr)
 }
 
-const withRegistry = (
-  name: string,
-  options: Parameters<typeof startFakeRegistry>[0],
-  body: (registry: FakeRegistry) => Promise<void>,
-) =>
-  Deno.test(name, async () => {
-    const registry = startFakeRegistry(options)
-    try {
-      await body(registry)
-    } finally {
-      await registry.close()
-    }
-  })
+const withRegistry = withFakeRegistry
 
 withRegistry(
   "push and pull with Bearer tokens; redirected downloads get no credentials and resume when dropped",

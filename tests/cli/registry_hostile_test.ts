@@ -6,7 +6,7 @@
  * with one line that names the registry and what was being read.
  */
 import assert from "node:assert/strict"
-import { type FakeRegistry, startFakeRegistry } from "../support/fake_registry.ts"
+import { withFakeRegistry } from "../support/fake_registry.ts"
 import { MAIN, pullImage, pushImage, ROOT } from "../support/run_transient.ts"
 import { storeImages } from "../support/docker_registry.ts"
 import { writeAuthFile } from "../support/auth_file.ts"
@@ -26,19 +26,7 @@ const sourceStore = `${work}/source-store`
 const env = { TRANSIENT_NETWORK_TIMEOUT: "1" }
 const SILENCE = "(TRANSIENT_NETWORK_TIMEOUT sets how long to wait)"
 
-const withRegistry = (
-  name: string,
-  options: Parameters<typeof startFakeRegistry>[0],
-  body: (registry: FakeRegistry) => Promise<void>,
-) =>
-  Deno.test(name, async () => {
-    const registry = startFakeRegistry(options)
-    try {
-      await body(registry)
-    } finally {
-      await registry.close()
-    }
-  })
+const withRegistry = withFakeRegistry
 
 /** `promise`'s value and how long it took, in seconds. */
 const timed = async <A>(promise: () => Promise<A>) => {

@@ -4,22 +4,15 @@
  * past its cap, or one that never comes, is a warning, and the build runs its steps itself.
  */
 import assert from "node:assert/strict"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { build } from "../../src/app/build.ts"
-import { LayerCacheWithRegistry } from "../../src/layers/cache/layer_cache_with_registry.ts"
-import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
-import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
-import { ReporterMemory } from "../../src/layers/memory/reporter_memory.ts"
 import { makeRegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { Registry } from "../../src/services/registry.ts"
 import { startFakeRegistry } from "../support/fake_registry.ts"
-import { WorldFileSystem } from "../support/world_files.ts"
-import { defaultOptions, type Harness, harness, planOf } from "./harness.ts"
+import { defaultOptions, type Harness, harness, planOf, withCacheFrom } from "./harness.ts"
 
 const IMAGEFILE = [
   "FROM scratch",
@@ -41,22 +34,9 @@ const registryHttp = Layer.effect(
 
 /** Build IMAGEFILE on `h`'s machine with `--cache-from reference`. */
 const buildFrom = async (h: Harness, reference: string) => {
-  const decorated = LayerCacheWithRegistry([reference]).pipe(
-    Layer.provide(
-      Layer.mergeAll(
-        LayerCacheMemory(h.world).pipe(Layer.provide(ReporterMemory(h.report))),
-        DiskImagesMemory(h.world),
-        ReporterMemory(h.report),
-        registryHttp,
-      ),
-    ),
-    // The host's services under the registry client; the world's files for the cache's work.
-    Layer.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)),
-    Layer.provide(WorldFileSystem(h.world)),
-  )
   const exit = await Effect.runPromiseExit(
     build(planOf(IMAGEFILE), defaultOptions("web", { force: true })).pipe(
-      Effect.provide(Layer.merge(h.layer, decorated)),
+      Effect.provide(withCacheFrom(h, [reference], registryHttp)),
     ),
   )
   assert.ok(Exit.isSuccess(exit), String(exit))

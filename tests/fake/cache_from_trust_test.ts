@@ -14,14 +14,10 @@ import * as Layer from "effect/Layer"
 import { build } from "../../src/app/build.ts"
 import { pushBuildCache } from "../../src/app/build_cache.ts"
 import { CacheAnnotation } from "../../src/domain/oci_manifest.ts"
-import { LayerCacheWithRegistry } from "../../src/layers/cache/layer_cache_with_registry.ts"
-import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
-import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
-import { ReporterMemory } from "../../src/layers/memory/reporter_memory.ts"
 import type { BuildResult } from "../../src/app/build.ts"
 import { WorldFileSystem } from "../support/world_files.ts"
-import { defaultOptions, type Harness, harness, planOf } from "./harness.ts"
+import { defaultOptions, type Harness, harness, planOf, withCacheFrom } from "./harness.ts"
 
 const REGISTRY = "registry.example"
 const CACHE = `${REGISTRY}/team/cache:main`
@@ -45,23 +41,9 @@ const value = <A, E>(exit: Exit.Exit<A, E>): A => {
 
 /** Build `text` on `h`, with `--cache-from CACHE` when `registries` is given. */
 const buildOn = async (h: Harness, text: string, registries?: MemoryRegistries) => {
-  const layer = registries === undefined ? h.layer : Layer.merge(
-    h.layer,
-    LayerCacheWithRegistry([CACHE]).pipe(
-      Layer.provide(
-        Layer.mergeAll(
-          // The host's services first: the world's FileSystem replaces the host's.
-          NodeContext.layer,
-          FetchHttpClient.layer,
-          LayerCacheMemory(h.world).pipe(Layer.provide(ReporterMemory(h.report))),
-          DiskImagesMemory(h.world),
-          ReporterMemory(h.report),
-          RegistryMemory(registries),
-          WorldFileSystem(h.world),
-        ),
-      ),
-    ),
-  )
+  const layer = registries === undefined
+    ? h.layer
+    : withCacheFrom(h, [CACHE], RegistryMemory(registries))
   const from = h.report.events.length
   const boots = h.world.log.filter((entry) => entry.op === "boot").length
   const result: BuildResult = value(

@@ -2,6 +2,11 @@
  * Whole builds against the memory layers: an Imagefile text, a build context as a tree, and a
  * MemoryWorld to assert on afterwards.
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -15,7 +20,10 @@ import {
   ImageStoreMemory,
   type ImageStoreMemoryOptions,
 } from "../../src/layers/memory/image_store_memory.ts"
+import { LayerCacheWithRegistry } from "../../src/layers/cache/layer_cache_with_registry.ts"
 import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
+import type { Registry } from "../../src/services/registry.ts"
+import { WorldFileSystem } from "../support/world_files.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
 import { newTree, put, type SimTree } from "../../src/layers/memory/sim_fs.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
@@ -140,3 +148,35 @@ export const runBuild = (
   options: BuildOptions,
 ): Promise<Exit.Exit<Effect.Effect.Success<ReturnType<typeof build>>, unknown>> =>
   Effect.runPromiseExit(build(planOf(text), options).pipe(Effect.provide(h.layer)))
+
+/**
+ * `h`'s services with `--cache-from references`: its memory step cache behind the registries that
+ * `registry` serves (the host's HTTP client and files under it; the world's files for the
+ * cache's own work).
+ */
+export const withCacheFrom = <E>(
+  h: Harness,
+  references: ReadonlyArray<string>,
+  registry: Layer.Layer<
+    Registry,
+    E,
+    HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
+  >,
+) =>
+  Layer.merge(
+    h.layer,
+    LayerCacheWithRegistry(references).pipe(
+      Layer.provide(
+        Layer.mergeAll(
+          // The host's services first: the world's FileSystem replaces the host's.
+          NodeContext.layer,
+          FetchHttpClient.layer,
+          LayerCacheMemory(h.world).pipe(Layer.provide(ReporterMemory(h.report))),
+          DiskImagesMemory(h.world),
+          ReporterMemory(h.report),
+          registry.pipe(Layer.provide(Layer.merge(NodeContext.layer, FetchHttpClient.layer))),
+          WorldFileSystem(h.world),
+        ),
+      ),
+    ),
+  )

@@ -16,17 +16,14 @@ import { pushBuildCache } from "../../src/app/build_cache.ts"
 import { pushImage } from "../../src/app/push_image.ts"
 import { decodeCacheMap, diskCandidates, MediaType } from "../../src/domain/oci_manifest.ts"
 import { parseOciReference } from "../../src/domain/oci_reference.ts"
-import { LayerCacheWithRegistry } from "../../src/layers/cache/layer_cache_with_registry.ts"
-import { LayerCacheMemory } from "../../src/layers/memory/layer_cache_memory.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
 import { download } from "../../src/layers/store/download.ts"
 import { openOciLayer, resolveOciDisk } from "../../src/layers/store/oci_source.ts"
 import { build } from "../../src/app/build.ts"
-import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
 import { diskBytes, WorldFileSystem } from "../support/world_files.ts"
-import { defaultOptions, type Harness, harness, planOf } from "./harness.ts"
+import { defaultOptions, type Harness, harness, planOf, withCacheFrom } from "./harness.ts"
 
 const REGISTRY = "registry.example"
 const IMAGEFILE = [
@@ -273,22 +270,12 @@ Deno.test("--cache-to pushes the build's layers once; --cache-from serves them t
   // Another machine, with an empty step cache, builds the same Imagefile from it.
   const b = harness()
   writing(b)
-  const decorated = LayerCacheWithRegistry([`${REGISTRY}/team/nothing:here`, cache]).pipe(
-    Layer.provide(
-      Layer.mergeAll(
-        // The host's services first: the world's FileSystem replaces the host's.
-        NodeContext.layer,
-        FetchHttpClient.layer,
-        LayerCacheMemory(b.world).pipe(Layer.provide(ReporterMemory(b.report))),
-        DiskImagesMemory(b.world),
-        ReporterMemory(b.report),
-        RegistryMemory(registries),
-        WorldFileSystem(b.world),
-      ),
-    ),
-  )
   const from = b.report.events.length
-  await buildIn(b, "web", Layer.merge(b.layer, decorated))
+  await buildIn(
+    b,
+    "web",
+    withCacheFrom(b, [`${REGISTRY}/team/nothing:here`, cache], RegistryMemory(registries)),
+  )
   const ends = b.report.events.slice(from).flatMap((event) =>
     event.event === "step-end" ? [event] : []
   )
@@ -302,21 +289,11 @@ Deno.test("--cache-from: a registry that refuses is a warning, and the build run
   registries.locked.add(`${REGISTRY}/team/cache`)
   const h = harness()
   writing(h)
-  const decorated = LayerCacheWithRegistry([`${REGISTRY}/team/cache:main`]).pipe(
-    Layer.provide(
-      Layer.mergeAll(
-        // The host's services first: the world's FileSystem replaces the host's.
-        NodeContext.layer,
-        FetchHttpClient.layer,
-        LayerCacheMemory(h.world).pipe(Layer.provide(ReporterMemory(h.report))),
-        DiskImagesMemory(h.world),
-        ReporterMemory(h.report),
-        RegistryMemory(registries),
-        WorldFileSystem(h.world),
-      ),
-    ),
+  await buildIn(
+    h,
+    "web",
+    withCacheFrom(h, [`${REGISTRY}/team/cache:main`], RegistryMemory(registries)),
   )
-  await buildIn(h, "web", Layer.merge(h.layer, decorated))
   assert.ok(
     h.report.events.some((event) =>
       event.event === "warning" &&

@@ -1,16 +1,9 @@
 /** Byte arrays in tests: joining chunks, and cutting bytes into a stream of chunks. */
 import * as Stream from "effect/Stream"
+import { concatBytes } from "../../src/domain/bytes.ts"
 
 /** Join byte chunks into one array. */
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
+export const concat = concatBytes
 
 /** `bytes` as a stream of chunks of `size`. */
 export const chunked = (bytes: Uint8Array, size: number) =>

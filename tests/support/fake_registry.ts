@@ -289,3 +289,18 @@ export const startFakeRegistry = (options: FakeRegistryOptions = {}): FakeRegist
     },
   }
 }
+
+/** A test named `name` with a fake registry of its own, closed when the test ends. */
+export const withFakeRegistry = (
+  name: string,
+  options: FakeRegistryOptions,
+  body: (registry: FakeRegistry) => Promise<void>,
+) =>
+  Deno.test(name, async () => {
+    const registry = startFakeRegistry(options)
+    try {
+      await body(registry)
+    } finally {
+      await registry.close()
+    }
+  })

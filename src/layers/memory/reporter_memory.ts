@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import { decodeBase64 } from "effect/Encoding"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import { concatBytes } from "../../domain/bytes.ts"
 import { outputEvent, type ReportEvent } from "../../domain/report_event.ts"
 import { Reporter } from "../../services/reporter.ts"
 
@@ -27,12 +28,7 @@ export class ReportLog {
       if (e.event !== "output") return []
       return ["text" in e ? encoder.encode(e.text) : Either.getOrThrow(decodeBase64(e.base64))]
     })
-    const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0))
-    let offset = 0
-    for (const chunk of chunks) {
-      bytes.set(chunk, offset)
-      offset += chunk.length
-    }
+    const bytes = concatBytes(chunks)
     return new TextDecoder().decode(bytes)
   }
 }
