@@ -158,3 +158,14 @@ export const alreadyKept = (
 ): boolean =>
   !replace && existing !== undefined && existing.parentId === below?.id &&
   existing.parentDigest === expectedParentDigest(below, base)
+
+/** What the cache hands a build for `record`, its file at `path`. */
+export const cachedLayer = (record: LayerRecord, path: string) => ({
+  key: record.key,
+  path,
+  id: record.id,
+  digest: record.digest,
+  ...(record.parentDigest === undefined ? {} : { parentDigest: record.parentDigest }),
+  ...(record.parent === undefined ? {} : { parent: record.parent }),
+  text: record.text,
+})

@@ -8,7 +8,7 @@ import assert from "node:assert/strict"
 import { encodeImageName } from "../../src/domain/image_spec.ts"
 import { MediaType } from "../../src/domain/oci_manifest.ts"
 import { digestOf, withFakeRegistry } from "../support/fake_registry.ts"
-import { lastLine, pullImage, pushImage } from "../support/run_transient.ts"
+import { lastLine, pullImage, pushImage, storeWithDisk } from "../support/run_transient.ts"
 import { identicalImages, storeImages } from "../support/docker_registry.ts"
 import { writeAuthFile } from "../support/auth_file.ts"
 
@@ -21,14 +21,7 @@ const sh = async (command: string, ...args: ReadonlyArray<string>) => {
 }
 
 const work = await Deno.makeTempDir({ prefix: "transient-registry-fake-" })
-const imagePath = `${work}/disk.qcow2`
-await sh("qemu-img", "create", "-q", "-f", "qcow2", imagePath, "32M")
-await sh("qemu-io", "-c", "write -P 0x5a 1M 3M", imagePath)
-const sourceStore = `${work}/source-store`
-{
-  const pulled = await pullImage(`disk,file=${imagePath}`, sourceStore)
-  assert.equal(pulled.code, 0, pulled.stderr)
-}
+const { imagePath, sourceStore } = await storeWithDisk(work, 32, 3)
 
 const withRegistry = withFakeRegistry
 

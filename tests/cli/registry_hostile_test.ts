@@ -7,20 +7,12 @@
  */
 import assert from "node:assert/strict"
 import { withFakeRegistry } from "../support/fake_registry.ts"
-import { MAIN, pullImage, pushImage, ROOT } from "../support/run_transient.ts"
+import { MAIN, pullImage, pushImage, ROOT, storeWithDisk } from "../support/run_transient.ts"
 import { storeImages } from "../support/docker_registry.ts"
 import { writeAuthFile } from "../support/auth_file.ts"
-import { tool } from "../support/host_tool.ts"
 
 const work = await Deno.makeTempDir({ prefix: "transient-registry-hostile-" })
-const imagePath = `${work}/disk.qcow2`
-await tool("qemu-img", "create", "-q", "-f", "qcow2", imagePath, "8M")
-await tool("qemu-io", "-c", "write -P 0x5a 1M 1M", imagePath)
-const sourceStore = `${work}/source-store`
-{
-  const pulled = await pullImage(`disk,file=${imagePath}`, sourceStore)
-  assert.equal(pulled.code, 0, pulled.stderr)
-}
+const { sourceStore } = await storeWithDisk(work, 8, 1)
 
 /** One second without an answer or a byte is a stall. */
 const env = { TRANSIENT_NETWORK_TIMEOUT: "1" }

@@ -1,7 +1,7 @@
 /**
  * Run transient as a user does: `main.ts` in a subprocess, its exit status and output captured.
  */
-import { type Outcome, runHost } from "./host_tool.ts"
+import { type Outcome, runHost, tool } from "./host_tool.ts"
 
 export type { Outcome }
 
@@ -67,3 +67,17 @@ export const pushImage = (
 
 /** The last line a command printed: a push's pinned reference, a build's image path. */
 export const lastLine = (outcome: Outcome): string => outcome.stdout.trim().split("\n").at(-1) ?? ""
+
+/**
+ * A store at `WORK/source-store` holding `disk`, a qcow2 of `sizeMiB` whose `writtenMiB` from
+ * 1 MiB on are 0x5a, made by qemu-img and pulled as a user would; the qcow2's path and the store.
+ */
+export const storeWithDisk = async (work: string, sizeMiB: number, writtenMiB: number) => {
+  const imagePath = `${work}/disk.qcow2`
+  await tool("qemu-img", "create", "-q", "-f", "qcow2", imagePath, `${sizeMiB}M`)
+  await tool("qemu-io", "-c", `write -P 0x5a 1M ${writtenMiB}M`, imagePath)
+  const sourceStore = `${work}/source-store`
+  const pulled = await pullImage(`disk,file=${imagePath}`, sourceStore)
+  if (pulled.code !== 0) throw new Error(`pulling the test disk failed: ${pulled.stderr}`)
+  return { imagePath, sourceStore }
+}

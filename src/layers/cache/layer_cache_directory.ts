@@ -32,6 +32,7 @@ import {
   alreadyKept,
   baseLinkName,
   type Below,
+  cachedLayer,
   continuesChain,
   expectedBacking,
   isLayerKey,
@@ -121,15 +122,7 @@ export const LayerCacheDirectory = (
             Effect.orElseSucceed(() => Option.none<LayerRecord>()),
           ))
 
-      const cached = (record: LayerRecord): CachedLayer => ({
-        key: record.key,
-        path: fileOf(record),
-        id: record.id,
-        digest: record.digest,
-        ...(record.parentDigest === undefined ? {} : { parentDigest: record.parentDigest }),
-        ...(record.parent === undefined ? {} : { parent: record.parent }),
-        text: record.text,
-      })
+      const cached = (record: LayerRecord): CachedLayer => cachedLayer(record, fileOf(record))
 
       const writeRecord = (record: LayerRecord) =>
         Effect.gen(function* () {

@@ -55,15 +55,8 @@ export const LayerCacheMemory = (world: MemoryWorld, root = "/cache") =>
         const record = recordFor(key)
         return record !== undefined && world.disks.has(fileOf(record)) ? record : undefined
       }
-      const cached = (record: LayerRecord.LayerRecord): CachedLayer => ({
-        key: record.key,
-        path: fileOf(record),
-        id: record.id,
-        digest: record.digest,
-        ...(record.parentDigest === undefined ? {} : { parentDigest: record.parentDigest }),
-        ...(record.parent === undefined ? {} : { parent: record.parent }),
-        text: record.text,
-      })
+      const cached = (record: LayerRecord.LayerRecord): CachedLayer =>
+        LayerRecord.cachedLayer(record, fileOf(record))
       const keys = () =>
         [...world.files.keys()].flatMap((path) => {
           const match = path.startsWith(`${root}/layers/`) && path.endsWith(".json")
