@@ -126,18 +126,34 @@ Deno.test("info works while another process holds the image open for writing", a
       // the loop below sees the lock).
       const holder = new Deno.Command("qemu-io", {
         args: ["-f", "qcow2", path, "-c", "sleep 600000"],
+        stdin: "null",
         stdout: "null",
-        stderr: "null",
+        stderr: "piped",
       }).spawn()
-      yield* Effect.addFinalizer(() => Effect.promise(() => (holder.kill(), holder.status)))
+      let exited: Deno.CommandStatus | undefined
+      const status = holder.status.then((done) => (exited = done))
+      const stderr = new Response(holder.stderr).text()
+      yield* Effect.addFinalizer(() =>
+        Effect.promise(async () => {
+          if (exited === undefined) holder.kill()
+          await status
+        })
+      )
       // Wait until the lock is really held: a plain `qemu-img info` is refused.
       const locked = () =>
         new Deno.Command("qemu-img", { args: ["info", path], stdout: "null", stderr: "null" })
           .output().then((output) => !output.success)
       let held = false
-      for (let tries = 0; tries < 200 && !held; tries++) {
+      for (let tries = 0; tries < 200 && !held && exited === undefined; tries++) {
         held = yield* Effect.promise(locked)
         if (!held) yield* Effect.sleep("100 millis")
+      }
+      if (exited !== undefined) {
+        assert.fail(
+          `qemu-io exited (${exited.code}) before the test ended: ${yield* Effect.promise(() =>
+            stderr
+          )}`,
+        )
       }
       assert.ok(held, "qemu-io took the image's write lock")
       const info = yield* images.info(path)
