@@ -14,7 +14,6 @@ import { buildImage } from "../app/build_image.ts"
 import { imageNameProblem } from "../domain/image_spec.ts"
 import { visibleName } from "../domain/visible_name.ts"
 import { buildLive } from "../app/live.ts"
-import { cacheSizeLimit } from "../app/settings.ts"
 import type { PublishTarget } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { Terminal } from "../services/terminal.ts"
@@ -23,6 +22,7 @@ import { commandDescription } from "./help.ts"
 import { loadImagefile } from "../app/load_imagefile.ts"
 import {
   AtLeastOne,
+  cacheSizeLimitOrUsage,
   imageBackendOption,
   machineOptions,
   plainHttpOption,
@@ -30,7 +30,6 @@ import {
   validateOptions,
 } from "./options.ts"
 import { handler, Published, verboseOption } from "./root.ts"
-import { usage } from "./usage.ts"
 
 const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
   Args.withDescription("The build directory: COPY and ADD sources are relative to it"),
@@ -156,9 +155,7 @@ const runBuild = handler(
         bootTimeoutSeconds: args.bootTimeout,
       },
     }
-    const keepBytes = yield* cacheSizeLimit.pipe(
-      Effect.catchTag("InvalidSetting", (error) => usage(error.message)),
-    )
+    const keepBytes = yield* cacheSizeLimitOrUsage
 
     yield* Effect.gen(function* () {
       const reporter = yield* Reporter

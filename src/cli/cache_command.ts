@@ -9,13 +9,13 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { cacheLive } from "../app/live.ts"
 import { pruneCache } from "../app/prune_cache.ts"
-import { cacheSizeLimit, DEFAULT_CACHE_BYTES } from "../app/settings.ts"
+import { DEFAULT_CACHE_BYTES } from "../app/settings.ts"
 import { formatBytes, parseByteSize } from "../domain/byte_size.ts"
 import { LayerCache, type LayerEntry } from "../services/layer_cache.ts"
 import { commandDescription } from "./help.ts"
+import { cacheSizeLimitOrUsage } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
 import { alignedTable } from "./table.ts"
-import { usage } from "./usage.ts"
 
 /** Seconds, minutes, hours or days ago, as `docker` prints them. */
 const ago = (ms: number, now: number): string => {
@@ -96,7 +96,7 @@ const pruneCommand = Command.make(
     Effect.gen(function* () {
       const keepBytes = Option.isSome(keepStorage)
         ? parseByteSize(keepStorage.value)!
-        : yield* cacheSizeLimit.pipe(Effect.catchTag("InvalidSetting", (e) => usage(e.message)))
+        : yield* cacheSizeLimitOrUsage
       const result = yield* pruneCache({ all, keepBytes })
       const { states } = result
       yield* Console.log(

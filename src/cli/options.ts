@@ -2,13 +2,13 @@
  * Options shared by several commands: where the image store is, and how progress is shown.
  */
 import * as Options from "@effect/cli/Options"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { PROGRESS_MODES, type ProgressMode } from "../services/reporter.ts"
 import type { Accel } from "../services/build_vm.ts"
-import { EXIT_USAGE, ExitWith } from "./exit.ts"
+import { cacheSizeLimit } from "../app/settings.ts"
+import { usage } from "./usage.ts"
 
 export type { ProgressMode }
 
@@ -40,12 +40,14 @@ export const validateOptions = <A, I>(schema: Schema.Schema<A, I>, values: I) =>
   Schema.decode(schema)(values).pipe(
     Effect.catchTag("ParseError", (error) => {
       const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
-      return Effect.zipRight(
-        Console.error(`error: ${first?.message ?? error.message}`),
-        new ExitWith({ code: EXIT_USAGE }),
-      )
+      return usage(first?.message ?? error.message)
     }),
   )
+
+/** The step cache's size limit (`$TRANSIENT_CACHE_SIZE`); a value that is no size is misuse. */
+export const cacheSizeLimitOrUsage = cacheSizeLimit.pipe(
+  Effect.catchTag("InvalidSetting", (error) => usage(error.message)),
+)
 
 /**
  * `--accel`, `--cpus`, `--memory` and `--no-network` of a command that starts `vm` ("the helper

@@ -19,7 +19,7 @@ import { parseOciReference } from "../../src/domain/oci_reference.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
 import { RegistryHttp } from "../../src/layers/registry/registry_http.ts"
 import { Registry, type RegistryAccess } from "../../src/services/registry.ts"
-import { concat } from "../support/bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
 import { startFakeRegistry } from "../support/fake_registry.ts"
 import { runTest } from "../support/effect.ts"
 

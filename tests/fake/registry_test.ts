@@ -22,7 +22,8 @@ import { openOciLayer, resolveOciDisk } from "../../src/layers/store/oci_source.
 import { build } from "../../src/app/build.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
 import { MemoryWorld } from "../../src/layers/memory/world.ts"
-import { diskBytes, WorldFileSystem } from "../support/world_files.ts"
+import { diskBytes } from "../../src/layers/memory/disk_bytes.ts"
+import { WorldFileSystem } from "../support/world_files.ts"
 import { defaultOptions, type Harness, harness, planOf, withCacheFrom } from "./harness.ts"
 
 const REGISTRY = "registry.example"

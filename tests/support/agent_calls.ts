@@ -6,7 +6,7 @@ import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import { isVmError, type VmError } from "../../src/domain/errors/vm.ts"
 import type { OutputStream } from "../../src/services/reporter.ts"
-import { concat } from "./bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
 
 /** An exec's output handler that keeps each stream's chunks, to read back whole. */
 export const collector = () => {

@@ -3,7 +3,8 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { tarEntry, type TarProblem } from "../../src/layers/store/tar_entry.ts"
-import { chunked, concat } from "./bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
+import { chunked } from "./bytes.ts"
 
 const boxImage = tarEntry(
   (path) => path === "box.img" || path.endsWith("/box.img"),

@@ -1,9 +1,5 @@
-/** Byte arrays in tests: joining chunks, and cutting bytes into a stream of chunks. */
+/** Byte arrays in tests: cutting bytes into a stream of chunks. */
 import * as Stream from "effect/Stream"
-import { concatBytes } from "../../src/domain/bytes.ts"
-
-/** Join byte chunks into one array. */
-export const concat = concatBytes
 
 /** `bytes` as a stream of chunks of `size`. */
 export const chunked = (bytes: Uint8Array, size: number) =>

@@ -6,7 +6,7 @@
  * It can be made hostile (`hostile`): silent, stalling, or sending bodies without end.
  */
 import { createHash } from "node:crypto"
-import { concat } from "./bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
 
 export interface FakeRegistryOptions {
   /** Require `Bearer` tokens, issued to this user and password at the token endpoint. */

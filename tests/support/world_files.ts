@@ -12,8 +12,6 @@ import * as Option from "effect/Option"
 import { diskBytes, diskFromBytes } from "../../src/layers/memory/disk_bytes.ts"
 import type { MemoryWorld } from "../../src/layers/memory/world.ts"
 
-export { diskBytes, diskFromBytes }
-
 const missing = (method: string, path: string) =>
   new SystemError({
     reason: "NotFound",

@@ -17,7 +17,7 @@ import {
 import { mountsUnder, unescapeMountField } from "../../guest/freeze.ts"
 import { connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import { collector, vmErrorOf } from "../support/agent_calls.ts"
-import { concat } from "../support/bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
 import { runTest } from "../support/effect.ts"
 
 Deno.test("freeze: the disk filesystems under the root, deepest first, escapes read", () => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict"
 import { NothingArrived } from "../../src/domain/errors/network.ts"
 import { BufferRing, gathered } from "../../src/layers/bulk_fetch.ts"
-import { concat } from "../support/bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
 
 const pattern = (length: number) => Uint8Array.from({ length }, (_, i) => (i * 7 + 3) % 251)
 

@@ -10,7 +10,7 @@ import {
   MAX_CHUNK_BYTES,
   MAX_FRAME_BYTES,
 } from "../../src/domain/guest/frame.ts"
-import { concat } from "../support/bytes.ts"
+import { concatBytes as concat } from "../../src/domain/bytes.ts"
 
 const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i)
 

@@ -42,14 +42,7 @@ import {
   vmDirectory,
 } from "./vm_boot.ts"
 import { makeSession } from "./vm_session.ts"
-import {
-  dropState,
-  planState,
-  qemuIdentity,
-  stateInputs,
-  stateKey,
-  type StatePlan,
-} from "./vm_state.ts"
+import { dropState, planState, qemuIdentity, stateInputs, type StatePlan } from "./vm_state.ts"
 
 /** Under `--accel auto`, how long a KVM guest gets before the retry on TCG. */
 const KVM_PROBE_SECONDS = 10
@@ -245,12 +238,10 @@ export const makeBuildVmQemu = <R>(
         statePlan: (machine) =>
           Effect.gen(function* () {
             if (stateDirectory === undefined) return undefined
-            const identity = yield* qemu
-            const key = stateKey(identity, machine)
-            const inputs = stateInputs(identity, machine)
-            return key === undefined || inputs === undefined
+            const inputs = stateInputs(yield* qemu, machine)
+            return inputs === undefined
               ? undefined
-              : yield* planState(stateDirectory, key, inputs).pipe(Effect.provide(platform))
+              : yield* planState(stateDirectory, inputs).pipe(Effect.provide(platform))
           }),
       }
 

@@ -34,8 +34,6 @@ import type { QmpClient, QmpError } from "./qmp.ts"
 const STATE_FORMAT = 2
 /** The first line of a state file. */
 const STATE_MAGIC = `transient helper-VM state ${STATE_FORMAT}\n`
-/** The most a state's header (its two lines) may take. */
-const MAX_HEADER_BYTES = 64 * 1024
 /** How many states (machines) a cache directory keeps. */
 const KEEP_STATES = 3
 /** How long a save or a restore may take before it is given up. */
@@ -71,10 +69,13 @@ export const stateInputs = (qemu: string, machine: StateMachine): string | undef
   return JSON.stringify(parts)
 }
 
+/** The key a state saved for `inputs` is filed under. */
+const keyOf = (inputs: string): string => createHash("sha256").update(inputs).digest("hex")
+
 /** The key of `machine`'s state under `qemu` (qemuIdentity); none for unversioned artifacts. */
 export const stateKey = (qemu: string, machine: StateMachine): string | undefined => {
   const inputs = stateInputs(qemu, machine)
-  return inputs === undefined ? undefined : createHash("sha256").update(inputs).digest("hex")
+  return inputs === undefined ? undefined : keyOf(inputs)
 }
 
 /** The header a state file starts with. */
@@ -82,26 +83,26 @@ const stateHeader = (inputs: string): Uint8Array =>
   new TextEncoder().encode(`${STATE_MAGIC}${inputs}\n`)
 
 /**
- * The length of `file`'s header when it records `inputs`; else why the state is not this
- * machine's.
+ * The length of `file`'s header when it is the header a state saved for `inputs` starts with;
+ * else why the state is not this machine's.
  */
 const checkHeader = async (file: Deno.FsFile, inputs: string): Promise<number> => {
-  const bytes = new Uint8Array(MAX_HEADER_BYTES)
+  const expected = stateHeader(inputs)
+  const found = new Uint8Array(expected.length)
   let length = 0
-  for (;;) {
-    const read = await file.read(bytes.subarray(length))
-    if (read === null || read === 0) break
+  while (length < found.length) {
+    const read = await file.read(found.subarray(length))
+    if (read === null) break
     length += read
-    if (length === bytes.length) break
   }
-  const text = new TextDecoder().decode(bytes.subarray(0, length))
-  if (!text.startsWith(STATE_MAGIC)) throw new Error("it is not a state this version saved")
-  const end = text.indexOf("\n", STATE_MAGIC.length)
-  if (end === -1) throw new Error("its header is cut short")
-  if (text.slice(STATE_MAGIC.length, end) !== inputs) {
+  const magic = new TextEncoder().encode(STATE_MAGIC)
+  if (length < magic.length || magic.some((byte, at) => found[at] !== byte)) {
+    throw new Error("it is not a state this version saved")
+  }
+  if (length < found.length || expected.some((byte, at) => found[at] !== byte)) {
     throw new Error("it was saved for another machine, QEMU or helper VM")
   }
-  return new TextEncoder().encode(text.slice(0, end + 1)).length
+  return expected.length
 }
 
 /**
@@ -163,10 +164,10 @@ const isPart = (name: string): boolean => /^[0-9a-f]{64}\.\d+(\.[0-9a-f-]{36})?\
  */
 export const planState = (
   directory: string,
-  key: string,
   inputs: string,
-): Effect.Effect<StatePlan, never, FileSystem.FileSystem | Path.Path> =>
-  Effect.gen(function* () {
+): Effect.Effect<StatePlan, never, FileSystem.FileSystem | Path.Path> => {
+  const key = keyOf(inputs)
+  return Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     yield* fs.makeDirectory(directory, { recursive: true })
     yield* sweepStale(directory, isPart)
@@ -178,6 +179,7 @@ export const planState = (
   }).pipe(
     Effect.orElseSucceed(() => ({ file: `${directory}/${key}.state`, restore: false, inputs })),
   )
+}
 
 /** Forget a state that did not restore. */
 export const dropState = (
