@@ -4,13 +4,10 @@
  * second push of the same image asks the registry about it before reading it at all; the manifest
  * goes last, so a failed push leaves no tag behind.
  */
-import * as Command from "@effect/platform/Command"
-import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import {
   type BlobContent,
   bytesContent,
@@ -37,6 +34,7 @@ import {
 } from "../domain/oci_manifest.ts"
 import { parseOciReference, pinned } from "../domain/oci_reference.ts"
 import { ImageNotInStore, InvalidImageName, StoreIoError } from "../domain/errors/store.ts"
+import { DiskImages } from "../services/disk_images.ts"
 import { ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Registry, type Repository } from "../services/registry.ts"
 import { Reporter } from "../services/reporter.ts"
@@ -93,27 +91,6 @@ export const uploadBytes = (repository: Repository, bytes: Uint8Array) =>
     uploadUnlessPresent(repository, bytesContent(bytes), bytesDigest(bytes), undefined),
     (uploaded): Blob => ({ digest: uploaded.digest, size: bytes.length }),
   )
-
-/** `file` compressed with zstd into `into` (the host's zstd: multi-threaded and streaming). */
-const compress = (image: string, file: string, into: string) =>
-  Effect.scoped(Effect.gen(function* () {
-    const command = Command.make("zstd", "-q", "-3", "-T0", "-f", "-o", into, "--", file)
-    const process = yield* Command.start(command).pipe(
-      Effect.mapError(() => new CompressionFailed({ image, detail: "zstd is not installed" })),
-    )
-    const [stderr, code] = yield* Effect.all([
-      process.stderr.pipe(Stream.decodeText(), Stream.mkString),
-      process.exitCode,
-    ], { concurrency: "unbounded" }).pipe(
-      Effect.mapError((error) => new CompressionFailed({ image, detail: error.message })),
-    )
-    if (code !== 0) {
-      return yield* new CompressionFailed({
-        image,
-        detail: stderr.trim().split("\n").at(-1) || `exit status ${code}`,
-      })
-    }
-  }))
 
 /** Where the image came from, for its manifest's annotations. */
 const provenanceOf = (image: StoredImage) =>
@@ -224,7 +201,15 @@ export const pushImage = Effect.fn("pushImage")(function* (request: PushRequest)
     )
     const compressed = `${directory}/disk.qcow2.zst`
     yield* reporter.info(`Compressing '${image.name}' with zstd`)
-    yield* compress(image.name, image.path, compressed)
+    yield* Effect.flatMap(
+      DiskImages,
+      (disks) => disks.compress({ from: image.path, to: compressed }),
+    )
+      .pipe(
+        Effect.mapError((error) =>
+          new CompressionFailed({ image: image.name, detail: error.reason })
+        ),
+      )
     const packed = yield* fs.open(compressed, { flag: "r" }).pipe(
       Effect.mapError(failedToRead(image.path)),
     )
@@ -256,4 +241,4 @@ export type PushRequirements =
   | Registry
   | Reporter
   | FileSystem.FileSystem
-  | CommandExecutor.CommandExecutor
+  | DiskImages

@@ -73,6 +73,7 @@ export const DiskImagesDryRun = Layer.effect(
       rebase: ({ path, backing }) =>
         host(["qemu-img", "rebase", "-u", "-b", backing, "-F", "qcow2", path]),
       convert: ({ from, to }) => host(["qemu-img", "convert", "-O", "qcow2", from, to]),
+      compress: ({ from, to }) => host(["zstd", "-q", "-3", "-T0", "-f", "-o", to, "--", from]),
       check: () => Effect.void,
       info: (path) => Effect.succeed({ path, format: "qcow2", virtualSize: 0, actualSize: 0 }),
     }

@@ -41,6 +41,10 @@ export interface DiskImagesShape {
       readonly onProgress?: (fraction: number) => Effect.Effect<void>
     },
   ) => Effect.Effect<void, DiskImageError>
+  /** Write `from` compressed with zstd to `to` (as an OCI artifact's disk layer is sent). */
+  readonly compress: (
+    options: { readonly from: string; readonly to: string },
+  ) => Effect.Effect<void, DiskImageError>
   /**
    * Check the structure of the qcow2 at `path` (a download cut short, a damaged file); fails
    * with what is wrong. Leaked clusters are harmless and pass.

@@ -48,6 +48,8 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
         : Effect.fail(new DiskImageError({ operation: "rebase", path, reason: "no such image" }))
     },
     convert: ({ from, to }) => copy(world, from, to, "convert"),
+    // A memory disk has no bytes to compress: the copy stands for the compressed file.
+    compress: ({ from, to }) => copy(world, from, to, "compress"),
     check: () => Effect.void,
     info: (path) => {
       const disk = world.disks.get(path)

@@ -182,6 +182,24 @@ export const DiskImagesQemu: Layer.Layer<
           to,
         ], onStdout === undefined ? {} : { onStdout })
       }),
+      // The host's zstd: multi-threaded and streaming.
+      compress: Effect.fn("DiskImages.compress")(function* ({ from, to }) {
+        yield* runTool(["zstd", "-q", "-3", "-T0", "-f", "-o", to, "--", from]).pipe(
+          Effect.provideService(CommandExecutor.CommandExecutor, executor),
+          Effect.mapError((missing) =>
+            new DiskImageError({ operation: "compress", path: from, reason: missing.message })
+          ),
+          Effect.filterOrFail(
+            (result) => result.code === 0,
+            (result) =>
+              new DiskImageError({
+                operation: "compress",
+                path: from,
+                reason: lastLines(result.stderr, 1)[0] || `exit status ${result.code}`,
+              }),
+          ),
+        )
+      }),
       check: (path) =>
         checkImage(path).pipe(Effect.provideService(CommandExecutor.CommandExecutor, executor)),
       info: Effect.fn("DiskImages.info")(function* (path, format) {
