@@ -52,7 +52,7 @@ const cacheLayer = (directory: string) =>
     Layer.provide(NodeContext.layer),
   )
 
-/** A fresh copy of the chain at `dir` (its layers still name the template's: keeping renames them). */
+/** A fresh copy of the chain at `dir`; its layers still name the template's (keeping renames). */
 const copyChain = async (dir: string): Promise<Array<FinishedLayer>> => {
   await tool(["cp", "-a", template, dir])
   return chain.map((layer) => ({ ...layer, path: layer.path.replace(template, dir) }))

@@ -117,9 +117,9 @@ const BACKING_NAME_MAX = 1023
  * The first bytes of a qcow2 whose header starts `head`, once its backing file is named `backing`
  * (printable ASCII) in place: the bytes `qemu-img rebase -u -F qcow2` writes, to be written at
  * offset 0. Undefined unless renaming is all that rebase would change: a qcow2 (v2 or v3, no
- * encryption, no incompatible feature: not dirty) that already names a qcow2 backing file after
- * its header extensions, where the new name also fits in the header's cluster, which nothing else
- * shares, and in `head`.
+ * encryption, no feature bit set: not dirty, no bitmaps) that already names a qcow2 backing file
+ * after its header extensions, where the new name also fits in the header's cluster, which
+ * nothing else shares, and in `head`.
  */
 export const withBackingName = (head: Uint8Array, backing: string): Uint8Array | undefined => {
   if (!/^[\x20-\x7e]+$/.test(backing) || backing.length > BACKING_NAME_MAX) return undefined
@@ -137,7 +137,10 @@ export const withBackingName = (head: Uint8Array, backing: string): Uint8Array |
   const tables = [view.getBigUint64(40), view.getBigUint64(48)]
   if (view.getUint32(60) !== 0) tables.push(view.getBigUint64(64))
   if (tables.some((offset) => offset < BigInt(clusterSize))) return undefined
-  if (version === 3 && view.getBigUint64(72) !== 0n) return undefined
+  // Features (v3) that opening the file read-write would act on: dirty refcounts to repair,
+  // bitmaps to mark in use, lazy refcounts, and any this rewrite does not know.
+  const features = [72, 80, 88].map((offset) => version === 3 ? view.getBigUint64(offset) : 0n)
+  if (features.some((bits) => bits !== 0n)) return undefined
   const headerLength = version === 3 ? view.getUint32(100) : 72
   const limit = Math.min(head.length, clusterSize)
   let backingFormat: string | undefined

@@ -14,6 +14,8 @@ interface HeaderOptions {
   readonly backing?: string
   readonly backingFormat?: string | undefined
   readonly incompatible?: bigint
+  readonly compatible?: bigint
+  readonly autoclear?: bigint
   readonly clusterBits?: number
   readonly l1TableOffset?: bigint
   /** Where the name goes; after the extensions when absent. */
@@ -37,6 +39,8 @@ const header = (options: HeaderOptions = {}): Uint8Array => {
   const headerLength = version === 3 ? 112 : 72
   if (version === 3) {
     view.setBigUint64(72, options.incompatible ?? 0n)
+    view.setBigUint64(80, options.compatible ?? 0n)
+    view.setBigUint64(88, options.autoclear ?? 0n)
     view.setUint32(96, 4)
     view.setUint32(100, headerLength)
   }
@@ -105,6 +109,8 @@ Deno.test("what a plain rename would not cover is left to qemu-img", () => {
     "no backing format": header({ backingFormat: undefined }),
     "dirty (refcounts to repair)": header({ incompatible: 1n }),
     "an external data file": header({ incompatible: 4n }),
+    "lazy refcounts": header({ compatible: 1n }),
+    "bitmaps": header({ autoclear: 1n }),
     "extensions without an end": header({ unterminated: true }),
     "a name before the extensions end": header({ nameOffset: 104, backing: "x".repeat(8) }),
     "the L1 table in the header's cluster": header({ l1TableOffset: 0x200n }),

@@ -1,7 +1,8 @@
 /**
  * The step cache's layer files as the cache checks and pins them: a shared lock (flock) held by
  * each build on the layers it stands on, an exclusive one tried by whatever would remove them,
- * their digest and their header, whose backing name a layer built here gets in place. @effect/platform has no file locks, so this is Deno.FsFile.
+ * their digest and their header, whose backing name a layer built here gets in place.
+ * @effect/platform has no file locks, so this is Deno.FsFile.
  */
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
