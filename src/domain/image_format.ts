@@ -44,6 +44,8 @@ const KNOWN_INCOMPATIBLE = 0b11111n
 /** Header extension types that name other files. */
 const EXTENSION_EXTERNAL_DATA = 0x44415441
 const EXTENSION_END = 0
+/** The header extension that names the backing file's format. */
+const EXTENSION_BACKING_FORMAT = 0xe2792aca
 
 /**
  * The qcow2 header checks: no external data file, no encryption, and no backing file unless
@@ -106,6 +108,64 @@ const backingName = (head: Uint8Array): string | undefined => {
   if (offset === 0n) return ""
   if (offset + BigInt(length) > BigInt(head.length) || length > 1023) return undefined
   return ascii(head, Number(offset), length)
+}
+
+/** The longest backing file name QEMU reads. */
+const BACKING_NAME_MAX = 1023
+
+/**
+ * The first bytes of a qcow2 whose header starts `head`, once its backing file is named `backing`
+ * (printable ASCII) in place: the bytes `qemu-img rebase -u -F qcow2` writes, to be written at
+ * offset 0. Undefined unless renaming is all that rebase would change: a qcow2 (v2 or v3, no
+ * encryption, no feature bit set: not dirty, no bitmaps) that already names a qcow2 backing file
+ * after its header extensions, where the new name also fits in the header's cluster, which
+ * nothing else shares, and in `head`.
+ */
+export const withBackingName = (head: Uint8Array, backing: string): Uint8Array | undefined => {
+  if (!/^[\x20-\x7e]+$/.test(backing) || backing.length > BACKING_NAME_MAX) return undefined
+  if (head.length < 104 || ascii(head, 0, 4) !== QCOW_MAGIC) return undefined
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+  const version = view.getUint32(4)
+  if (version !== 2 && version !== 3) return undefined
+  const nameOffset = view.getBigUint64(8)
+  const nameLength = view.getUint32(16)
+  const clusterBits = view.getUint32(20)
+  if (nameOffset === 0n || clusterBits < 9 || clusterBits > 21) return undefined
+  const clusterSize = 1 << clusterBits
+  if (view.getUint32(32) !== 0) return undefined
+  // The L1 and refcount tables and the snapshots live in later clusters, never in the header's.
+  const tables = [view.getBigUint64(40), view.getBigUint64(48)]
+  if (view.getUint32(60) !== 0) tables.push(view.getBigUint64(64))
+  if (tables.some((offset) => offset < BigInt(clusterSize))) return undefined
+  // Features (v3) that opening the file read-write would act on: dirty refcounts to repair,
+  // bitmaps to mark in use, lazy refcounts, and any this rewrite does not know.
+  const features = [72, 80, 88].map((offset) => version === 3 ? view.getBigUint64(offset) : 0n)
+  if (features.some((bits) => bits !== 0n)) return undefined
+  const headerLength = version === 3 ? view.getUint32(100) : 72
+  const limit = Math.min(head.length, clusterSize)
+  let backingFormat: string | undefined
+  let extensionsEnd: number | undefined
+  for (let offset = headerLength; offset + 8 <= limit;) {
+    const type = view.getUint32(offset)
+    const length = view.getUint32(offset + 4)
+    if (type === EXTENSION_END) {
+      extensionsEnd = offset + 8
+      break
+    }
+    if (type === EXTENSION_BACKING_FORMAT && offset + 8 + length <= limit) {
+      backingFormat = ascii(head, offset + 8, length)
+    }
+    offset += 8 + Math.ceil(length / 8) * 8
+  }
+  if (extensionsEnd === undefined || backingFormat !== "qcow2") return undefined
+  const start = Number(nameOffset)
+  const end = start + Math.max(nameLength, backing.length)
+  if (nameOffset < BigInt(extensionsEnd) || end > limit) return undefined
+  const rewritten = head.slice(0, end)
+  new DataView(rewritten.buffer).setUint32(16, backing.length)
+  rewritten.fill(0, start, end)
+  for (let at = 0; at < backing.length; at++) rewritten[start + at] = backing.charCodeAt(at)
+  return rewritten
 }
 
 /** Whether `head` starts like a raw disk: a partition table or a filesystem we know. */

@@ -59,6 +59,7 @@ import {
   digestOfPath,
   headOfFile,
   pinShared,
+  rewriteBackingName,
   tryLockExclusive,
 } from "./layer_files.ts"
 
@@ -102,6 +103,20 @@ export const LayerCacheDirectory = (
         .pipe(
           Effect.zipRight(sweepStale(work, isWorkspaceName)),
           Effect.mapError(io("open", root)),
+        )
+
+      /**
+       * Name `backing` in the header of the layer `file`: in place (the same bytes), else, for
+       * a header that rewrite does not cover, by `qemu-img rebase -u`.
+       */
+      const setBacking = (file: string, backing: string) =>
+        rewriteBackingName(file, backing).pipe(
+          Effect.mapError(io("write", file)),
+          Effect.flatMap((done) =>
+            done ? Effect.void : disks.rebase({ path: file, backing }).pipe(
+              Effect.mapError(io("write", file)),
+            )
+          ),
         )
 
       /** The record of `key`, when it decodes. */
@@ -240,8 +255,7 @@ export const LayerCacheDirectory = (
             // cache. One from elsewhere already names it (its header was checked), and is kept
             // byte for byte.
             if (layer.digest === undefined && expected.backing !== undefined) {
-              yield* disks.rebase({ path: layer.path, backing: expected.backing })
-                .pipe(Effect.mapError(io("write", layer.path)))
+              yield* setBacking(layer.path, expected.backing)
             }
             yield* fs.chmod(layer.path, 0o444).pipe(Effect.mapError(io("write", layer.path)))
             const { digest, stamp } = yield* digestOfPath(layer.path).pipe(

@@ -1,13 +1,14 @@
 /**
  * The step cache's layer files as the cache checks and pins them: a shared lock (flock) held by
  * each build on the layers it stands on, an exclusive one tried by whatever would remove them,
- * their digest and their header. @effect/platform has no file locks, so this is Deno.FsFile.
+ * their digest and their header, whose backing name a layer built here gets in place.
+ * @effect/platform has no file locks, so this is Deno.FsFile.
  */
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { PROBE_BYTES } from "../../domain/image_format.ts"
+import { PROBE_BYTES, withBackingName } from "../../domain/image_format.ts"
 import type { FileStamp } from "../../domain/store_record.ts"
 
 /** A layer file held open under a shared lock: it is not removed while the scope is open. */
@@ -93,3 +94,29 @@ export const headOfFile = (file: Deno.FsFile): Effect.Effect<Uint8Array, unknown
     }
     return head.subarray(0, length)
   })
+
+/**
+ * Name `backing` as the backing file of the qcow2 at `path` by rewriting its header in place,
+ * with the bytes `qemu-img rebase -u -F qcow2` would write, without a process per layer; false,
+ * the file untouched, when its header is not one that rewrite covers (withBackingName). Not
+ * synced: a rewrite lost in a crash leaves the old name, which the probe of every hit refuses.
+ */
+export const rewriteBackingName = (
+  path: string,
+  backing: string,
+): Effect.Effect<boolean, unknown> =>
+  Effect.scoped(Effect.gen(function* () {
+    const file = yield* Effect.acquireRelease(
+      Effect.tryPromise(() => Deno.open(path, { read: true, write: true })),
+      (file) => Effect.sync(() => file.close()),
+    )
+    const rewritten = withBackingName(yield* headOfFile(file), backing)
+    if (rewritten === undefined) return false
+    yield* Effect.tryPromise(async () => {
+      await file.seek(0, Deno.SeekMode.Start)
+      for (let written = 0; written < rewritten.length;) {
+        written += await file.write(rewritten.subarray(written))
+      }
+    })
+    return true
+  }))
