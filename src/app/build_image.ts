@@ -9,6 +9,7 @@ import { planBuild } from "../domain/plan.ts"
 import { Reporter } from "../services/reporter.ts"
 import { build, type BuildOptions, type BuildResult } from "./build.ts"
 import { pushBuildCache } from "./build_cache.ts"
+import { storedFirmware } from "./image_firmware.ts"
 import { pruneCache } from "./prune_cache.ts"
 
 export interface BuildImageRequest {
@@ -54,6 +55,8 @@ export const buildImage = Effect.fn("buildImage")(function* (request: BuildImage
     return result
   }
   if (request.cacheTo !== undefined) yield* shareLayers(request.cacheTo, result)
+  // Recorded now, so that `image ls` and `run` need not read the disk; a failure leaves it to them.
+  if (request.options.target._tag === "Store") yield* Effect.ignore(storedFirmware(result.image))
   yield* reporter.result({
     name: result.image.name,
     path: result.image.path,
