@@ -58,6 +58,15 @@ const vnc = Options.text("vnc").pipe(
   Options.optional,
 )
 
+const firmware = Options.choice("firmware", ["auto", "bios", "uefi"] as const).pipe(
+  Options.withDescription("SeaBIOS or OVMF; auto: what the image needs, as `image ls --json` says"),
+  Options.withDefault("auto" as const),
+)
+
+const secureBoot = Options.boolean("secure-boot").pipe(
+  Options.withDescription("UEFI with Secure Boot on and Microsoft's keys enrolled"),
+)
+
 const RunFlags = Schema.Struct({
   cpus: Schema.OptionFromSelf(AtLeastOne("cpus")),
   memory: AtLeastOne("memory"),
@@ -85,6 +94,8 @@ export const runCommand = Command.make(
     timeout,
     consoleLog,
     vnc,
+    firmware,
+    secureBoot,
     backend: imageBackendOption,
     verbose: verboseOption,
   },
@@ -105,9 +116,14 @@ export const runCommand = Command.make(
       if (Option.isSome(display) && typeof display.value !== "string") {
         return yield* usage(display.value.problem)
       }
+      if (args.secureBoot && args.firmware === "bios") {
+        return yield* usage("--secure-boot needs UEFI firmware, not --firmware bios")
+      }
       const outcome = yield* runImage({
         image: args.image,
         accel: args.accel,
+        firmware: args.firmware,
+        secureBoot: args.secureBoot,
         ...(Option.isSome(args.cpus) ? { cpus: args.cpus.value } : {}),
         memoryMiB: args.memory,
         network: !args.noNetwork,
@@ -136,10 +152,14 @@ export const runCommand = Command.make(
 ).pipe(
   Command.withDescription(commandDescription({
     summary: "Boot an image on a throw-away overlay: the image itself is never written",
-    details: ["The serial console is the terminal; Ctrl-] leaves and stops the VM."],
+    details: [
+      "The serial console is the terminal; Ctrl-] leaves and stops the VM.",
+      "UEFI runs on a throw-away copy of OVMF's variable store, as the disk on its overlay.",
+    ],
     examples: [
       "transient run web --forward 8080:80",
       "transient run web --accel tcg --until 'login:' --timeout 300",
+      "transient run web --firmware uefi --secure-boot",
     ],
   })),
 )

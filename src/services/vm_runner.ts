@@ -5,7 +5,8 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { DiskImageError } from "../domain/errors/store.ts"
-import type { RunFailed } from "../domain/errors/vm.ts"
+import type { RunFailed, UefiFirmwareMissing } from "../domain/errors/vm.ts"
+import type { Firmware } from "../domain/firmware.ts"
 import type { PortForward, RunOutcome } from "../domain/vm_run.ts"
 import type { Accel } from "./build_vm.ts"
 
@@ -13,6 +14,10 @@ export interface RunOptions {
   /** The qcow2 to boot (never written). */
   readonly image: string
   readonly accel: Accel
+  /** SeaBIOS, or OVMF with a throw-away copy of its variable store. */
+  readonly firmware: Firmware
+  /** With UEFI: the Secure Boot build, Microsoft's keys enrolled. */
+  readonly secureBoot: boolean
   readonly cpus?: number
   readonly memoryMiB: number
   readonly network: boolean
@@ -29,7 +34,10 @@ export interface RunOptions {
 
 export interface VmRunnerShape {
   /** Boot `options.image` until the console matches, the VM powers off, or the user leaves. */
-  readonly run: (options: RunOptions) => Effect.Effect<RunOutcome, RunFailed | DiskImageError>
+  readonly run: (options: RunOptions) => Effect.Effect<
+    RunOutcome,
+    RunFailed | UefiFirmwareMissing | DiskImageError
+  >
 }
 
 export class VmRunner extends Context.Tag("transient/VmRunner")<VmRunner, VmRunnerShape>() {}

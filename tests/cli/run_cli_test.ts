@@ -18,3 +18,17 @@ Deno.test("run: bad --forward and --until are usage errors; a raw file is refuse
   assert.equal(raw.stderr, "error: transient run: /etc/hostname is raw, not qcow2\n")
   await Deno.remove(store, { recursive: true })
 })
+
+Deno.test("run: --secure-boot with --firmware bios, and an unknown firmware, are usage errors", async () => {
+  const store = await Deno.makeTempDir()
+  const env = { TRANSIENT_IMAGE_BACKEND: store }
+  const [secureBios, unknown] = await Promise.all([
+    transient(["run", "/etc/hostname", "--firmware", "bios", "--secure-boot"], { env }),
+    transient(["run", "/etc/hostname", "--firmware", "coreboot"], { env }),
+  ])
+  assert.equal(secureBios.code, 2)
+  assert.equal(secureBios.stderr, "error: --secure-boot needs UEFI firmware, not --firmware bios\n")
+  assert.equal(unknown.code, 2)
+  assert.match(unknown.stderr, /coreboot/)
+  await Deno.remove(store, { recursive: true })
+})

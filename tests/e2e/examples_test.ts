@@ -1,8 +1,9 @@
 /**
  * The examples of examples/, built as their READMEs say, under TCG, into a temporary store:
  * hello (offline), debian-bootable (which must then boot to a login prompt on its serial
- * console), derived (FROM debian-bootable) and debian-extlinux (booted by `transient run`), and
- * an image FROM debian-bootable with GRUB's stock terminal (booted by `transient run`). Results
+ * console), derived (FROM debian-bootable), debian-extlinux (booted by `transient run`),
+ * debian-uefi (booted by `transient run` under OVMF), and an image FROM debian-bootable with
+ * GRUB's stock terminal (booted by `transient run`). Results
  * are read back on the host with qemu-img, sfdisk and debugfs, and by booting the images with
  * `transient run`.
  *
@@ -49,13 +50,21 @@ const build = async (example: string, ...args: Array<string>) => {
   return result
 }
 
-const storedPath = async (name: string): Promise<string> => {
-  const listed = await transient(["image", "ls", "--json"], { env })
-  const image = (JSON.parse(listed.stdout) as Array<{ name: string; path: string }>)
-    .find((entry) => entry.name === name)
-  assert.ok(image, `${name} is in the store`)
-  return image.path
+/** An image as `image ls --json` lists it. */
+interface Listed {
+  readonly name: string
+  readonly path: string
+  readonly firmware: string
 }
+
+const stored = async (name: string): Promise<Listed> => {
+  const listed = await transient(["image", "ls", "--json"], { env })
+  const image = (JSON.parse(listed.stdout) as Array<Listed>).find((entry) => entry.name === name)
+  assert.ok(image, `${name} is in the store`)
+  return image
+}
+
+const storedPath = async (name: string): Promise<string> => (await stored(name)).path
 
 /** The root filesystem of a stored image, extracted to a file debugfs reads. */
 const rootFilesystem = async (name: string, partition: number) => {
@@ -169,6 +178,7 @@ Deno.test({
     const { disk, root, fs } = await rootFilesystem("debian-bootable", 1)
     assert.equal(disk.label, "dos")
     assert.equal(root.bootable, true)
+    assert.equal((await stored("debian-bootable")).firmware, "bios", "GRUB's boot code in the MBR")
     const uuid = (await Host.tool("blkid", "-o", "value", "-s", "UUID", fs)).trim()
     assert.match(uuid, /^[0-9a-f-]{36}$/)
     const grubCfg = await Host.extCat(fs, "/boot/grub/grub.cfg")
@@ -337,6 +347,56 @@ Deno.test({
     const run = await runUntil("debian-extlinux", "login:", 120)
     assert.equal(run.code, 0, run.stderr)
     console.log(`debian-extlinux: login prompt in ${seconds(booted)}`)
+    assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
+    assert.equal(await Host.sha256File(image), before, "the image was not written")
+  },
+})
+
+/** The GPT type of an EFI system partition. */
+const ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+
+Deno.test({
+  name: "examples/debian-uefi (GPT, an ESP, GRUB for EFI at the fallback path) boots to a login " +
+    "prompt under OVMF through transient run --firmware uefi",
+  ignore: mirrorProblem !== undefined,
+  fn: async () => {
+    const started = performance.now()
+    // debian-bootable's root filesystem, made by its script, as the example's README says.
+    const rootfs = await makeDebianRootfs(`${EXAMPLES}/debian-uefi/rootfs.tar.gz`, mirror)
+    console.log(
+      `debian-uefi: root filesystem ${rootfs.cached ? "from the cache" : "made by mmdebstrap"} ` +
+        `in ${seconds(started)}`,
+    )
+    await build("debian-uefi")
+    const { path: image, firmware } = await stored("debian-uefi")
+    assert.equal(firmware, "uefi", "an ESP and no BIOS boot code")
+    const disk = await Host.rawDisk(image, `${work}/debian-uefi.raw`)
+    assert.equal(disk.label, "gpt")
+    const [esp, root] = disk.partitions
+    assert.ok(esp && root, "an ESP and a root")
+    assert.equal(esp.type, ESP_TYPE)
+    const espFs = `${work}/debian-uefi-esp.img`
+    await Host.extractPartition(`${work}/debian-uefi.raw`, esp, espFs)
+    await Deno.remove(`${work}/debian-uefi.raw`)
+    // Where firmware with an empty variable store looks: what --removable installs.
+    assert.match(await Host.tool("mdir", "-b", "-i", espFs, "::/EFI/BOOT"), /BOOTX64\.EFI/i)
+    await Deno.remove(espFs)
+
+    const before = await Host.sha256File(image)
+    const log = `${work}/debian-uefi-console.log`
+    const booted = performance.now()
+    const run = await runUntil(
+      "debian-uefi",
+      "login:",
+      600,
+      "--firmware",
+      "uefi",
+      "--console-log",
+      log,
+    )
+    assert.equal(run.code, 0, run.stderr)
+    console.log(`debian-uefi: login prompt under OVMF in ${seconds(booted)}`)
+    assert.match(await Deno.readTextFile(log), /^debian login: /m)
     assert.deepEqual(await Host.qemuProcessesWith("overlay.qcow2"), [], "no QEMU is left")
     assert.equal(await Host.sha256File(image), before, "the image was not written")
   },

@@ -59,3 +59,44 @@ Deno.test("--vnc takes a display number, with an address or on 127.0.0.1", () =>
     })
   }
 })
+
+/** The values of each `flag` in `argv`, in order. */
+const valuesOf = (argv: ReadonlyArray<string>, flag: string) =>
+  argv.flatMap((arg, index) => arg === flag ? [argv[index + 1] ?? ""] : [])
+
+Deno.test("run with BIOS firmware leaves QEMU its default (SeaBIOS): no flash, no SMM", () => {
+  const argv = runArgv(offlineMachine)
+  assert.ok(!argv.some((arg) => arg.includes("pflash")))
+  assert.deepEqual(valuesOf(argv, "-machine"), ["q35,accel=tcg"])
+  assert.ok(!argv.includes("-bios"))
+})
+
+Deno.test("run with UEFI boots OVMF's code read-only, and the run's copy of its variables", () => {
+  const argv = runArgv({
+    ...offlineMachine,
+    uefi: {
+      code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+      vars: "/tmp/run,1/vars.fd",
+      secureBoot: false,
+    },
+  })
+  assert.deepEqual(valuesOf(argv, "-drive").filter((drive) => drive.includes("pflash")), [
+    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "if=pflash,format=raw,unit=1,file=/tmp/run,,1/vars.fd",
+  ])
+  assert.deepEqual(valuesOf(argv, "-machine"), ["q35,accel=tcg"], "no SMM without Secure Boot")
+  assert.ok(!argv.includes("-global"))
+})
+
+Deno.test("run with Secure Boot turns on SMM and lets only SMM write the flash", () => {
+  const argv = runArgv({
+    ...offlineMachine,
+    uefi: { code: "/ovmf/OVMF_CODE_4M.secboot.fd", vars: "/run/vars.fd", secureBoot: true },
+  })
+  assert.deepEqual(valuesOf(argv, "-machine"), ["q35,accel=tcg", "smm=on"])
+  assert.deepEqual(valuesOf(argv, "-global"), ["driver=cfi.pflash01,property=secure,value=on"])
+  assert.ok(
+    argv.includes("if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/OVMF_CODE_4M.secboot.fd"),
+  )
+  assert.ok(argv.includes("if=pflash,format=raw,unit=1,file=/run/vars.fd"))
+})

@@ -67,3 +67,17 @@ export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
     return `transient run: ${this.reason}`
   }
 }
+
+/** `transient run` needs UEFI firmware, and OVMF is not where Debian's `ovmf` package puts it. */
+export class UefiFirmwareMissing
+  extends Schema.TaggedError<UefiFirmwareMissing>()("UefiFirmwareMissing", {
+    /** Where OVMF was looked for. */
+    directory: Schema.String,
+    /** The Secure Boot build was wanted. */
+    secureBoot: Schema.Boolean,
+  }) {
+  override get message() {
+    const what = this.secureBoot ? "UEFI firmware with Secure Boot (OVMF)" : "UEFI firmware (OVMF)"
+    return `${what} is not installed: install Debian's ovmf package (looked in ${this.directory})`
+  }
+}

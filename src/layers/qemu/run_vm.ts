@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { DiskImageError } from "../../domain/errors/store.ts"
-import { RunFailed } from "../../domain/errors/vm.ts"
+import { RunFailed, type UefiFirmwareMissing } from "../../domain/errors/vm.ts"
 import type { PortForward, RunOutcome } from "../../domain/vm_run.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import type { RunOptions } from "../../services/vm_runner.ts"
@@ -20,6 +20,7 @@ import { lastLines } from "../host_process.ts"
 import { defaultCpus, enginesFor, kvmUsable } from "./accel.ts"
 import { DISK_ID, machineArgs, option, QEMU_SYSTEM, scsiDisk } from "./qemu_machine.ts"
 import { connectUnix } from "./unix_socket.ts"
+import { locateOvmf, OVMF_DIRECTORY } from "./uefi_firmware.ts"
 import { qemuExitReason, startQemu, vmDirectory } from "./vm_boot.ts"
 
 /** Ctrl-]: leaves the console (and stops the VM), as telnet's escape. */
@@ -27,6 +28,30 @@ const ESCAPE = 0x1d
 
 /** How much of the console is kept to match `--until` against and to show on a failure. */
 const TAIL_CHARS = 16 * 1024
+
+/** A UEFI boot: OVMF's code and this run's own copy of its variable store. */
+export interface UefiBoot {
+  readonly code: string
+  /** Written by the firmware: a copy, thrown away with the run. */
+  readonly vars: string
+  readonly secureBoot: boolean
+}
+
+/**
+ * The firmware's part of the command line: nothing for SeaBIOS (QEMU's default), else OVMF as
+ * two flash chips. The Secure Boot build runs its variable services in SMM, and only SMM code may
+ * write the flash, or the guest could rewrite the keys.
+ */
+export const firmwareArgs = (uefi: UefiBoot | undefined): ReadonlyArray<string> =>
+  uefi === undefined ? [] : [
+    ...(uefi.secureBoot
+      ? ["-machine", "smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]
+      : []),
+    "-drive",
+    `if=pflash,format=raw,unit=0,readonly=on,file=${option(uefi.code)}`,
+    "-drive",
+    `if=pflash,format=raw,unit=1,file=${option(uefi.vars)}`,
+  ]
 
 /** The qemu-system-x86_64 command line of a run. */
 export const runArgv = (options: {
@@ -40,11 +65,14 @@ export const runArgv = (options: {
   readonly forwards: ReadonlyArray<PortForward>
   /** Where to show the screen over VNC (`127.0.0.1:N`), if anywhere. */
   readonly vnc?: string
+  /** Boot with OVMF; absent, with SeaBIOS. */
+  readonly uefi?: UefiBoot
 }): readonly [string, ...Array<string>] => {
   const forwards = options.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`)
   return [
     QEMU_SYSTEM,
     ...machineArgs(options),
+    ...firmwareArgs(options.uefi),
     // On virtio-scsi, as in the helper VM: the disk is /dev/sda, as the image's build saw it.
     "-drive",
     `file=${option(options.overlay)},format=qcow2,if=none,id=${DISK_ID},cache=unsafe`,
@@ -69,21 +97,41 @@ export const runArgv = (options: {
   ]
 }
 
+/**
+ * A writable copy of OVMF's variable store template at `to`, in the run's directory: what the
+ * guest writes there (boot entries, a changed key) is gone with the run, as the overlay is.
+ */
+const copyVariableStore = (template: string, to: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    fs.copyFile(template, to).pipe(
+      Effect.zipRight(fs.chmod(to, 0o600)),
+      Effect.as(to),
+      Effect.mapError((error) =>
+        new RunFailed({
+          reason: `cannot copy the UEFI variable store ${template}: ${error.message}`,
+        })
+      ),
+    ))
+
 /** A started run: QEMU on an overlay of the image, its console connected, the log opened. */
 const startRun = (options: RunOptions) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const disks = yield* DiskImages
-    const info = yield* disks.info(options.image)
-    if (info.format !== "qcow2") {
-      return yield* new RunFailed({ reason: `${options.image} is ${info.format}, not qcow2` })
-    }
+    const ovmf = options.firmware === "uefi"
+      ? yield* locateOvmf(OVMF_DIRECTORY, { secureBoot: options.secureBoot })
+      : undefined
     const dir = yield* vmDirectory.pipe(
       Effect.mapError((error) => new RunFailed({ reason: error.message })),
     )
     const overlay = path.join(dir, "overlay.qcow2")
     yield* disks.overlay({ path: overlay, backing: options.image })
+    const uefi = ovmf === undefined ? undefined : {
+      code: ovmf.code,
+      vars: yield* copyVariableStore(ovmf.vars, path.join(dir, "OVMF_VARS.fd")),
+      secureBoot: options.secureBoot,
+    }
     const kvm = yield* kvmUsable
     const [engine = "tcg"] = enginesFor(options.accel, kvm)
     const consoleSocket = path.join(dir, "console.sock")
@@ -98,6 +146,7 @@ const startRun = (options: RunOptions) =>
       network: options.network,
       forwards: options.forwards,
       ...(options.vnc === undefined ? {} : { vnc: options.vnc }),
+      ...(uefi === undefined ? {} : { uefi }),
     })
     const qemu = yield* startQemu(argv, qmpSocket).pipe(
       Effect.mapError((missing) => new RunFailed({ reason: missing.message })),
@@ -186,7 +235,7 @@ export const runImage = (
   options: RunOptions,
 ): Effect.Effect<
   RunOutcome,
-  RunFailed | DiskImageError,
+  RunFailed | UefiFirmwareMissing | DiskImageError,
   | DiskImages
   | Terminal
   | FileSystem.FileSystem
