@@ -56,7 +56,7 @@ const local = Options.boolean("local").pipe(
 )
 
 const formats = exportFormatOption.pipe(
-  Options.withDescription("What --local writes (repeatable; default: qcow2); see image export"),
+  Options.withDescription("With --local, an image export format (default: qcow2)"),
   Options.repeated,
 )
 
@@ -248,13 +248,11 @@ const describeBuild = (command: string) =>
   commandDescription({
     summary: "Build a qcow2 image from an Imagefile inside a helper VM",
     details: [
-      "The image goes to the image store, or to BUILD_DIR/NAME.qcow2 with --local;",
-      "--local --format vmdk|vhdx|vhd|ova... writes BUILD_DIR/NAME.EXT for each format.",
+      "The image goes to the image store, or to BUILD_DIR/NAME.EXT with --local (see --format).",
     ],
     examples: [
       `${command} --name web ./web`,
-      `${command} --name web --local --accel tcg --progress plain ./web`,
-      `${command} --name web --local --format vhd --format ova ./web`,
+      `${command} --name web --local --format vhd --format ova --accel tcg ./web`,
       `${command} --name web --cache-from ghcr.io/example/web-cache:main ./web`,
     ],
   })

@@ -26,11 +26,14 @@ import { handler, verboseOption } from "./root.ts"
 import { usage } from "./usage.ts"
 
 /** `--format FORMAT`: one of the export formats (repeated by `build`). */
-export const exportFormatOption = Options.choice("format", EXPORT_FORMATS)
+export const exportFormatOption = Options.choice("format", EXPORT_FORMATS).pipe(
+  Options.withPseudoName("FORMAT"),
+)
 
 /** `--vmdk-subformat`: streamOptimized for ESXi and OVAs, monolithicSparse for Workstation. */
 export const vmdkSubformatOption = Options.choice("vmdk-subformat", VMDK_SUBFORMATS).pipe(
-  Options.withDescription("VMDK kind: streamOptimized (ESXi), monolithicSparse (Workstation)"),
+  Options.withPseudoName("KIND"),
+  Options.withDescription("streamOptimized (ESXi, default), monolithicSparse (Workstation)"),
   Options.optional,
 )
 
@@ -68,7 +71,7 @@ const exportOptions = {
   backend: imageBackendOption,
   progress: progressOption,
   format: exportFormatOption.pipe(
-    Options.withDescription("The format (default: from PATH's extension; .vhd is a fixed VHD)"),
+    Options.withDescription(`${EXPORT_FORMATS.join("|")}; default: PATH's extension`),
     Options.optional,
   ),
   vmdkSubformat: vmdkSubformatOption,
