@@ -36,7 +36,13 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
         world.disks.set(path, { sizeBytes, partitions: [] })
         world.record({ op: "create-disk", path, sizeBytes })
       }),
-    overlay: ({ path, backing }) => copy(world, backing, path, "overlay"),
+    overlay: ({ path, backing, sizeBytes }) =>
+      Effect.tap(copy(world, backing, path, "overlay"), () => {
+        const disk = world.disks.get(path)
+        if (disk !== undefined && sizeBytes !== undefined) {
+          world.disks.set(path, { ...disk, sizeBytes })
+        }
+      }),
     // A memory disk holds all its content: only the backing name in its header changes.
     rebase: ({ path, backing }) => {
       const disk = world.disks.get(path)
