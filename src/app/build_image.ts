@@ -13,6 +13,7 @@ import { Reporter } from "../services/reporter.ts"
 import { build, type BuildOptions, type BuildResult } from "./build.ts"
 import { pushBuildCache } from "./build_cache.ts"
 import { type ExportTarget, writeExport } from "./export_image.ts"
+import { storedFirmware } from "./image_firmware.ts"
 import { pruneCache } from "./prune_cache.ts"
 
 export interface BuildImageRequest {
@@ -79,6 +80,9 @@ export const buildImage = Effect.fn("buildImage")(function* (request: BuildImage
   }
   const finish = Effect.gen(function* () {
     if (request.cacheTo !== undefined) yield* shareLayers(request.cacheTo, result)
+    // Recorded now, so that `image ls` and `run` need not read the disk; a failure leaves it to
+    // them.
+    if (request.options.target._tag === "Store") yield* Effect.ignore(storedFirmware(result.image))
     yield* reporter.result({
       name: result.image.name,
       // A discarded image is not where the build's output is: its first export is.

@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import { formatBytes } from "../domain/byte_size.ts"
 import { visibleName } from "../domain/visible_name.ts"
 import { type PushFormat, pushImage } from "../app/push_image.ts"
+import { listImages } from "../app/image_firmware.ts"
 import { storeLive } from "../app/live.ts"
 import { pullImage } from "../app/pull_image.ts"
 import { DEFAULT_MAX_IMAGE_BYTES, ImageStore, type StoredImage } from "../services/image_store.ts"
@@ -37,7 +38,9 @@ export const imageTable = (images: ReadonlyArray<StoredImage>): string => {
 }
 
 const json = Options.boolean("json").pipe(
-  Options.withDescription("Print a JSON array of {name,path,virtualSize,actualSize,format}"),
+  Options.withDescription(
+    "Print JSON: name, path, sizes, format, firmware",
+  ),
 )
 
 const lsCommand = Command.make(
@@ -45,15 +48,15 @@ const lsCommand = Command.make(
   { backend: imageBackendOption, json, verbose: verboseOption },
   handler(({ backend, json }) =>
     Effect.gen(function* () {
-      const store = yield* ImageStore
-      const images = yield* store.list
+      const images = yield* listImages()
       if (json) {
-        const rows = images.map(({ name, path, virtualSize, actualSize, format }) => ({
+        const rows = images.map(({ name, path, virtualSize, actualSize, format, firmware }) => ({
           name,
           path,
           virtualSize,
           actualSize,
           format,
+          firmware,
         }))
         yield* Console.log(JSON.stringify(rows, null, 2))
       } else {

@@ -83,6 +83,8 @@ export const DiskImagesDryRun = Layer.effect(
         ]),
       compress: ({ from, to }) => host(["zstd", "-q", "-3", "-T0", "-f", "-o", to, "--", from]),
       check: () => Effect.void,
+      // Nothing is built, so nothing is read: the default firmware.
+      firmware: () => Effect.succeed("bios" as const),
       info: (path) => Effect.succeed({ path, format: "qcow2", virtualSize: 0, actualSize: 0 }),
     }
   }),

@@ -5,6 +5,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { DiskImageError } from "../domain/errors/store.ts"
 import type { ConvertTarget } from "../domain/export_format.ts"
+import type { Firmware } from "../domain/firmware.ts"
 
 export interface DiskImageInfo {
   readonly path: string
@@ -55,6 +56,11 @@ export interface DiskImagesShape {
    * with what is wrong. Leaked clusters are harmless and pass.
    */
   readonly check: (path: string) => Effect.Effect<void, DiskImageError>
+  /**
+   * The firmware the qcow2 at `path` boots with, from its partition table and boot code
+   * (domain/firmware.ts).
+   */
+  readonly firmware: (path: string) => Effect.Effect<Firmware, DiskImageError>
   /** What `path` is; read as `format` when given (a file of unknown origin must not be probed). */
   readonly info: (path: string, format?: string) => Effect.Effect<DiskImageInfo, DiskImageError>
 }

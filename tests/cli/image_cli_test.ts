@@ -36,6 +36,7 @@ Deno.test("image ls, ls --json, rm and pull from the command line", async () => 
   assert.deepEqual(listed.map((image: { name: string }) => image.name), ["alpine", "with-dash"])
   assert.deepEqual(Object.keys(listed[1]).sort(), [
     "actualSize",
+    "firmware",
     "format",
     "name",
     "path",
@@ -44,6 +45,7 @@ Deno.test("image ls, ls --json, rm and pull from the command line", async () => 
   assert.equal(listed[1].path, `${root}/with%2Ddash`)
   assert.equal(listed[1].virtualSize, 20 * 1024 * MiB)
   assert.equal(listed[1].format, "qcow2")
+  assert.equal(listed[1].firmware, "bios", "an empty disk has no ESP")
 
   const source = `${root}.source.qcow2`
   await place(source, 2 * MiB)
@@ -67,10 +69,17 @@ Deno.test("image ls, ls --json, rm and pull from the command line", async () => 
   ])
   assert.equal(rm.code, 1)
   assert.match(rm.stderr, /error: No image named 'unknown'/)
+  // `.identity` holds what `ls` read from the disks (their firmware), kept for the next time.
   assert.deepEqual([...Deno.readDirSync(root)].map((entry) => entry.name).sort(), [
+    ".identity",
     ".working",
     "alpine",
   ])
+  assert.deepEqual(
+    [...Deno.readDirSync(`${root}/.identity`)].map((entry) => entry.name).sort(),
+    ["alpine.json"],
+    "the records of removed images went with them",
+  )
   await Deno.remove(root, { recursive: true })
   await Deno.remove(source)
 })

@@ -8,6 +8,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { buildImage } from "../../src/app/build_image.ts"
+import { listImages } from "../../src/app/image_firmware.ts"
 import { analyzeImagefile } from "../../src/domain/imagefile/mod.ts"
 import { HelperVmStatesMemory } from "../../src/layers/memory/helper_vm_states_memory.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
@@ -101,4 +102,37 @@ Deno.test("--cache-to pushes the layers after the build; a refusing registry onl
         ),
     )
     assert.equal(events(refused, "result").length, 1)
+  })))
+
+Deno.test("a build into the store records the firmware its disk needs; image ls shows it", () =>
+  runTest(Effect.gen(function* () {
+    const h = setUp()
+    const uefi = analyzeImagefile(
+      "FROM scratch\nDISK 1 GB GPT\n" +
+        "PARTITION 1 SIZE 100 MB FORMAT vfat MOUNT /boot/efi FLAGS efi\n" +
+        "PARTITION 2 FORMAT ext4 MOUNT /\nRUN one\n",
+      "Imagefile",
+    ).imagefile
+    const listed = yield* Effect.gen(function* () {
+      yield* buildImage({ imagefile, options: defaultOptions("bios"), dryRun: false, keepBytes: 1 })
+      yield* buildImage({
+        imagefile: uefi,
+        options: defaultOptions("uefi"),
+        dryRun: false,
+        keepBytes: 1,
+      })
+      // Recorded at publish, in the image's store record.
+      const records = [...h.world.files].filter(([path]) => path.includes(".identity/"))
+      assert.deepEqual(
+        records.map(([path, text]) => [path.replace(/.*\//, ""), JSON.parse(text).notes]).sort(),
+        [["bios.json", { firmware: "bios" }], ["uefi.json", { firmware: "uefi" }]],
+      )
+      return yield* listImages()
+    }).pipe(Effect.provide(servicesOf(h, new MemoryRegistries())))
+    assert.deepEqual(
+      listed.map(({ name, firmware }) => ({ name, firmware })).sort((a, b) =>
+        a.name.localeCompare(b.name)
+      ),
+      [{ name: "bios", firmware: "bios" }, { name: "uefi", firmware: "uefi" }],
+    )
   })))

@@ -161,3 +161,51 @@ Deno.test("info works while another process holds the image open for writing", a
     }).pipe(Effect.scoped)
   ))
 })
+
+/** A qcow2 of a disk partitioned by sfdisk with `script`, and `bootCode` written at its start. */
+const partitionedDisk = (dir: string, name: string, script: string, bootCode?: Uint8Array) =>
+  Effect.promise(async () => {
+    const raw = `${dir}/${name}.raw`
+    await tool("truncate", "-s", String(64 * MiB), raw)
+    const sfdisk = new Deno.Command("sfdisk", { args: ["-q", raw], stdin: "piped" }).spawn()
+    const writer = sfdisk.stdin.getWriter()
+    await writer.write(new TextEncoder().encode(script))
+    await writer.close()
+    assert.ok((await sfdisk.status).success, "sfdisk partitioned the disk")
+    if (bootCode !== undefined) {
+      const file = await Deno.open(raw, { write: true })
+      await file.write(bootCode)
+      file.close()
+    }
+    await tool("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, `${dir}/${name}.qcow2`)
+    return `${dir}/${name}.qcow2`
+  })
+
+Deno.test("firmware reads the partition table sfdisk wrote: an ESP alone means UEFI", async () => {
+  await runTest(withImages((images, dir) =>
+    Effect.gen(function* () {
+      const esp = "label: gpt\nsize=16MiB, type=uefi\ntype=linux\n"
+      const uefi = yield* partitionedDisk(dir, "uefi", esp)
+      assert.equal(yield* images.firmware(uefi), "uefi")
+      // GRUB's boot.img in the protective MBR: a BIOS bootloader is installed too.
+      const both = yield* partitionedDisk(dir, "both", esp, Uint8Array.from([0xeb, 0x63, 0x90]))
+      assert.equal(yield* images.firmware(both), "bios")
+      const mbr = yield* partitionedDisk(dir, "mbr", "label: dos\ntype=83\n")
+      assert.equal(yield* images.firmware(mbr), "bios")
+      const mbrEsp = yield* partitionedDisk(dir, "mbr-esp", "label: dos\ntype=ef, size=16MiB\n")
+      assert.equal(yield* images.firmware(mbrEsp), "uefi")
+    })
+  ))
+})
+
+Deno.test("firmware of a file that is not a qcow2 fails with qemu-img's reason", async () => {
+  const cause = await runFailure(withImages((images, dir) =>
+    Effect.gen(function* () {
+      yield* Effect.promise(() => Deno.writeTextFile(`${dir}/text`, "not a disk"))
+      return yield* images.firmware(`${dir}/text`)
+    })
+  ))
+  const error = cause._tag === "Fail" ? cause.error : undefined
+  assert.ok(error instanceof DiskImageError, String(cause))
+  assert.match(error.message, /text/)
+})

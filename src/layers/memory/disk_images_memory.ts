@@ -57,6 +57,15 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
     // A memory disk has no bytes to compress: the copy stands for the compressed file.
     compress: ({ from, to }) => copy(world, from, to, "compress"),
     check: () => Effect.void,
+    // A memory disk has no boot code: an ESP makes it UEFI.
+    firmware: (path) => {
+      const disk = world.disks.get(path)
+      return disk
+        ? Effect.succeed(
+          disk.partitions.some((partition) => partition.layout.type === "efi") ? "uefi" : "bios",
+        )
+        : Effect.fail(new DiskImageError({ operation: "inspect", path, reason: "no such image" }))
+    },
     info: (path) => {
       const disk = world.disks.get(path)
       return disk

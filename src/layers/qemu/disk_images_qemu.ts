@@ -3,11 +3,13 @@
  * QEMU itself reads them with.
  */
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DiskImageError } from "../../domain/errors/store.ts"
 import { convertArgv, overlayArgv } from "../../domain/export_format.ts"
+import { detectFirmware, FIRMWARE_HEAD_BYTES } from "../../domain/firmware.ts"
 import { type DiskImageInfo, DiskImages } from "../../services/disk_images.ts"
 import { lastLines, runTool, type RunToolOptions } from "../host_process.ts"
 
@@ -122,11 +124,12 @@ const checkImage = Effect.fn("DiskImages.check")(function* (path: string) {
 export const DiskImagesQemu: Layer.Layer<
   DiskImages,
   never,
-  CommandExecutor.CommandExecutor | Path.Path
+  CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
 > = Layer.effect(
   DiskImages,
   Effect.gen(function* () {
     const executor = yield* CommandExecutor.CommandExecutor
+    const fs = yield* FileSystem.FileSystem
     const paths = yield* Path.Path
     const run = (
       operation: string,
@@ -206,6 +209,32 @@ export const DiskImagesQemu: Layer.Layer<
       }),
       check: (path) =>
         checkImage(path).pipe(Effect.provideService(CommandExecutor.CommandExecutor, executor)),
+      // The disk's first bytes, as the guest sees them, through a throw-away raw file.
+      firmware: Effect.fn("DiskImages.firmware")(function* (path) {
+        const head = yield* Effect.scoped(Effect.gen(function* () {
+          const file = yield* fs.makeTempFileScoped({ prefix: "transient-head-" })
+          yield* run("read the partition table of", path, [
+            "dd",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            `bs=${FIRMWARE_HEAD_BYTES}`,
+            "count=1",
+            `if=${path}`,
+            `of=${file}`,
+          ])
+          return yield* fs.readFile(file)
+        })).pipe(
+          Effect.catchTag("SystemError", "BadArgument", (error) =>
+            new DiskImageError({
+              operation: "read the partition table of",
+              path,
+              reason: error.message,
+            })),
+        )
+        return detectFirmware(head)
+      }),
       info: Effect.fn("DiskImages.info")(function* (path, format) {
         // --force-share: listing must work while a running VM holds the image open.
         const result = yield* run("inspect", path, [
