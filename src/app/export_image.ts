@@ -21,8 +21,8 @@ import {
   exportGrowth,
   type VmdkSubformat,
 } from "../domain/export_format.ts"
+import type { Firmware } from "../domain/firmware.ts"
 import {
-  type OvaFirmware,
   ovaManifest,
   ovaMemberNames,
   ovfEnvelope,
@@ -38,7 +38,8 @@ import { Reporter, shownAsProgress } from "../services/reporter.ts"
 export interface OvaMachine {
   readonly cpus: number
   readonly memoryMiB: number
-  readonly firmware: OvaFirmware
+  /** Default: the one the disk boots with (DiskImages.firmware). */
+  readonly firmware?: Firmware
 }
 
 export interface ExportTarget {
@@ -105,7 +106,7 @@ const packOva = Effect.fn("exportImage.packOva")(function* (options: {
   readonly out: string
   readonly path: string
   readonly capacityBytes: number
-  readonly machine: OvaMachine
+  readonly machine: OvaMachine & { readonly firmware: Firmware }
 }) {
   const fs = yield* FileSystem.FileSystem
   const reporter = yield* Reporter
@@ -187,12 +188,13 @@ export const writeExport = Effect.fn("writeExport")(
         }),
     )
     if (format === "ova") {
+      const firmware = target.machine.firmware ?? (yield* disks.firmware(source))
       yield* packOva({
         disk,
         out: output,
         path,
         capacityBytes: info.virtualSize,
-        machine: target.machine,
+        machine: { ...target.machine, firmware },
       })
     }
     yield* fs.rename(output, path)

@@ -167,7 +167,6 @@ const buildOutputOrUsage = (args: BuildArgs) =>
     const machine = {
       cpus: Option.getOrElse(args.cpus, () => OVA_DEFAULT_CPUS),
       memoryMiB: args.memory,
-      firmware: "bios" as const,
     }
     const exports: ReadonlyArray<ExportTarget> = others.map((format) => ({
       path: `${args.buildDir}/${args.name}.${FORMAT_EXTENSION[format]}`,

@@ -108,8 +108,7 @@ export const exportCommand = Command.make(
             ...(Option.isSome(args.vmdkSubformat)
               ? { vmdkSubformat: args.vmdkSubformat.value }
               : {}),
-            // Firmware detection is the store's to record; until then the OVA says BIOS.
-            machine: { cpus: args.cpus, memoryMiB: args.memory, firmware: "bios" },
+            machine: { cpus: args.cpus, memoryMiB: args.memory },
           })
           yield* args.progress === "json"
             ? Console.log(JSON.stringify({ event: "exported", ...result }))

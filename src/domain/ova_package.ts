@@ -4,8 +4,7 @@
  * OVF 1.0 requires of an OVA), then the disk, then the manifest.
  */
 
-/** The firmware the virtual machine boots with, as the OVF records it for VMware. */
-export type OvaFirmware = "bios" | "uefi"
+import type { Firmware } from "./firmware.ts"
 
 export interface OvfMachine {
   /** The virtual machine's name (shown by the importer). */
@@ -18,7 +17,8 @@ export interface OvfMachine {
   readonly diskFileBytes: number
   readonly cpus: number
   readonly memoryMiB: number
-  readonly firmware: OvaFirmware
+  /** Recorded as VMware reads it: `efi` or `bios`. */
+  readonly firmware: Firmware
 }
 
 const xmlEscaped = (text: string): string =>

@@ -20,7 +20,7 @@ import { DiskImages } from "../../src/services/disk_images.ts"
 import { runFailure, runTest } from "../support/effect.ts"
 import { WorldFileSystem } from "../support/world_files.ts"
 
-const machine = { cpus: 2, memoryMiB: 1024, firmware: "bios" as const }
+const machine = { cpus: 2, memoryMiB: 1024 }
 
 /** A world whose store holds `web`, and the layers of an export over it. */
 const setUp = (

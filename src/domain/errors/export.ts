@@ -16,5 +16,4 @@ export class ExportFailed extends Schema.TaggedError<ExportFailed>()("ExportFail
 }
 
 /** Whether an error's text says the disk is full (qemu-img's, the OS's, Deno's wording). */
-export const isNoSpace = (text: string): boolean =>
-  /no space left|ENOSPC|os error 28/i.test(text)
+export const isNoSpace = (text: string): boolean => /no space left|ENOSPC|os error 28/i.test(text)
