@@ -130,11 +130,11 @@ const packOva = Effect.fn("exportImage.packOva")(function* (options: {
   const diskHash = createHash("sha256")
   const progress = yield* reporter.progress(`Packing ${members.name}.ova`, diskBytes)
   yield* fs.stream(options.disk, { chunkSize: FileSystem.MiB(1) }).pipe(
+    // The chunk is hashed while the OS writes it.
     Stream.runForEach((chunk) =>
-      Effect.sync(() => diskHash.update(chunk)).pipe(
-        Effect.zipRight(file.writeAll(chunk)),
-        Effect.zipRight(progress.advance(chunk.length)),
-      )
+      Effect.zip(file.writeAll(chunk), Effect.sync(() => diskHash.update(chunk)), {
+        concurrent: true,
+      }).pipe(Effect.zipRight(progress.advance(chunk.length)))
     ),
     Effect.ensuring(progress.done),
   )

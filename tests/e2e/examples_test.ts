@@ -342,6 +342,41 @@ Deno.test({
   },
 })
 
+/** Whether virt-v2v, the independent reader of OVAs, is on this machine: why not, if not. */
+const virtV2vProblem = await new Deno.Command("virt-v2v", { args: ["--version"] }).output().then(
+  (output) => output.success ? undefined : "virt-v2v --version failed",
+  () => "virt-v2v is not installed (Debian's virt-v2v package)",
+)
+if (virtV2vProblem) console.warn(`Skipping the OVA import test: ${virtV2vProblem}`)
+
+Deno.test({
+  name: "debian-bootable exported as an OVA is accepted by virt-v2v, which inspects the guest",
+  ignore: mirrorProblem !== undefined || virtV2vProblem !== undefined,
+  fn: async () => {
+    await debianBootable()
+    const ova = `${work}/debian-bootable.ova`
+    const exported = await transient(
+      ["image", "export", "--progress", "plain", "debian-bootable", ova],
+      { env },
+    )
+    assert.equal(exported.code, 0, exported.stderr)
+    const started = performance.now()
+    // libguestfs's appliance straight under QEMU, with TCG like every VM of these tests.
+    const imported = await new Deno.Command("virt-v2v", {
+      args: ["-i", "ova", ova, "-o", "null"],
+      env: { LIBGUESTFS_BACKEND: "direct", LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output()
+    const text = new TextDecoder()
+    const output = text.decode(imported.stdout) + text.decode(imported.stderr)
+    assert.equal(imported.code, 0, output.slice(-4000))
+    assert.match(output, /Finishing off/)
+    console.log(`debian-bootable.ova: virt-v2v accepted it in ${seconds(started)}`)
+  },
+})
+
 /** `transient run IMAGE` under TCG, offline, until `pattern` or `seconds`. */
 const runUntil = (image: string, pattern: string, seconds: number, ...extra: Array<string>) =>
   transient(
