@@ -353,13 +353,18 @@ const virtV2vSetup = async (): Promise<Record<string, string> | string> => {
     () => false,
   )
   if (!installed) return "virt-v2v is not installed (Debian's virt-v2v package)"
-  const hostKernels = [...Deno.readDirSync("/boot")].filter((e) => e.name.startsWith("vmlinuz-"))
-  if (hostKernels.length > 0 || Deno.env.get("SUPERMIN_KERNEL")) return {}
+  const named = (dir: string, prefix: string) => {
+    try {
+      return [...Deno.readDirSync(dir)].filter((entry) => entry.name.startsWith(prefix))
+    } catch {
+      return []
+    }
+  }
+  if (named("/boot", "vmlinuz-").length > 0 || Deno.env.get("SUPERMIN_KERNEL")) return {}
   const cache = `${ROOT}guest/cache`
-  const kernels = [...Deno.readDirSync(cache)].filter((entry) => entry.name.startsWith("kernel-"))
-  for (const { name } of kernels) {
+  for (const { name } of named(cache, "kernel-")) {
     const boot = `${cache}/${name}/boot`
-    const vmlinuz = [...Deno.readDirSync(boot)].find((entry) => entry.name.startsWith("vmlinuz-"))
+    const [vmlinuz] = named(boot, "vmlinuz-")
     if (vmlinuz === undefined) continue
     const version = vmlinuz.name.slice("vmlinuz-".length)
     // supermin copies the modules by their path under /lib/modules, which must exist.
