@@ -353,6 +353,15 @@ const virtV2vSetup = async (): Promise<Record<string, string> | string> => {
     () => false,
   )
   if (!installed) return "virt-v2v is not installed (Debian's virt-v2v package)"
+  // virt-v2v copies through nbdcopy and writes `-o null` through nbdkit; Debian's package
+  // depends on neither.
+  for (const [tool, pkg] of [["nbdkit", "nbdkit"], ["nbdcopy", "libnbd-bin"]] as const) {
+    const present = await new Deno.Command(tool, { args: ["--version"] }).output().then(
+      (output) => output.success,
+      () => false,
+    )
+    if (!present) return `virt-v2v needs ${tool} (Debian's ${pkg} package)`
+  }
   const named = (dir: string, prefix: string) => {
     try {
       return [...Deno.readDirSync(dir)].filter((entry) => entry.name.startsWith(prefix))
@@ -392,13 +401,9 @@ Deno.test({
     )
     assert.equal(exported.code, 0, exported.stderr)
     const started = performance.now()
-    const converted = `${work}/v2v`
-    await Deno.mkdir(converted)
-    // libguestfs's appliance straight under QEMU, with TCG like every VM of these tests. The
-    // output is a local qcow2, written through qemu-nbd: `-o null` needs nbdkit, which Debian's
-    // virt-v2v does not pull in.
+    // libguestfs's appliance straight under QEMU, with TCG like every VM of these tests.
     const imported = await new Deno.Command("virt-v2v", {
-      args: ["-i", "ova", ova, "-o", "local", "-os", converted, "-of", "qcow2"],
+      args: ["-i", "ova", ova, "-o", "null"],
       env: {
         LIBGUESTFS_BACKEND: "direct",
         LIBGUESTFS_BACKEND_SETTINGS: "force_tcg",
@@ -412,9 +417,6 @@ Deno.test({
     const output = text.decode(imported.stdout) + text.decode(imported.stderr)
     assert.equal(imported.code, 0, output.slice(-4000))
     assert.match(output, /Finishing off/)
-    const written = [...Deno.readDirSync(converted)].map((entry) => entry.name)
-    assert.ok(written.some((name) => name.endsWith("-sda")), `virt-v2v wrote ${written}`)
-    await Deno.remove(converted, { recursive: true })
     console.log(`debian-bootable.ova: virt-v2v accepted it in ${seconds(started)}`)
   },
 })
