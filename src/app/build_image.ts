@@ -3,12 +3,16 @@
  * was built, and keep the step cache within its size. Once the image is published, what follows
  * can only warn: the build has succeeded.
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
+import { exportCommands } from "../domain/export_format.ts"
+import { quoteArgv } from "../domain/guest/commands.ts"
 import type { Imagefile } from "../domain/imagefile/mod.ts"
 import { planBuild } from "../domain/plan.ts"
 import { Reporter } from "../services/reporter.ts"
 import { build, type BuildOptions, type BuildResult } from "./build.ts"
 import { pushBuildCache } from "./build_cache.ts"
+import { type ExportTarget, writeExport } from "./export_image.ts"
 import { storedFirmware } from "./image_firmware.ts"
 import { pruneCache } from "./prune_cache.ts"
 
@@ -21,6 +25,10 @@ export interface BuildImageRequest {
   readonly cacheTo?: string
   /** The step cache's size limit, enforced after the build. */
   readonly keepBytes: number
+  /** Files to write from the built image (`--local --format`), each in its format. */
+  readonly exports?: ReadonlyArray<ExportTarget>
+  /** The built qcow2 is only the exports' source: removed once they are written (or not). */
+  readonly discardImage?: boolean
 }
 
 /** Push the image's step layers as a build cache; a failure is a warning. */
@@ -49,22 +57,55 @@ const keepCacheWithin = (keepBytes: number) =>
 
 export const buildImage = Effect.fn("buildImage")(function* (request: BuildImageRequest) {
   const reporter = yield* Reporter
-  const result = yield* build(planBuild(request.imagefile), request.options)
+  const exports = request.exports ?? []
+  const plan = planBuild(request.imagefile)
+  const result = yield* build(plan, request.options)
   if (request.dryRun) {
+    // A dry run has no image to measure: a scratch disk's size is the Imagefile's.
+    const virtualSize = plan.base._tag === "Scratch"
+      ? plan.base.layout.sizeBytes
+      : result.image.virtualSize
+    for (const target of exports) {
+      const commands = exportCommands({
+        from: result.image.path,
+        to: target.path,
+        format: target.format,
+        virtualSize,
+        ...(target.vmdkSubformat === undefined ? {} : { vmdkSubformat: target.vmdkSubformat }),
+      })
+      for (const argv of commands) yield* reporter.detail(`(host) ${quoteArgv(argv)}`)
+    }
     yield* reporter.info(`Dry run: nothing was built; the image would be ${result.image.path}`)
     return result
   }
-  if (request.cacheTo !== undefined) yield* shareLayers(request.cacheTo, result)
-  // Recorded now, so that `image ls` and `run` need not read the disk; a failure leaves it to them.
-  if (request.options.target._tag === "Store") yield* Effect.ignore(storedFirmware(result.image))
-  yield* reporter.result({
-    name: result.image.name,
-    path: result.image.path,
-    virtualSize: result.image.virtualSize,
-    actualSize: result.image.actualSize,
-    durationMs: result.durationMs,
-    steps: result.steps,
+  const finish = Effect.gen(function* () {
+    if (request.cacheTo !== undefined) yield* shareLayers(request.cacheTo, result)
+    // Recorded now, so that `image ls` and `run` need not read the disk; a failure leaves it to
+    // them.
+    if (request.options.target._tag === "Store") yield* Effect.ignore(storedFirmware(result.image))
+    yield* reporter.result({
+      name: result.image.name,
+      // A discarded image is not where the build's output is: its first export is.
+      path: request.discardImage === true
+        ? exports[0]?.path ?? result.image.path
+        : result.image.path,
+      virtualSize: result.image.virtualSize,
+      actualSize: result.image.actualSize,
+      durationMs: result.durationMs,
+      steps: result.steps,
+    })
+    for (const target of exports) {
+      yield* writeExport(result.image.path, target)
+      yield* reporter.info(`Wrote ${target.path} (${target.format})`)
+    }
   })
+  // The image was only the exports' source: gone however they end.
+  yield* request.discardImage === true
+    ? Effect.ensuring(
+      finish,
+      Effect.flatMap(FileSystem.FileSystem, (fs) => Effect.ignore(fs.remove(result.image.path))),
+    )
+    : finish
   yield* keepCacheWithin(request.keepBytes)
   return result
 })

@@ -11,6 +11,8 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type { BuildOptions } from "../app/build.ts"
 import { buildImage } from "../app/build_image.ts"
+import type { ExportTarget } from "../app/export_image.ts"
+import { FORMAT_EXTENSION } from "../domain/export_format.ts"
 import { imageNameProblem } from "../domain/image_spec.ts"
 import { visibleName } from "../domain/visible_name.ts"
 import { buildLive } from "../app/live.ts"
@@ -30,6 +32,8 @@ import {
   validateOptions,
 } from "./options.ts"
 import { handler, Published, verboseOption } from "./root.ts"
+import { usage } from "./usage.ts"
+import { exportFormatOption, OVA_DEFAULT_CPUS, vmdkSubformatOption } from "./export_command.ts"
 
 const buildDir = Args.directory({ name: "BUILD_DIR", exists: "yes" }).pipe(
   Args.withDescription("The build directory: COPY and ADD sources are relative to it"),
@@ -48,7 +52,12 @@ const file = Options.file("file", { exists: "yes" }).pipe(
 )
 
 const local = Options.boolean("local").pipe(
-  Options.withDescription("Write BUILD_DIR/NAME.qcow2 instead of publishing to the store"),
+  Options.withDescription("Write BUILD_DIR/NAME.EXT (per --format) instead of publishing"),
+)
+
+const formats = exportFormatOption.pipe(
+  Options.withDescription("With --local, an image export format (default: qcow2)"),
+  Options.repeated,
 )
 
 const force = Options.boolean("force").pipe(
@@ -94,6 +103,8 @@ const buildOptions = {
   name,
   file,
   local,
+  formats,
+  vmdkSubformat: vmdkSubformatOption,
   force,
   dryRun,
   noCache,
@@ -129,23 +140,73 @@ const BuildFlags = Schema.Struct({
   }),
 )
 
+/**
+ * What a build writes: the qcow2 (in the store, or BUILD_DIR/NAME.qcow2 with --local) and, with
+ * --local, each other --format as BUILD_DIR/NAME.EXT; the qcow2 is then kept only if asked for.
+ * The store keeps qcow2 alone: another format without --local is a usage error.
+ */
+const buildOutputOrUsage = (args: BuildArgs) =>
+  Effect.gen(function* () {
+    const asked = args.formats.length === 0 ? ["qcow2" as const] : [...new Set(args.formats)]
+    const others = asked.filter((format) => format !== "qcow2")
+    const [first] = others
+    if (!args.local && first !== undefined) {
+      return yield* usage(
+        `--format ${first}: the store keeps qcow2 images; write BUILD_DIR/${args.name}.` +
+          `${FORMAT_EXTENSION[first]} with --local, or build, then run ` +
+          `'transient image export ${args.name} PATH'`,
+      )
+    }
+    if (Option.isSome(args.vmdkSubformat) && !others.includes("vmdk")) {
+      return yield* usage("--vmdk-subformat applies to --format vmdk only")
+    }
+    const extensions = others.map((format) => FORMAT_EXTENSION[format])
+    const twice = extensions.find((extension, index) => extensions.indexOf(extension) !== index)
+    if (twice !== undefined) return yield* usage(`two formats would both write NAME.${twice}`)
+    const discardImage = !asked.includes("qcow2")
+    const machine = {
+      cpus: Option.getOrElse(args.cpus, () => OVA_DEFAULT_CPUS),
+      memoryMiB: args.memory,
+    }
+    const exports: ReadonlyArray<ExportTarget> = others.map((format) => ({
+      path: `${args.buildDir}/${args.name}.${FORMAT_EXTENSION[format]}`,
+      format,
+      machine,
+      ...(format === "vmdk" && Option.isSome(args.vmdkSubformat)
+        ? { vmdkSubformat: args.vmdkSubformat.value }
+        : {}),
+    }))
+    return {
+      imagePath: discardImage
+        ? `${args.buildDir}/.${args.name}.build.qcow2`
+        : `${args.buildDir}/${args.name}.qcow2`,
+      exports,
+      discardImage,
+    }
+  })
+
 const runBuild = handler(
   Effect.fn("cli.build")(function* (args: BuildArgs) {
     yield* validateOptions(BuildFlags, args)
+    const output = yield* buildOutputOrUsage(args)
     const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
     const { imagefile, digest: imagefileDigest } = yield* loadImagefile(imagefilePath)
     const target: PublishTarget = args.local
-      ? { _tag: "Local", name: args.name, path: `${args.buildDir}/${args.name}.qcow2` }
+      ? { _tag: "Local", name: args.name, path: output.imagePath }
       : { _tag: "Store", name: args.name }
     const terminal = yield* Terminal
     const published = yield* Published
     const options: BuildOptions = {
       target,
-      force: args.force,
+      // The qcow2 that only the exports are made from is the build's own: replaced at will.
+      force: args.force || output.discardImage,
       useCache: !args.noCache,
       interactive: terminal.interactive,
       imagefileDigest,
-      ...(args.dryRun ? {} : { onPublished: () => Ref.set(published, true) }),
+      // With exports to write, publishing the qcow2 is not yet success.
+      ...(args.dryRun || output.exports.length > 0
+        ? {}
+        : { onPublished: () => Ref.set(published, true) }),
       vm: {
         context: args.buildDir,
         network: !args.noNetwork,
@@ -164,6 +225,8 @@ const runBuild = handler(
         options,
         dryRun: args.dryRun,
         keepBytes,
+        exports: output.exports,
+        discardImage: output.discardImage,
         ...(Option.isSome(args.cacheTo) ? { cacheTo: args.cacheTo.value } : {}),
       }).pipe(
         Effect.tapError((error) => reporter.failure(describeFailure(error), error._tag)),
@@ -183,10 +246,12 @@ const runBuild = handler(
 const describeBuild = (command: string) =>
   commandDescription({
     summary: "Build a qcow2 image from an Imagefile inside a helper VM",
-    details: ["The image goes to the image store, or to BUILD_DIR/NAME.qcow2 with --local."],
+    details: [
+      "The image goes to the image store, or to BUILD_DIR/NAME.EXT with --local (see --format).",
+    ],
     examples: [
       `${command} --name web ./web`,
-      `${command} --name web --local --accel tcg --progress plain ./web`,
+      `${command} --name web --local --format vhd --format ova --accel tcg ./web`,
       `${command} --name web --cache-from ghcr.io/example/web-cache:main ./web`,
     ],
   })

@@ -17,6 +17,7 @@ import { pullImage } from "../app/pull_image.ts"
 import { DEFAULT_MAX_IMAGE_BYTES, ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Reporter } from "../services/reporter.ts"
 import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
+import { exportCommand } from "./export_command.ts"
 import { commandDescription } from "./help.ts"
 import { imageBackendOption, plainHttpOption, progressOption } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
@@ -236,4 +237,10 @@ export const imageCommand = Command.make("image").pipe(
   })),
 )
 
-export const imageSubcommands = [lsCommand, rmCommand, pullCommand, pushCommand] as const
+export const imageSubcommands = [
+  lsCommand,
+  rmCommand,
+  pullCommand,
+  pushCommand,
+  exportCommand,
+] as const

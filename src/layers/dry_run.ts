@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { ImageExists, StoreIoError } from "../domain/errors/store.ts"
+import { convertArgv, overlayArgv } from "../domain/export_format.ts"
 import { commandFor, quoteArgv, renderCommand } from "../domain/guest/commands.ts"
 import { GuestOperation } from "../domain/guest/operation.ts"
 import { GUEST_DEVICES } from "./qemu/qemu_machine.ts"
@@ -68,11 +69,18 @@ export const DiskImagesDryRun = Layer.effect(
     return {
       create: ({ path, sizeBytes }) =>
         host(["qemu-img", "create", "-f", "qcow2", path, String(sizeBytes)]),
-      overlay: ({ path, backing }) =>
-        host(["qemu-img", "create", "-f", "qcow2", "-b", backing, "-F", "qcow2", path]),
+      overlay: ({ path, backing, sizeBytes }) =>
+        host([
+          "qemu-img",
+          ...overlayArgv({ path, backing, ...(sizeBytes === undefined ? {} : { sizeBytes }) }),
+        ]),
       rebase: ({ path, backing }) =>
         host(["qemu-img", "rebase", "-u", "-b", backing, "-F", "qcow2", path]),
-      convert: ({ from, to }) => host(["qemu-img", "convert", "-O", "qcow2", from, to]),
+      convert: ({ from, to, target }) =>
+        host([
+          "qemu-img",
+          ...convertArgv({ from, to, target: target ?? { qemuFormat: "qcow2", options: [] } }),
+        ]),
       compress: ({ from, to }) => host(["zstd", "-q", "-3", "-T0", "-f", "-o", to, "--", from]),
       check: () => Effect.void,
       // Nothing is built, so nothing is read: the default firmware.

@@ -4,6 +4,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { DiskImageError } from "../domain/errors/store.ts"
+import type { ConvertTarget } from "../domain/export_format.ts"
 import type { Firmware } from "../domain/firmware.ts"
 
 export interface DiskImageInfo {
@@ -19,9 +20,12 @@ export interface DiskImagesShape {
   readonly create: (
     options: { readonly path: string; readonly sizeBytes: number },
   ) => Effect.Effect<void, DiskImageError>
-  /** A qcow2 at `path` whose reads fall through to `backing`, which is never written. */
+  /**
+   * A qcow2 at `path` whose reads fall through to `backing`, which is never written; of
+   * `sizeBytes` when given (larger than `backing`: the rest reads as zeros).
+   */
   readonly overlay: (
-    options: { readonly path: string; readonly backing: string },
+    options: { readonly path: string; readonly backing: string; readonly sizeBytes?: number },
   ) => Effect.Effect<void, DiskImageError>
   /**
    * Make the qcow2 at `path` name `backing` as its backing file, changing only its header: the
@@ -31,14 +35,15 @@ export interface DiskImagesShape {
     options: { readonly path: string; readonly backing: string },
   ) => Effect.Effect<void, DiskImageError>
   /**
-   * Write `from` (any format qemu-img reads, backing chain included) as a standalone qcow2;
-   * `onProgress` is told the fraction done (0 to 1) as the conversion goes.
+   * Write `from` (any format qemu-img reads, backing chain included) as a standalone file in
+   * `target` (default: qcow2); `onProgress` is told the fraction done (0 to 1) as it goes.
    */
   readonly convert: (
     options: {
       readonly from: string
       readonly to: string
       readonly fromFormat?: string
+      readonly target?: ConvertTarget
       readonly onProgress?: (fraction: number) => Effect.Effect<void>
     },
   ) => Effect.Effect<void, DiskImageError>

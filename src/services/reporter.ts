@@ -4,7 +4,7 @@
  * themselves are src/domain/report_event.ts.
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type {
   BuildSummary,
   OutputStream,
@@ -69,3 +69,26 @@ export type ProgressMode = "auto" | "plain" | "json"
 export const PROGRESS_MODES: ReadonlyArray<ProgressMode> = ["auto", "plain", "json"]
 
 export class Reporter extends Context.Tag("transient/Reporter")<Reporter, ReporterShape>() {}
+
+/**
+ * `work` shown as a progress of `phase` over `total` bytes: `work` reports the fraction done (0
+ * to 1), as qemu-img's meter does; the progress ends however the work does.
+ */
+export const shownAsProgress = <A, E, R>(
+  reporter: ReporterShape,
+  label: string,
+  total: number | undefined,
+  phase: ProgressPhase | undefined,
+  work: (onProgress: (fraction: number) => Effect.Effect<void>) => Effect.Effect<A, E, R>,
+) =>
+  Effect.gen(function* () {
+    const progress = yield* reporter.progress(label, total, phase === undefined ? {} : { phase })
+    let reported = 0
+    const onProgress = (fraction: number) => {
+      const bytes = Math.round(fraction * (total ?? 0))
+      const step = bytes - reported
+      reported = Math.max(reported, bytes)
+      return step > 0 ? progress.advance(step) : Effect.void
+    }
+    return yield* Effect.ensuring(work(onProgress), progress.done)
+  })

@@ -9,6 +9,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { diskBytes, diskFromBytes } from "../../src/layers/memory/disk_bytes.ts"
 import type { MemoryWorld } from "../../src/layers/memory/world.ts"
 
@@ -38,7 +39,10 @@ const info = (size: number): FileSystem.File.Info => ({
   blocks: Option.none(),
 })
 
-/** A FileSystem whose files are `world`'s disks (read) and files written to become disks. */
+/**
+ * A FileSystem whose files are `world`'s disks (read) and files written to become disks; files
+ * are renamed and removed as a whole.
+ */
 export const WorldFileSystem = (world: MemoryWorld): Layer.Layer<FileSystem.FileSystem> => {
   const written = new Map<string, Uint8Array>()
   const contents = (path: string) => {
@@ -111,5 +115,29 @@ export const WorldFileSystem = (world: MemoryWorld): Layer.Layer<FileSystem.File
         : Effect.succeed(info(bytes.length))
     },
     exists: (path) => Effect.succeed(contents(path) !== undefined),
+    readFile: (path) => {
+      const bytes = contents(path)
+      return bytes === undefined ? Effect.fail(missing("readFile", path)) : Effect.succeed(bytes)
+    },
+    stream: (path) =>
+      Stream.suspend(() => {
+        const bytes = contents(path)
+        return bytes === undefined ? Stream.fail(missing("stream", path)) : Stream.make(bytes)
+      }),
+    rename: (from, to) =>
+      Effect.gen(function* () {
+        const bytes = contents(from)
+        if (bytes === undefined) return yield* missing("rename", from)
+        const disk = world.disks.get(from)
+        written.delete(from)
+        world.disks.delete(from)
+        written.set(to, bytes)
+        if (disk !== undefined) world.disks.set(to, disk)
+      }),
+    remove: (path) =>
+      contents(path) === undefined ? Effect.fail(missing("remove", path)) : Effect.sync(() => {
+        written.delete(path)
+        world.disks.delete(path)
+      }),
   })
 }

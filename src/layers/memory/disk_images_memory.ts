@@ -36,7 +36,13 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
         world.disks.set(path, { sizeBytes, partitions: [] })
         world.record({ op: "create-disk", path, sizeBytes })
       }),
-    overlay: ({ path, backing }) => copy(world, backing, path, "overlay"),
+    overlay: ({ path, backing, sizeBytes }) =>
+      Effect.tap(copy(world, backing, path, "overlay"), () => {
+        const disk = world.disks.get(path)
+        if (disk !== undefined && sizeBytes !== undefined) {
+          world.disks.set(path, { ...disk, sizeBytes })
+        }
+      }),
     // A memory disk holds all its content: only the backing name in its header changes.
     rebase: ({ path, backing }) => {
       const disk = world.disks.get(path)
@@ -47,7 +53,7 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
         })
         : Effect.fail(new DiskImageError({ operation: "rebase", path, reason: "no such image" }))
     },
-    convert: ({ from, to }) => copy(world, from, to, "convert"),
+    convert: ({ from, to, target }) => copy(world, from, to, "convert", target?.qemuFormat),
     // A memory disk has no bytes to compress: the copy stands for the compressed file.
     compress: ({ from, to }) => copy(world, from, to, "compress"),
     check: () => Effect.void,
@@ -73,13 +79,24 @@ export const DiskImagesMemory = (world: MemoryWorld) =>
     },
   })
 
-const copy = (world: MemoryWorld, from: string, to: string, operation: string) => {
+const copy = (
+  world: MemoryWorld,
+  from: string,
+  to: string,
+  operation: string,
+  format?: string,
+) => {
   const disk = world.disks.get(from)
   if (!disk) {
     return Effect.fail(new DiskImageError({ operation, path: from, reason: "no such image" }))
   }
   return Effect.sync(() => {
     world.disks.set(to, cloneDisk(disk))
-    world.record({ op: "convert", from, to })
+    world.record({
+      op: "convert",
+      from,
+      to,
+      ...(format === undefined || format === "qcow2" ? {} : { format }),
+    })
   })
 }

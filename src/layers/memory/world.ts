@@ -29,7 +29,13 @@ export interface SimDisk {
 /** Every operation the memory layers performed, in order. */
 export type Operation =
   | { readonly op: "create-disk"; readonly path: string; readonly sizeBytes: number }
-  | { readonly op: "convert"; readonly from: string; readonly to: string }
+  | {
+    readonly op: "convert"
+    readonly from: string
+    readonly to: string
+    /** qemu-img's name of the format written, when not qcow2. */
+    readonly format?: string
+  }
   | { readonly op: "rebase"; readonly path: string; readonly backing: string }
   | { readonly op: "snapshot"; readonly layer: string; readonly next: string }
   | { readonly op: "boot"; readonly disk: string; readonly network: boolean }

@@ -8,6 +8,7 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DiskImageError } from "../../domain/errors/store.ts"
+import { convertArgv, overlayArgv } from "../../domain/export_format.ts"
 import { detectFirmware, FIRMWARE_HEAD_BYTES } from "../../domain/firmware.ts"
 import { type DiskImageInfo, DiskImages } from "../../services/disk_images.ts"
 import { lastLines, runTool, type RunToolOptions } from "../host_process.ts"
@@ -143,18 +144,16 @@ export const DiskImagesQemu: Layer.Layer<
       create: Effect.fn("DiskImages.create")(function* ({ path, sizeBytes }) {
         yield* run("create", path, ["create", "-q", "-f", "qcow2", path, String(sizeBytes)])
       }),
-      overlay: Effect.fn("DiskImages.overlay")(function* ({ path, backing }) {
-        yield* run("create an overlay", path, [
-          "create",
-          "-q",
-          "-f",
-          "qcow2",
-          "-b",
-          paths.resolve(backing),
-          "-F",
-          "qcow2",
+      overlay: Effect.fn("DiskImages.overlay")(function* ({ path, backing, sizeBytes }) {
+        yield* run(
+          "create an overlay",
           path,
-        ])
+          overlayArgv({
+            path,
+            backing: paths.resolve(backing),
+            ...(sizeBytes === undefined ? {} : { sizeBytes }),
+          }),
+        )
       }),
       rebase: Effect.fn("DiskImages.rebase")(function* ({ path, backing }) {
         yield* run("rebase", path, [
@@ -169,21 +168,26 @@ export const DiskImagesQemu: Layer.Layer<
           path,
         ])
       }),
-      convert: Effect.fn("DiskImages.convert")(function* ({ from, to, fromFormat, onProgress }) {
+      convert: Effect.fn("DiskImages.convert")(function* ({
+        from,
+        to,
+        fromFormat,
+        target,
+        onProgress,
+      }) {
         const meter = progressMeter()
         const onStdout = onProgress === undefined ? undefined : (text: string) => {
           const fraction = meter(text)
           return fraction === undefined ? Effect.void : onProgress(fraction)
         }
-        yield* run("convert", from, [
-          "convert",
-          ...(onStdout === undefined ? [] : ["-p"]),
-          ...(fromFormat === undefined ? [] : ["-f", fromFormat]),
-          "-O",
-          "qcow2",
+        const argv = convertArgv({
           from,
           to,
-        ], onStdout === undefined ? {} : { onStdout })
+          target: target ?? { qemuFormat: "qcow2", options: [] },
+          progress: onStdout !== undefined,
+          ...(fromFormat === undefined ? {} : { fromFormat }),
+        })
+        yield* run("convert", from, argv, onStdout === undefined ? {} : { onStdout })
       }),
       // The host's zstd: multi-threaded and streaming.
       compress: Effect.fn("DiskImages.compress")(function* ({ from, to }) {

@@ -14,7 +14,7 @@ import {
   StoreIoError,
 } from "../../domain/errors/store.ts"
 import { DiskImages } from "../../services/disk_images.ts"
-import { type ProgressPhase, Reporter, type ReporterShape } from "../../services/reporter.ts"
+import { Reporter, type ReporterShape, shownAsProgress } from "../../services/reporter.ts"
 import { freeBytes } from "../host_process.ts"
 import { download, type FetchLimits, NO_DISK_IN_LAYER, openSource } from "./download.ts"
 import { type FetchSource, fetchSourceOf } from "./fetch_source.ts"
@@ -40,29 +40,6 @@ const probeFile = (path: string) =>
     }
     return probeImageFormat(head.subarray(0, filled), size)
   }))
-
-/**
- * `work` shown as a progress of `phase`: it reports the fraction done of `total` bytes (when it
- * can say); the progress ends however the work does.
- */
-const shown = <A, E, R>(
-  reporter: ReporterShape,
-  label: string,
-  total: number | undefined,
-  phase: ProgressPhase,
-  work: (onProgress: (fraction: number) => Effect.Effect<void>) => Effect.Effect<A, E, R>,
-) =>
-  Effect.gen(function* () {
-    const progress = yield* reporter.progress(label, total, { phase })
-    let reported = 0
-    const onProgress = (fraction: number) => {
-      const bytes = Math.round(fraction * (total ?? 0))
-      const step = bytes - reported
-      reported = Math.max(reported, bytes)
-      return step > 0 ? progress.advance(step) : Effect.void
-    }
-    return yield* Effect.ensuring(work(onProgress), progress.done)
-  })
 
 /**
  * The disk of a registry image into `destination`: from its one artifact layer, or from the
@@ -114,7 +91,7 @@ const checkDownloaded = (
     }
     // A qcow2 cut short (a download without a length) still has a valid header: check it all.
     if (probe.format === "qcow2") {
-      yield* shown(
+      yield* shownAsProgress(
         reporter,
         `Checking '${name}'`,
         undefined,
@@ -186,7 +163,7 @@ export const pullImage = (
           free,
         })
       }
-      yield* shown(
+      yield* shownAsProgress(
         reporter,
         `Converting '${name}' to qcow2`,
         info.virtualSize,

@@ -1,0 +1,106 @@
+/**
+ * `image export` of a 4 GiB qcow2 with 1 GiB of random data, per format, against the
+ * `qemu-img convert` a user would type for that format (for an OVA: the streamOptimized VMDK
+ * alone, so the tar and its digests are what the ratio adds). One run of each. No VM is started.
+ *
+ *   deno task bench:export   (part of `deno task bench`)
+ *
+ * The export runs in this process (the use case on the live disk tools, qemu-img's meter read
+ * as the command line reads it), so the figure is the export's, not Deno's start-up. Each run
+ * starts with no dirty pages and is timed until its file is on disk (`sync`): otherwise one run
+ * pays for writing back the one before it, and a file still in the page cache looks written.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { writeExport } from "../src/app/export_image.ts"
+import { convertArgv, convertTarget, EXPORT_FORMATS } from "../src/domain/export_format.ts"
+import { DiskImagesQemu } from "../src/layers/qemu/disk_images_qemu.ts"
+import { ReporterMemory, ReportLog } from "../src/layers/memory/reporter_memory.ts"
+import * as Bench from "./support.ts"
+
+const MiB = 1024 * 1024
+/** The most an export may take, as a multiple of the plain qemu-img convert. */
+const TARGET = 1.1
+
+/** A 4 GiB qcow2 whose first GiB is random (incompressible, so no format gets it for free). */
+const makeSource = async (work: string) => {
+  const random = `${work}/random.raw`
+  await Bench.tool(["dd", "if=/dev/urandom", `of=${random}`, "bs=1M", "count=1024", "status=none"])
+  await Bench.tool(["truncate", "-s", String(4096 * MiB), random])
+  const source = `${work}/source.qcow2`
+  await Bench.tool(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", random, source])
+  await Deno.remove(random)
+  return source
+}
+
+/** Read `path` to its end, keeping nothing. */
+const readThrough = async (path: string) => {
+  using file = await Deno.open(path)
+  const buffer = new Uint8Array(4 * MiB)
+  while ((await file.read(buffer)) !== null) continue
+}
+
+const live = Layer.mergeAll(
+  DiskImagesQemu,
+  ReporterMemory(new ReportLog()),
+).pipe(Layer.provideMerge(NodeContext.layer))
+
+/** The time of `work` from a clean page cache until what it wrote is on disk. */
+const durableMs = async (work: () => Promise<unknown>) => {
+  await Bench.tool(["sync"])
+  const started = Bench.now()
+  await work()
+  await Bench.tool(["sync"])
+  return Bench.now() - started
+}
+
+const exportMs = (source: string, path: string, format: typeof EXPORT_FORMATS[number]) =>
+  durableMs(() =>
+    Effect.runPromise(
+      writeExport(source, { path, format, machine: { cpus: 2, memoryMiB: 1024 } }).pipe(
+        Effect.provide(live),
+      ),
+    )
+  )
+
+const main = async () => {
+  const work = await Deno.makeTempDir({ prefix: "transient-bench-export-" })
+  try {
+    const source = await makeSource(work)
+    // Read once, so that the first run does not pay alone for reading it from the disk.
+    await readThrough(source)
+    const rows: Array<Bench.Row> = []
+    for (const format of EXPORT_FORMATS.filter((format) => format !== "qcow2")) {
+      // What a user would type: the format's own options, no meter.
+      const typed = `${work}/typed.out`
+      const target = convertTarget(format)
+      const userMs = await durableMs(() =>
+        Bench.tool([
+          "qemu-img",
+          ...convertArgv({ from: source, to: typed, target, fromFormat: "qcow2" }),
+        ])
+      )
+      await Deno.remove(typed)
+      const ours = `${work}/ours.${format}`
+      const oursMs = await exportMs(source, ours, format)
+      await Deno.remove(ours)
+      Bench.log(
+        `${format}: qemu-img ${Bench.seconds(userMs)}, export ${Bench.seconds(oursMs)} ` +
+          `(load ${Bench.loadAverage()})`,
+      )
+      rows.push(
+        {
+          figure: `${format}: qemu-img convert / export`,
+          value: `${Bench.seconds(userMs)} / ${Bench.seconds(oursMs)}`,
+        },
+        Bench.ratioRow(`  ${format}: export / qemu-img convert`, oursMs / userMs, TARGET),
+      )
+    }
+    Bench.printTable(rows)
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {})
+  }
+}
+
+if (import.meta.main) await main()
