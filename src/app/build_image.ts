@@ -5,6 +5,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
+import { ImageExists } from "../domain/errors/store.ts"
 import { exportCommands } from "../domain/export_format.ts"
 import { quoteArgv } from "../domain/guest/commands.ts"
 import type { Imagefile } from "../domain/imagefile/mod.ts"
@@ -27,9 +28,21 @@ export interface BuildImageRequest {
   readonly keepBytes: number
   /** Files to write from the built image (`--local --format`), each in its format. */
   readonly exports?: ReadonlyArray<ExportTarget>
+  /** `--force`: the exports may replace files of their names. */
+  readonly replaceExports?: boolean
   /** The built qcow2 is only the exports' source: removed once they are written (or not). */
   readonly discardImage?: boolean
 }
+
+/** An export would replace a file, unless `--force`: checked before the build, as the qcow2 is. */
+const refuseExisting = (name: string, exports: ReadonlyArray<ExportTarget>) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    for (const target of exports) {
+      const taken = yield* fs.exists(target.path).pipe(Effect.orElseSucceed(() => false))
+      if (taken) return yield* new ImageExists({ name, path: target.path })
+    }
+  })
 
 /** Push the image's step layers as a build cache; a failure is a warning. */
 const shareLayers = (reference: string, result: BuildResult) =>
@@ -59,6 +72,7 @@ export const buildImage = Effect.fn("buildImage")(function* (request: BuildImage
   const reporter = yield* Reporter
   const exports = request.exports ?? []
   const plan = planBuild(request.imagefile)
+  if (request.replaceExports !== true) yield* refuseExisting(request.options.target.name, exports)
   const result = yield* build(plan, request.options)
   if (request.dryRun) {
     // A dry run has no image to measure: a scratch disk's size is the Imagefile's.
@@ -83,6 +97,10 @@ export const buildImage = Effect.fn("buildImage")(function* (request: BuildImage
     // Recorded now, so that `image ls` and `run` need not read the disk; a failure leaves it to
     // them.
     if (request.options.target._tag === "Store") yield* Effect.ignore(storedFirmware(result.image))
+    for (const target of exports) {
+      yield* writeExport(result.image.path, target)
+      yield* reporter.info(`Wrote ${target.path} (${target.format})`)
+    }
     yield* reporter.result({
       name: result.image.name,
       // A discarded image is not where the build's output is: its first export is.
@@ -94,10 +112,6 @@ export const buildImage = Effect.fn("buildImage")(function* (request: BuildImage
       durationMs: result.durationMs,
       steps: result.steps,
     })
-    for (const target of exports) {
-      yield* writeExport(result.image.path, target)
-      yield* reporter.info(`Wrote ${target.path} (${target.format})`)
-    }
   })
   // The image was only the exports' source: gone however they end.
   yield* request.discardImage === true

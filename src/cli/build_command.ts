@@ -226,6 +226,7 @@ const runBuild = handler(
         dryRun: args.dryRun,
         keepBytes,
         exports: output.exports,
+        replaceExports: args.force,
         discardImage: output.discardImage,
         ...(Option.isSome(args.cacheTo) ? { cacheTo: args.cacheTo.value } : {}),
       }).pipe(

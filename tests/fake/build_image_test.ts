@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { buildImage } from "../../src/app/build_image.ts"
 import { listImages } from "../../src/app/image_firmware.ts"
+import { ImageExists } from "../../src/domain/errors/store.ts"
 import { analyzeImagefile } from "../../src/domain/imagefile/mod.ts"
 import { HelperVmStatesMemory } from "../../src/layers/memory/helper_vm_states_memory.ts"
 import { MemoryRegistries, RegistryMemory } from "../../src/layers/memory/registry_memory.ts"
@@ -135,4 +136,44 @@ Deno.test("a build into the store records the firmware its disk needs; image ls 
       ),
       [{ name: "bios", firmware: "bios" }, { name: "uefi", firmware: "uefi" }],
     )
+  })))
+
+Deno.test("build --local --format: an export's file is not replaced without --force, and the result comes after the exports", () =>
+  runTest(Effect.gen(function* () {
+    const local = (h: Harness, replaceExports: boolean) =>
+      buildImage({
+        imagefile,
+        options: defaultOptions("web", {
+          target: { _tag: "Local", name: "web", path: "/context/.web.build.qcow2" },
+          force: true,
+        }),
+        dryRun: false,
+        keepBytes: 1,
+        exports: [{
+          path: "/context/web.vhdx",
+          format: "vhdx",
+          machine: { cpus: 1, memoryMiB: 512 },
+        }],
+        replaceExports,
+        discardImage: true,
+      }).pipe(Effect.provide(servicesOf(h, new MemoryRegistries())))
+
+    // An earlier export: a disk of one sector where the new one would go.
+    const earlier = () => ({ sizeBytes: 512, partitions: [] })
+    const refused = setUp()
+    refused.world.disks.set("/context/web.vhdx", earlier())
+    const exit = yield* Effect.exit(local(refused, false))
+    const error = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : exit
+    assert.equal(error instanceof ImageExists && error.path, "/context/web.vhdx", String(error))
+    assert.deepEqual(refused.world.log.filter((entry) => entry.op === "boot"), [], "no VM started")
+    assert.equal(refused.world.disks.get("/context/web.vhdx")?.sizeBytes, 512, "left as it was")
+
+    const forced = setUp()
+    forced.world.disks.set("/context/web.vhdx", earlier())
+    yield* local(forced, true)
+    assert.equal(forced.world.disks.get("/context/web.vhdx")?.sizeBytes, 1024 ** 3, "replaced")
+    assert.ok(!forced.world.disks.has("/context/.web.build.qcow2"), "the source qcow2 is gone")
+    const kinds = forced.report.events.map((e) => e.event === "info" ? e.message : e.event)
+    const wrote = kinds.findIndex((kind) => kind.startsWith("Wrote /context/web.vhdx"))
+    assert.ok(wrote !== -1 && wrote < kinds.indexOf("result"), kinds.join(", "))
   })))
