@@ -116,6 +116,7 @@ export const Descriptor = Schema.Struct({
   platform: Schema.optional(Schema.Struct({
     architecture: Schema.String,
     os: Schema.String,
+    variant: Schema.optional(Schema.String),
   })),
   artifactType: Schema.optional(Schema.String),
 })

@@ -36,8 +36,10 @@ export const parseOciReference = (text: string): Either.Either<OciReference, str
   }
   const slash = rest.indexOf("/")
   const first = slash === -1 ? "" : rest.slice(0, slash)
-  const registry = slash !== -1 && isRegistry(first) ? first : "docker.io"
-  let path = registry === first ? rest.slice(slash + 1) : rest
+  const named = slash !== -1 && isRegistry(first)
+  // `index.docker.io` is Docker Hub's old name; the container tools read it as `docker.io`.
+  const registry = named ? (first === "index.docker.io" ? "docker.io" : first) : "docker.io"
+  let path = named ? rest.slice(slash + 1) : rest
   let tag: string | undefined
   const colon = path.lastIndexOf(":")
   if (colon !== -1) {

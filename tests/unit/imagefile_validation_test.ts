@@ -361,6 +361,29 @@ Deno.test("COPY/ADD sources are not absolute and do not escape the build directo
   assert.equal(found[2]?.message, "ADD source '../x.tar' leaves the build directory")
 })
 
+Deno.test("COPY refuses container images, at the source, with a hint to use ADD", () => {
+  const found = errors(
+    "FROM x\nCOPY docker://debian:bookworm /\nCOPY a oci-archive:b.tar /d\n" +
+      "COPY docker-archive:s.tar oci:layout:v1 /\nCOPY docker:debian /\n",
+  )
+  assert.deepEqual(found.map(where), [
+    { code: "copy-container-image", line: 2, column: 6, endLine: 2, endColumn: 30 },
+    { code: "copy-container-image", line: 3, column: 8, endLine: 3, endColumn: 25 },
+    { code: "copy-container-image", line: 4, column: 6, endLine: 4, endColumn: 26 },
+    { code: "copy-container-image", line: 4, column: 27, endLine: 4, endColumn: 40 },
+    { code: "copy-container-image", line: 5, column: 6, endLine: 5, endColumn: 19 },
+  ])
+  assert.equal(
+    found[0]?.message,
+    "COPY copies files of the build directory, not the container image " +
+      "'docker://debian:bookworm'; use ADD to unpack it",
+  )
+  // The rule is COPY's: ADD of an image is left to ADD's own rules, and files stay files.
+  const codes = check("FROM x\nADD docker://debian:bookworm /\nCOPY docker/Dockerfile /\n")
+    .map((d) => d.code)
+  assert.ok(!codes.includes("copy-container-image"), JSON.stringify(codes))
+})
+
 Deno.test("warnings do not make an Imagefile invalid", () => {
   const diagnostics = check("FROM x\nCOPY a etc/a\n")
   assert.deepEqual(diagnostics.map((d) => [d.severity, d.code, d.line, d.column]), [

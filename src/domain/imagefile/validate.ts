@@ -10,6 +10,7 @@ import { joinOr, type Keyword, type ParsedLine } from "./grammar.ts"
 import { closestWord } from "./suggest.ts"
 import { MiB, reservedSpace, SECTOR, usableBytes } from "../disk_geometry.ts"
 import { diskLayout, type PartitionLayout } from "../plan.ts"
+import { isContainerSource } from "../container_source.ts"
 import { confineSource, normalizeAbsolute } from "../source_path.ts"
 
 const START_OF_FILE: Ast.Span = { line: 1, column: 1, endLine: 1, endColumn: 1 }
@@ -277,7 +278,14 @@ const checkPartition = (partition: Ast.Partition, report: Report) => {
 const checkTransfer = (transfer: Ast.Copy | Ast.Add, report: Report) => {
   const name = transfer._tag === "Copy" ? "COPY" : "ADD"
   for (const source of transfer.sources) {
-    if (source.value.startsWith("/")) {
+    if (transfer._tag === "Copy" && isContainerSource(source.value)) {
+      report(
+        source.span,
+        "copy-container-image",
+        `COPY copies files of the build directory, not the container image '${source.value}'; ` +
+          "use ADD to unpack it",
+      )
+    } else if (source.value.startsWith("/")) {
       report(
         source.span,
         "source-absolute",
