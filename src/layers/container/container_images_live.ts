@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
 import { bytesDigest } from "../../domain/blob_content.ts"
 import {
   decodeJson,
@@ -59,6 +60,13 @@ import {
 } from "../../services/container_images.ts"
 import { indexTarMembers, isRegularMember, type TarMember } from "./tar_members.ts"
 import { lastChunkHeld, uncompressed, verifiedAtEnd } from "./layer_bytes.ts"
+
+/** The sha256 digest of `stream`'s bytes, read to its end. */
+const sha256Of = <E>(stream: Stream.Stream<Uint8Array, E>) =>
+  Effect.map(
+    Stream.runFold(stream, createHash("sha256"), (hash, chunk) => hash.update(chunk)),
+    (hash) => `sha256:${hash.digest("hex")}`,
+  )
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/
 /** The annotation naming an image in an OCI layout's index.json. */
@@ -653,6 +661,16 @@ const make = Effect.gen(function* () {
           verifiedAtEnd(layer.digest, corrupt),
           uncompressed(declared, undecodable),
           lastChunkHeld,
+          // A corrupt blob mostly fails to decompress before its end, where its digest is
+          // checked: the blob is hashed whole to say which it is.
+          Stream.catchTag("ContainerLayerUndecodable", (error) =>
+            Stream.fromEffect(
+              Effect.flatMap(
+                sha256Of(stored.bytes),
+                (actual): Effect.Effect<Uint8Array, ContainerImageError> =>
+                  Effect.fail(actual === layer.digest ? error : corrupt(actual)),
+              ),
+            )),
         )
         : stored.bytes.pipe(
           uncompressed(declared, undecodable),
