@@ -377,6 +377,46 @@ Deno.test("a symlink leading out of the build context is refused", async () => {
   assert.match(error.message, /out of the build context/)
 })
 
+/** A layout `name` whose index.json names `manifest` (written as a blob), or is `indexText`. */
+const writeLayout = async (name: string, manifest: unknown, indexText?: string) => {
+  const dir = `${context}/${name}`
+  await tool("cp", "-r", layout, dir)
+  const bytes = new TextEncoder().encode(JSON.stringify(manifest))
+  await Deno.writeFile(blobPath(dir, sha256(bytes)), bytes)
+  await Deno.writeTextFile(
+    `${dir}/index.json`,
+    indexText ?? JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: sha256(bytes),
+        size: bytes.length,
+      }],
+    }),
+  )
+}
+
+Deno.test("schema 1 manifests, foreign layers and broken JSON are refused, saying which", async () => {
+  await writeLayout("schema1", { schemaVersion: 1, name: "old", fsLayers: [] })
+  const schema1 = failureOf(await runFailure(resolve("oci:schema1")))
+  assert.equal(schema1._tag, "ContainerMediaTypeUnsupported")
+  assert.match(schema1.message, /oci:schema1.*schema 1/i)
+  await writeLayout("foreign", {
+    ...baseManifest,
+    layers: baseManifest.layers.map((layer) => ({
+      ...layer,
+      mediaType: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    })),
+  })
+  const foreign = failureOf(await runFailure(resolve("oci:foreign")))
+  assert.equal(foreign._tag, "ContainerMediaTypeUnsupported")
+  assert.match(foreign.message, /foreign\.diff/)
+  await writeLayout("garbled", {}, "{ not json")
+  const garbled = failureOf(await runFailure(resolve("oci:garbled")))
+  assert.equal(garbled._tag, "ContainerJsonMalformed")
+  assert.match(garbled.message, /oci:garbled has a malformed index\.json: it is not JSON/)
+})
+
 Deno.test({
   name: "the registry is stopped and the work removed",
   fn: async () => {
