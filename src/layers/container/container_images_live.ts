@@ -55,10 +55,11 @@ const make = Effect.gen(function* () {
 
   const files = contextFiles(fs, path)
 
+  /** An OCI source's blob store, and how to read its top document for a platform. */
   const openOciSource = (
     source: string,
     contextDir: string,
-    origin: ContainerSource,
+    origin: Exclude<ContainerSource, { readonly _tag: "DockerArchive" }>,
   ): Effect.Effect<
     {
       readonly store: BlobStore
@@ -112,8 +113,6 @@ const make = Effect.gen(function* () {
             })
           return { store, top }
         }
-        case "DockerArchive":
-          return yield* Effect.die("a docker archive has no OCI blob store")
       }
     })
 
