@@ -13,4 +13,9 @@ export const AGENT_BUILTIN = {
    * context, wait for the hot-plugged build disk (guest/attach.ts).
    */
   attach: "transient-agent:attach",
+  /**
+   * `apply-layer ROOT`: apply the uncompressed container-image layer tar read from stdin onto
+   * ROOT (guest/apply_layer.ts).
+   */
+  applyLayer: "transient-agent:apply-layer",
 } as const
