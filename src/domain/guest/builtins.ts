@@ -13,4 +13,9 @@ export const AGENT_BUILTIN = {
    * context, wait for the hot-plugged build disk (guest/attach.ts).
    */
   attach: "transient-agent:attach",
+  /**
+   * `apply-layer ROOT`: apply the uncompressed layer tar streamed to the exec's stdin onto ROOT
+   * (guest/apply_layer.ts); a one-line summary on stdout. A signal aborts it, exit 128+N.
+   */
+  applyLayer: "transient-agent:apply-layer",
 } as const
