@@ -22,6 +22,8 @@ import {
   S_IFBLK,
   S_IFCHR,
   S_IFIFO,
+  STAT_BYTES,
+  STAT_TIMES_OFFSET,
 } from "./libc.ts"
 
 /** What applying a layer did. */
@@ -405,6 +407,11 @@ const ancestors = function* (path: string): Generator<string> {
   }
 }
 
+const parentOf = (path: string): string => {
+  const slash = path.lastIndexOf("/")
+  return slash === -1 ? "." : path.slice(0, slash)
+}
+
 const joinPath = (directory: string, name: string): string =>
   directory === "." ? name : `${directory}/${name}`
 
@@ -419,6 +426,14 @@ class LayerApplier {
   readonly #holding = new Set<string>()
   /** Directories' times, set last: creating their children changes them. */
   readonly #directoryTimes: Array<{ readonly entry: Entry; readonly path: string }> = []
+  /**
+   * The times (atime, mtime as two timespecs) of directories this layer changed the contents of
+   * without an entry of their own: restored last, since the layer did not change them.
+   */
+  readonly #untouchedTimes = new Map<
+    string,
+    { readonly entry: Entry; readonly times: Uint8Array }
+  >()
   readonly #buffer = new Uint8Array(WRITE_BUFFER_BYTES)
   #entries = 0
   #bytes = 0
@@ -448,7 +463,7 @@ class LayerApplier {
         this.#whiteout(entry, kind.target)
         return bytes.skip(entry.size)
       case "OpaqueDirectory":
-        this.#opaque(entry, kind.directory)
+        this.#opaque(entry, kind.path, kind.directory)
         return bytes.skip(entry.size)
       case "Plain":
         this.#entries++
@@ -464,6 +479,7 @@ class LayerApplier {
       return true
     }
     this.#parents(entry, path, true)
+    this.#changing(entry, parentOf(path))
     this.#record(path)
     switch (entry.type) {
       case "directory":
@@ -517,7 +533,11 @@ class LayerApplier {
     const buffer = this.#buffer
     let filled = 0
     const writeAll = (data: Uint8Array) => {
-      for (let offset = 0; offset < data.length;) offset += file.writeSync(data.subarray(offset))
+      try {
+        for (let offset = 0; offset < data.length;) offset += file.writeSync(data.subarray(offset))
+      } catch (error) {
+        throw fail(entry, `write failed: ${reason(error)}`)
+      }
     }
     try {
       const whole = await bytes.pipe(entry.size, (piece) => {
@@ -535,9 +555,6 @@ class LayerApplier {
       writeAll(buffer.subarray(0, filled))
       this.#bytes += entry.size
       return whole
-    } catch (error) {
-      if (error instanceof ApplyLayerError || (error instanceof DOMException)) throw error
-      throw fail(entry, `write failed: ${reason(error)}`)
     } finally {
       file.close()
     }
@@ -589,17 +606,36 @@ class LayerApplier {
 
   /** Directories' times, once nothing more is created in them; those removed since are passed. */
   finish(): void {
+    const stillDirectory = (entry: Entry, path: string) =>
+      path === "." ||
+      (this.#underDirectories(entry, path) && this.#lstat(entry, path)?.isDirectory === true)
+    for (const [path, { entry, times }] of this.#untouchedTimes) {
+      if (this.#made.has(path) || !stillDirectory(entry, path)) continue
+      const name = cString(this.#absolute(path))
+      this.#libc(entry, "utimensat", libc().utimensat(AT_FDCWD, name, times, AT_SYMLINK_NOFOLLOW))
+    }
     for (const { entry, path } of this.#directoryTimes) {
-      if (path !== "." && !this.#parents(entry, path, false)) continue
-      if (path !== "." && this.#lstat(entry, path)?.isDirectory !== true) continue
-      this.#times(entry, cString(this.#absolute(path)))
+      if (stillDirectory(entry, path)) this.#times(entry, cString(this.#absolute(path)))
     }
   }
 
-  /** `.wh.NAME`: remove NAME as the lower layers left it; what this layer made there stays. */
+  /** Note the times of `directory`, whose contents the entry changes, before the first change. */
+  #changing(entry: Entry, directory: string): void {
+    if (this.#made.has(directory) || this.#untouchedTimes.has(directory)) return
+    const stat = new Uint8Array(STAT_BYTES)
+    this.#libc(entry, "lstat", libc().lstat(cString(this.#absolute(directory)), stat))
+    const times = stat.slice(STAT_TIMES_OFFSET, STAT_TIMES_OFFSET + 32)
+    this.#untouchedTimes.set(directory, { entry, times })
+  }
+
+  /**
+   * `.wh.NAME`: remove NAME as the lower layers left it; what this layer made there stays. Under
+   * a parent that is no directory (a file or symlink that replaced one: umoci writes such
+   * whiteouts) no lower file is left to remove, and a symlink is never followed.
+   */
   #whiteout(entry: Entry, target: string): void {
     this.#whiteouts++
-    if (!this.#parents(entry, target, false)) return
+    if (!this.#underDirectories(entry, target)) return
     const info = this.#lstat(entry, target)
     if (info === undefined) return
     if (this.#made.has(target) || this.#holding.has(target)) {
@@ -609,15 +645,10 @@ class LayerApplier {
     this.#remove(entry, target, info.isDirectory)
   }
 
-  /** `.wh..wh..opq`: empty the directory of all this layer did not make. */
-  #opaque(entry: Entry, directory: string): void {
+  /** `.wh..wh..opq`: empty the directory of all this layer did not make (none: nothing to do). */
+  #opaque(entry: Entry, marker: string, directory: string): void {
     this.#whiteouts++
-    if (directory !== ".") {
-      this.#parents(entry, `${directory}/.wh..wh..opq`, true)
-      this.#holding.add(directory)
-      for (const parent of ancestors(directory)) this.#holding.add(parent)
-    }
-    this.#prune(entry, directory)
+    if (this.#underDirectories(entry, marker)) this.#prune(entry, directory)
   }
 
   #prune(entry: Entry, directory: string): void {
@@ -662,6 +693,17 @@ class LayerApplier {
     return true
   }
 
+  /** Whether each parent of `path` is a real directory (not a symlink to one). */
+  #underDirectories(entry: Entry, path: string): boolean {
+    for (const parent of ancestors(path)) {
+      if (this.#directories.has(parent)) continue
+      const info = this.#lstat(entry, parent)
+      if (info === undefined || !info.isDirectory) return false
+      this.#directories.add(parent)
+    }
+    return true
+  }
+
   /**
    * Remove what is at `path` for the entry to take its place; a directory stays if
    * `keepDirectory` (and true says so).
@@ -675,6 +717,7 @@ class LayerApplier {
   }
 
   #remove(entry: Entry, path: string, isDirectory: boolean): void {
+    this.#changing(entry, parentOf(path))
     this.#call(
       entry,
       `removing '${path}'`,

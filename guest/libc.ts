@@ -12,6 +12,7 @@ const SYMBOLS = {
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
   clock_settime: { parameters: ["i32", "buffer"], result: "i32" },
   chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  lstat: { parameters: ["buffer", "buffer"], result: "i32" },
   lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
@@ -49,6 +50,9 @@ export const ioctlOn = (path: string, flags: number, request: bigint): string | 
 }
 
 export const O_RDONLY = 0, O_WRONLY = 1, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000
+
+/** x86_64's `struct stat`: its size, and where `st_atim` and `st_mtim` (adjacent) begin. */
+export const STAT_BYTES = 144, STAT_TIMES_OFFSET = 72
 
 export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100
 export const S_IFIFO = 0o010000, S_IFCHR = 0o020000, S_IFBLK = 0o060000
