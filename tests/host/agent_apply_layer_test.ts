@@ -16,6 +16,7 @@ import { AGENT_BUILTIN } from "../../src/domain/guest/builtins.ts"
 import { connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import { collector } from "../support/agent_calls.ts"
 import { runTest } from "../support/effect.ts"
+import { systemProgram } from "../support/system_program.ts"
 
 // Owners 0:0 in the layers need root; elsewhere these tests are ignored.
 const ignore = Deno.uid() !== 0
@@ -43,7 +44,7 @@ const stopAgent = async (child: Deno.ChildProcess) => {
 /** A layer tar by Python's tarfile, as bytes. */
 const layerTar = (dir: string, entries: ReadonlyArray<Record<string, unknown>>): Uint8Array => {
   Deno.writeTextFileSync(`${dir}/layer.json`, JSON.stringify(entries))
-  const { success, stderr } = new Deno.Command("python3", {
+  const { success, stderr } = new Deno.Command(systemProgram("python3"), {
     args: [makeTar, "pax", `${dir}/layer.tar`, `${dir}/layer.json`],
   }).outputSync()
   assert.ok(success, new TextDecoder().decode(stderr))

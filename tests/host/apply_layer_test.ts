@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict"
 import { applyLayer, type ApplyLayerSummary } from "../../guest/apply_layer.ts"
+import { systemProgram } from "../support/system_program.ts"
 
 // Owners, device nodes and security.capability need root; elsewhere these tests are ignored.
 const ignore = Deno.uid() !== 0
@@ -12,7 +13,8 @@ const ignore = Deno.uid() !== 0
 const makeTar = new URL("../support/make_layer_tar.py", import.meta.url).pathname
 
 const run = (program: string, args: ReadonlyArray<string>): string => {
-  const { success, stdout, stderr } = new Deno.Command(program, { args: [...args] }).outputSync()
+  const { success, stdout, stderr } = new Deno.Command(systemProgram(program), { args: [...args] })
+    .outputSync()
   const text = new TextDecoder()
   if (!success) throw new Error(`${program} ${args.join(" ")}: ${text.decode(stderr)}`)
   return text.decode(stdout)
