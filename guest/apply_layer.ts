@@ -16,13 +16,19 @@ import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
   cString,
+  ENOENT,
+  lastErrno,
   lastError,
   libc,
   makedev,
   S_IFBLK,
   S_IFCHR,
+  S_IFDIR,
   S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
   STAT_BYTES,
+  STAT_MODE_OFFSET,
   STAT_TIMES_OFFSET,
 } from "./libc.ts"
 
@@ -412,6 +418,9 @@ const parentOf = (path: string): string => {
   return slash === -1 ? "." : path.slice(0, slash)
 }
 
+/** What is at a path, as far as applying a layer cares. */
+type PathKind = "directory" | "symlink" | "other"
+
 const joinPath = (directory: string, name: string): string =>
   directory === "." ? name : `${directory}/${name}`
 
@@ -435,6 +444,8 @@ class LayerApplier {
     { readonly entry: Entry; readonly times: Uint8Array }
   >()
   readonly #buffer = new Uint8Array(WRITE_BUFFER_BYTES)
+  readonly #stat = new Uint8Array(STAT_BYTES)
+  readonly #statView = new DataView(this.#stat.buffer)
   #entries = 0
   #bytes = 0
   #whiteouts = 0
@@ -568,9 +579,11 @@ class LayerApplier {
     if (target === "." || !this.#parents(entry, target, false)) {
       throw fail(entry, `its link target '${entry.linkname}' does not exist`)
     }
-    const info = this.#lstat(entry, target)
-    if (info === undefined) throw fail(entry, `its link target '${entry.linkname}' does not exist`)
-    if (info.isDirectory) throw fail(entry, `its link target '${entry.linkname}' is a directory`)
+    const kind = this.#lstat(entry, target)
+    if (kind === undefined) throw fail(entry, `its link target '${entry.linkname}' does not exist`)
+    if (kind === "directory") {
+      throw fail(entry, `its link target '${entry.linkname}' is a directory`)
+    }
     this.#clear(entry, path, false)
     this.#call(entry, "link", () => Deno.linkSync(this.#absolute(target), this.#absolute(path)))
   }
@@ -608,7 +621,7 @@ class LayerApplier {
   finish(): void {
     const stillDirectory = (entry: Entry, path: string) =>
       path === "." ||
-      (this.#underDirectories(entry, path) && this.#lstat(entry, path)?.isDirectory === true)
+      (this.#underDirectories(entry, path) && this.#lstat(entry, path) === "directory")
     for (const [path, { entry, times }] of this.#untouchedTimes) {
       if (this.#made.has(path) || !stillDirectory(entry, path)) continue
       const name = cString(this.#absolute(path))
@@ -622,9 +635,8 @@ class LayerApplier {
   /** Note the times of `directory`, whose contents the entry changes, before the first change. */
   #changing(entry: Entry, directory: string): void {
     if (this.#made.has(directory) || this.#untouchedTimes.has(directory)) return
-    const stat = new Uint8Array(STAT_BYTES)
-    this.#libc(entry, "lstat", libc().lstat(cString(this.#absolute(directory)), stat))
-    const times = stat.slice(STAT_TIMES_OFFSET, STAT_TIMES_OFFSET + 32)
+    this.#libc(entry, "lstat", libc().lstat(cString(this.#absolute(directory)), this.#stat))
+    const times = this.#stat.slice(STAT_TIMES_OFFSET, STAT_TIMES_OFFSET + 32)
     this.#untouchedTimes.set(directory, { entry, times })
   }
 
@@ -636,13 +648,13 @@ class LayerApplier {
   #whiteout(entry: Entry, target: string): void {
     this.#whiteouts++
     if (!this.#underDirectories(entry, target)) return
-    const info = this.#lstat(entry, target)
-    if (info === undefined) return
+    const kind = this.#lstat(entry, target)
+    if (kind === undefined) return
     if (this.#made.has(target) || this.#holding.has(target)) {
-      if (info.isDirectory) this.#prune(entry, target)
+      if (kind === "directory") this.#prune(entry, target)
       return
     }
-    this.#remove(entry, target, info.isDirectory)
+    this.#remove(entry, target, kind === "directory")
   }
 
   /** `.wh..wh..opq`: empty the directory of all this layer did not make (none: nothing to do). */
@@ -679,13 +691,13 @@ class LayerApplier {
   #parents(entry: Entry, path: string, create: boolean): boolean {
     for (const parent of ancestors(path)) {
       if (this.#directories.has(parent)) continue
-      const info = this.#lstat(entry, parent)
-      if (info === undefined) {
+      const kind = this.#lstat(entry, parent)
+      if (kind === undefined) {
         if (!create) return false
         this.#call(entry, "mkdir", () => Deno.mkdirSync(this.#absolute(parent), { mode: 0o755 }))
-      } else if (info.isSymlink) {
+      } else if (kind === "symlink") {
         throw fail(entry, `its parent '${parent}' is a symbolic link, which a layer may not follow`)
-      } else if (!info.isDirectory) {
+      } else if (kind !== "directory") {
         throw fail(entry, `its parent '${parent}' is not a directory`)
       }
       this.#directories.add(parent)
@@ -697,8 +709,7 @@ class LayerApplier {
   #underDirectories(entry: Entry, path: string): boolean {
     for (const parent of ancestors(path)) {
       if (this.#directories.has(parent)) continue
-      const info = this.#lstat(entry, parent)
-      if (info === undefined || !info.isDirectory) return false
+      if (this.#lstat(entry, parent) !== "directory") return false
       this.#directories.add(parent)
     }
     return true
@@ -709,10 +720,10 @@ class LayerApplier {
    * `keepDirectory` (and true says so).
    */
   #clear(entry: Entry, path: string, keepDirectory: boolean): boolean {
-    const info = this.#lstat(entry, path)
-    if (info === undefined) return false
-    if (info.isDirectory && keepDirectory) return true
-    this.#remove(entry, path, info.isDirectory)
+    const kind = this.#lstat(entry, path)
+    if (kind === undefined) return false
+    if (kind === "directory" && keepDirectory) return true
+    this.#remove(entry, path, kind === "directory")
     return false
   }
 
@@ -727,13 +738,15 @@ class LayerApplier {
     if (isDirectory) this.#directories.clear()
   }
 
-  #lstat(entry: Entry, path: string): Deno.FileInfo | undefined {
-    try {
-      return Deno.lstatSync(this.#absolute(path))
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined
-      throw fail(entry, `lstat of '${path}' failed: ${reason(error)}`)
+  /** What is at `path`, without following a symlink; undefined if nothing. */
+  #lstat(entry: Entry, path: string): PathKind | undefined {
+    // libc's lstat, not Deno's: a missing path (most of a layer's) costs no exception.
+    if (libc().lstat(cString(this.#absolute(path)), this.#stat) < 0) {
+      if (lastErrno() === ENOENT) return undefined
+      throw fail(entry, `lstat of '${path}' failed: ${lastError()}`)
     }
+    const format = this.#statView.getUint32(STAT_MODE_OFFSET, true) & S_IFMT
+    return format === S_IFDIR ? "directory" : format === S_IFLNK ? "symlink" : "other"
   }
 
   #call(entry: Entry, what: string, call: () => void): void {
