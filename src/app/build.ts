@@ -13,7 +13,11 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type { ContextSourceError, StepFailed } from "../domain/errors/build.ts"
+import type {
+  ContainerSourceFailed,
+  ContextSourceError,
+  StepFailed,
+} from "../domain/errors/build.ts"
 import type {
   DiskImageError,
   ImageExists,
@@ -23,6 +27,7 @@ import type {
 import type { NotADiskImage, RegistryError } from "../domain/errors/registry.ts"
 import type { VmError } from "../domain/errors/vm.ts"
 import type { BuildPlan } from "../domain/plan.ts"
+import type { Platform } from "../domain/platform.ts"
 import type { BootOptions } from "../services/build_vm.ts"
 import { ImageStore, type PublishTarget, type StoredImage } from "../services/image_store.ts"
 import type { CachedLayer } from "../services/layer_cache.ts"
@@ -40,6 +45,8 @@ export interface BuildOptions {
   readonly force: boolean
   /** Serve steps from the step cache (false: `--no-cache`; what runs is kept either way). */
   readonly useCache: boolean
+  /** The entry ADD takes from a multi-platform container image (default: linux/amd64). */
+  readonly platform?: Platform
   /** How to boot the helper VM; the disk is the build's working image. */
   readonly vm: Omit<BootOptions, "disk">
   /** Whether a user sits at a terminal (INSPECT needs one). */
@@ -60,6 +67,7 @@ export interface BuildResult {
 
 export type BuildError =
   | StepFailed
+  | ContainerSourceFailed
   | VmError
   | ContextSourceError
   | StoreError
@@ -73,7 +81,7 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
   const started = yield* Clock.currentTimeMillis
   const store = yield* ImageStore
   // Fail on a missing or escaping source before anything is created or booted.
-  const sources = yield* resolveSources(plan)
+  const sources = yield* resolveSources(plan, options.platform)
   // A name that is taken fails before the base is fetched.
   const working = yield* store.begin(options.target, { force: options.force })
   const base = plan.base._tag === "Image" ? yield* store.resolve(plan.base.spec) : undefined
@@ -96,7 +104,7 @@ export const build = Effect.fn("build")(function* (plan: BuildPlan, options: Bui
     imageLayer: CachedLayer | undefined,
     layers: ReadonlyArray<CachedLayer>,
   ) {
-    yield* remember(image, imageLayer, options)
+    yield* remember(image, imageLayer, { ...options, containerImages: sources.origins })
     const durationMs = (yield* Clock.currentTimeMillis) - started
     return { image, steps: steps.summaries, durationMs, layers } satisfies BuildResult
   })

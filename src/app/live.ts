@@ -24,6 +24,7 @@ import { HelperVmStatesDirectory } from "../layers/qemu/helper_vm_states_directo
 import { statesIn } from "../layers/qemu/vm_state.ts"
 import { VmRunnerQemu } from "../layers/qemu/vm_runner_qemu.ts"
 import { LayerCacheWithRegistry } from "../layers/cache/layer_cache_with_registry.ts"
+import { ContainerImagesLive } from "../layers/container/container_images_live.ts"
 import { RegistryHttp } from "../layers/registry/registry_http.ts"
 import { ReporterConsole } from "../layers/reporter/reporter_console.ts"
 import { ImageStoreDirectory } from "../layers/store/image_store_directory.ts"
@@ -131,10 +132,12 @@ export const buildLive = (request: BuildRequest) => {
       statesLive,
     )
     : Layer.mergeAll(helperVmLive, DiskImagesQemu, store, cache)
-  // The registries again for `--cache-to`, which pushes after the build.
+  // The registries again for `--cache-to`, which pushes after the build, and for ADD's
+  // container images.
   return Layer.mergeAll(
     services.pipe(Layer.provide(reporter)),
     registry,
+    ContainerImagesLive.pipe(Layer.provide(registry)),
     BuildContextDirectory(request.buildDir),
     reporter,
   )

@@ -21,7 +21,6 @@ import {
   CompressionFailed,
   InvalidOciReference,
 } from "../domain/errors/registry.ts"
-import { parseImageSpec } from "../domain/image_spec.ts"
 import {
   type Blob,
   containerDiskConfig,
@@ -33,12 +32,13 @@ import {
   type Provenance,
 } from "../domain/oci_manifest.ts"
 import { parseOciReference, pinned } from "../domain/oci_reference.ts"
-import { ImageNotInStore, InvalidImageName, StoreIoError } from "../domain/errors/store.ts"
+import { StoreIoError } from "../domain/errors/store.ts"
 import { DiskImages } from "../services/disk_images.ts"
 import { ImageStore, type StoredImage } from "../services/image_store.ts"
 import { Registry, type Repository } from "../services/registry.ts"
 import { Reporter } from "../services/reporter.ts"
 import { VERSION } from "../version.ts"
+import { storedImageNamed } from "./stored_image.ts"
 
 export type PushFormat = "containerdisk" | "artifact"
 
@@ -110,21 +110,6 @@ const provenanceOf = (image: StoredImage) =>
     } satisfies Provenance
   })
 
-/** The stored image `name`, which must be a plain name the store holds. */
-const storedImageNamed = (name: string) =>
-  Effect.gen(function* () {
-    const store = yield* ImageStore
-    const spec = yield* parseImageSpec(name)
-    if (spec.source._tag !== "Named") {
-      return yield* new InvalidImageName({ name, reason: "push takes a stored image's name" })
-    }
-    const { present } = yield* store.lookup(name).pipe(
-      Effect.catchTag("ImageNotFound", () => Effect.succeed({ present: false })),
-    )
-    if (!present) return yield* new ImageNotInStore({ image: name, store: store.root })
-    return yield* store.resolve(name)
-  })
-
 /**
  * Upload the disk's blob: skipped when the registry has it under the digest noted for it the
  * last time (`note`), else hashed as it is sent, and the digest noted for the next time.
@@ -162,7 +147,7 @@ export const pushImage = Effect.fn("pushImage")(function* (request: PushRequest)
     ),
     Either.mapLeft((reason) => new InvalidOciReference({ reference, reason })),
   )
-  const image = yield* storedImageNamed(name)
+  const image = yield* storedImageNamed(name, "push")
   const provenance = yield* provenanceOf(image)
   const fs = yield* FileSystem.FileSystem
   const reporter = yield* Reporter

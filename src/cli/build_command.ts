@@ -6,6 +6,7 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
@@ -14,6 +15,7 @@ import { buildImage } from "../app/build_image.ts"
 import type { ExportTarget } from "../app/export_image.ts"
 import { FORMAT_EXTENSION } from "../domain/export_format.ts"
 import { imageNameProblem } from "../domain/image_spec.ts"
+import { DEFAULT_PLATFORM, parsePlatform } from "../domain/platform.ts"
 import { visibleName } from "../domain/visible_name.ts"
 import { buildLive } from "../app/live.ts"
 import type { PublishTarget } from "../services/image_store.ts"
@@ -88,13 +90,20 @@ const bootTimeout = Options.integer("boot-timeout").pipe(
 const cacheFrom = Options.text("cache-from").pipe(
   Options.withPseudoName("REF"),
   // Only layers the local step cache lacks are fetched; a registry that cannot be read warns.
-  Options.withDescription("Take missing step layers from this registry build cache"),
+  Options.withDescription("Take missing step layers from this registry cache"),
   Options.repeated,
 )
 
 const cacheTo = Options.text("cache-to").pipe(
   Options.withPseudoName("REF"),
   Options.withDescription("Push the step layers to REF (REGISTRY/REPO:TAG), for --cache-from"),
+  Options.optional,
+)
+
+const platform = Options.text("platform").pipe(
+  Options.withPseudoName("OS/ARCH"),
+  // OS/ARCH/VARIANT too (linux/arm/v7).
+  Options.withDescription("ADD's entry of a multi-platform image (default: linux/amd64)"),
   Options.optional,
 )
 
@@ -117,6 +126,7 @@ const buildOptions = {
   memory,
   noNetwork,
   bootTimeout,
+  platform,
   progress: progressOption,
   verbose: verboseOption,
 }
@@ -189,6 +199,12 @@ const runBuild = handler(
   Effect.fn("cli.build")(function* (args: BuildArgs) {
     yield* validateOptions(BuildFlags, args)
     const output = yield* buildOutputOrUsage(args)
+    const buildPlatform = Option.isNone(args.platform)
+      ? DEFAULT_PLATFORM
+      : yield* Either.match(parsePlatform(args.platform.value), {
+        onLeft: (problem) => usage(`--platform: ${problem}`),
+        onRight: Effect.succeed,
+      })
     const imagefilePath = Option.getOrElse(args.file, () => `${args.buildDir}/Imagefile`)
     const { imagefile, digest: imagefileDigest } = yield* loadImagefile(imagefilePath)
     const target: PublishTarget = args.local
@@ -201,6 +217,7 @@ const runBuild = handler(
       // The qcow2 that only the exports are made from is the build's own: replaced at will.
       force: args.force || output.discardImage,
       useCache: !args.noCache,
+      platform: buildPlatform,
       interactive: terminal.interactive,
       imagefileDigest,
       // With exports to write, publishing the qcow2 is not yet success.

@@ -1,5 +1,5 @@
 /**
- * `transient image ls|rm|pull|build`: the image store from the command line.
+ * `transient image ls|rm|pull|push|export|inspect|build`: the image store from the command line.
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -18,6 +18,7 @@ import { DEFAULT_MAX_IMAGE_BYTES, ImageStore, type StoredImage } from "../servic
 import { Reporter } from "../services/reporter.ts"
 import { describeError, EXIT_FAILURE, ExitWith } from "./exit.ts"
 import { exportCommand } from "./export_command.ts"
+import { inspectCommand } from "./inspect_command.ts"
 import { commandDescription } from "./help.ts"
 import { imageBackendOption, plainHttpOption, progressOption } from "./options.ts"
 import { handler, verboseOption } from "./root.ts"
@@ -243,4 +244,5 @@ export const imageSubcommands = [
   pullCommand,
   pushCommand,
   exportCommand,
+  inspectCommand,
 ] as const

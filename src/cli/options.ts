@@ -21,7 +21,7 @@ export const imageBackendOption = Options.text("image-backend").pipe(
 
 /** `--progress auto|plain|json`: auto is a bar on a terminal, plain lines otherwise. */
 export const progressOption = Options.choice("progress", PROGRESS_MODES).pipe(
-  Options.withDescription("A bar (auto, on a terminal), plain lines, or JSON events"),
+  Options.withDescription("A bar on a terminal, plain lines, or JSON events"),
   Options.withDefault<ProgressMode>("auto"),
 )
 

@@ -207,7 +207,22 @@ export const probeImageFormat = (head: Uint8Array, size: number): Probe => {
  * Undefined when `head` is no qcow2 header.
  */
 export const qcow2FileLimit = (head: Uint8Array): number | undefined => {
-  if (head.length < 32 || ascii(head, 0, 4) !== QCOW_MAGIC) return undefined
-  const virtual = Number(new DataView(head.buffer, head.byteOffset, 32).getBigUint64(24))
-  return virtual + Math.ceil(virtual / 64) + 16 * 1024 * 1024
+  const virtual = qcow2VirtualSize(head)
+  return virtual === undefined ? undefined : virtual + Math.ceil(virtual / 64) + 16 * 1024 * 1024
 }
+
+/** The virtual size a qcow2 header says; undefined when `head` is no qcow2 header. */
+const qcow2VirtualSize = (head: Uint8Array): number | undefined =>
+  head.length < 32 || ascii(head, 0, 4) !== QCOW_MAGIC
+    ? undefined
+    : Number(new DataView(head.buffer, head.byteOffset, 32).getBigUint64(24))
+
+/**
+ * The virtual size of a qcow2 whose header starts `head` and that reads nothing but itself (the
+ * store's form: no backing file, no external data, no encryption); undefined for anything else,
+ * which qemu-img must be asked about.
+ */
+export const standaloneQcow2Size = (head: Uint8Array): number | undefined =>
+  ascii(head, 0, 4) === QCOW_MAGIC && probeQcow2(head)._tag === "Accepted"
+    ? qcow2VirtualSize(head)
+    : undefined

@@ -64,6 +64,7 @@ export const ProgressPhase = Schema.Literal(
   "verify",
   "compress",
   "upload",
+  "unpack",
 )
 export type ProgressPhase = typeof ProgressPhase.Type
 

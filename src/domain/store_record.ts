@@ -15,6 +15,40 @@ export const FileStamp = Schema.Struct({
 })
 export type FileStamp = typeof FileStamp.Type
 
+/**
+ * A container image a build's ADD unpacked: where it came from, and its config, recorded (a VM
+ * image does not apply a container's ENV or WORKDIR, but says what they were).
+ */
+export const ContainerOrigin = Schema.Struct({
+  /** As the Imagefile wrote it. */
+  source: Schema.String,
+  /** The digest of the image manifest unpacked (for docker-archive:, of its config). */
+  digest: Schema.String,
+  /** `OS/ARCH[/VARIANT]`. */
+  platform: Schema.String,
+  config: Schema.Struct({
+    env: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    workingDir: Schema.optionalWith(Schema.String, { exact: true }),
+    entrypoint: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    cmd: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    labels: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
+      exact: true,
+    }),
+    created: Schema.optionalWith(Schema.String, { exact: true }),
+  }),
+})
+export type ContainerOrigin = typeof ContainerOrigin.Type
+
+/** What a build records about the image it published (registry annotations show it). */
+export interface BuildProvenance {
+  /** `sha256:HEX` of the Imagefile's text. */
+  readonly imagefileDigest: string
+  /** When it was published, ISO 8601. */
+  readonly builtAt: string
+  /** The container images ADD unpacked into it, in the order of the Imagefile. */
+  readonly containerImages?: ReadonlyArray<ContainerOrigin>
+}
+
 export const StoreRecord = Schema.Struct({
   ...FileStamp.fields,
   /** What stands for the content in step-cache keys (`sha256:HEX` of the file, or a build's). */
@@ -22,6 +56,7 @@ export const StoreRecord = Schema.Struct({
   /** A build's provenance: the digest of its Imagefile's text and when it was published. */
   imagefileDigest: Schema.optionalWith(Schema.String, { exact: true }),
   builtAt: Schema.optionalWith(Schema.String, { exact: true }),
+  containerImages: Schema.optionalWith(Schema.Array(ContainerOrigin), { exact: true }),
   notes: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
     exact: true,
   }),
@@ -36,6 +71,13 @@ export const STORE_RECORDS = ".identity"
 
 /** The file name of the record of the image `name`, in STORE_RECORDS. */
 export const storeRecordFileName = (name: string): string => `${encodeImageName(name)}.json`
+
+/** The provenance a record holds, when it holds a build's. */
+export const recordedProvenance = (record: Partial<StoreRecord>): BuildProvenance | undefined => {
+  const { imagefileDigest, builtAt, containerImages } = record
+  if (imagefileDigest === undefined || builtAt === undefined) return undefined
+  return { imagefileDigest, builtAt, ...(containerImages === undefined ? {} : { containerImages }) }
+}
 
 /** What still holds of `record` for the file stamped `stamp`: nothing once the file changed. */
 export const currentRecord = (

@@ -39,6 +39,13 @@ export const BuildVmDryRun = Layer.effect(
           ),
           {
             perform: show,
+            // The layer itself is not read: a dry run downloads nothing.
+            applyLayer: (operation) =>
+              reporter.detail(
+                `${
+                  renderCommand(commandFor(operation))
+                } < (layer ${operation.layer} of ${operation.source}, uncompressed)`,
+              ),
             run: ({ command }) => Effect.as(show(GuestOperation.Run({ command })), 0),
             shell: Effect.as(
               show(

@@ -7,6 +7,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { VmError } from "../domain/errors/vm.ts"
 import type { GuestOperation } from "../domain/guest/operation.ts"
 import type { OutputStream } from "./reporter.ts"
@@ -26,8 +27,13 @@ export interface BootOptions {
   readonly bootTimeoutSeconds: number
 }
 
-/** The operations a session performs whole; RUN and INSPECT have their own entries. */
-export type SessionOperation = Exclude<GuestOperation, { readonly _tag: "Run" | "Shell" }>
+/** The operations a session performs whole; RUN, INSPECT and layers have their own entries. */
+export type SessionOperation = Exclude<
+  GuestOperation,
+  { readonly _tag: "Run" | "Shell" | "ApplyLayer" }
+>
+
+export type ApplyLayerOperation = Extract<GuestOperation, { readonly _tag: "ApplyLayer" }>
 
 export interface RunRequest {
   readonly command: string
@@ -40,6 +46,15 @@ export interface VmSession {
   readonly perform: (operation: SessionOperation) => Effect.Effect<void, VmError>
   /** RUN, its output streamed as it comes; returns the command's exit status. */
   readonly run: (request: RunRequest) => Effect.Effect<number, VmError>
+  /**
+   * Apply one container-image layer, `tar` (its uncompressed bytes) streamed to the guest as it
+   * is read. A failure of `tar` itself (a layer whose digest does not match) is the failure,
+   * rather than what the guest made of a cut stream.
+   */
+  readonly applyLayer: <E>(
+    operation: ApplyLayerOperation,
+    tar: Stream.Stream<Uint8Array, E>,
+  ) => Effect.Effect<void, VmError | E>
   /** INSPECT: an interactive shell in the build root on the user's terminal; its status. */
   readonly shell: Effect.Effect<number, VmError>
   /**

@@ -4,6 +4,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { BuildProvenance } from "../domain/store_record.ts"
 import type { NotADiskImage, RegistryError } from "../domain/errors/registry.ts"
 import type {
   DiskImageError,
@@ -103,13 +104,7 @@ export interface ImageStoreShape {
   ) => Effect.Effect<void, InvalidImageName | ImageNotInStore | StoreIoError>
 }
 
-/** What a build records about the image it published (registry annotations show it). */
-export interface BuildProvenance {
-  /** `sha256:HEX` of the Imagefile's text. */
-  readonly imagefileDigest: string
-  /** When it was published, ISO 8601. */
-  readonly builtAt: string
-}
+export type { BuildProvenance }
 
 /** The most a pulled image may have once decompressed, unless told: 256 GiB, more than any base
  * image, less than a decompression bomb would write. */

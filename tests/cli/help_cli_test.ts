@@ -10,7 +10,7 @@ Deno.test("help on stdout, usage errors as one line on stderr with exit status 2
       transient(["image", "push", "-h"]),
       transient([]),
       transient(["image", "push", "--help"]),
-      transient(["build", "--platform", "x"]),
+      transient(["build", "--plain", "x"]),
       transient(["build", "--nmae", "web", "."]),
       transient(["buidl"]),
       transient(["build", "."]),
@@ -41,7 +41,7 @@ Deno.test("help on stdout, usage errors as one line on stderr with exit status 2
     assert.equal(platform.code, 2)
     assert.equal(
       platform.stderr,
-      "error: unknown option '--platform' for 'transient build' (the nearest is '--plain-http'; see 'transient build --help')\n",
+      "error: unknown option '--plain' for 'transient build' (the nearest is '--plain-http'; see 'transient build --help')\n",
     )
     assert.equal(typo.code, 2)
     assert.equal(

@@ -15,6 +15,10 @@ import { analyzeImagefile, hasErrors, renderDiagnostics } from "../../src/domain
 import { planBuild } from "../../src/domain/plan.ts"
 import { BuildContextMemory } from "../../src/layers/memory/build_context_memory.ts"
 import { BuildVmMemory } from "../../src/layers/memory/build_vm_memory.ts"
+import {
+  ContainerImagesMemory,
+  MemoryContainerImages,
+} from "../../src/layers/memory/container_images_memory.ts"
 import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
 import {
   ImageStoreMemory,
@@ -87,6 +91,8 @@ export interface Harness {
   /** BUILD_DIR: tests may change it between builds. */
   readonly tree: SimTree
   readonly report: ReportLog
+  /** The container images ADD can name. */
+  readonly containerImages: MemoryContainerImages
   readonly layer: Layer.Layer<
     | import("../../src/services/build_vm.ts").BuildVm
     | import("../../src/services/disk_images.ts").DiskImages
@@ -94,6 +100,7 @@ export interface Harness {
     | import("../../src/services/build_context.ts").BuildContext
     | import("../../src/services/reporter.ts").Reporter
     | import("../../src/services/layer_cache.ts").LayerCache
+    | import("../../src/services/container_images.ts").ContainerImages
   >
 }
 
@@ -105,7 +112,9 @@ export const harness = (
   const report = new ReportLog()
   const tree = contextTree(context)
   const contextLayer = BuildContextMemory(tree)
+  const containerImages = new MemoryContainerImages()
   const layer = Layer.mergeAll(
+    ContainerImagesMemory(containerImages),
     BuildVmMemory(world).pipe(Layer.provide(contextLayer)),
     contextLayer,
     DiskImagesMemory(world),
@@ -113,7 +122,7 @@ export const harness = (
     LayerCacheMemory(world).pipe(Layer.provide(ReporterMemory(report))),
     ReporterMemory(report),
   )
-  return { world, tree, report, layer }
+  return { world, tree, report, containerImages, layer }
 }
 
 export const defaultOptions = (

@@ -162,6 +162,35 @@ Deno.test("info works while another process holds the image open for writing", a
   ))
 })
 
+Deno.test("info of a qcow2 says what qemu-img info says, from the header or from qemu-img", async () => {
+  await runTest(withImages((images, dir) =>
+    Effect.gen(function* () {
+      const qemuInfo = (path: string) =>
+        Effect.promise(async () =>
+          JSON.parse(await tool("qemu-img", "info", "--output=json", "-f", "qcow2", path))
+        )
+      // An odd size with data in it, as the header read sees it.
+      const base = `${dir}/base.qcow2`
+      yield* images.create({ path: base, sizeBytes: 16 * MiB + 4096 })
+      yield* Effect.promise(() => tool("qemu-io", "-c", "write -P 0xab 0 3M", base))
+      const overlay = `${dir}/overlay.qcow2`
+      yield* images.overlay({ path: overlay, backing: base, sizeBytes: 32 * MiB })
+      for (const path of [base, overlay]) {
+        const [ours, theirs] = [yield* images.info(path, "qcow2"), yield* qemuInfo(path)]
+        assert.equal(ours.format, "qcow2")
+        assert.equal(ours.virtualSize, theirs["virtual-size"], path)
+        assert.equal(ours.actualSize, theirs["actual-size"], path)
+        assert.equal(ours.backingFile, theirs["full-backing-filename"], path)
+      }
+      // A file that only claims to be a qcow2 is qemu-img's to refuse.
+      const fake = `${dir}/fake.qcow2`
+      yield* Effect.promise(() => Deno.writeFile(fake, new Uint8Array([0x51, 0x46, 0x49, 0xfb])))
+      const error = yield* Effect.flip(images.info(fake, "qcow2"))
+      assert.ok(error instanceof DiskImageError)
+    })
+  ))
+})
+
 /** A qcow2 of a disk partitioned by sfdisk with `script`, and `bootCode` written at its start. */
 const partitionedDisk = (dir: string, name: string, script: string, bootCode?: Uint8Array) =>
   Effect.promise(async () => {

@@ -13,6 +13,10 @@ import { commandFor, type GuestCommand, renderCommand } from "../../src/domain/g
 import { GuestOperation } from "../../src/domain/guest/operation.ts"
 import { BuildContextDirectory } from "../../src/layers/build_context_directory.ts"
 import { BuildVmDryRun, LayerCacheDryRun } from "../../src/layers/dry_run.ts"
+import {
+  ContainerImagesMemory,
+  MemoryContainerImages,
+} from "../../src/layers/memory/container_images_memory.ts"
 import { DiskImagesMemory } from "../../src/layers/memory/disk_images_memory.ts"
 import { ImageStoreMemory } from "../../src/layers/memory/image_store_memory.ts"
 import { ReporterMemory, ReportLog } from "../../src/layers/memory/reporter_memory.ts"
@@ -85,6 +89,7 @@ const buildWith = (
       DiskImagesMemory(world),
       ImageStoreMemory(world),
       LayerCacheDryRun,
+      ContainerImagesMemory(new MemoryContainerImages()),
       BuildContextDirectory(dir).pipe(Layer.provide(NodeContext.layer)),
     ).pipe(Layer.provideMerge(ReporterMemory(report)))
     yield* build(planOf(text), defaultOptions("matched")).pipe(Effect.provide(layer))

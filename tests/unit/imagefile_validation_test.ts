@@ -384,6 +384,28 @@ Deno.test("COPY refuses container images, at the source, with a hint to use ADD"
   assert.ok(!codes.includes("copy-container-image"), JSON.stringify(codes))
 })
 
+Deno.test("ADD takes container images by their transports, and says what is wrong with one at its place", () => {
+  assert.deepEqual(
+    errors(
+      "FROM x\nADD docker://debian:bookworm /\nADD oci-archive:img.tar docker-archive:d.tar /\n" +
+        "ADD oci:layout:v1 /\n",
+    ),
+    [],
+  )
+  const found = errors(
+    "FROM x\nADD docker:debian /\nADD oci-archive:../up.tar /\nADD docker://a@b:c /\n",
+  )
+  assert.deepEqual(found.map(where), [
+    { code: "container-source", line: 2, column: 5, endLine: 2, endColumn: 18 },
+    { code: "container-source", line: 3, column: 5, endLine: 3, endColumn: 26 },
+    { code: "container-source", line: 4, column: 5, endLine: 4, endColumn: 19 },
+  ])
+  assert.equal(
+    found[0]?.message,
+    "'docker:debian' needs two slashes after the transport: docker://NAME",
+  )
+})
+
 Deno.test("warnings do not make an Imagefile invalid", () => {
   const diagnostics = check("FROM x\nCOPY a etc/a\n")
   assert.deepEqual(diagnostics.map((d) => [d.severity, d.code, d.line, d.column]), [

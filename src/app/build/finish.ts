@@ -4,6 +4,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import type { ContainerOrigin } from "../../domain/store_record.ts"
 import { DiskImages } from "../../services/disk_images.ts"
 import {
   ImageStore,
@@ -63,15 +64,23 @@ export const keepLayers = Effect.fn("build.keep")(function* (
 export const remember = Effect.fn("build.remember")(function* (
   image: StoredImage,
   imageLayer: CachedLayer | undefined,
-  options: { readonly target: PublishTarget; readonly imagefileDigest?: string },
+  options: {
+    readonly target: PublishTarget
+    readonly imagefileDigest?: string
+    readonly containerImages?: ReadonlyArray<ContainerOrigin>
+  },
 ) {
   if (options.target._tag !== "Store") return
   const builtAt = new Date(yield* Clock.currentTimeMillis).toISOString()
   yield* (yield* ImageStore).remember(
     image,
     imageLayer === undefined ? `build:${crypto.randomUUID()}` : `layer:${imageLayer.id}`,
-    options.imagefileDigest === undefined
-      ? undefined
-      : { imagefileDigest: options.imagefileDigest, builtAt },
+    options.imagefileDigest === undefined ? undefined : {
+      imagefileDigest: options.imagefileDigest,
+      builtAt,
+      ...(options.containerImages === undefined || options.containerImages.length === 0
+        ? {}
+        : { containerImages: options.containerImages }),
+    },
   )
 })

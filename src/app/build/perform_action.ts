@@ -5,12 +5,17 @@
  * step.
  */
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { StepFailed } from "../../domain/errors/build.ts"
+import { isVmError } from "../../domain/errors/vm.ts"
 import {
   type ActionOperation,
   actionOperations,
+  type AddContainerImage,
   resumeOperations,
 } from "../../domain/guest/action_operations.ts"
+import { GuestOperation } from "../../domain/guest/operation.ts"
+import { ContainerImages } from "../../services/container_images.ts"
 import { OutputTail } from "../../domain/output_tail.ts"
 import type { Action, BuildPlan, PlanStep } from "../../domain/plan.ts"
 import type { CachedLayer } from "../../services/layer_cache.ts"
@@ -32,7 +37,9 @@ export interface ActionContext {
 }
 
 export const makeActionRunner = (context: ActionContext) =>
-  Effect.map(Reporter, (reporter) => {
+  Effect.gen(function* () {
+    const reporter = yield* Reporter
+    const images = yield* ContainerImages
     const { chain, plan } = context
     const failStep = (step: PlanStep, reason: string, extra: Partial<StepFailed> = {}) =>
       new StepFailed({
@@ -60,10 +67,49 @@ export const makeActionRunner = (context: ActionContext) =>
       }
     })
 
+    /** ADD of a container image: its layers in order, each streamed from its source. */
+    const addImage = Effect.fn("build.addContainerImage")(function* (
+      step: PlanStep,
+      operation: AddContainerImage,
+    ) {
+      const image = context.sources.image(operation.source)
+      const session = yield* chain.session
+      for (const [index, layer] of image.layers.entries()) {
+        const progress = yield* reporter.progress(
+          `Layer ${index + 1}/${image.layers.length} of ${operation.source} (${
+            layer.digest.slice(0, 19)
+          })`,
+          undefined,
+          { phase: "unpack" },
+        )
+        const tar = images.openLayer(image, layer).pipe(
+          Stream.tap((chunk) => progress.advance(chunk.length)),
+        )
+        yield* session.applyLayer(
+          GuestOperation.ApplyLayer({
+            source: operation.source,
+            layer: layer.digest,
+            destination: operation.destination,
+          }),
+          tar,
+        ).pipe(
+          Effect.ensuring(progress.done),
+          // A layer that cannot be read (corrupt, gone from the registry) fails the step that
+          // names it; what the helper VM reports stays its own error.
+          Effect.catchIf(
+            (error) => !isVmError(error),
+            (error) => failStep(step, error.message),
+          ),
+        )
+      }
+    })
+
     const operate = (step: PlanStep, operation: ActionOperation) => {
       switch (operation._tag) {
         case "Run":
           return run(step, operation.command)
+        case "AddContainerImage":
+          return addImage(step, operation)
         case "OpenShell":
           return Effect.asVoid(Effect.flatMap(chain.session, (session) => session.shell))
         default:

@@ -29,6 +29,23 @@ export class ContextSourceError
   }
 }
 
+/**
+ * A container image ADD names could not be resolved (missing, no entry for the platform, a
+ * registry that refuses): the container error, at the place of the source in the Imagefile.
+ */
+export class ContainerSourceFailed
+  extends Schema.TaggedError<ContainerSourceFailed>()("ContainerSourceFailed", {
+    source: Schema.String,
+    /** The container error's own sentence, and its tag (for `--progress json` consumers). */
+    reason: Schema.String,
+    kind: Schema.String,
+    location: Schema.optional(Schema.String),
+  }) {
+  override get message() {
+    return `${this.location ? `${this.location}: ` : ""}ADD ${this.source}: ${this.reason}`
+  }
+}
+
 /** A build step failed (a RUN exited non-zero, INSPECT without a terminal, ...). */
 export class StepFailed extends Schema.TaggedError<StepFailed>()("StepFailed", {
   step: Schema.Int,

@@ -4,6 +4,7 @@
  * (./commands.ts) the QEMU session runs and the dry run prints (src/layers/dry_run.ts): one
  * mapping, so a dry run shows what a build runs. Pure.
  */
+import { isContainerSource } from "../container_source.ts"
 import type { Action, BuildPlan } from "../plan.ts"
 import { GuestOperation, type GuestSource } from "./operation.ts"
 
@@ -12,7 +13,21 @@ export interface OpenShell {
   readonly _tag: "OpenShell"
 }
 
-export type ActionOperation = Exclude<GuestOperation, { readonly _tag: "Shell" }> | OpenShell
+/**
+ * ADD of a container image: its layers, known once the source is resolved, each applied with
+ * the host streaming it (GuestOperation.ApplyLayer).
+ */
+export interface AddContainerImage {
+  readonly _tag: "AddContainerImage"
+  /** As the Imagefile wrote it. */
+  readonly source: string
+  readonly destination: string
+}
+
+export type ActionOperation =
+  | Exclude<GuestOperation, { readonly _tag: "Shell" | "ApplyLayer" }>
+  | OpenShell
+  | AddContainerImage
 
 /** The operations of `action`; `source` gives a COPY/ADD source as the build context resolved it. */
 export const actionOperations = (
@@ -34,8 +49,10 @@ export const actionOperations = (
         destination: action.destination,
       })]
     case "Add":
-      return action.sources.map((name) =>
-        GuestOperation.Extract({ source: source(name), destination: action.destination })
+      return action.sources.map((name): ActionOperation =>
+        isContainerSource(name)
+          ? { _tag: "AddContainerImage", source: name, destination: action.destination }
+          : GuestOperation.Extract({ source: source(name), destination: action.destination })
       )
     // RUN and INSPECT work in the chroot; a session prepares it once.
     case "Run":

@@ -254,6 +254,8 @@ export const commandFor = (operation: GuestOperation): GuestCommand => {
         ],
       }
     }
+    case "ApplyLayer":
+      return { argv: [AGENT_BUILTIN.applyLayer, inRoot(operation.destination)] }
     case "Run":
       return { argv: runArgv(operation.command), env: RUN_ENV }
     case "Shell":

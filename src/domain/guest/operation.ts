@@ -44,6 +44,12 @@ export type GuestOperation = Data.TaggedEnum<{
   CopyIn: { readonly sources: ReadonlyArray<GuestSource>; readonly destination: string }
   /** ADD of one source: an archive is extracted into the destination, anything else copied. */
   Extract: { readonly source: GuestSource; readonly destination: string }
+  /**
+   * One layer of ADD's container image (`source`, as written), applied onto the destination
+   * directory with the layer rules (whiteouts, owners, xattrs); the host streams the layer's
+   * uncompressed tar to the command's stdin.
+   */
+  ApplyLayer: { readonly source: string; readonly layer: string; readonly destination: string }
   /** RUN: `/bin/sh -c COMMAND` as root, chrooted into the image, in its own PID namespace. */
   Run: { readonly command: string }
   /** INSPECT: a login shell in the build root on the guest terminal `console`. */
@@ -70,6 +76,7 @@ export const describeOperation = (operation: GuestOperation): string =>
     PrepareChroot: () => "prepare the chroot",
     CopyIn: ({ sources }) => `copy ${sources.map((source) => source.source).join(", ")}`,
     Extract: ({ source }) => `add ${source.source}`,
+    ApplyLayer: ({ source, layer }) => `add layer ${layer} of ${source}`,
     Run: () => "run the command",
     Shell: () => "open a shell",
     Sync: () => "sync the disk",

@@ -3,6 +3,7 @@
  * reported, each at the place it concerns. Messages of the rules the original transient had are
  * kept word for word, so its users recognise them.
  */
+import * as Either from "effect/Either"
 import { FILESYSTEMS, PARTITION_FLAGS } from "./ast.ts"
 import type * as Ast from "./ast.ts"
 import { type Diagnostic, makeDiagnostic, type Severity } from "./diagnostic.ts"
@@ -10,7 +11,7 @@ import { joinOr, type Keyword, type ParsedLine } from "./grammar.ts"
 import { closestWord } from "./suggest.ts"
 import { MiB, reservedSpace, SECTOR, usableBytes } from "../disk_geometry.ts"
 import { diskLayout, type PartitionLayout } from "../plan.ts"
-import { isContainerSource } from "../container_source.ts"
+import { isContainerSource, parseContainerSource } from "../container_source.ts"
 import { confineSource, normalizeAbsolute } from "../source_path.ts"
 
 const START_OF_FILE: Ast.Span = { line: 1, column: 1, endLine: 1, endColumn: 1 }
@@ -285,6 +286,9 @@ const checkTransfer = (transfer: Ast.Copy | Ast.Add, report: Report) => {
         `COPY copies files of the build directory, not the container image '${source.value}'; ` +
           "use ADD to unpack it",
       )
+    } else if (isContainerSource(source.value)) {
+      const parsed = parseContainerSource(source.value)
+      if (Either.isLeft(parsed)) report(source.span, "container-source", parsed.left)
     } else if (source.value.startsWith("/")) {
       report(
         source.span,

@@ -3,15 +3,26 @@
  * table, a tree per filesystem, a mount table — that records every typed operation. RUN does
  * what the world's `runScript` says.
  */
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { concatBytes } from "../../domain/bytes.ts"
+import { classifyLayerEntry } from "../../domain/whiteout.ts"
 import { GuestCommandFailed } from "../../domain/errors/vm.ts"
 import type { GuestSource } from "../../domain/guest/operation.ts"
 import type { MountPoint } from "../../domain/plan.ts"
 import { BuildContext } from "../../services/build_context.ts"
-import { BuildVm, type SessionOperation, type VmSession } from "../../services/build_vm.ts"
+import {
+  type ApplyLayerOperation,
+  BuildVm,
+  type SessionOperation,
+  type VmSession,
+} from "../../services/build_vm.ts"
 import {
   basename,
+  childrenOf,
   isDirectory,
   join,
   mkdirs,
@@ -104,7 +115,22 @@ const guestFiles = (disk: SimDisk) => {
     return place !== undefined && isDirectory(place.tree, place.inner)
   }
 
-  return { mounts, partition, locate, write, guest, isDirectoryAt }
+  /** Remove `path` and everything below it, if there. */
+  const remove = (path: string) => {
+    const place = locate(path)
+    if (place === undefined) return
+    for (const child of childrenOf(place.tree, place.inner)) place.tree.delete(child)
+    place.tree.delete(place.inner)
+  }
+
+  /** Empty the directory at `path`, keeping it. */
+  const removeBelow = (path: string) => {
+    const place = locate(path)
+    if (place === undefined) return
+    for (const child of childrenOf(place.tree, place.inner)) place.tree.delete(child)
+  }
+
+  return { mounts, partition, locate, write, remove, removeBelow, guest, isDirectoryAt }
 }
 
 type GuestFiles = ReturnType<typeof guestFiles>
@@ -221,6 +247,45 @@ const extract = Effect.fn("BuildVmMemory.extract")(function* (
   }
 })
 
+/**
+ * One container-image layer onto the simulated disk: its entries written in order, a whiteout
+ * removing its target and an opaque marker its directory's earlier contents (the layer's own
+ * entries are written after the lower layers' are gone, so the simple order holds for the
+ * layers tests make: markers before siblings, as image-spec asks of layer writers).
+ */
+const applyLayer = Effect.fn("BuildVmMemory.applyLayer")(function* <E>(
+  machine: SimMachine,
+  operation: ApplyLayerOperation,
+  tar: Stream.Stream<Uint8Array, E>,
+) {
+  const chunks = yield* Stream.runCollect(tar)
+  machine.world.record({
+    op: "apply-layer",
+    source: operation.source,
+    layer: operation.layer,
+    destination: operation.destination,
+  })
+  const bytes = concatBytes(Chunk.toReadonlyArray(chunks))
+  for (const { path, node } of readTar(bytes)) {
+    const relative = path.slice(1) || "."
+    const entry = classifyLayerEntry(relative)
+    if (Either.isLeft(entry)) return yield* fail("apply a layer", entry.left)
+    const target = (inner: string) => join(operation.destination, inner)
+    switch (entry.right._tag) {
+      case "Whiteout":
+        machine.files.remove(target(entry.right.target))
+        break
+      case "OpaqueDirectory":
+        machine.files.removeBelow(target(entry.right.directory))
+        break
+      case "AufsMetadata":
+        break
+      case "Plain":
+        yield* machine.files.write("apply a layer", target(entry.right.path), node)
+    }
+  }
+})
+
 /** One operation on the simulated disk; PrepareChroot is the session's to record. */
 const performOn = (
   machine: SimMachine,
@@ -280,6 +345,8 @@ const session = (
           world.record({ op: "prepare-chroot" })
         })
         : performOn(machine, operation),
+
+    applyLayer: (operation, tar) => applyLayer(machine, operation, tar),
 
     run: Effect.fn("BuildVmMemory.run")(function* ({ command, onOutput }) {
       if (!chroot) return yield* fail("run", "the chroot was not prepared before RUN")

@@ -24,13 +24,13 @@ import { formatOciReference } from "../../domain/oci_reference.ts"
 import {
   currentRecord,
   type FileStamp,
+  recordedProvenance,
   STORE_RECORDS,
   type StoreRecord,
   storeRecordFileName,
   StoreRecordJson,
 } from "../../domain/store_record.ts"
 import {
-  type BuildProvenance,
   ImageStore,
   type ImageStoreShape,
   type PublishTarget,
@@ -219,13 +219,7 @@ export const ImageStoreMemory = (world: MemoryWorld, options: ImageStoreMemoryOp
         const stamp = stampOf(image)
         if (stamp !== undefined) writeRecord(image, { identity, ...stamp, ...(provenance ?? {}) })
       }),
-    provenance: (image) =>
-      Effect.sync((): BuildProvenance | undefined => {
-        const { imagefileDigest, builtAt } = recordOf(image)?.recorded ?? {}
-        return imagefileDigest !== undefined && builtAt !== undefined
-          ? { imagefileDigest, builtAt }
-          : undefined
-      }),
+    provenance: (image) => Effect.sync(() => recordedProvenance(recordOf(image)?.recorded ?? {})),
     note: (image, key, value) =>
       Effect.sync(() => {
         const record = recordOf(image)

@@ -46,6 +46,12 @@ export type Operation =
   | { readonly op: "prepare-chroot" }
   | { readonly op: "copy"; readonly sources: ReadonlyArray<string>; readonly destination: string }
   | { readonly op: "extract"; readonly source: string; readonly destination: string }
+  | {
+    readonly op: "apply-layer"
+    readonly source: string
+    readonly layer: string
+    readonly destination: string
+  }
   | { readonly op: "run"; readonly command: string }
   | { readonly op: "shell" }
   | { readonly op: "sync" }

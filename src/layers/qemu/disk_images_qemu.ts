@@ -7,9 +7,11 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { DiskImageError } from "../../domain/errors/store.ts"
 import { convertArgv, overlayArgv } from "../../domain/export_format.ts"
 import { detectFirmware, FIRMWARE_HEAD_BYTES } from "../../domain/firmware.ts"
+import { PROBE_BYTES, standaloneQcow2Size } from "../../domain/image_format.ts"
 import { type DiskImageInfo, DiskImages } from "../../services/disk_images.ts"
 import { lastLines, runTool, type RunToolOptions } from "../host_process.ts"
 
@@ -140,6 +142,24 @@ export const DiskImagesQemu: Layer.Layer<
       qemuImg(operation, target, args, options).pipe(
         Effect.provideService(CommandExecutor.CommandExecutor, executor),
       )
+    const standaloneInfo = (path: string) =>
+      Effect.gen(function* () {
+        const file = yield* fs.open(path, { flag: "r" })
+        const head = yield* file.readAlloc(PROBE_BYTES)
+        const virtualSize = Option.map(head, standaloneQcow2Size).pipe(Option.getOrUndefined)
+        if (virtualSize === undefined) return undefined
+        const stat = yield* file.stat
+        return {
+          path,
+          format: "qcow2",
+          virtualSize,
+          actualSize: Option.getOrElse(stat.blocks, () => 0) * 512,
+        } satisfies DiskImageInfo
+      }).pipe(
+        Effect.scoped,
+        // Whatever the header read cannot tell, qemu-img will (and say why it cannot).
+        Effect.orElseSucceed(() => undefined),
+      )
     return DiskImages.of({
       create: Effect.fn("DiskImages.create")(function* ({ path, sizeBytes }) {
         yield* run("create", path, ["create", "-q", "-f", "qcow2", path, String(sizeBytes)])
@@ -236,6 +256,12 @@ export const DiskImagesQemu: Layer.Layer<
         return detectFirmware(head)
       }),
       info: Effect.fn("DiskImages.info")(function* (path, format) {
+        // A standalone qcow2 says its size in its header (the size on disk is its blocks, as
+        // qemu-img counts them): no process for the common case.
+        if (format === "qcow2") {
+          const known = yield* standaloneInfo(path)
+          if (known !== undefined) return known
+        }
         // --force-share: listing must work while a running VM holds the image open.
         const result = yield* run("inspect", path, [
           "info",

@@ -3,15 +3,22 @@
  * run through the agent; RUN streams its output; INSPECT wires the user's terminal to the
  * guest's console. Nothing here knows about QEMU, so tests drive it with any AgentClient.
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { commandFor, type GuestCommand, quoteArgv } from "../../domain/guest/commands.ts"
 import { AgentChannelBroken, GuestCommandFailed, type VmError } from "../../domain/errors/vm.ts"
 import { describeOperation, GuestOperation } from "../../domain/guest/operation.ts"
 import { OutputTail } from "../../domain/output_tail.ts"
-import type { RunRequest, SessionOperation, VmSession } from "../../services/build_vm.ts"
+import type {
+  ApplyLayerOperation,
+  RunRequest,
+  SessionOperation,
+  VmSession,
+} from "../../services/build_vm.ts"
 import type { TerminalShape } from "../../services/terminal.ts"
 import type { AgentClient, ExecRequest } from "./agent_client.ts"
 import { connectUnix } from "./unix_socket.ts"
@@ -116,11 +123,16 @@ export const makeSession = (
 ): VmSession => {
   const guarded = guardedBy(machine.halted ?? Effect.never)
 
-  const perform = Effect.fn("VmSession.perform")(function* (operation: SessionOperation) {
+  /** An operation's command, fed `stdin` when given; a non-zero exit fails with its output. */
+  const execute = Effect.fn("VmSession.execute")(function* (
+    operation: SessionOperation | ApplyLayerOperation,
+    stdin?: Stream.Stream<Uint8Array, VmError>,
+  ) {
     const command = commandFor(operation)
     const tail = new OutputTail()
     const code = yield* guarded(client.exec({
       ...execRequest(command),
+      ...(stdin === undefined ? {} : { stdin }),
       onOutput: (_stream, chunk) => Effect.sync(() => tail.push(chunk)),
     }))
     if (code !== 0) {
@@ -133,6 +145,35 @@ export const makeSession = (
       })
     }
   })
+
+  const perform = (operation: SessionOperation) => execute(operation)
+
+  const applyLayer = <E>(operation: ApplyLayerOperation, tar: Stream.Stream<Uint8Array, E>) =>
+    Effect.gen(function* () {
+      // The agent client kills the command when its input fails; the input's own error is then
+      // the one to report, not the guest's view of a cut stream.
+      const inputFailure = yield* Deferred.make<E>()
+      const input = tar.pipe(
+        Stream.catchAll((error) =>
+          Stream.fromEffect(
+            Deferred.succeed(inputFailure, error).pipe(
+              Effect.zipRight(
+                Effect.fail(
+                  new GuestCommandFailed({
+                    operation: describeOperation(operation),
+                    reason: "its input failed",
+                  }),
+                ),
+              ),
+            ),
+          )
+        ),
+      )
+      const applied = yield* Effect.exit(execute(operation, input))
+      const failed = yield* Deferred.poll(inputFailure)
+      if (Option.isSome(failed)) return yield* Effect.flip(failed.value)
+      return yield* applied
+    }).pipe(Effect.withSpan("VmSession.applyLayer"))
 
   const run = Effect.fn("VmSession.run")(function* (request: RunRequest) {
     const command = commandFor(GuestOperation.Run({ command: request.command }))
@@ -183,5 +224,5 @@ export const makeSession = (
       ? Effect.zipRight(thawed, perform(operation))
       : perform(operation)
 
-  return { perform: performAfterThaw, run, shell, snapshot }
+  return { perform: performAfterThaw, applyLayer, run, shell, snapshot }
 }

@@ -27,6 +27,7 @@ import { decodeImageName, encodeImageName, parseImageSpec } from "../../domain/i
 import {
   currentRecord,
   type FileStamp,
+  recordedProvenance,
   STORE_RECORDS,
   type StoreRecord,
   storeRecordFileName,
@@ -147,11 +148,7 @@ const imageRecords = (fs: FileSystem.FileSystem, path: Path.Path, root: string) 
 
   const provenance = (image: StoredImage) =>
     record(image).pipe(
-      Effect.map(({ recorded: { imagefileDigest, builtAt } }): BuildProvenance | undefined =>
-        imagefileDigest !== undefined && builtAt !== undefined
-          ? { imagefileDigest, builtAt }
-          : undefined
-      ),
+      Effect.map(({ recorded }) => recordedProvenance(recorded)),
       Effect.orElseSucceed(() => undefined),
     )
 

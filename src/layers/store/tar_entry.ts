@@ -20,14 +20,14 @@ const MAX_RECORD_BYTES = 1024 * 1024
 
 const decoder = new TextDecoder()
 
-const text = (header: Uint8Array, start: number, length: number): string => {
+export const text = (header: Uint8Array, start: number, length: number): string => {
   const field = header.subarray(start, start + length)
   const end = field.indexOf(0)
   return decoder.decode(end === -1 ? field : field.subarray(0, end))
 }
 
 /** A numeric field: octal text, or GNU base-256 when the top bit of the first byte is set. */
-const number = (header: Uint8Array, start: number, length: number): number => {
+export const number = (header: Uint8Array, start: number, length: number): number => {
   const field = header.subarray(start, start + length)
   if (((field[0] ?? 0) & 0x80) !== 0) {
     let value = (field[0] ?? 0) & 0x7f
@@ -39,7 +39,7 @@ const number = (header: Uint8Array, start: number, length: number): number => {
 }
 
 /** pax records: `LEN key=value\n`... */
-const paxRecords = (data: Uint8Array): Map<string, string> => {
+export const paxRecords = (data: Uint8Array): Map<string, string> => {
   const records = new Map<string, string>()
   for (const line of decoder.decode(data).split("\n")) {
     const match = /^\d+ ([^=]+)=(.*)$/s.exec(line)
@@ -48,7 +48,7 @@ const paxRecords = (data: Uint8Array): Map<string, string> => {
   return records
 }
 
-const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK
+export const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK
 
 type State =
   /** Collecting `into` (a header, or a long name or pax record of `size` bytes). */
