@@ -13,7 +13,8 @@
  * before the next frame is read, which throttles the host the same way.
  *
  * Freeze and thaw (src/domain/guest/builtins.ts) run in the agent's own process, answered as an
- * exec is: a process per snapshot would cost more than the snapshot.
+ * exec is: a process per snapshot would cost more than the snapshot. So does apply-layer, which
+ * reads the exec's stdin as a command would, and which a signal aborts.
  *
  * A command that does not exist exits 127 (126 if it cannot be executed) with the reason on its
  * stderr; a request the agent cannot serve gets an `error` message and the agent carries on; a
@@ -29,6 +30,7 @@ import {
   type StreamName,
 } from "../src/domain/guest/frame.ts"
 import { AGENT_BUILTIN } from "../src/domain/guest/builtins.ts"
+import { applyLayer } from "./apply_layer.ts"
 import { attach } from "./attach.ts"
 import { freeze, thaw } from "./freeze.ts"
 
@@ -114,6 +116,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 class Agent {
   readonly #channel: Channel
   readonly #running = new Map<number, Deno.ChildProcess>()
+  /** Builtins that read stdin (apply-layer): where their input goes, and how to stop them. */
+  readonly #streaming = new Map<number, StreamingBuiltin>()
   #writing: Promise<unknown> = Promise.resolve()
   #stopping = false
 
@@ -234,9 +238,14 @@ class Agent {
     }
     if (env !== undefined && !isStringRecord(env)) return refuse("exec env must map strings")
     if (cwd !== undefined && typeof cwd !== "string") return refuse("exec cwd must be a string")
-    if (this.#running.has(id)) return refuse(`exec id ${id} is already running`)
+    if (this.#running.has(id) || this.#streaming.has(id)) {
+      return refuse(`exec id ${id} is already running`)
+    }
     if (cwd !== undefined && !isDirectory(cwd)) {
       return refuse(`working directory ${cwd} does not exist`)
+    }
+    if (argv[0] === AGENT_BUILTIN.applyLayer) {
+      return this.#applyLayer(id, argv.slice(1) as Array<string>, stdin === true)
     }
     const builtin = BUILTINS.get(argv[0])
     if (builtin !== undefined) return this.#builtin(id, builtin, argv.slice(1) as Array<string>)
@@ -299,6 +308,59 @@ class Agent {
     await this.sendMessage({ _tag: "exit", id, code: outcome.code })
   }
 
+  #applyLayer(id: number, args: Array<string>, withStdin: boolean): Promise<void> {
+    const [root] = args
+    if (root === undefined || args.length !== 1) {
+      const problems = [`usage: ${AGENT_BUILTIN.applyLayer} ROOT`]
+      return this.#builtin(id, () => ({ code: 2, problems }), [])
+    }
+    // One chunk in flight: the read loop waits for the applier, which throttles the host.
+    const input = new TransformStream<Uint8Array, Uint8Array>()
+    const writer = input.writable.getWriter()
+    // Without stdin, as for a command: an empty input.
+    if (!withStdin) writer.close().catch(() => {})
+    const abort = new AbortController()
+    this.#streaming.set(id, { writer, abort })
+    // Runs on its own; the read loop carries on with the stdin frames.
+    this.#runApplyLayer(id, root, input.readable, abort.signal).catch((error) =>
+      log(`exec ${id}: ${error}`)
+    )
+    return Promise.resolve()
+  }
+
+  async #runApplyLayer(
+    id: number,
+    root: string,
+    input: ReadableStream<Uint8Array>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let code: number
+    let stream: StreamName
+    let line: string
+    try {
+      const { entries, bytes, whiteouts } = await applyLayer(input, root, { signal })
+      code = 0
+      stream = "stdout"
+      line = `applied ${entries} entries, ${bytes} bytes, ${whiteouts} whiteouts onto ${root}`
+    } catch (error) {
+      const name = signal.aborted ? signal.reason : undefined
+      code = 1
+      stream = "stderr"
+      line = error instanceof Error ? error.message : String(error)
+      if (typeof name === "string" && name in SIGNAL_NUMBERS) {
+        code = 128 + SIGNAL_NUMBERS[name as keyof typeof SIGNAL_NUMBERS]
+        line = `transient-agent: apply-layer stopped by ${name}`
+      }
+    } finally {
+      this.#streaming.delete(id)
+      // Input still on its way (after an error) is dropped, and a write waiting on it ends.
+      input.cancel().catch(() => {})
+    }
+    const text = new TextEncoder().encode(`${line}\n`)
+    for (const piece of chunks(text)) await this.send(encodeDataFrame(stream, id, piece))
+    await this.sendMessage({ _tag: "exit", id, code })
+  }
+
   async #pump(id: number, stream: StreamName, readable: ReadableStream<Uint8Array>) {
     for await (const chunk of readable) {
       for (const piece of chunks(chunk)) await this.send(encodeDataFrame(stream, id, piece))
@@ -307,6 +369,8 @@ class Agent {
 
   async #stdin(id: number, data: Uint8Array): Promise<void> {
     const child = this.#running.get(id)
+    const streaming = this.#streaming.get(id)
+    if (child === undefined && streaming !== undefined) return feedBuiltin(streaming.writer, data)
     // Input for a command that has ended (or was never asked for stdin) is dropped.
     if (child === undefined) return
     try {
@@ -331,6 +395,7 @@ class Agent {
     }
     try {
       this.#running.get(id)?.kill(signal)
+      this.#streaming.get(id)?.abort.abort(signal)
     } catch {
       // Already gone: its exit message is on its way.
     }
@@ -338,6 +403,7 @@ class Agent {
   }
 
   killAll(): void {
+    for (const { abort } of this.#streaming.values()) abort.abort("SIGKILL")
     for (const child of this.#running.values()) {
       try {
         child.kill("SIGKILL")
@@ -357,6 +423,26 @@ class Agent {
     }
     await this.sendMessage({ _tag: "goodbye" })
     if (this.#channel.powerOff) await powerOff()
+  }
+}
+
+interface StreamingBuiltin {
+  readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  readonly abort: AbortController
+}
+
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const
+
+/** A stdin frame for a builtin: written once the previous one was taken; empty closes it. */
+const feedBuiltin = async (
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  data: Uint8Array,
+): Promise<void> => {
+  try {
+    if (data.length === 0) await writer.close()
+    else await writer.write(data)
+  } catch {
+    // The builtin has stopped reading (it failed or was aborted): like a pipe, input is discarded.
   }
 }
 

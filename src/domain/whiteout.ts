@@ -1,10 +1,12 @@
 /**
  * The paths of a container image layer's entries, by the OCI image-spec's rules (layer.md): which
  * entry is a whiteout of a lower layer's file, which marks its directory opaque, and which paths
- * are refused because they would land outside the root the layer is applied to.
+ * are refused because they would land outside the root the layer is applied to. The rules live in
+ * layer_entry_rules.ts, free of imports, so that the guest's applier runs the same ones.
  */
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
+import { ruleLayerEntry, ruleLayerEntryPath, type Ruling } from "./layer_entry_rules.ts"
 
 export type LayerEntry = Data.TaggedEnum<{
   /** A file, directory, link or node to create at `path`. */
@@ -18,53 +20,27 @@ export type LayerEntry = Data.TaggedEnum<{
 }>
 export const LayerEntry = Data.taggedEnum<LayerEntry>()
 
-const WHITEOUT_PREFIX = ".wh."
-const AUFS_PREFIX = ".wh..wh."
-const OPAQUE_MARKER = ".wh..wh..opq"
+const toEither = <A>(ruling: Ruling<A>): Either.Either<A, string> =>
+  ruling.ok ? Either.right(ruling.value) : Either.left(ruling.reason)
 
 /**
- * The entry's path relative to the root (`.` for the root itself), with `./`, repeated and
- * trailing slashes dropped; or why it is refused. `..` is refused wherever it is, not resolved:
- * what it climbs out of may be a symlink by the time the entry is applied.
+ * The entry's path relative to the root (`.` for the root itself), with leading, `./`, repeated
+ * and trailing slashes dropped; or why it is refused (`..` anywhere, a NUL byte, nothing).
  */
-export const layerEntryPath = (raw: string): Either.Either<string, string> => {
-  if (raw === "") return Either.left("a layer entry has an empty path")
-  if (raw.includes("\0")) return Either.left(`layer entry '${raw}' has a NUL byte in its path`)
-  if (raw.startsWith("/")) {
-    return Either.left(`layer entry '${raw}' has an absolute path; layer paths are relative`)
-  }
-  const parts = raw.split("/").filter((part) => part !== "" && part !== ".")
-  if (parts.includes("..")) {
-    return Either.left(`layer entry '${raw}' has a '..' component, which could leave the root`)
-  }
-  return Either.right(parts.length === 0 ? "." : parts.join("/"))
-}
-
-const split = (path: string): { readonly directory: string; readonly name: string } => {
-  const slash = path.lastIndexOf("/")
-  return slash === -1
-    ? { directory: ".", name: path }
-    : { directory: path.slice(0, slash), name: path.slice(slash + 1) }
-}
-
-const join = (directory: string, name: string): string =>
-  directory === "." ? name : `${directory}/${name}`
+export const layerEntryPath = (raw: string): Either.Either<string, string> =>
+  toEither(ruleLayerEntryPath(raw))
 
 /** What the entry at `raw` is, its path normalised; or why it is refused. */
 export const classifyLayerEntry = (raw: string): Either.Either<LayerEntry, string> =>
-  Either.flatMap(layerEntryPath(raw), (path): Either.Either<LayerEntry, string> => {
-    const { directory, name } = split(path)
-    if (name === OPAQUE_MARKER) return Either.right(LayerEntry.OpaqueDirectory({ path, directory }))
-    if (path.split("/").some((part) => part.startsWith(AUFS_PREFIX))) {
-      return Either.right(LayerEntry.AufsMetadata({ path }))
+  Either.map(toEither(ruleLayerEntry(raw)), (kind): LayerEntry => {
+    switch (kind._tag) {
+      case "Plain":
+        return LayerEntry.Plain({ path: kind.path })
+      case "Whiteout":
+        return LayerEntry.Whiteout({ path: kind.path, target: kind.target })
+      case "OpaqueDirectory":
+        return LayerEntry.OpaqueDirectory({ path: kind.path, directory: kind.directory })
+      case "AufsMetadata":
+        return LayerEntry.AufsMetadata({ path: kind.path })
     }
-    if (!name.startsWith(WHITEOUT_PREFIX)) return Either.right(LayerEntry.Plain({ path }))
-    const removed = name.slice(WHITEOUT_PREFIX.length)
-    // `.wh.`, `.wh..` and `.wh...` would remove the directory itself or its parent.
-    if (removed === "" || removed === "." || removed === "..") {
-      return Either.left(
-        `layer entry '${raw}' whites out '${removed}', which names no file beside it`,
-      )
-    }
-    return Either.right(LayerEntry.Whiteout({ path, target: join(directory, removed) }))
   })

@@ -8,6 +8,10 @@ const CLASSIFIED: ReadonlyArray<readonly [string, LayerEntry]> = [
   ["./etc/passwd", LayerEntry.Plain({ path: "etc/passwd" })],
   ["usr//lib/./x/", LayerEntry.Plain({ path: "usr/lib/x" })],
   ["./", LayerEntry.Plain({ path: "." })],
+  // Taken relative to the root, as tar does.
+  ["/etc/passwd", LayerEntry.Plain({ path: "etc/passwd" })],
+  ["//etc/", LayerEntry.Plain({ path: "etc" })],
+  ["/", LayerEntry.Plain({ path: "." })],
   // Only the prefix makes a whiteout: `.wh.` elsewhere in the name is a plain name.
   ["etc/a.wh.b", LayerEntry.Plain({ path: "etc/a.wh.b" })],
   ["etc/.wh/x", LayerEntry.Plain({ path: "etc/.wh/x" })],
@@ -34,8 +38,6 @@ for (const [raw, expected] of CLASSIFIED) {
 
 const REFUSED: ReadonlyArray<readonly [string, RegExp]> = [
   ["", /empty path/],
-  ["/etc/passwd", /absolute path/],
-  ["//etc", /absolute path/],
   ["../etc/passwd", /'\.\.' component/],
   ["a/../../b", /'\.\.' component/],
   // Even where it would stay inside: `a` may be a symlink when the entry is applied.

@@ -15,7 +15,7 @@ export const AGENT_BUILTIN = {
   attach: "transient-agent:attach",
   /**
    * `apply-layer ROOT`: apply the uncompressed container-image layer tar read from stdin onto
-   * ROOT (guest/apply_layer.ts).
+   * ROOT (guest/apply_layer.ts); a one-line summary on stdout. A signal aborts it, exit 128+N.
    */
   applyLayer: "transient-agent:apply-layer",
 } as const
