@@ -338,6 +338,8 @@ class Agent {
     let stream: StreamName
     let line: string
     try {
+      // ADD's destination, as COPY's, is made when missing.
+      await Deno.mkdir(root, { recursive: true })
       const { entries, bytes, whiteouts } = await applyLayer(input, root, { signal })
       code = 0
       stream = "stdout"
