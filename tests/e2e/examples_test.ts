@@ -12,7 +12,8 @@
  */
 import assert from "node:assert/strict"
 import { makeBusyboxRootfs } from "../../examples/hello/make_rootfs.ts"
-import { configuredMirror, makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
+import { makeDebianRootfs } from "../../examples/debian-bootable/make_rootfs.ts"
+import { mirror, mirrorProblem } from "../support/debian_mirror.ts"
 import { ROOT, tcgBuildArgs, transient } from "../support/run_transient.ts"
 import * as Host from "../support/host.ts"
 import { once } from "../support/once.ts"
@@ -24,14 +25,6 @@ const SHELL_TIMEOUT_MS = 60_000
 const work = await Deno.makeTempDir({ prefix: "transient-e2e-examples-" })
 const env = { TRANSIENT_IMAGE_BACKEND: `${work}/store`, TRANSIENT_CACHE_DIR: `${work}/cache` }
 
-const mirror = await configuredMirror()
-const mirrorProblem = await fetch(`${mirror}/dists/bookworm/InRelease`, {
-  method: "HEAD",
-  signal: AbortSignal.timeout(15_000),
-}).then(
-  (response) => response.ok ? undefined : `${mirror} answers ${response.status}`,
-  (error) => `${mirror} is unreachable (${error instanceof Error ? error.message : error})`,
-)
 if (mirrorProblem) console.warn(`Skipping the Debian examples: ${mirrorProblem}`)
 
 const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`

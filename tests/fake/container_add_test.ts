@@ -61,6 +61,15 @@ Deno.test("ADD of a container image applies its layers in order, whiteouts inclu
   assert.equal(tree.has("/etc/.wh.motd"), false, "a whiteout is never created")
   const layers = applied(h)
   assert.equal(layers.length, 2)
+  // Each layer is shown as it streams: its bytes, uncompressed, once it is done.
+  const shown = h.report.events.flatMap((event) =>
+    event.event === "progress" && event.done === true ? [[event.label, event.bytes]] : []
+  )
+  assert.deepEqual(shown.map(([label]) => String(label).replace(/\(sha256:\w+\)/, "(…)")), [
+    `Layer 1/2 of ${SOURCE} (…)`,
+    `Layer 2/2 of ${SOURCE} (…)`,
+  ])
+  assert.ok(shown.every(([, bytes]) => Number(bytes) >= 1024), JSON.stringify(shown))
   // The layers as the image lists them: lowest first.
   assert.deepEqual(
     h.containerImages.log.filter((line) => line.startsWith("open")),

@@ -75,15 +75,22 @@ export const makeActionRunner = (context: ActionContext) =>
       const image = context.sources.image(operation.source)
       const session = yield* chain.session
       for (const [index, layer] of image.layers.entries()) {
-        const progress = yield* reporter.progress(
-          `Layer ${index + 1}/${image.layers.length} of ${operation.source} (${
-            layer.digest.slice(0, 19)
-          })`,
-          undefined,
-          { phase: "unpack" },
-        )
-        const tar = images.openLayer(image, layer).pipe(
-          Stream.tap((chunk) => progress.advance(chunk.length)),
+        // Shown once the layer is read (a dry run reads none).
+        const tar = Stream.unwrap(
+          Effect.map(
+            reporter.progress(
+              `Layer ${index + 1}/${image.layers.length} of ${operation.source} (${
+                layer.digest.slice(0, 19)
+              })`,
+              undefined,
+              { phase: "unpack" },
+            ),
+            (progress) =>
+              images.openLayer(image, layer).pipe(
+                Stream.tap((chunk) => progress.advance(chunk.length)),
+                Stream.ensuring(progress.done),
+              ),
+          ),
         )
         yield* session.applyLayer(
           GuestOperation.ApplyLayer({
@@ -93,7 +100,6 @@ export const makeActionRunner = (context: ActionContext) =>
           }),
           tar,
         ).pipe(
-          Effect.ensuring(progress.done),
           // A layer that cannot be read (corrupt, gone from the registry) fails the step that
           // names it; what the helper VM reports stays its own error.
           Effect.catchIf(
