@@ -465,7 +465,7 @@ class LayerApplier {
   /** Apply one entry, reading its contents; false if the stream ends inside them. */
   apply(entry: Entry, bytes: LayerBytes): Promise<boolean> {
     const ruled = ruleLayerEntry(entry.raw)
-    if (!ruled.ok) throw new ApplyLayerError(`cannot apply a layer: ${ruled.reason}`)
+    if (!ruled.ok) throw new ApplyLayerError(ruled.reason)
     const kind = ruled.value
     switch (kind._tag) {
       case "AufsMetadata":

@@ -7,7 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { StepFailed } from "../../domain/errors/build.ts"
-import { isVmError } from "../../domain/errors/vm.ts"
+import { GuestCommandFailed, isVmError } from "../../domain/errors/vm.ts"
 import {
   type ActionOperation,
   actionOperations,
@@ -22,6 +22,10 @@ import type { CachedLayer } from "../../services/layer_cache.ts"
 import { type OutputStream, Reporter } from "../../services/reporter.ts"
 import type { ResolvedSources } from "./sources.ts"
 import type { VmChain } from "./vm_chain.ts"
+
+/** The apply-layer command said why it refused a layer (it exits 1 with one line). */
+const refusedByGuest = (error: unknown): error is GuestCommandFailed =>
+  error instanceof GuestCommandFailed && error.exitCode === 1 && (error.log?.length ?? 0) > 0
 
 /** How many lines of a failed RUN's output its error shows. */
 const TAIL_LINES = 20
@@ -100,11 +104,18 @@ export const makeActionRunner = (context: ActionContext) =>
           }),
           tar,
         ).pipe(
-          // A layer that cannot be read (corrupt, gone from the registry) fails the step that
-          // names it; what the helper VM reports stays its own error.
+          // A layer that cannot be read (corrupt, gone from the registry) or that the guest
+          // refuses (an entry that would leave the root) fails the step that names it; the
+          // helper VM's own failures stay its errors.
           Effect.catchIf(
-            (error) => !isVmError(error),
-            (error) => failStep(step, error.message),
+            (error) => !isVmError(error) || refusedByGuest(error),
+            (error) =>
+              failStep(
+                step,
+                refusedByGuest(error)
+                  ? `layer ${layer.digest.slice(0, 19)}: ${error.log?.at(-1) ?? error.reason}`
+                  : error.message,
+              ),
           ),
         )
       }
