@@ -1,9 +1,9 @@
 /**
  * `image export` of a 4 GiB qcow2 with 1 GiB of random data, per format, against the
  * `qemu-img convert` a user would type for that format (for an OVA: the streamOptimized VMDK
- * alone, so the tar and its digests are what the ratio adds). Fifteen runs of each (five of the formats that compress), in alternating
- * order after one of each not counted (whichever runs first pays for the blocks the run before
- * freed), medians compared. No VM is started.
+ * alone, so the tar and its digests are what the ratio adds). Fifteen runs of each (five of
+ * the formats that compress), in alternating order after one of each not counted (whichever runs
+ * first pays for the blocks the run before freed), medians compared. No VM is started.
  *
  *   deno task bench:export [FORMAT…]   (part of `deno task bench`; all formats by default)
  *
