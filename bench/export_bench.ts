@@ -1,7 +1,7 @@
 /**
  * `image export` of a 4 GiB qcow2 with 1 GiB of random data, per format, against the
  * `qemu-img convert` a user would type for that format (for an OVA: the streamOptimized VMDK
- * alone, so the tar and its digests are what the ratio adds). Fifteen runs of each (five of
+ * alone, so the tar and its digests are what the ratio adds). Twenty-five runs of each (five of
  * the formats that compress), in alternating order after one of each not counted (whichever runs
  * first pays for the blocks the run before freed), medians compared. No VM is started.
  *
@@ -27,11 +27,11 @@ const MiB = 1024 * 1024
 /** The most an export may take, as a multiple of the plain qemu-img convert. */
 const TARGET = 1.1
 /**
- * Runs of each command per format. A sub-second conversion on this shared disk now and then
- * takes half a second more (the host writing back), for either command: fifteen runs keep such
- * spikes out of the median. The compressing formats take tens of seconds, where they weigh little.
+ * Runs of each command per format. A sub-second conversion varies by ±50 ms from run to run,
+ * even in memory, for either command: twenty-five runs give a median that holds still. The
+ * compressing formats take tens of seconds, where such noise weighs little.
  */
-const runsOf = (format: string) => format === "vmdk" || format === "ova" ? 5 : 15
+const runsOf = (format: string) => format === "vmdk" || format === "ova" ? 5 : 25
 
 /** A 4 GiB qcow2 whose first GiB is random (incompressible, so no format gets it for free). */
 const makeSource = async (work: string) => {
