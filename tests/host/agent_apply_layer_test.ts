@@ -5,41 +5,18 @@
 import assert from "node:assert/strict"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import {
-  decodePayload,
-  encodeDataFrame,
-  encodeJsonFrame,
-  FrameDecoder,
-  type Payload,
-} from "../../src/domain/guest/frame.ts"
+import { encodeDataFrame, encodeJsonFrame } from "../../src/domain/guest/frame.ts"
 import { AGENT_BUILTIN } from "../../src/domain/guest/builtins.ts"
 import { connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import { collector } from "../support/agent_calls.ts"
 import { runTest } from "../support/effect.ts"
+import { rawAgent, spawnAgent, stopAgent } from "../support/raw_agent.ts"
 import { systemProgram } from "../support/system_program.ts"
 
 // Owners 0:0 in the layers need root; elsewhere these tests are ignored.
 const ignore = Deno.uid() !== 0
 
-const agentPath = new URL("../../guest/agent.ts", import.meta.url).pathname
 const makeTar = new URL("../support/make_layer_tar.py", import.meta.url).pathname
-
-const spawnAgent = () =>
-  new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", agentPath, "--stdio"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn()
-
-const stopAgent = async (child: Deno.ChildProcess) => {
-  try {
-    child.kill("SIGKILL")
-  } catch {
-    // Exited.
-  }
-  await child.status
-}
 
 /** A layer tar by Python's tarfile, as bytes. */
 const layerTar = (dir: string, entries: ReadonlyArray<Record<string, unknown>>): Uint8Array => {
@@ -104,43 +81,6 @@ Deno.test({
       })))
     }),
 })
-
-/** The agent driven frame by frame, to see exit codes the client does not return. */
-const rawAgent = () => {
-  const child = spawnAgent()
-  const writer = child.stdin.getWriter()
-  const reader = child.stdout.getReader()
-  const decoder = new FrameDecoder()
-  const pending: Array<Payload> = []
-  const next = async (): Promise<Payload> => {
-    while (pending.length === 0) {
-      const { value, done } = await reader.read()
-      if (done) throw new Error("agent closed its stdout")
-      pending.push(...decoder.push(value).frames.map(decodePayload))
-    }
-    return pending.shift()!
-  }
-  /** The exec's exit code and its stderr, passing over other data. */
-  const exitOf = async (id: number): Promise<{ code: number; stderr: string }> => {
-    let stderr = ""
-    for (;;) {
-      const payload = await next()
-      if (payload.kind === "data" && payload.id === id && payload.stream === "stderr") {
-        stderr += new TextDecoder().decode(payload.data)
-      }
-      if (payload.kind !== "json") continue
-      const message = JSON.parse(payload.text)
-      if (message._tag === "exit" && message.id === id) return { code: message.code, stderr }
-    }
-  }
-  const send = (frame: Uint8Array) => writer.write(frame)
-  const stop = async () => {
-    await writer.close().catch(() => {})
-    await reader.cancel().catch(() => {})
-    await stopAgent(child)
-  }
-  return { next, exitOf, send, stop }
-}
 
 Deno.test({
   name: "agent: a SIGKILL or SIGTERM signal ends apply-layer mid-stream with 128+N",

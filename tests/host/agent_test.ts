@@ -8,10 +8,8 @@ import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
-  decodePayload,
   encodeDataFrame,
   encodeJsonFrame,
-  FrameDecoder,
   type Payload,
   PROTOCOL_VERSION,
 } from "../../src/domain/guest/frame.ts"
@@ -19,6 +17,7 @@ import { AGENT_BUILTIN } from "../../src/domain/guest/builtins.ts"
 import { type AgentClient, connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import { collector, vmErrorOf } from "../support/agent_calls.ts"
 import { runTest } from "../support/effect.ts"
+import { rawAgent } from "../support/raw_agent.ts"
 
 const agentPath = new URL("../../guest/agent.ts", import.meta.url).pathname
 
@@ -299,23 +298,8 @@ Deno.test("agent: shutdown syncs and the agent exits", () =>
   )))
 
 Deno.test("agent: garbage from the host gets an error reply and the agent carries on", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", agentPath, "--stdio"],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn()
-  const writer = child.stdin.getWriter()
-  const reader = child.stdout.getReader()
-  const decoder = new FrameDecoder()
-  const pending: Array<Payload> = []
-  const next = async (): Promise<Payload> => {
-    while (pending.length === 0) {
-      const { value, done } = await reader.read()
-      if (done) throw new Error("agent closed its stdout")
-      pending.push(...decoder.push(value).frames.map(decodePayload))
-    }
-    return pending.shift()!
-  }
+  const agent = rawAgent()
+  const { child, next } = agent
   const nextJson = async () => {
     const payload = await next()
     assert.equal(payload.kind, "json")
@@ -324,21 +308,21 @@ Deno.test("agent: garbage from the host gets an error reply and the agent carrie
   try {
     assert.equal((await nextJson())._tag, "hello")
     const raw = (bytes: Array<number>) => Uint8Array.of(0, 0, 0, bytes.length, ...bytes)
-    await writer.write(raw([1, ...new TextEncoder().encode("{nope")]))
+    await agent.send(raw([1, ...new TextEncoder().encode("{nope")]))
     assert.match((await nextJson()).message, /not valid JSON/)
-    await writer.write(encodeJsonFrame({ _tag: "launch" }))
+    await agent.send(encodeJsonFrame({ _tag: "launch" }))
     assert.match((await nextJson()).message, /unknown message 'launch'/)
-    await writer.write(raw([42]))
+    await agent.send(raw([42]))
     assert.match((await nextJson()).message, /unknown kind 42/)
-    await writer.write(encodeJsonFrame({ _tag: "exec", id: 5, argv: [] }))
+    await agent.send(encodeJsonFrame({ _tag: "exec", id: 5, argv: [] }))
     assert.deepStrictEqual(await nextJson(), {
       _tag: "error",
       id: 5,
       message: "exec argv must be a non-empty array of strings",
     })
-    await writer.write(encodeDataFrame("stdout", 5, Uint8Array.of(1)))
+    await agent.send(encodeDataFrame("stdout", 5, Uint8Array.of(1)))
     assert.match((await nextJson()).message, /the host sent stdout data/)
-    await writer.write(encodeJsonFrame({ _tag: "exec", id: 6, argv: ["true"] }))
+    await agent.send(encodeJsonFrame({ _tag: "exec", id: 6, argv: ["true"] }))
     // An exec may send data before its exit (the protocol allows it, whatever the host's `true`
     // or its environment prints): passed over, and shown if the exit is not the one expected.
     const before: Array<Payload> = []
@@ -353,22 +337,15 @@ Deno.test("agent: garbage from the host gets an error reply and the agent carrie
       `data before it: ${JSON.stringify(before)}`,
     )
     // A host that restored the VM asks for the hello the agent said to the host that saved it.
-    await writer.write(encodeJsonFrame({ _tag: "hello" }))
+    await agent.send(encodeJsonFrame({ _tag: "hello" }))
     const again = await nextJson()
     assert.equal(again._tag, "hello")
     assert.equal(again.version, PROTOCOL_VERSION)
     // An oversize frame cannot be skipped: the agent says why and stops.
-    await writer.write(Uint8Array.of(0xff, 0xff, 0xff, 0xff))
+    await agent.send(Uint8Array.of(0xff, 0xff, 0xff, 0xff))
     assert.match((await nextJson()).message, /exceeds the limit/)
     assert.equal((await child.status).code, 0)
   } finally {
-    await writer.close().catch(() => {})
-    await reader.cancel().catch(() => {})
-    try {
-      child.kill("SIGKILL")
-    } catch {
-      // Exited.
-    }
-    await child.status
+    await agent.stop()
   }
 })
