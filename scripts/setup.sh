@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 packages=(nodejs npm qemu-system-x86 qemu-utils e2fsprogs xfsprogs dosfstools fdisk tar gzip
   xz-utils bzip2 zstd cpio busybox-static mmdebstrap uidmap shellcheck docker-registry skopeo
-  apache2-utils time ovmf umoci virt-v2v nbdkit libnbd-bin linux-image-amd64)
+  apache2-utils time ovmf umoci virt-v2v nbdkit libnbd-bin linux-image-amd64 python3 attr
+  libcap2-bin)
 missing=()
 for package in "${packages[@]}"; do
   # A Node.js installed some other way (nvm, a tarball) is fine.
