@@ -5,6 +5,14 @@
  */
 import assert from "node:assert/strict"
 import {
+  ext4HashSeed,
+  filesystemUuid,
+  gptDiskGuid,
+  gptPartitionGuid,
+  mbrDiskId,
+  vfatVolumeId,
+} from "../../src/domain/reproducible_ids.ts"
+import {
   BUILD_ROOT,
   CHROOT_PREFIX,
   commandFor,
@@ -49,6 +57,7 @@ const imageFile = async (dir: string, bytes: number) => {
 interface SfdiskDump {
   readonly partitiontable: {
     readonly label: string
+    readonly id: string
     readonly partitions: ReadonlyArray<
       {
         readonly node: string
@@ -56,13 +65,14 @@ interface SfdiskDump {
         readonly size: number
         readonly type: string
         readonly attrs?: string
+        readonly uuid?: string
         readonly bootable?: boolean
       }
     >
   }
 }
 
-const writeTable = async (layout: DiskLayout): Promise<SfdiskDump> => {
+const writeTable = async (layout: DiskLayout, seed?: string): Promise<SfdiskDump> => {
   const dir = await Deno.makeTempDir()
   try {
     const image = await imageFile(dir, layout.sizeBytes)
@@ -73,7 +83,7 @@ const writeTable = async (layout: DiskLayout): Promise<SfdiskDump> => {
       stderr: "piped",
     }).spawn()
     const writer = child.stdin.getWriter()
-    await writer.write(new TextEncoder().encode(sfdiskScript(layout)))
+    await writer.write(new TextEncoder().encode(sfdiskScript(layout, seed)))
     await writer.close()
     const result = await child.output()
     assert.deepEqual(result.code, 0, new TextDecoder().decode(result.stderr))
@@ -164,6 +174,61 @@ Deno.test("mkfsArgv forces over old signatures and passes the options as given",
     }
     const label = await mustRun(["blkid", "-p", "-o", "value", "-s", "LABEL", image])
     assert.deepEqual(label.trim(), "") // the xfs or swap run replaced the labelled filesystems
+  } finally {
+    await Deno.remove(dir, { recursive: true })
+  }
+})
+
+Deno.test("with a seed, the tables' and filesystems' identifiers are the derived ones, every time", async () => {
+  const seed = "5e".repeat(32)
+  const gpt: DiskLayout = {
+    table: "gpt",
+    sizeBytes: 32 * MiB,
+    partitions: [
+      { number: 1, startSector: 2048, sizeSectors: 8192, type: "efi", bootable: false },
+      { number: 2, startSector: 10240, sizeSectors: 43008, type: "linux", bootable: false },
+    ],
+  }
+  const [first, again] = [await writeTable(gpt, seed), await writeTable(gpt, seed)]
+  assert.equal(first.partitiontable.id.toLowerCase(), gptDiskGuid(seed))
+  assert.deepEqual(
+    first.partitiontable.partitions.map((p) => p.uuid?.toLowerCase()),
+    [gptPartitionGuid(seed, 1), gptPartitionGuid(seed, 2)],
+  )
+  // The image file's name aside, which is another temporary one.
+  const ids = (dump: SfdiskDump) => [
+    dump.partitiontable.id,
+    ...dump.partitiontable.partitions.map((p) => p.uuid),
+  ]
+  assert.deepEqual(ids(again), ids(first))
+  const mbr = await writeTable({ ...gpt, table: "mbr" }, seed)
+  assert.equal(mbr.partitiontable.id, mbrDiskId(seed))
+
+  const dir = await Deno.makeTempDir()
+  try {
+    const image = await imageFile(dir, 320 * MiB)
+    const probe = async (tag: string) =>
+      (await mustRun(["blkid", "-p", "-o", "value", "-s", tag, image])).trim()
+    const partition = { seed, partition: 2 }
+    const cases: Array<[Parameters<typeof mkfsArgv>[1], string]> = [
+      ["ext4", filesystemUuid(seed, 2)],
+      ["swap", filesystemUuid(seed, 2)],
+      // mkfs.vfat's volume id, as blkid shows it: XXXX-XXXX.
+      ["vfat", vfatVolumeId(seed, 2).toUpperCase().replace(/^(.{4})/, "$1-")],
+    ]
+    if (await hasTool("mkfs.xfs")) cases.push(["xfs", filesystemUuid(seed, 2)])
+    for (const [fs, uuid] of cases) {
+      await mustRun([...mkfsArgv(image, fs, [], partition).slice(0, -1), image])
+      assert.equal(await probe("UUID"), uuid, fs)
+      if (fs === "ext4") {
+        const header = await mustRun(["dumpe2fs", "-h", image])
+        assert.match(header, new RegExp(`Directory Hash Seed:\\s+${ext4HashSeed(seed, 2)}`))
+      }
+    }
+    // The Imagefile's own choice comes after the derived one, and wins.
+    const own = "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
+    await mustRun([...mkfsArgv(image, "ext4", ["-U", own], partition).slice(0, -1), image])
+    assert.equal(await probe("UUID"), own)
   } finally {
     await Deno.remove(dir, { recursive: true })
   }

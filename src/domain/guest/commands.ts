@@ -9,6 +9,14 @@
 import type { Filesystem } from "../imagefile/ast.ts"
 import { AGENT_BUILTIN } from "./builtins.ts"
 import type { DiskLayout, MountPoint, PartitionLayout, PartitionType } from "../plan.ts"
+import {
+  ext4HashSeed,
+  filesystemUuid,
+  gptDiskGuid,
+  gptPartitionGuid,
+  mbrDiskId,
+  vfatVolumeId,
+} from "../reproducible_ids.ts"
 import { GUEST_SCRIPT_DIR } from "./manifest.ts"
 import type { GuestOperation, GuestSource } from "./operation.ts"
 
@@ -52,10 +60,15 @@ const MBR_TYPES: Record<PartitionType, string> = {
   swap: "82",
 }
 
-const partitionLine = (table: DiskLayout["table"], part: PartitionLayout): string => {
+const partitionLine = (
+  table: DiskLayout["table"],
+  part: PartitionLayout,
+  seed: string | undefined,
+): string => {
   const fields = [`start=${part.startSector}`, `size=${part.sizeSectors}`]
   if (table === "gpt") {
     fields.push(`type=${GPT_TYPES[part.type]}`)
+    if (seed !== undefined) fields.push(`uuid=${gptPartitionGuid(seed, part.number)}`)
     if (part.bootable) fields.push(`attrs="LegacyBIOSBootable"`)
   } else {
     fields.push(`type=${MBR_TYPES[part.type]}`)
@@ -64,14 +77,21 @@ const partitionLine = (table: DiskLayout["table"], part: PartitionLayout): strin
   return fields.join(", ")
 }
 
-/** The sfdisk script that writes `layout`: explicit sectors, nothing left to sfdisk's defaults. */
-export const sfdiskScript = (layout: DiskLayout): string =>
+/**
+ * The sfdisk script that writes `layout`: explicit sectors, nothing left to sfdisk's defaults.
+ * With a `seed` (a reproducible build), the disk's and the partitions' identifiers are derived
+ * from it instead of drawn at random.
+ */
+export const sfdiskScript = (layout: DiskLayout, seed?: string): string =>
   [
     `label: ${layout.table === "gpt" ? "gpt" : "dos"}`,
+    ...(seed === undefined
+      ? []
+      : [`label-id: ${layout.table === "gpt" ? gptDiskGuid(seed) : mbrDiskId(seed)}`]),
     "unit: sectors",
     "",
     ...[...layout.partitions].sort((a, b) => a.number - b.number)
-      .map((part) => partitionLine(layout.table, part)),
+      .map((part) => partitionLine(layout.table, part, seed)),
     "",
   ].join("\n")
 
@@ -83,24 +103,43 @@ export const partitionDevice = (n: number): string => `${TARGET_DISK}${n}`
 
 /**
  * `mkfs` for a fresh partition. The force flags make mkfs.ext4 and mkfs.xfs overwrite whatever
- * signature an old table left there instead of refusing or asking (there is no terminal).
+ * signature an old table left there instead of refusing or asking (there is no terminal). With
+ * `ids` (a reproducible build's seed and the partition's number), the filesystem's identifiers
+ * are derived rather than random; the Imagefile's OPTIONS come after them, so an id it sets wins.
  */
 export const mkfsArgv = (
   device: string,
   fs: Filesystem,
   options: ReadonlyArray<string>,
+  ids?: { readonly seed: string; readonly partition: number },
 ): readonly [string, ...Array<string>] => {
+  const uuid = ids === undefined ? undefined : filesystemUuid(ids.seed, ids.partition)
   switch (fs) {
     case "ext2":
     case "ext3":
-    case "ext4":
-      return [`mkfs.${fs}`, "-F", ...options, device]
+    case "ext4": {
+      const derived = ids === undefined
+        ? []
+        : ["-U", uuid!, "-E", `hash_seed=${ext4HashSeed(ids.seed, ids.partition)}`]
+      return [`mkfs.${fs}`, "-F", ...derived, ...options, device]
+    }
     case "xfs":
-      return ["mkfs.xfs", "-f", ...options, device]
+      return [
+        "mkfs.xfs",
+        "-f",
+        ...(uuid === undefined ? [] : ["-m", `uuid=${uuid}`]),
+        ...options,
+        device,
+      ]
     case "vfat":
-      return ["mkfs.vfat", ...options, device]
+      return [
+        "mkfs.vfat",
+        ...(ids === undefined ? [] : ["-i", vfatVolumeId(ids.seed, ids.partition)]),
+        ...options,
+        device,
+      ]
     case "swap":
-      return ["mkswap", ...options, device]
+      return ["mkswap", ...(uuid === undefined ? [] : ["-U", uuid]), ...options, device]
   }
 }
 
