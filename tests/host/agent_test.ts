@@ -17,28 +17,11 @@ import { AGENT_BUILTIN } from "../../src/domain/guest/builtins.ts"
 import { type AgentClient, connectAgent } from "../../src/layers/qemu/agent_client.ts"
 import { collector, vmErrorOf } from "../support/agent_calls.ts"
 import { runTest } from "../support/effect.ts"
-import { rawAgent } from "../support/raw_agent.ts"
-
-const agentPath = new URL("../../guest/agent.ts", import.meta.url).pathname
+import { rawAgent, spawnAgent as spawnRawAgent, stopAgent } from "../support/raw_agent.ts"
 
 const spawnAgent = Effect.acquireRelease(
-  Effect.sync(() =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-config", agentPath, "--stdio"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn()
-  ),
-  (child) =>
-    Effect.promise(async () => {
-      try {
-        child.kill("SIGKILL")
-      } catch {
-        // Already exited.
-      }
-      await child.status
-    }),
+  Effect.sync(spawnRawAgent),
+  (child) => Effect.promise(() => stopAgent(child)),
 )
 
 /** Run `use` against a fresh agent process. */
