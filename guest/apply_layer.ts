@@ -13,6 +13,14 @@
  */
 import { ruleLayerEntry, ruleLayerEntryPath } from "../src/domain/layer_entry_rules.ts"
 import {
+  checksumHolds,
+  headerNumber,
+  headerPath,
+  headerText,
+  paddedSize,
+  TAR_BLOCK,
+} from "../src/domain/tar_header.ts"
+import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
   cString,
@@ -52,7 +60,7 @@ export class ApplyLayerError extends Error {
   override readonly name = "ApplyLayerError"
 }
 
-const BLOCK = 512
+const BLOCK = TAR_BLOCK
 /** Pax and GNU long-name headers are read whole; none of a sane layer comes near this. */
 const MAX_METADATA_BYTES = 1 << 20
 /** File contents are written in pieces of up to this much: few syscalls, bounded memory. */
@@ -196,60 +204,9 @@ interface Entry {
 
 const utf8 = new TextDecoder()
 
-const text = (block: Uint8Array, start: number, length: number): string => {
-  const field = block.subarray(start, start + length)
-  const end = field.indexOf(0)
-  return utf8.decode(end === -1 ? field : field.subarray(0, end))
-}
-
-/** An octal field, or a base-256 one (GNU: the high bit of the first byte set). */
-const number = (block: Uint8Array, start: number, length: number): number => {
-  const first = block[start]!
-  if (first & 0x80) {
-    const negative = first === 0xff
-    let value = negative ? 0xff ^ first : first & 0x7f
-    for (let i = start + 1; i < start + length; i++) {
-      value = value * 256 + (negative ? 0xff ^ block[i]! : block[i]!)
-    }
-    return negative ? -(value + 1) : value
-  }
-  let value = 0
-  let i = start
-  const end = start + length
-  while (i < end && (block[i] === 0x20 || block[i] === 0)) i++
-  for (; i < end; i++) {
-    const digit = block[i]! - 0x30
-    if (digit < 0 || digit > 7) break
-    value = value * 8 + digit
-  }
-  return value
-}
-
 const isZeroBlock = (block: Uint8Array): boolean => {
   for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false
   return true
-}
-
-/** Whether the header's checksum holds (unsigned, or signed as some old tars summed). */
-const checksumHolds = (block: Uint8Array): boolean => {
-  const expected = number(block, 148, 8)
-  let unsigned = 8 * 0x20
-  let signed = 8 * 0x20
-  for (let i = 0; i < BLOCK; i++) {
-    if (i >= 148 && i < 156) continue
-    const byte = block[i]!
-    unsigned += byte
-    signed += byte > 127 ? byte - 256 : byte
-  }
-  return expected === unsigned || expected === signed
-}
-
-/** The path of a ustar header: its prefix field counts only in ustar, not in GNU headers. */
-const headerPath = (block: Uint8Array): string => {
-  const name = text(block, 0, 100)
-  const ustar = block[257] === 0x75 && block[262] === 0 && block[263] === 0x30 // "ustar\0" "00"
-  const prefix = ustar ? text(block, 345, 155) : ""
-  return prefix === "" ? name : `${prefix}/${name}`
 }
 
 /** Pax records, `LENGTH KEY=VALUE\n`; values stay bytes, since xattr values are binary. */
@@ -318,7 +275,7 @@ const entryOf = (
     throw new ApplyLayerError(`layer entry '${name}' is a sparse file, which is not supported`)
   }
   const mtime = paxTime(paxText("mtime") ?? "") ??
-    { seconds: BigInt(number(block, 136, 12)), nanoseconds: 0n }
+    { seconds: BigInt(headerNumber(block, 136, 12)), nanoseconds: 0n }
   const xattrs = new Map<string, Uint8Array>()
   for (const [key, value] of pax) {
     if (key.startsWith("SCHILY.xattr.")) xattrs.set(key.slice("SCHILY.xattr.".length), value)
@@ -330,20 +287,20 @@ const entryOf = (
   return {
     raw: name,
     type,
-    mode: number(block, 100, 8) & 0o7777,
-    uid: paxNumber("uid", number(block, 108, 8)),
-    gid: paxNumber("gid", number(block, 116, 8)),
-    size: type === "file" ? paxNumber("size", number(block, 124, 12)) : 0,
+    mode: headerNumber(block, 100, 8) & 0o7777,
+    uid: paxNumber("uid", headerNumber(block, 108, 8)),
+    gid: paxNumber("gid", headerNumber(block, 116, 8)),
+    size: type === "file" ? paxNumber("size", headerNumber(block, 124, 12)) : 0,
     mtime,
     atime: paxTime(paxText("atime") ?? "") ?? mtime,
-    linkname: paxText("linkpath") ?? longLink ?? text(block, 157, 100),
-    devmajor: number(block, 329, 8),
-    devminor: number(block, 337, 8),
+    linkname: paxText("linkpath") ?? longLink ?? headerText(block, 157, 100),
+    devmajor: headerNumber(block, 329, 8),
+    devminor: headerNumber(block, 337, 8),
     xattrs,
   }
 }
 
-const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK
+const padding = (size: number): number => paddedSize(size) - size
 
 /** Read the archive's headers in order and hand each entry to `applier`. */
 const readLayer = async (bytes: LayerBytes, applier: LayerApplier): Promise<void> => {
@@ -373,7 +330,7 @@ const readLayer = async (bytes: LayerBytes, applier: LayerApplier): Promise<void
         `the tar header after ${previous} has a bad checksum; the layer is corrupt`,
       )
     }
-    const size = number(block, 124, 12)
+    const size = headerNumber(block, 124, 12)
     switch (String.fromCharCode(block[156]!)) {
       case "x":
         entryPax = new Map()
@@ -383,10 +340,10 @@ const readLayer = async (bytes: LayerBytes, applier: LayerApplier): Promise<void
         paxRecords(await metadata(size, "global pax header"), globalPax, `after ${previous}`)
         continue
       case "L":
-        longName = text(await metadata(size, "long name"), 0, size)
+        longName = headerText(await metadata(size, "long name"), 0, size)
         continue
       case "K":
-        longLink = text(await metadata(size, "long link name"), 0, size)
+        longLink = headerText(await metadata(size, "long link name"), 0, size)
         continue
     }
     const pax = entryPax === undefined ? globalPax : new Map([...globalPax, ...entryPax])

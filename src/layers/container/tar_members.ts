@@ -5,9 +5,15 @@
  */
 import * as Effect from "effect/Effect"
 import { memberName } from "../../domain/container_image.ts"
-import { number, padded, paxRecords, text } from "../store/tar_entry.ts"
-
-const BLOCK = 512
+import {
+  checksumHolds,
+  headerNumber,
+  headerPath,
+  headerText,
+  paddedSize,
+  TAR_BLOCK as BLOCK,
+} from "../../domain/tar_header.ts"
+import { paxRecords } from "../store/tar_entry.ts"
 
 /** The longest long-name or pax record read: real ones are a few hundred bytes. */
 const MAX_RECORD_BYTES = 1024 * 1024
@@ -41,11 +47,11 @@ export const indexTarMembers = <E>(
       const header = yield* readAt(offset, BLOCK)
       if (header.length < BLOCK) return yield* Effect.fail("it ends inside a header")
       if (header.every((byte) => byte === 0)) return members
-      if (!validChecksum(header)) {
+      if (!checksumHolds(header)) {
         return yield* Effect.fail(`it has no valid tar header at offset ${offset}`)
       }
       const type = String.fromCharCode(header[156] ?? 0)
-      const size = pax.has("size") ? Number(pax.get("size")) : number(header, 124, 12)
+      const size = pax.has("size") ? Number(pax.get("size")) : headerNumber(header, 124, 12)
       if (!Number.isSafeInteger(size) || size < 0) {
         return yield* Effect.fail(`its member at offset ${offset} has no valid size`)
       }
@@ -53,7 +59,7 @@ export const indexTarMembers = <E>(
       if (contents + size > archiveSize) {
         return yield* Effect.fail(`it ends inside the member at offset ${offset}`)
       }
-      offset = contents + padded(size)
+      offset = contents + paddedSize(size)
       if (type === "L" || type === "K" || type === "x") {
         // Read into memory whole: a header may not make that unbounded.
         if (size > MAX_RECORD_BYTES) {
@@ -61,16 +67,14 @@ export const indexTarMembers = <E>(
         }
         const record = yield* readAt(contents, size)
         if (type === "x") pax = paxRecords(record)
-        else if (type === "L") longName = text(record, 0, size)
-        else longLink = text(record, 0, size)
+        else if (type === "L") longName = headerText(record, 0, size)
+        else longLink = headerText(record, 0, size)
         continue
       }
       // A global pax header (`g`) says nothing of one member.
       if (type === "g") continue
-      const prefix = text(header, 345, 155)
-      const name = pax.get("path") ?? longName ??
-        (prefix && text(header, 257, 5) === "ustar" ? `${prefix}/` : "") + text(header, 0, 100)
-      const linkName = pax.get("linkpath") ?? longLink ?? text(header, 157, 100)
+      const name = pax.get("path") ?? longName ?? headerPath(header)
+      const linkName = pax.get("linkpath") ?? longLink ?? headerText(header, 157, 100)
       members.set(memberName(name), { offset: contents, size, type, linkName })
       longName = undefined
       longLink = undefined
@@ -80,13 +84,6 @@ export const indexTarMembers = <E>(
     if (offset !== archiveSize) return yield* Effect.fail("it ends inside a header")
     return members
   })
-
-/** The header checksum: the sum of its bytes with the checksum field read as spaces. */
-const validChecksum = (header: Uint8Array): boolean => {
-  let sum = 0
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i] ?? 0
-  return sum === number(header, 148, 8)
-}
 
 /** Whether `member` is a regular file, whose contents are its bytes. */
 export const isRegularMember = (member: TarMember): boolean =>

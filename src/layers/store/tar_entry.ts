@@ -6,8 +6,15 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
+import {
+  headerNumber,
+  headerPath,
+  headerText,
+  paddedSize,
+  TAR_BLOCK,
+} from "../../domain/tar_header.ts"
 
-const BLOCK = 512
+const BLOCK = TAR_BLOCK
 
 /**
  * Why the archive does not yield the entry: it has none that fits, it ends too soon, it has a
@@ -20,24 +27,6 @@ const MAX_RECORD_BYTES = 1024 * 1024
 
 const decoder = new TextDecoder()
 
-export const text = (header: Uint8Array, start: number, length: number): string => {
-  const field = header.subarray(start, start + length)
-  const end = field.indexOf(0)
-  return decoder.decode(end === -1 ? field : field.subarray(0, end))
-}
-
-/** A numeric field: octal text, or GNU base-256 when the top bit of the first byte is set. */
-export const number = (header: Uint8Array, start: number, length: number): number => {
-  const field = header.subarray(start, start + length)
-  if (((field[0] ?? 0) & 0x80) !== 0) {
-    let value = (field[0] ?? 0) & 0x7f
-    for (const byte of field.subarray(1)) value = value * 256 + byte
-    return value
-  }
-  const octal = text(header, start, length).trim()
-  return octal === "" ? 0 : parseInt(octal, 8)
-}
-
 /** pax records: `LEN key=value\n`... */
 export const paxRecords = (data: Uint8Array): Map<string, string> => {
   const records = new Map<string, string>()
@@ -47,8 +36,6 @@ export const paxRecords = (data: Uint8Array): Map<string, string> => {
   }
   return records
 }
-
-export const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK
 
 type State =
   /** Collecting `into` (a header, or a long name or pax record of `size` bytes). */
@@ -143,7 +130,7 @@ class TarEntryReader {
   }
 
   #record(meta: Meta, data: Uint8Array): undefined {
-    if (meta.type === "L") this.#longName = text(data, 0, meta.size)
+    if (meta.type === "L") this.#longName = headerText(data, 0, meta.size)
     else this.#pax = paxRecords(data.subarray(0, meta.size))
     this.#state = TarEntryReader.header()
   }
@@ -156,16 +143,16 @@ class TarEntryReader {
       return undefined
     }
     const type = String.fromCharCode(header[156] ?? 0)
-    const size = this.#pax.has("size") ? Number(this.#pax.get("size")) : number(header, 124, 12)
-    const prefix = text(header, 345, 155)
-    const name = this.#pax.get("path") ?? this.#longName ??
-      (prefix && text(header, 257, 5) === "ustar" ? `${prefix}/` : "") + text(header, 0, 100)
+    const size = this.#pax.has("size")
+      ? Number(this.#pax.get("size"))
+      : headerNumber(header, 124, 12)
+    const name = this.#pax.get("path") ?? this.#longName ?? headerPath(header)
     if (type === "L" || type === "x") {
       // Read into memory whole: a header may not make that unbounded.
       if (!(size <= MAX_RECORD_BYTES)) return "Oversized"
       this.#state = {
         _tag: "Collect",
-        into: new Uint8Array(padded(size)),
+        into: new Uint8Array(paddedSize(size)),
         filled: 0,
         meta: { type, size },
       }
@@ -179,11 +166,11 @@ class TarEntryReader {
       if (this.#found) return "Several"
       this.#state = size === 0
         ? this.#afterEntry(0)
-        : { _tag: "Entry", left: size, padding: padded(size) - size }
+        : { _tag: "Entry", left: size, padding: paddedSize(size) - size }
     } else {
-      this.#state = padded(size) === 0
+      this.#state = paddedSize(size) === 0
         ? TarEntryReader.header()
-        : { _tag: "Skip", left: padded(size) }
+        : { _tag: "Skip", left: paddedSize(size) }
     }
     return undefined
   }
