@@ -50,17 +50,27 @@ export const decodeJson = <A, I>(schema: Schema.Schema<A, I>) =>
     ),
   )
 
-/** What an image's config says, as far as a VM image records it. */
-export interface ContainerImageConfig {
+/**
+ * What of an image's config a VM image's record keeps (it applies none of it): what a user may
+ * want to see again.
+ */
+export const RecordedImageConfig = Schema.Struct({
+  env: Schema.optionalWith(Strings, { exact: true }),
+  workingDir: Schema.optionalWith(Schema.String, { exact: true }),
+  entrypoint: Schema.optionalWith(Strings, { exact: true }),
+  cmd: Schema.optionalWith(Strings, { exact: true }),
+  labels: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
+    exact: true,
+  }),
+  created: Schema.optionalWith(Schema.String, { exact: true }),
+})
+export type RecordedImageConfig = typeof RecordedImageConfig.Type
+
+/** What an image's config says, as far as a VM image records it, and its platform. */
+export type ContainerImageConfig = RecordedImageConfig & {
   readonly os: string
   readonly architecture: string
   readonly variant?: string
-  readonly env?: ReadonlyArray<string>
-  readonly workingDir?: string
-  readonly entrypoint?: ReadonlyArray<string>
-  readonly cmd?: ReadonlyArray<string>
-  readonly labels?: Readonly<Record<string, string>>
-  readonly created?: string
 }
 
 /** The config as recorded: the fields an image's user may want to see again. */

@@ -5,6 +5,7 @@
  * counts. Both stores keep these records as text and read them through `StoreRecordJson`.
  */
 import * as Schema from "effect/Schema"
+import { RecordedImageConfig } from "./container_image.ts"
 import { encodeImageName } from "./image_spec.ts"
 
 /** What the file an image is in is now: its size, inode and modification time. */
@@ -26,16 +27,7 @@ export const ContainerOrigin = Schema.Struct({
   digest: Schema.String,
   /** `OS/ARCH[/VARIANT]`. */
   platform: Schema.String,
-  config: Schema.Struct({
-    env: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    workingDir: Schema.optionalWith(Schema.String, { exact: true }),
-    entrypoint: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    cmd: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    labels: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
-      exact: true,
-    }),
-    created: Schema.optionalWith(Schema.String, { exact: true }),
-  }),
+  config: RecordedImageConfig,
 })
 export type ContainerOrigin = typeof ContainerOrigin.Type
 

@@ -61,20 +61,9 @@ export const resolveSources = Effect.fn("build.sources")(function* (
 
 /** What the image's record keeps of the container image `source` resolved to. */
 const containerOrigin = (source: string, image: ResolvedContainerImage): ContainerOrigin => {
-  const { env, workingDir, entrypoint, cmd, labels, created } = image.config
-  return {
-    source,
-    digest: image.manifestDigest,
-    platform: formatPlatform(image.platform),
-    config: {
-      ...(env === undefined ? {} : { env }),
-      ...(workingDir === undefined ? {} : { workingDir }),
-      ...(entrypoint === undefined ? {} : { entrypoint }),
-      ...(cmd === undefined ? {} : { cmd }),
-      ...(labels === undefined ? {} : { labels }),
-      ...(created === undefined ? {} : { created }),
-    },
-  }
+  // The platform is recorded on its own, as the build asked for it.
+  const { os: _os, architecture: _architecture, variant: _variant, ...config } = image.config
+  return { source, digest: image.manifestDigest, platform: formatPlatform(image.platform), config }
 }
 
 /** The image `source` names (checked by the Imagefile's rules), for `platform`. */
